@@ -1,0 +1,147 @@
+//! The connection handshake of seed 001 §13: the server sends a random
+//! challenge, the client answers with its HMAC under a shared key, the server
+//! compares in constant time.
+//!
+//! This module owns the arithmetic and the key's form; the socket dance and
+//! where the random bytes come from belong to the caller.
+
+use hmac::{Hmac, Mac};
+use md5::Md5;
+use sha2::Sha256;
+
+/// Length of the server's challenge: the seed's `os.urandom(32)`.
+pub const CHALLENGE_LEN: usize = 32;
+
+/// Which HMAC the client must answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Digest {
+    /// HMAC-MD5, 16-byte answer: Python's `hmac.new(key, msg)` before 3.8,
+    /// what the seeds' classic clients send.
+    Md5,
+    /// HMAC-SHA256, 32-byte answer: sockit's default.
+    #[default]
+    Sha256,
+}
+
+impl Digest {
+    /// Bytes in a client's answer.
+    pub fn answer_len(self) -> usize {
+        match self {
+            Self::Md5 => 16,
+            Self::Sha256 => 32,
+        }
+    }
+
+    /// The answer an honest client sends for `challenge`.
+    pub fn answer(self, key: &Key, challenge: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Md5 => mac::<Hmac<Md5>>(key, challenge).finalize().into_bytes().to_vec(),
+            Self::Sha256 => mac::<Hmac<Sha256>>(key, challenge).finalize().into_bytes().to_vec(),
+        }
+    }
+
+    /// Constant-time check of a client's answer.
+    pub fn verify(self, key: &Key, challenge: &[u8], answer: &[u8]) -> bool {
+        match self {
+            Self::Md5 => mac::<Hmac<Md5>>(key, challenge).verify_slice(answer).is_ok(),
+            Self::Sha256 => mac::<Hmac<Sha256>>(key, challenge).verify_slice(answer).is_ok(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Md5 => "md5",
+            Self::Sha256 => "sha256",
+        }
+    }
+}
+
+fn mac<M: Mac + hmac::digest::KeyInit>(key: &Key, challenge: &[u8]) -> M {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut m = <M as Mac>::new_from_slice(&key.0).unwrap_or_else(|_| unreachable!("hmac takes any key length"));
+    m.update(challenge);
+    m
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("key is empty")]
+    Empty,
+}
+
+/// The shared secret. Its `Debug` never shows the bytes, so it cannot leak
+/// into a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key(Vec<u8>);
+
+impl Key {
+    /// A key file's content: the secret as text, trailing whitespace (the
+    /// newline an editor adds) stripped.
+    pub fn from_file_text(text: &[u8]) -> Result<Self, KeyError> {
+        let end = text.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+        let secret = text.get(..end).unwrap_or_default();
+        if secret.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        Ok(Self(secret.to_vec()))
+    }
+
+    /// The text to store for a freshly generated key, from caller-supplied
+    /// random bytes.
+    pub fn file_text_from_random(random: &[u8]) -> String {
+        format!("{}\n", crate::checksum::hex(random))
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::checksum::hex;
+
+    #[test]
+    fn hmac_md5_matches_rfc2104_vector() {
+        // RFC 2104 Appendix, test 2: key "Jefe".
+        let key = Key::from_file_text(b"Jefe\n").unwrap();
+        let answer = Digest::Md5.answer(&key, b"what do ya want for nothing?");
+        assert_eq!(hex(&answer), "750c783e6ab0b503eaa86e310a5db738");
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc4231_vector() {
+        // RFC 4231 §4.3, test case 2.
+        let key = Key::from_file_text(b"Jefe").unwrap();
+        let answer = Digest::Sha256.answer(&key, b"what do ya want for nothing?");
+        assert_eq!(
+            hex(&answer),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn verify_accepts_only_the_right_answer() {
+        let key = Key::from_file_text(b"linhaifeng bang bang bang").unwrap();
+        let wrong = Key::from_file_text(b"linhaifeng bang bang bang1111").unwrap();
+        let challenge = [7u8; CHALLENGE_LEN];
+        for d in [Digest::Md5, Digest::Sha256] {
+            let good = d.answer(&key, &challenge);
+            assert_eq!(good.len(), d.answer_len());
+            assert!(d.verify(&key, &challenge, &good));
+            assert!(!d.verify(&key, &challenge, &d.answer(&wrong, &challenge)));
+            assert!(!d.verify(&key, &challenge, &good[..good.len() - 1]));
+        }
+    }
+
+    #[test]
+    fn key_text_strips_trailing_whitespace_only() {
+        assert_eq!(Key::from_file_text(b" k y \r\n\t").unwrap(), Key::from_file_text(b" k y").unwrap());
+        assert_eq!(Key::from_file_text(b" \n"), Err(KeyError::Empty));
+        assert_eq!(format!("{:?}", Key::from_file_text(b"secret").unwrap()), "Key(<redacted>)");
+    }
+}

@@ -1,0 +1,447 @@
+//! The file service's messages (docs/protocol.md §3): typed requests parsed
+//! from frame headers, the replies the server sends, and the stable error
+//! codes a peer sees.
+//!
+//! This module owns the mapping between JSON headers and types in both
+//! directions. It knows nothing of sockets or disks; the server turns a
+//! [`Request`] into filesystem work and the result back into a reply here.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::frame::{FrameError, Header, size_field};
+use crate::path::{PathError, RelPath};
+
+/// The request a header carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Upload; the body (`filesize - offset` bytes) follows the header.
+    Put(Put),
+    /// How much of an interrupted upload of this file the server kept.
+    Resume { path: RelPath, filesize: u64 },
+    /// Download from `offset`; the reply's body is the rest of the file.
+    Get { path: RelPath, offset: u64 },
+    Ls { path: RelPath, recursive: bool },
+    Stat { path: RelPath },
+    Rm { path: RelPath, recursive: bool },
+    Mkdir { path: RelPath },
+    /// The trailer after a put body that asked for `"verify":"xxh3"`: the
+    /// whole file's hash, computed by the client while it sent.
+    Commit { xxh3: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    pub path: RelPath,
+    /// The whole file's size.
+    pub filesize: u64,
+    /// Where this body starts: 0, or the offset a `resume` reply gave.
+    pub offset: u64,
+    /// The seeds' optional up-front MD5 of the whole file, lowercase hex.
+    pub md5: Option<String>,
+    /// A [`Request::Commit`] trailer follows the body.
+    pub trailer: bool,
+}
+
+/// The command names on the wire.
+pub const COMMANDS: [&str; 8] = ["put", "resume", "get", "ls", "stat", "rm", "mkdir", "commit"];
+
+/// Why a header is not a request this server can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("header has no \"cmd\" string")]
+    MissingCommand,
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    #[error("field \"{0}\" is missing")]
+    MissingField(&'static str),
+    #[error("field \"{0}\" has the wrong type")]
+    BadField(&'static str),
+    #[error("bad path: {0}")]
+    BadPath(#[from] PathError),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+impl RequestError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownCommand(_) => ErrorCode::UnknownCommand,
+            Self::BadPath(_) => ErrorCode::BadPath,
+            _ => ErrorCode::BadRequest,
+        }
+    }
+}
+
+/// Stable machine-readable error codes. Clients branch on these, never on
+/// the message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownCommand,
+    BadPath,
+    NotFound,
+    AlreadyExists,
+    IsADirectory,
+    NotADirectory,
+    NotEmpty,
+    Busy,
+    ChecksumMismatch,
+    NoSpace,
+    PermissionDenied,
+    TooLarge,
+    Io,
+    ShuttingDown,
+    /// A code this build does not know (a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::UnknownCommand => "unknown_command",
+            Self::BadPath => "bad_path",
+            Self::NotFound => "not_found",
+            Self::AlreadyExists => "already_exists",
+            Self::IsADirectory => "is_a_directory",
+            Self::NotADirectory => "not_a_directory",
+            Self::NotEmpty => "not_empty",
+            Self::Busy => "busy",
+            Self::ChecksumMismatch => "checksum_mismatch",
+            Self::NoSpace => "no_space",
+            Self::PermissionDenied => "permission_denied",
+            Self::TooLarge => "too_large",
+            Self::Io => "io",
+            Self::ShuttingDown => "shutting_down",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error reply as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("server refused: {message} ({code})")]
+pub struct RemoteError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// A folder entry, as `ls` and `stat` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Relative to the folder listed (for `stat`: the path asked about).
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+impl Request {
+    /// Parses a request header (the frame layer has already checked sizes).
+    pub fn from_header(h: &Header) -> Result<Self, RequestError> {
+        let cmd = h.get("cmd").and_then(Value::as_str).ok_or(RequestError::MissingCommand)?;
+        Ok(match cmd {
+            "put" => Self::Put(Put {
+                path: RelPath::parse(str_field(h, "filename")?)?,
+                filesize: size_field(h, "filesize")?.ok_or(RequestError::MissingField("filesize"))?,
+                offset: size_field(h, "offset")?.unwrap_or(0),
+                md5: opt_str_field(h, "md5")?.map(str::to_ascii_lowercase),
+                trailer: match opt_str_field(h, "verify")? {
+                    None => false,
+                    Some("xxh3") => true,
+                    Some(_) => return Err(RequestError::BadField("verify")),
+                },
+            }),
+            "resume" => Self::Resume {
+                path: RelPath::parse(str_field(h, "filename")?)?,
+                filesize: size_field(h, "filesize")?.ok_or(RequestError::MissingField("filesize"))?,
+            },
+            "get" => Self::Get {
+                path: RelPath::parse(str_field(h, "filename")?)?,
+                offset: size_field(h, "offset")?.unwrap_or(0),
+            },
+            "ls" => Self::Ls {
+                path: RelPath::parse_dir(opt_str_field(h, "path")?.unwrap_or(""))?,
+                recursive: bool_field(h, "recursive")?,
+            },
+            "stat" => Self::Stat {
+                path: RelPath::parse(str_field(h, "path")?)?,
+            },
+            "rm" => Self::Rm {
+                path: RelPath::parse(str_field(h, "path")?)?,
+                recursive: bool_field(h, "recursive")?,
+            },
+            "mkdir" => Self::Mkdir {
+                path: RelPath::parse(str_field(h, "path")?)?,
+            },
+            "commit" => Self::Commit {
+                xxh3: str_field(h, "xxh3")?.to_ascii_lowercase(),
+            },
+            other => return Err(RequestError::UnknownCommand(truncate(other, 64))),
+        })
+    }
+
+    /// The header a client sends for this request.
+    pub fn to_header(&self) -> Header {
+        let mut h = Header::new();
+        let mut put = |k: &str, v: Value| {
+            h.insert(k.to_owned(), v);
+        };
+        match self {
+            Self::Put(p) => {
+                put("cmd", "put".into());
+                put("filename", p.path.to_string().into());
+                put("filesize", p.filesize.into());
+                if p.offset > 0 {
+                    put("offset", p.offset.into());
+                }
+                if let Some(md5) = &p.md5 {
+                    put("md5", md5.clone().into());
+                }
+                if p.trailer {
+                    put("verify", "xxh3".into());
+                }
+            }
+            Self::Resume { path, filesize } => {
+                put("cmd", "resume".into());
+                put("filename", path.to_string().into());
+                put("filesize", (*filesize).into());
+            }
+            Self::Get { path, offset } => {
+                put("cmd", "get".into());
+                put("filename", path.to_string().into());
+                if *offset > 0 {
+                    put("offset", (*offset).into());
+                }
+            }
+            Self::Ls { path, recursive } => {
+                put("cmd", "ls".into());
+                put("path", path.to_string().into());
+                if *recursive {
+                    put("recursive", true.into());
+                }
+            }
+            Self::Stat { path } => {
+                put("cmd", "stat".into());
+                put("path", path.to_string().into());
+            }
+            Self::Rm { path, recursive } => {
+                put("cmd", "rm".into());
+                put("path", path.to_string().into());
+                if *recursive {
+                    put("recursive", true.into());
+                }
+            }
+            Self::Mkdir { path } => {
+                put("cmd", "mkdir".into());
+                put("path", path.to_string().into());
+            }
+            Self::Commit { xxh3 } => {
+                put("cmd", "commit".into());
+                put("xxh3", xxh3.clone().into());
+            }
+        }
+        h
+    }
+}
+
+/// `{"status":"ok"}` plus the given fields.
+pub fn ok_reply(fields: impl IntoIterator<Item = (&'static str, Value)>) -> Header {
+    let mut h = Header::new();
+    h.insert("status".into(), "ok".into());
+    for (k, v) in fields {
+        h.insert(k.into(), v);
+    }
+    h
+}
+
+/// `{"status":"error","code":...,"message":...}`.
+pub fn error_reply(code: ErrorCode, message: &str) -> Header {
+    let mut h = Header::new();
+    h.insert("status".into(), "error".into());
+    h.insert("code".into(), code.as_str().into());
+    h.insert("message".into(), truncate(message, 512).into());
+    h
+}
+
+/// A client's view of a reply header: the header itself when the status is
+/// ok, the remote error otherwise. A header with no status is malformed.
+pub fn parse_reply(h: Header) -> Result<Header, ReplyError> {
+    match h.get("status").and_then(Value::as_str) {
+        Some("ok") => Ok(h),
+        Some("error") => {
+            let code = h
+                .get("code")
+                .cloned()
+                .and_then(|c| serde_json::from_value(c).ok())
+                .unwrap_or(ErrorCode::Unknown);
+            let message = h.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
+            Err(ReplyError::Remote(RemoteError { code, message }))
+        }
+        _ => Err(ReplyError::Malformed("reply has no status")),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("malformed reply: {0}")]
+    Malformed(&'static str),
+}
+
+fn str_field<'h>(h: &'h Header, key: &'static str) -> Result<&'h str, RequestError> {
+    opt_str_field(h, key)?.ok_or(RequestError::MissingField(key))
+}
+
+fn opt_str_field<'h>(h: &'h Header, key: &'static str) -> Result<Option<&'h str>, RequestError> {
+    match h.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(RequestError::BadField(key)),
+    }
+}
+
+fn bool_field(h: &Header, key: &'static str) -> Result<bool, RequestError> {
+    match h.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(RequestError::BadField(key)),
+    }
+}
+
+/// Cuts text echoed back to a peer, so a hostile name cannot make a big reply.
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Header {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn the_seed_put_header_is_a_plain_put() {
+        let h = obj(json!({"cmd":"put","filename":"a.txt","filesize":123123}));
+        let Request::Put(p) = Request::from_header(&h).unwrap() else { panic!() };
+        assert_eq!(p.path.to_string(), "a.txt");
+        assert_eq!((p.filesize, p.offset, p.trailer), (123123, 0, false));
+        assert_eq!(p.md5, None);
+        let h = obj(json!({"cmd":"put","filename":"a","filesize":1,"md5":"ABCDEF"}));
+        let Request::Put(p) = Request::from_header(&h).unwrap() else { panic!() };
+        assert_eq!(p.md5.as_deref(), Some("abcdef"));
+    }
+
+    #[test]
+    fn every_request_round_trips_through_its_header() {
+        let p = |s: &str| RelPath::parse(s).unwrap();
+        let requests = [
+            Request::Put(Put {
+                path: p("d/a.bin"),
+                filesize: 10,
+                offset: 4,
+                md5: Some("00ff".into()),
+                trailer: true,
+            }),
+            Request::Resume { path: p("x"), filesize: 9 },
+            Request::Get { path: p("x"), offset: 0 },
+            Request::Get { path: p("x"), offset: 7 },
+            Request::Ls { path: RelPath::root(), recursive: true },
+            Request::Ls { path: p("d"), recursive: false },
+            Request::Stat { path: p("d") },
+            Request::Rm { path: p("d"), recursive: true },
+            Request::Mkdir { path: p("d/e") },
+            Request::Commit { xxh3: "0123".into() },
+        ];
+        for r in requests {
+            assert_eq!(Request::from_header(&r.to_header()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn malformed_requests_map_to_stable_codes() {
+        let cases = [
+            (json!({}), ErrorCode::BadRequest),
+            (json!({"cmd": 5}), ErrorCode::BadRequest),
+            (json!({"cmd": "format_disk"}), ErrorCode::UnknownCommand),
+            (json!({"cmd": "put", "filesize": 1}), ErrorCode::BadRequest),
+            (json!({"cmd": "put", "filename": "a"}), ErrorCode::BadRequest),
+            (json!({"cmd": "put", "filename": "", "filesize": 1}), ErrorCode::BadPath),
+            (json!({"cmd": "put", "filename": "a\u{0}b", "filesize": 1}), ErrorCode::BadPath),
+            (json!({"cmd": "get", "filename": "../../etc/passwd"}), ErrorCode::BadPath),
+            (json!({"cmd": "get", "filename": 3}), ErrorCode::BadRequest),
+            (json!({"cmd": "ls", "recursive": "yes"}), ErrorCode::BadRequest),
+            (json!({"cmd": "put", "filename": "a", "filesize": -5}), ErrorCode::BadRequest),
+            (json!({"cmd": "put", "filename": "a", "filesize": 1, "verify": "crc"}), ErrorCode::BadRequest),
+        ];
+        for (h, code) in cases {
+            let err = Request::from_header(&obj(h.clone())).unwrap_err();
+            assert_eq!(err.code(), code, "{h}: {err}");
+        }
+    }
+
+    #[test]
+    fn replies_parse_into_ok_or_remote_error() {
+        let ok = ok_reply([("size", 3.into())]);
+        assert_eq!(parse_reply(ok.clone()).unwrap(), ok);
+        let err = parse_reply(error_reply(ErrorCode::NotFound, "no such file")).unwrap_err();
+        assert_eq!(
+            err,
+            ReplyError::Remote(RemoteError {
+                code: ErrorCode::NotFound,
+                message: "no such file".into()
+            })
+        );
+        let future = obj(json!({"status":"error","code":"quota_exceeded","message":"m"}));
+        assert!(matches!(parse_reply(future), Err(ReplyError::Remote(RemoteError { code: ErrorCode::Unknown, .. }))));
+        assert!(matches!(parse_reply(Header::new()), Err(ReplyError::Malformed(_))));
+    }
+
+    #[test]
+    fn error_codes_serialise_as_their_wire_names() {
+        for code in [ErrorCode::BadPath, ErrorCode::ChecksumMismatch, ErrorCode::NoSpace] {
+            assert_eq!(serde_json::to_value(code).unwrap(), Value::from(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn echoed_text_is_bounded() {
+        let long = "é".repeat(1000);
+        let h = obj(json!({"cmd": long}));
+        let RequestError::UnknownCommand(name) = Request::from_header(&h).unwrap_err() else { panic!() };
+        assert!(name.len() <= 64 + 3);
+    }
+}

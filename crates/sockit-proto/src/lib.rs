@@ -1,0 +1,20 @@
+//! sockit's wire formats and protocol logic, with no I/O.
+//!
+//! # Layout
+//! - [`frame`]: the framed protocol of the seeds (length prefix, JSON header,
+//!   body), decoded incrementally from a caller-owned buffer.
+//! - [`files`]: the file service's requests and replies on top of frames.
+//! - [`auth`]: the HMAC challenge/response handshake and the shared key.
+//! - [`path`]: peer-supplied names parsed into safe relative paths.
+//! - [`checksum`]: the streaming hashes that verify transfers end to end.
+//!
+//! Nothing here reads a clock, a socket, a file or a random source: callers
+//! pass bytes, time and randomness in. That keeps every decoder total and
+//! testable without a runtime.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod checksum;
+pub mod files;
+pub mod frame;
+pub mod path;
