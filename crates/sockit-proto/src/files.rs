@@ -18,6 +18,7 @@ pub enum Request {
     /// Upload; the body (`filesize - offset` bytes) follows the header.
     Put(Put),
     /// How much of an interrupted upload of this file the server kept.
+    /// The total travels as `"size"`: a `"filesize"` key would declare a body.
     Resume { path: RelPath, filesize: u64 },
     /// Download from `offset`; the reply's body is the rest of the file.
     Get { path: RelPath, offset: u64 },
@@ -172,7 +173,7 @@ impl Request {
             }),
             "resume" => Self::Resume {
                 path: RelPath::parse(str_field(h, "filename")?)?,
-                filesize: size_field(h, "filesize")?.ok_or(RequestError::MissingField("filesize"))?,
+                filesize: size_field(h, "size")?.ok_or(RequestError::MissingField("size"))?,
             },
             "get" => Self::Get {
                 path: RelPath::parse(str_field(h, "filename")?)?,
@@ -223,7 +224,7 @@ impl Request {
             Self::Resume { path, filesize } => {
                 put("cmd", "resume".into());
                 put("filename", path.to_string().into());
-                put("filesize", (*filesize).into());
+                put("size", (*filesize).into());
             }
             Self::Get { path, offset } => {
                 put("cmd", "get".into());

@@ -106,6 +106,13 @@ impl RelPath {
         self.components.last().map_or("", String::as_str)
     }
 
+    /// The folder holding this path (the root for a top-level name).
+    pub fn parent(&self) -> Self {
+        let mut components = self.components.clone();
+        components.pop();
+        Self { components }
+    }
+
     /// This path with one more component; `name` must itself be a single
     /// valid component.
     pub fn join(&self, name: &str) -> Result<Self, PathError> {

@@ -1,0 +1,167 @@
+//! The HMAC challenge/response handshake (docs/protocol.md §2) as a layer in
+//! front of any TCP service, and where keys come from.
+//!
+//! The server side runs before a service sees the stream; on a wrong answer
+//! the connection is closed with nothing sent. Keys come from a file, never
+//! from argv; the default key file is created on first use with mode 0600.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use rand::RngCore as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+use sockit_proto::auth::{CHALLENGE_LEN, Digest, Key};
+
+use crate::Error;
+
+/// What a server demands, or a client proves, on connect.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub key: Key,
+    pub digest: Digest,
+}
+
+/// Server side: challenge, read exactly the answer's length, compare in
+/// constant time. The caller bounds this with the handshake deadline.
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Auth) -> Result<(), Error> {
+    let mut challenge = [0u8; CHALLENGE_LEN];
+    rand::rng().fill_bytes(&mut challenge);
+    stream.write_all(&challenge).await.map_err(Error::io("sending the challenge"))?;
+    let mut answer = vec![0u8; auth.digest.answer_len()];
+    stream.read_exact(&mut answer).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::Closed {
+            op: "reading the challenge answer",
+        },
+        _ => Error::Io {
+            op: "reading the challenge answer",
+            source: e,
+        },
+    })?;
+    if auth.digest.verify(&auth.key, &challenge, &answer) {
+        Ok(())
+    } else {
+        Err(Error::AuthFailed)
+    }
+}
+
+/// Client side: read the challenge, send the answer. A server that rejects
+/// it closes the connection, which the client sees on its next read.
+pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Auth) -> Result<(), Error> {
+    let mut challenge = [0u8; CHALLENGE_LEN];
+    stream.read_exact(&mut challenge).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::Closed {
+            op: "waiting for the auth challenge (does the server use --insecure-no-auth?)",
+        },
+        _ => Error::Io {
+            op: "reading the auth challenge",
+            source: e,
+        },
+    })?;
+    let answer = auth.digest.answer(&auth.key, &challenge);
+    stream.write_all(&answer).await.map_err(Error::io("sending the auth answer"))
+}
+
+/// Reads a key file: the secret as text, trailing whitespace stripped.
+pub fn load_key(path: &Path) -> Result<Key, Error> {
+    let text = std::fs::read(path).map_err(Error::file("cannot read key file", path))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "key file is readable by other users; chmod 600 it");
+        }
+    }
+    Key::from_file_text(&text).map_err(|source| Error::Key {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `$XDG_CONFIG_HOME/sockit/key`, else `$HOME/.config/sockit/key`.
+pub fn default_key_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("sockit").join("key"))
+}
+
+/// Loads the key at `path`, creating it with 32 random bytes (as hex text,
+/// mode 0600) if it does not exist yet. Returns whether it was created.
+pub fn load_or_create_key(path: &Path) -> Result<(Key, bool), Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::file("cannot create key folder", dir))?;
+    }
+    let mut random = [0u8; 32];
+    rand::rng().fill_bytes(&mut random);
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(Key::file_text_from_random(&random).as_bytes()));
+    match created {
+        Ok(()) => Ok((load_key(path)?, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((load_key(path)?, false)),
+        Err(e) => Err(Error::File {
+            op: "cannot create key file",
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn auth(secret: &[u8], digest: Digest) -> Auth {
+        Auth {
+            key: Key::from_file_text(secret).unwrap(),
+            digest,
+        }
+    }
+
+    #[tokio::test]
+    async fn right_key_passes_and_wrong_key_fails() {
+        for digest in [Digest::Md5, Digest::Sha256] {
+            let (mut a, mut b) = tokio::io::duplex(256);
+            let server = auth(b"k1", digest);
+            let good = auth(b"k1", digest);
+            let (s, c) = tokio::join!(accept(&mut a, &server), answer(&mut b, &good));
+            assert!(s.is_ok() && c.is_ok());
+            let (mut a, mut b) = tokio::io::duplex(256);
+            let wrong = auth(b"k2", digest);
+            let (s, _) = tokio::join!(accept(&mut a, &server), answer(&mut b, &wrong));
+            assert!(matches!(s, Err(Error::AuthFailed)));
+        }
+    }
+
+    #[tokio::test]
+    async fn client_that_hangs_up_mid_answer_is_a_close() {
+        let (mut a, mut b) = tokio::io::duplex(256);
+        let server = auth(b"k", Digest::Sha256);
+        let client = async move {
+            let mut c = [0u8; CHALLENGE_LEN];
+            b.read_exact(&mut c).await.unwrap();
+            b.write_all(&[1, 2, 3]).await.unwrap();
+            drop(b);
+        };
+        let (s, ()) = tokio::join!(accept(&mut a, &server), client);
+        assert!(matches!(s, Err(Error::Closed { .. })));
+    }
+
+    #[test]
+    fn default_key_is_created_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg/sockit/key");
+        let (k1, created) = load_or_create_key(&path).unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (k2, created) = load_or_create_key(&path).unwrap();
+        assert!(!created);
+        assert_eq!(k1, k2);
+    }
+}

@@ -1,0 +1,137 @@
+//! A framed connection over any `AsyncRead + AsyncWrite`: the buffer the
+//! frame decoder cuts from, with a deadline on every wait for the peer.
+//!
+//! `next_event` is cancel-safe (all state is in the buffer and decoder), so
+//! a server can race it against shutdown.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+use sockit_proto::frame::{self, FrameDecoder, FrameEvent, FrameLimits, Header};
+
+use crate::Error;
+use crate::error::deadline;
+
+/// Read size: 256 KiB. Buffers of 64 KiB and up bring loopback transfers
+/// close to the copy ceiling; more only adds memory per connection.
+pub const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug)]
+pub struct FramedConn<S> {
+    stream: S,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    /// Longest wait for the peer to send or accept bytes.
+    timeout: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
+    pub fn new(stream: S, limits: FrameLimits, timeout: Duration) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::new(limits),
+            timeout,
+        }
+    }
+
+    /// The next frame event; `None` when the peer closed cleanly between frames.
+    pub async fn next_event(&mut self) -> Result<Option<FrameEvent>, Error> {
+        loop {
+            if let Some(ev) = self.decoder.decode(&mut self.buf)? {
+                return Ok(Some(ev));
+            }
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+                self.buf.reserve(READ_CHUNK);
+            }
+            let n = deadline(self.timeout, "waiting for the peer", async {
+                self.stream.read_buf(&mut self.buf).await.map_err(Error::io("reading from the peer"))
+            })
+            .await?;
+            if n == 0 {
+                if self.decoder.is_idle() && self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(Error::Closed {
+                    op: if self.decoder.is_idle() {
+                        "sending a header"
+                    } else {
+                        "sending a body"
+                    },
+                });
+            }
+        }
+    }
+
+    /// The next event, which must be a header; a clean close is an error
+    /// naming `op`.
+    pub async fn expect_header(&mut self, op: &'static str) -> Result<(Header, u64), Error> {
+        // A previous frame with an empty body still owes its `End`.
+        if !self.decoder.is_idle() && self.decoder.body_remaining() == 0 {
+            self.skip_body().await?;
+        }
+        match self.next_event().await? {
+            Some(FrameEvent::Header { header, body_len }) => Ok((header, body_len)),
+            None => Err(Error::Closed { op }),
+            Some(_) => Err(Error::Protocol(format!("expected a header while {op}"))),
+        }
+    }
+
+    /// Reads a whole body of `len` bytes into memory, refusing more than `max`.
+    pub async fn read_body(&mut self, len: u64, max: u64) -> Result<Vec<u8>, Error> {
+        if len > max {
+            return Err(Error::Protocol(format!("body of {len} bytes exceeds the {max}-byte limit")));
+        }
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(READ_CHUNK));
+        loop {
+            match self.next_event().await? {
+                Some(FrameEvent::Body(b)) => out.extend_from_slice(&b),
+                Some(FrameEvent::End) => return Ok(out),
+                _ => return Err(Error::Closed { op: "sending a body" }),
+            }
+        }
+    }
+
+    /// Reads and discards the rest of the current body.
+    pub async fn skip_body(&mut self) -> Result<(), Error> {
+        while !self.decoder.is_idle() {
+            match self.next_event().await? {
+                Some(FrameEvent::Body(_)) => {}
+                Some(FrameEvent::End) => return Ok(()),
+                _ => return Err(Error::Closed { op: "sending a body" }),
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn write_header(&mut self, header: &Header) -> Result<(), Error> {
+        let bytes = frame::header_bytes(header);
+        self.write_all(&bytes).await
+    }
+
+    /// Writes raw bytes (a body) with the peer deadline.
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        deadline(self.timeout, "sending to the peer", async {
+            self.stream.write_all(bytes).await.map_err(Error::io("sending to the peer"))
+        })
+        .await
+    }
+
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        deadline(self.timeout, "sending to the peer", async {
+            self.stream.flush().await.map_err(Error::io("sending to the peer"))
+        })
+        .await
+    }
+
+    /// Half-closes the write side: the peer reads end-of-stream.
+    pub async fn shutdown(&mut self) -> Result<(), Error> {
+        self.stream.shutdown().await.map_err(Error::io("closing the connection"))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}

@@ -1,0 +1,90 @@
+//! The library's one error type. Each variant carries the context a user
+//! needs (which peer, path or operation); the binary adds what it was doing.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sockit_proto::auth::KeyError;
+use sockit_proto::files::{RemoteError, ReplyError, RequestError};
+use sockit_proto::frame::FrameError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot listen on {addr}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot connect to {addr}")]
+    Connect { addr: String, source: io::Error },
+    #[error("{op} failed")]
+    Io { op: &'static str, source: io::Error },
+    #[error("{op}: {}", path.display())]
+    File { op: &'static str, path: PathBuf, source: io::Error },
+    #[error("timed out after {}s while {op}", after.as_secs())]
+    Timeout { op: &'static str, after: Duration },
+    #[error("peer closed the connection while {op}")]
+    Closed { op: &'static str },
+    #[error("protocol error")]
+    Frame(#[from] FrameError),
+    #[error("bad request")]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+    #[error("authentication failed")]
+    AuthFailed,
+    #[error("server closed the connection after the auth handshake (wrong key or --auth-digest?)")]
+    AuthRejected,
+    #[error("bad key in {}", path.display())]
+    Key { path: PathBuf, source: KeyError },
+    #[error("checksum mismatch for {name}: expected {expected}, got {actual}")]
+    ChecksumMismatch { name: String, expected: String, actual: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<ReplyError> for Error {
+    fn from(e: ReplyError) -> Self {
+        match e {
+            ReplyError::Remote(r) => Self::Remote(r),
+            ReplyError::Malformed(m) => Self::Protocol(m.to_owned()),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str) -> impl FnOnce(io::Error) -> Self {
+        move |source| Self::Io { op, source }
+    }
+
+    pub(crate) fn file(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::File { op, path, source }
+    }
+
+    /// True when the other side simply went away (reset, broken pipe, EOF):
+    /// worth a debug line in a server log, not a warning.
+    pub fn is_disconnect(&self) -> bool {
+        match self {
+            Self::Closed { .. } => true,
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Runs `fut` with a deadline, naming what timed out.
+pub(crate) async fn deadline<T>(
+    after: Duration,
+    op: &'static str,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(after, fut)
+        .await
+        .unwrap_or(Err(Error::Timeout { op, after }))
+}

@@ -1,0 +1,496 @@
+//! The file service's client: one connection, requests in sequence.
+//!
+//! Downloads go to a hidden partial file beside the target and are renamed
+//! into place only after the server's checksum matched what arrived, so an
+//! interrupted `get` never leaves a truncated file under the final name and
+//! `--resume` continues it. Names from the server (in `get -r`) pass the
+//! same path rules as names from a client: a hostile server cannot write
+//! outside the chosen folder.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use sockit_proto::checksum::StreamHash;
+use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, parse_reply};
+use sockit_proto::frame::{FrameEvent, FrameLimits, Header, size_field};
+use sockit_proto::path::RelPath;
+
+use crate::Error;
+use crate::auth::{self, Auth};
+use crate::conn::{FramedConn, READ_CHUNK};
+use crate::error::deadline;
+
+/// Longest wait for the server by default: connect, each read, each write.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest `ls` body a client accepts (the server caps listings lower).
+pub const MAX_LISTING_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port`.
+    pub server: String,
+    pub auth: Option<Auth>,
+    pub timeout: Duration,
+    pub frame_limits: FrameLimits,
+}
+
+impl ClientConfig {
+    pub fn new(server: impl Into<String>, auth: Option<Auth>) -> Self {
+        Self {
+            server: server.into(),
+            auth,
+            timeout: DEFAULT_TIMEOUT,
+            frame_limits: FrameLimits::default(),
+        }
+    }
+}
+
+/// Receives transfer progress; the binary draws bars or prints JSON.
+pub trait Progress: Send {
+    /// A transfer of `name` starts; `done` bytes were already there (resume).
+    fn begin(&mut self, _name: &str, _total: u64, _done: u64) {}
+    fn advance(&mut self, _bytes: u64) {}
+    fn end(&mut self) {}
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What one finished transfer did.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub name: String,
+    /// The file's whole size.
+    pub size: u64,
+    /// Where this transfer started (0 unless resumed).
+    pub offset: u64,
+    pub xxh3: String,
+    pub elapsed: Duration,
+    /// False only for a classic upload, which no reply confirms.
+    pub verified: bool,
+}
+
+/// What a recursive transfer did.
+#[derive(Debug, Default)]
+pub struct TreeSummary {
+    pub files: Vec<Transfer>,
+    pub folders: usize,
+    /// Files the server refused, with why; the rest still went.
+    pub failed: Vec<(String, Error)>,
+}
+
+#[derive(Debug)]
+pub struct FileClient {
+    conn: FramedConn<TcpStream>,
+    authenticated: bool,
+    first_reply: bool,
+}
+
+impl FileClient {
+    /// Connects and, when configured, answers the auth challenge.
+    pub async fn connect(config: &ClientConfig) -> Result<Self, Error> {
+        let connect_err = |source| Error::Connect {
+            addr: config.server.clone(),
+            source,
+        };
+        let mut stream = deadline(config.timeout, "connecting", async {
+            TcpStream::connect(&config.server).await.map_err(connect_err)
+        })
+        .await?;
+        let _ = stream.set_nodelay(true);
+        if let Some(a) = &config.auth {
+            deadline(config.timeout, "authenticating", auth::answer(&mut stream, a)).await?;
+        }
+        Ok(Self {
+            conn: FramedConn::new(stream, config.frame_limits, config.timeout),
+            authenticated: config.auth.is_some(),
+            first_reply: true,
+        })
+    }
+
+    pub async fn stat(&mut self, path: &RelPath) -> Result<Entry, Error> {
+        let reply = self.call(&Request::Stat { path: path.clone() }).await?;
+        serde_json::from_value(serde_json::Value::Object(reply))
+            .map_err(|e| Error::Protocol(format!("bad stat reply: {e}")))
+    }
+
+    pub async fn ls(&mut self, path: &RelPath, recursive: bool) -> Result<Vec<Entry>, Error> {
+        self.send(&Request::Ls {
+            path: path.clone(),
+            recursive,
+        })
+        .await?;
+        let (_, body_len) = self.reply().await?;
+        let body = self.conn.read_body(body_len, MAX_LISTING_BYTES).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("bad listing: {e}")))
+    }
+
+    pub async fn rm(&mut self, path: &RelPath, recursive: bool) -> Result<(), Error> {
+        self.call(&Request::Rm {
+            path: path.clone(),
+            recursive,
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn mkdir(&mut self, path: &RelPath) -> Result<(), Error> {
+        self.call(&Request::Mkdir { path: path.clone() }).await.map(drop)
+    }
+
+    /// Uploads `local` as `remote`, verified by the server against the hash
+    /// computed while sending. With `resume`, continues a kept partial.
+    pub async fn put(
+        &mut self,
+        local: &Path,
+        remote: &RelPath,
+        resume: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, Error> {
+        let started = Instant::now();
+        let mut file = tokio::fs::File::open(local).await.map_err(Error::file("cannot open", local))?;
+        let filesize = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
+        let offset = if resume {
+            let reply = self
+                .call(&Request::Resume {
+                    path: remote.clone(),
+                    filesize,
+                })
+                .await?;
+            size_field(&reply, "offset")?.unwrap_or(0).min(filesize)
+        } else {
+            0
+        };
+        let put = Request::Put(Put {
+            path: remote.clone(),
+            filesize,
+            offset,
+            md5: None,
+            trailer: true,
+        });
+        self.send(&put).await?;
+        progress.begin(&remote.to_string(), filesize, offset);
+        let mut hash = StreamHash::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut pos = 0u64;
+        while pos < filesize {
+            let want = usize::try_from(filesize - pos).map_or(buf.len(), |r| r.min(buf.len()));
+            let chunk = buf.get_mut(..want).unwrap_or_default();
+            let n = file.read(chunk).await.map_err(Error::file("reading", local))?;
+            let Some(read) = chunk.get(..n).filter(|c| !c.is_empty()) else {
+                return Err(Error::Usage(format!("{} shrank while being sent", local.display())));
+            };
+            hash.update(read);
+            // The prefix the server already has is only hashed, not sent.
+            let skip = usize::try_from(offset.saturating_sub(pos)).unwrap_or(usize::MAX).min(n);
+            if let Some(tail) = read.get(skip..).filter(|t| !t.is_empty()) {
+                self.conn.write_all(tail).await?;
+                progress.advance(tail.len() as u64);
+            }
+            pos += n as u64;
+        }
+        let xxh3 = hash.hex();
+        self.send(&Request::Commit { xxh3: xxh3.clone() }).await?;
+        let reply = self.reply().await;
+        progress.end();
+        let reply = reply?.0;
+        if reply.get("xxh3").and_then(|v| v.as_str()) != Some(xxh3.as_str()) {
+            return Err(Error::Protocol("server confirmed a different checksum".into()));
+        }
+        Ok(Transfer {
+            name: remote.to_string(),
+            size: filesize,
+            offset,
+            xxh3,
+            elapsed: started.elapsed(),
+            verified: true,
+        })
+    }
+
+    /// Uploads the way the seeds' client does, for a classic server that
+    /// never replies: `{"cmd":"put","filename":..,"filesize":..}` and the
+    /// bytes, then end of stream. Nothing confirms it arrived.
+    pub async fn put_classic(
+        mut self,
+        local: &Path,
+        remote_name: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, Error> {
+        let started = Instant::now();
+        let mut file = tokio::fs::File::open(local).await.map_err(Error::file("cannot open", local))?;
+        let filesize = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
+        let mut header = Header::new();
+        header.insert("cmd".into(), "put".into());
+        header.insert("filename".into(), remote_name.into());
+        header.insert("filesize".into(), filesize.into());
+        self.conn.write_header(&header).await?;
+        progress.begin(remote_name, filesize, 0);
+        let mut hash = StreamHash::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = file.read(&mut buf).await.map_err(Error::file("reading", local))?;
+            let Some(read) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
+            hash.update(read);
+            self.conn.write_all(read).await?;
+            progress.advance(n as u64);
+        }
+        self.conn.shutdown().await?;
+        progress.end();
+        Ok(Transfer {
+            name: remote_name.to_owned(),
+            size: filesize,
+            offset: 0,
+            xxh3: hash.hex(),
+            elapsed: started.elapsed(),
+            verified: false,
+        })
+    }
+
+    /// Downloads `remote` to the file `local`, through a partial beside it.
+    pub async fn get(
+        &mut self,
+        remote: &RelPath,
+        local: &Path,
+        resume: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, Error> {
+        let started = Instant::now();
+        let partial = partial_path(local);
+        let mut hash = StreamHash::new();
+        let (mut file, offset) = open_partial(&partial, resume, &mut hash).await?;
+        self.send(&Request::Get {
+            path: remote.clone(),
+            offset,
+        })
+        .await?;
+        let (reply, body_len) = self.reply().await?;
+        let size = size_field(&reply, "filesize")?.unwrap_or(0);
+        if size_field(&reply, "offset")?.unwrap_or(0) != offset {
+            return Err(Error::Protocol("server started at a different offset".into()));
+        }
+        progress.begin(&remote.to_string(), size, offset);
+        let mut received = 0u64;
+        loop {
+            match self.conn.next_event().await {
+                Ok(Some(FrameEvent::Body(chunk))) => {
+                    hash.update(&chunk);
+                    file.write_all(&chunk).await.map_err(Error::file("writing", &partial))?;
+                    received += chunk.len() as u64;
+                    progress.advance(chunk.len() as u64);
+                }
+                Ok(Some(FrameEvent::End)) => break,
+                Ok(_) => return Err(Error::Protocol("frame out of order".into())),
+                Err(e) => {
+                    // Keep what arrived: `--resume` continues from it.
+                    let _ = file.flush().await;
+                    progress.end();
+                    return Err(e);
+                }
+            }
+        }
+        file.flush().await.map_err(Error::file("writing", &partial))?;
+        drop(file);
+        progress.end();
+        debug_assert_eq!(received, body_len);
+        let (trailer, _) = self.reply().await?;
+        let theirs = trailer.get("xxh3").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let ours = hash.hex();
+        if theirs != ours {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(Error::ChecksumMismatch {
+                name: remote.to_string(),
+                expected: theirs,
+                actual: ours,
+            });
+        }
+        tokio::fs::rename(&partial, local)
+            .await
+            .map_err(Error::file("cannot move into place", local))?;
+        Ok(Transfer {
+            name: remote.to_string(),
+            size,
+            offset,
+            xxh3: ours,
+            elapsed: started.elapsed(),
+            verified: true,
+        })
+    }
+
+    /// Uploads a local folder's files and sub-folders under `remote`.
+    pub async fn put_tree(
+        &mut self,
+        local: &Path,
+        remote: &RelPath,
+        resume: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<TreeSummary, Error> {
+        let mut summary = TreeSummary::default();
+        let walked = walk_local(local.to_owned()).await?;
+        self.mkdir(remote).await?;
+        summary.folders += 1;
+        for (rel, is_dir) in walked {
+            let mut target = remote.clone();
+            for part in rel.components() {
+                target = target.join(part).map_err(|e| Error::Usage(format!("{rel}: {e}")))?;
+            }
+            let source = rel.components().fold(local.to_owned(), |p, c| p.join(c));
+            if is_dir {
+                self.mkdir(&target).await?;
+                summary.folders += 1;
+                continue;
+            }
+            match self.put(&source, &target, resume, progress).await {
+                Ok(t) => summary.files.push(t),
+                Err(e @ (Error::Remote(_) | Error::File { .. })) => summary.failed.push((target.to_string(), e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Downloads a remote folder into the local folder `local`.
+    pub async fn get_tree(
+        &mut self,
+        remote: &RelPath,
+        local: &Path,
+        resume: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<TreeSummary, Error> {
+        let mut summary = TreeSummary::default();
+        let entries = self.ls(remote, true).await?;
+        tokio::fs::create_dir_all(local).await.map_err(Error::file("cannot create", local))?;
+        summary.folders += 1;
+        for entry in entries {
+            // A hostile server's names get the same checks as a peer's.
+            let rel = RelPath::parse(&entry.path).map_err(|e| Error::Protocol(format!("server sent a bad name {:?}: {e}", entry.path)))?;
+            let dest = rel.components().fold(local.to_owned(), |p, c| p.join(c));
+            let source = rel.components().try_fold(remote.clone(), |p, c| p.join(c)).map_err(|e| Error::Protocol(e.to_string()))?;
+            match entry.kind {
+                EntryKind::Dir => {
+                    tokio::fs::create_dir_all(&dest).await.map_err(Error::file("cannot create", &dest))?;
+                    summary.folders += 1;
+                }
+                EntryKind::File => {
+                    if let Some(parent) = dest.parent() {
+                        tokio::fs::create_dir_all(parent).await.map_err(Error::file("cannot create", parent))?;
+                    }
+                    match self.get(&source, &dest, resume, progress).await {
+                        Ok(t) => summary.files.push(t),
+                        Err(e @ Error::Remote(_)) => summary.failed.push((source.to_string(), e)),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn send(&mut self, request: &Request) -> Result<(), Error> {
+        self.conn.write_header(&request.to_header()).await
+    }
+
+    async fn call(&mut self, request: &Request) -> Result<Header, Error> {
+        self.send(request).await?;
+        let (reply, body_len) = self.reply().await?;
+        if body_len > 0 {
+            self.conn.skip_body().await?;
+        }
+        Ok(reply)
+    }
+
+    /// The next reply header, or the server's refusal as an error.
+    async fn reply(&mut self) -> Result<(Header, u64), Error> {
+        let first = std::mem::replace(&mut self.first_reply, false);
+        let (header, body_len) = match self.conn.expect_header("waiting for a reply").await {
+            // The server closes on a wrong auth answer without a word; the
+            // first read after the handshake is where that shows.
+            Err(Error::Closed { .. } | Error::Io { .. }) if first && self.authenticated => {
+                return Err(Error::AuthRejected);
+            }
+            // An auth server's first bytes are its random challenge, which
+            // cannot be read as a frame.
+            Err(Error::Frame(_)) if first && !self.authenticated => {
+                return Err(Error::Protocol(
+                    "the server did not answer with a frame; it probably requires authentication (drop --insecure-no-auth)"
+                        .into(),
+                ));
+            }
+            other => other?,
+        };
+        match parse_reply(header) {
+            Ok(h) => Ok((h, body_len)),
+            Err(e) => {
+                if body_len > 0 {
+                    self.conn.skip_body().await?;
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// `dir/.name.sockit-part`: hidden, beside the target, same filesystem.
+pub fn partial_path(local: &Path) -> PathBuf {
+    let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    local.with_file_name(format!(".{name}.sockit-part"))
+}
+
+async fn open_partial(partial: &Path, resume: bool, hash: &mut StreamHash) -> Result<(tokio::fs::File, u64), Error> {
+    if resume {
+        if let Ok(mut file) = tokio::fs::OpenOptions::new().read(true).append(true).open(partial).await {
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut offset = 0u64;
+            loop {
+                let n = file.read(&mut buf).await.map_err(Error::file("reading", partial))?;
+                let Some(read) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
+                hash.update(read);
+                offset += n as u64;
+            }
+            return Ok((file, offset));
+        }
+    }
+    let file = tokio::fs::File::create(partial).await.map_err(Error::file("cannot create", partial))?;
+    Ok((file, 0))
+}
+
+/// Every file and folder under `root`, parents before children, as
+/// validated relative paths. Symlinks are followed for files only.
+async fn walk_local(root: PathBuf) -> Result<Vec<(RelPath, bool)>, Error> {
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let mut pending = vec![(root.clone(), RelPath::root())];
+        while let Some((dir, rel)) = pending.pop() {
+            let read = std::fs::read_dir(&dir).map_err(Error::file("cannot read folder", &dir))?;
+            let mut items: Vec<_> = read.flatten().collect();
+            items.sort_by_key(|e| e.file_name());
+            for item in items {
+                let name = item.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let child = rel.join(name).map_err(|e| Error::Usage(format!("{}: {e}", item.path().display())))?;
+                let is_real_dir = item.file_type().is_ok_and(|t| t.is_dir());
+                if is_real_dir {
+                    out.push((child.clone(), true));
+                    pending.push((item.path(), child));
+                } else if std::fs::metadata(item.path()).is_ok_and(|m| m.is_file()) {
+                    out.push((child, false));
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| Error::Protocol(e.to_string()))?
+}
+
+/// Maps a refusal code for callers that branch on it.
+pub fn remote_code(err: &Error) -> Option<ErrorCode> {
+    match err {
+        Error::Remote(r) => Some(r.code),
+        _ => None,
+    }
+}

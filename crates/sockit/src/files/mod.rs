@@ -1,0 +1,9 @@
+//! The file service (docs/protocol.md §3): the server side, where partial
+//! uploads are kept, and the client.
+
+pub mod client;
+pub mod service;
+pub mod staging;
+
+pub use client::{ClientConfig, FileClient, NoProgress, Progress, Transfer, TreeSummary};
+pub use service::{FileService, FileServiceConfig};

@@ -1,0 +1,586 @@
+//! The file service's server side: one connection, one request at a time.
+//!
+//! Every request gets a reply header; failures are mapped to stable wire
+//! codes in one place ([`refusal`]), so a peer never sees OS error text or
+//! an absolute path. A refused upload's body is still read and discarded,
+//! so the connection stays usable and a classic client that never reads
+//! replies is not cut off mid-send.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+use sockit_proto::checksum::{Md5Hash, StreamHash};
+use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, error_reply, ok_reply};
+use sockit_proto::frame::{FrameEvent, FrameLimits};
+use sockit_proto::path::{RESERVED_DIR, RelPath};
+
+use super::staging::Staging;
+use crate::conn::{FramedConn, READ_CHUNK};
+use crate::sandbox::{Sandbox, SandboxError};
+use crate::server::{ConnContext, Service};
+use crate::Error;
+
+/// Entries one `ls` may return: a listing is built in memory and sent as
+/// one body, so it needs a cap; 100,000 entries is about 10 MiB of JSON.
+pub const DEFAULT_MAX_LISTING: usize = 100_000;
+/// Age after which a partial upload nobody resumed is deleted at start-up.
+pub const DEFAULT_PARTIAL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct FileServiceConfig {
+    pub root: PathBuf,
+    pub frame_limits: FrameLimits,
+    pub max_listing: usize,
+    pub partial_max_age: Duration,
+}
+
+impl FileServiceConfig {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            frame_limits: FrameLimits::default(),
+            max_listing: DEFAULT_MAX_LISTING,
+            partial_max_age: DEFAULT_PARTIAL_MAX_AGE,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct FileService {
+    sandbox: Sandbox,
+    staging: Staging,
+    config: FileServiceConfig,
+}
+
+/// A failed request as the peer will see it.
+#[derive(Debug)]
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<io::Error> for Refusal {
+    fn from(e: io::Error) -> Self {
+        refusal(&e)
+    }
+}
+
+impl From<SandboxError> for Refusal {
+    fn from(e: SandboxError) -> Self {
+        match e {
+            SandboxError::Escapes => Refusal::new(ErrorCode::BadPath, "path leaves the served folder"),
+            SandboxError::Io(e) => refusal(&e),
+        }
+    }
+}
+
+/// The one mapping from filesystem errors to wire errors.
+fn refusal(e: &io::Error) -> Refusal {
+    use io::ErrorKind as K;
+    let (code, message) = match e.kind() {
+        K::NotFound => (ErrorCode::NotFound, "no such file or folder"),
+        K::PermissionDenied | K::ReadOnlyFilesystem => (ErrorCode::PermissionDenied, "permission denied"),
+        K::AlreadyExists => (ErrorCode::AlreadyExists, "already exists"),
+        K::IsADirectory => (ErrorCode::IsADirectory, "is a folder"),
+        K::NotADirectory => (ErrorCode::NotADirectory, "a parent is not a folder"),
+        K::DirectoryNotEmpty => (ErrorCode::NotEmpty, "folder is not empty"),
+        K::StorageFull | K::QuotaExceeded => (ErrorCode::NoSpace, "no space left on the server"),
+        K::FileTooLarge => (ErrorCode::TooLarge, "file too large for the server"),
+        _ => {
+            tracing::warn!(error = %e, "i/o error");
+            (ErrorCode::Io, "server i/o error")
+        }
+    };
+    Refusal::new(code, message)
+}
+
+type Reply = Result<(), Refusal>;
+
+impl FileService {
+    /// Opens the root (creating it) and its private staging folder, and
+    /// sweeps partial uploads older than the configured age.
+    pub fn new(config: FileServiceConfig) -> Result<Self, Error> {
+        let sandbox = Sandbox::open(&config.root).map_err(Error::file("cannot open root folder", &config.root))?;
+        let staging_dir = sandbox.private_dir().join("partial");
+        let staging = Staging::new(staging_dir.clone()).map_err(Error::file("cannot create staging folder", staging_dir))?;
+        staging.sweep(config.partial_max_age);
+        Ok(Self {
+            sandbox,
+            staging,
+            config,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.sandbox.root()
+    }
+
+    async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        request: Request,
+    ) -> Result<(), Error> {
+        let outcome = match request {
+            Request::Put(put) => return self.put(conn, put).await,
+            Request::Get { path, offset } => match self.get(conn, &path, offset).await? {
+                Ok(()) => return Ok(()),
+                Err(r) => Err(r),
+            },
+            Request::Resume { path, filesize } => self.resume(conn, &path, filesize).await?,
+            Request::Ls { path, recursive } => self.ls(conn, &path, recursive).await?,
+            Request::Stat { path } => self.stat(conn, &path).await?,
+            Request::Rm { path, recursive } => self.rm(conn, &path, recursive).await?,
+            Request::Mkdir { path } => self.mkdir(conn, &path).await?,
+            Request::Commit { .. } => Err(Refusal::new(ErrorCode::BadRequest, "commit without an upload")),
+        };
+        conn.skip_body().await?;
+        if let Err(r) = outcome {
+            send_refusal(conn, &r).await?;
+        }
+        Ok(())
+    }
+
+    async fn put<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>, put: Put) -> Result<(), Error> {
+        let claim = self.staging.claim(&put.path);
+        let prepared = match claim {
+            None => Err(Refusal::new(ErrorCode::Busy, "an upload of this file is already running")),
+            Some(_) => self.prepare_upload(&put).await,
+        };
+        let (target, mut file, mut hash, mut md5) = match prepared {
+            Ok(p) => p,
+            Err(r) => {
+                send_refusal(conn, &r).await?;
+                return discard_upload(conn, &put).await;
+            }
+        };
+
+        // Receive: hash every byte as it arrives (one pass); after a write
+        // error keep reading so the peer gets a clean refusal, not a reset.
+        let mut write_error: Option<io::Error> = None;
+        loop {
+            match conn.next_event().await {
+                Ok(Some(FrameEvent::Body(chunk))) => {
+                    hash.update(&chunk);
+                    if let Some(m) = md5.as_mut() {
+                        m.update(&chunk);
+                    }
+                    if write_error.is_none() {
+                        if let Err(e) = file.write_all(&chunk).await {
+                            write_error = Some(e);
+                        }
+                    }
+                }
+                Ok(Some(FrameEvent::End)) => break,
+                Ok(_) => return Err(Error::Protocol("frame out of order".into())),
+                Err(e) => {
+                    // Interrupted: a sockit client can resume from what was
+                    // written; a classic upload has no resume, so drop it.
+                    let _ = file.flush().await;
+                    drop(file);
+                    if !put.trailer || write_error.is_some() {
+                        self.staging.discard(&put.path).await;
+                    }
+                    tracing::info!(path = %put.path, "upload interrupted");
+                    return Err(e);
+                }
+            }
+        }
+        if write_error.is_none() {
+            if let Err(e) = file.flush().await {
+                write_error = Some(e);
+            }
+        }
+        drop(file);
+
+        let claimed = if put.trailer {
+            let (header, body_len) = conn.expect_header("sending the upload's checksum").await?;
+            match Request::from_header(&header) {
+                Ok(Request::Commit { xxh3 }) if body_len == 0 => {
+                    conn.skip_body().await?;
+                    Some(xxh3)
+                }
+                _ => {
+                    self.staging.discard(&put.path).await;
+                    return Err(Error::Protocol("expected a commit after the upload".into()));
+                }
+            }
+        } else {
+            None
+        };
+
+        let outcome = self
+            .finish_upload(&put, &target, write_error, &hash.hex(), claimed, md5.map(Md5Hash::hex))
+            .await;
+        match outcome {
+            Ok(()) => {
+                tracing::info!(path = %put.path, size = put.filesize, "upload stored");
+                let reply = ok_reply([("size", put.filesize.into()), ("xxh3", hash.hex().into())]);
+                conn.write_header(&reply).await?;
+                conn.flush().await
+            }
+            Err(r) => {
+                self.staging.discard(&put.path).await;
+                tracing::info!(path = %put.path, code = %r.code, "upload refused");
+                send_refusal(conn, &r).await
+            }
+        }
+    }
+
+    /// Resolves the target, creates its folders and opens the partial
+    /// (fresh, or reopened at the offset and hashed up to it).
+    async fn prepare_upload(
+        &self,
+        put: &Put,
+    ) -> Result<(PathBuf, tokio::fs::File, StreamHash, Option<Md5Hash>), Refusal> {
+        let target = self.sandbox.resolve(&put.path).await?;
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        if tokio::fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
+            return Err(Refusal::new(ErrorCode::IsADirectory, "a folder has that name"));
+        }
+        let mut hash = StreamHash::new();
+        let mut md5 = put.md5.as_ref().map(|_| Md5Hash::new());
+        let file = if put.offset == 0 {
+            self.staging.begin(&put.path, put.filesize).await?
+        } else {
+            let mut file = self
+                .staging
+                .reopen(&put.path, put.filesize, put.offset)
+                .await
+                .ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "offset does not match the kept partial upload"))?;
+            hash_prefix(&mut file, put.offset, &mut hash, md5.as_mut()).await?;
+            file
+        };
+        Ok((target, file, hash, md5))
+    }
+
+    async fn finish_upload(
+        &self,
+        put: &Put,
+        target: &Path,
+        write_error: Option<io::Error>,
+        ours: &str,
+        claimed: Option<String>,
+        md5: Option<String>,
+    ) -> Reply {
+        if let Some(e) = write_error {
+            return Err(refusal(&e));
+        }
+        if let Some(claimed) = claimed {
+            if claimed != ours {
+                return Err(Refusal::new(
+                    ErrorCode::ChecksumMismatch,
+                    format!("xxh3 mismatch: client sent {claimed}, server received {ours}"),
+                ));
+            }
+        }
+        if let (Some(claimed), Some(ours)) = (&put.md5, md5) {
+            if *claimed != ours {
+                return Err(Refusal::new(
+                    ErrorCode::ChecksumMismatch,
+                    format!("md5 mismatch: header says {claimed}, server received {ours}"),
+                ));
+            }
+        }
+        self.staging.commit(&put.path, target).await?;
+        Ok(())
+    }
+
+    /// Answers with the body or a refusal. `Ok(Err(_))` is a refusal the
+    /// caller sends; `Err` ends the connection (it broke mid-body).
+    async fn get<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        path: &RelPath,
+        offset: u64,
+    ) -> Result<Reply, Error> {
+        let target = match self.sandbox.resolve(path).await {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let mut file = match tokio::fs::File::open(&target).await {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let size = match file.metadata().await {
+            Ok(m) if m.is_dir() => return Ok(Err(Refusal::new(ErrorCode::IsADirectory, "is a folder"))),
+            Ok(m) => m.len(),
+            Err(e) => return Ok(Err(e.into())),
+        };
+        if offset > size {
+            return Ok(Err(Refusal::new(ErrorCode::BadRequest, "offset is past the end of the file")));
+        }
+        let mut hash = StreamHash::new();
+        if let Err(e) = hash_prefix(&mut file, offset, &mut hash, None).await {
+            return Ok(Err(e.into()));
+        }
+        conn.skip_body().await?;
+        conn.write_header(&ok_reply([("filesize", size.into()), ("offset", offset.into())]))
+            .await?;
+        let mut remaining = size - offset;
+        let mut buf = vec![0u8; READ_CHUNK];
+        while remaining > 0 {
+            let want = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
+            let chunk = buf.get_mut(..want).unwrap_or_default();
+            let n = file.read(chunk).await.map_err(Error::file("reading", &target))?;
+            let Some(sent) = chunk.get(..n).filter(|c| !c.is_empty()) else {
+                // The promised size can no longer be kept: the only honest
+                // signal left is to cut the connection.
+                return Err(Error::Protocol(format!("{path} shrank while being sent")));
+            };
+            hash.update(sent);
+            conn.write_all(sent).await?;
+            remaining -= n as u64;
+        }
+        conn.write_header(&ok_reply([("xxh3", hash.hex().into())])).await?;
+        conn.flush().await?;
+        Ok(Ok(()))
+    }
+
+    async fn resume<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        path: &RelPath,
+        filesize: u64,
+    ) -> Result<Reply, Error> {
+        let Some(_claim) = self.staging.claim(path) else {
+            return Ok(Err(Refusal::new(ErrorCode::Busy, "an upload of this file is already running")));
+        };
+        let offset = self.staging.kept_len(path, filesize).await;
+        conn.write_header(&ok_reply([("offset", offset.into())])).await?;
+        Ok(Ok(()))
+    }
+
+    async fn ls<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        path: &RelPath,
+        recursive: bool,
+    ) -> Result<Reply, Error> {
+        let entries = match self.list(path, recursive).await {
+            Ok(e) => e,
+            Err(r) => return Ok(Err(r)),
+        };
+        let body = serde_json::to_vec(&entries).map_err(|e| Error::Protocol(e.to_string()))?;
+        conn.write_header(&ok_reply([("data_size", body.len().into())])).await?;
+        conn.write_all(&body).await?;
+        Ok(Ok(()))
+    }
+
+    async fn list(&self, path: &RelPath, recursive: bool) -> Result<Vec<Entry>, Refusal> {
+        let dir = self.sandbox.resolve(path).await?;
+        if !tokio::fs::metadata(&dir).await?.is_dir() {
+            return Err(Refusal::new(ErrorCode::NotADirectory, "not a folder"));
+        }
+        let mut entries = Vec::new();
+        let mut pending = vec![(dir, String::new())];
+        while let Some((dir, prefix)) = pending.pop() {
+            let mut read = tokio::fs::read_dir(&dir).await?;
+            while let Some(item) = read.next_entry().await? {
+                let Ok(name) = item.file_name().into_string() else {
+                    continue; // not UTF-8: cannot be named in a JSON header
+                };
+                if prefix.is_empty() && path.is_root() && name == RESERVED_DIR {
+                    continue;
+                }
+                let full = item.path();
+                let is_link = item.file_type().await?.is_symlink();
+                if is_link && !self.sandbox.contains(&full).await {
+                    continue;
+                }
+                let Ok(meta) = tokio::fs::metadata(&full).await else { continue };
+                let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+                let entry = entry(rel.clone(), &meta);
+                // Links are listed but not walked: a link to a parent
+                // would otherwise loop.
+                if recursive && entry.kind == EntryKind::Dir && !is_link {
+                    pending.push((full, rel));
+                }
+                entries.push(entry);
+                if entries.len() > self.config.max_listing {
+                    return Err(Refusal::new(
+                        ErrorCode::TooLarge,
+                        format!("more than {} entries; list a sub-folder", self.config.max_listing),
+                    ));
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(entries)
+    }
+
+    async fn stat<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        path: &RelPath,
+    ) -> Result<Reply, Error> {
+        let meta = match self.sandbox.resolve(path).await {
+            Ok(p) => tokio::fs::metadata(p).await.map_err(Refusal::from),
+            Err(e) => Err(e.into()),
+        };
+        let meta = match meta {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        let e = entry(path.to_string(), &meta);
+        let fields = serde_json::to_value(&e).map_err(|e| Error::Protocol(e.to_string()))?;
+        let mut reply = ok_reply([]);
+        if let Value::Object(map) = fields {
+            reply.extend(map);
+        }
+        conn.write_header(&reply).await?;
+        Ok(Ok(()))
+    }
+
+    async fn rm<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        path: &RelPath,
+        recursive: bool,
+    ) -> Result<Reply, Error> {
+        let removed = self.remove(path, recursive).await;
+        if removed.is_ok() {
+            conn.write_header(&ok_reply([])).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn remove(&self, path: &RelPath, recursive: bool) -> Reply {
+        // Resolve the parent, not the path: removing a symlink removes the
+        // link itself, never what it points to.
+        let target = self.sandbox.resolve(&path.parent()).await?.join(path.file_name());
+        let meta = tokio::fs::symlink_metadata(&target).await?;
+        if meta.is_dir() {
+            if recursive {
+                tokio::fs::remove_dir_all(&target).await?;
+            } else {
+                tokio::fs::remove_dir(&target).await?;
+            }
+        } else {
+            tokio::fs::remove_file(&target).await?;
+        }
+        Ok(())
+    }
+
+    async fn mkdir<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        path: &RelPath,
+    ) -> Result<Reply, Error> {
+        let made = match self.sandbox.resolve(path).await {
+            Ok(dir) => tokio::fs::create_dir_all(dir).await.map_err(Refusal::from),
+            Err(e) => Err(e.into()),
+        };
+        if made.is_ok() {
+            conn.write_header(&ok_reply([])).await?;
+        }
+        Ok(made)
+    }
+}
+
+impl Service for FileService {
+    async fn serve<S>(&self, stream: S, ctx: ConnContext) -> Result<(), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut conn = FramedConn::new(stream, self.config.frame_limits, ctx.idle_timeout);
+        loop {
+            // Between requests is the one place shutdown may cut in: an
+            // upload in flight finishes (or is discarded) first.
+            let event = tokio::select! {
+                ev = conn.next_event() => ev,
+                () = ctx.shutdown.cancelled() => return Ok(()),
+            };
+            let (header, _body_len) = match event {
+                Ok(None) => return Ok(()),
+                Ok(Some(FrameEvent::Header { header, body_len })) => (header, body_len),
+                Ok(Some(_)) => return Err(Error::Protocol("body without a header".into())),
+                Err(Error::Frame(e)) => {
+                    // The stream can no longer be cut into frames: say why, then close.
+                    let _ = conn.write_header(&error_reply(ErrorCode::BadRequest, &e.to_string())).await;
+                    let _ = conn.shutdown().await;
+                    return Err(Error::Frame(e));
+                }
+                Err(e) => return Err(e),
+            };
+            match Request::from_header(&header) {
+                Ok(request) => self.handle(&mut conn, request).await?,
+                Err(e) => {
+                    tracing::debug!(error = %e, "bad request");
+                    conn.write_header(&error_reply(e.code(), &e.to_string())).await?;
+                    conn.skip_body().await?;
+                }
+            }
+        }
+    }
+}
+
+async fn send_refusal<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, r: &Refusal) -> Result<(), Error> {
+    conn.write_header(&error_reply(r.code, &r.message)).await?;
+    conn.flush().await
+}
+
+/// Reads and drops a refused upload's body and trailer.
+async fn discard_upload<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, put: &Put) -> Result<(), Error> {
+    conn.skip_body().await?;
+    if put.trailer {
+        conn.expect_header("sending the upload's checksum").await?;
+        conn.skip_body().await?;
+    }
+    Ok(())
+}
+
+/// Feeds the first `len` bytes of `file` to the hashes, leaving the file
+/// positioned at `len` (resume continues from there).
+async fn hash_prefix(
+    file: &mut tokio::fs::File,
+    len: u64,
+    hash: &mut StreamHash,
+    mut md5: Option<&mut Md5Hash>,
+) -> io::Result<()> {
+    use tokio::io::AsyncSeekExt as _;
+    file.seek(io::SeekFrom::Start(0)).await?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut remaining = len;
+    while remaining > 0 {
+        let want = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
+        let chunk = buf.get_mut(..want).unwrap_or_default();
+        let n = file.read(chunk).await?;
+        let read = chunk.get(..n).filter(|c| !c.is_empty()).ok_or(io::ErrorKind::UnexpectedEof)?;
+        hash.update(read);
+        if let Some(m) = md5.as_deref_mut() {
+            m.update(read);
+        }
+        remaining -= n as u64;
+    }
+    file.seek(io::SeekFrom::Start(len)).await?;
+    Ok(())
+}
+
+fn entry(path: String, meta: &std::fs::Metadata) -> Entry {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Entry {
+        path,
+        kind: if meta.is_dir() { EntryKind::Dir } else { EntryKind::File },
+        size: if meta.is_dir() { 0 } else { meta.len() },
+        mtime,
+    }
+}

@@ -1,0 +1,229 @@
+//! The one TCP server skeleton every TCP service runs in.
+//!
+//! It owns accepting: a connection permit is taken *before* `accept`, so a
+//! full server leaves new peers in the kernel's backlog instead of accepting
+//! and dropping them; accept errors (EMFILE) back off instead of spinning;
+//! each connection is a task with a tracing span; the auth layer runs under
+//! the handshake deadline before the service sees the stream; shutdown stops
+//! accepting, then waits (bounded) for connections to drain. Services own
+//! what happens *on* a connection and must never block.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::Error;
+use crate::auth::{self, Auth};
+
+/// Listen backlog. Backlogs of 5-128 drop SYNs under a burst of connects,
+/// and each dropped SYN costs the client a 1 s retransmit; 1024 absorbs a
+/// burst of 1,000 connects.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+/// Concurrent connections. Each costs two fds at most in the file service
+/// (socket + file); 1024 stays far below the 20,000-fd process limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Time a peer has to answer the auth challenge: a real client answers in
+/// a round trip, so 10 s only matters to the idle and the hostile.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence from a peer mid-session before the connection is closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long shutdown waits for in-flight connections before dropping them.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub backlog: u32,
+    pub reuse_address: bool,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub drain_timeout: Duration,
+    /// `None` only when the user said `--insecure-no-auth`.
+    pub auth: Option<Auth>,
+}
+
+impl ServerConfig {
+    pub fn new(listen: SocketAddr, auth: Option<Auth>) -> Self {
+        Self {
+            listen,
+            backlog: DEFAULT_BACKLOG,
+            reuse_address: true,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            auth,
+        }
+    }
+}
+
+/// What a service learns about the connection it serves.
+#[derive(Debug, Clone)]
+pub struct ConnContext {
+    pub peer: SocketAddr,
+    /// Longest wait for this peer.
+    pub idle_timeout: Duration,
+    /// Cancelled when the server shuts down: finish or abandon the current
+    /// request, then return.
+    pub shutdown: CancellationToken,
+}
+
+/// A TCP service: what runs on one (already authenticated) connection.
+pub trait Service: Send + Sync + 'static {
+    fn serve<S>(&self, stream: S, ctx: ConnContext) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+}
+
+#[derive(Debug)]
+pub struct TcpServer {
+    listener: TcpListener,
+    config: ServerConfig,
+    local_addr: SocketAddr,
+}
+
+impl TcpServer {
+    /// Binds with the configured backlog and SO_REUSEADDR. Must be called
+    /// inside a tokio runtime.
+    pub fn bind(config: ServerConfig) -> Result<Self, Error> {
+        let addr = config.listen;
+        let bind_err = |source| Error::Bind { addr, source };
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
+            .map_err(bind_err)?;
+        socket.set_reuse_address(config.reuse_address).map_err(bind_err)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true).map_err(bind_err)?;
+        }
+        socket.set_nonblocking(true).map_err(bind_err)?;
+        socket.bind(&addr.into()).map_err(bind_err)?;
+        let backlog = i32::try_from(config.backlog).unwrap_or(i32::MAX);
+        socket.listen(backlog).map_err(bind_err)?;
+        let listener = TcpListener::from_std(socket.into()).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        Ok(Self {
+            listener,
+            config,
+            local_addr,
+        })
+    }
+
+    /// The address actually bound (the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains.
+    pub async fn run<Svc: Service>(self, service: Arc<Svc>, shutdown: CancellationToken) {
+        let Self {
+            listener,
+            config,
+            local_addr,
+        } = self;
+        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let tracker = TaskTracker::new();
+        let auth = config.auth.clone().map(Arc::new);
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                () = shutdown.cancelled() => break,
+            };
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                () = shutdown.cancelled() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => {
+                    backoff = Duration::from_millis(5);
+                    a
+                }
+                Err(e) => {
+                    // Out of fds or memory: wait for connections to close
+                    // rather than spin on the error.
+                    tracing::warn!(error = %e, "accept failed; backing off {}ms", backoff.as_millis());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let ctx = ConnContext {
+                peer,
+                idle_timeout: config.idle_timeout,
+                shutdown: shutdown.clone(),
+            };
+            let span = tracing::info_span!("conn", %peer);
+            let service = service.clone();
+            let auth = auth.clone();
+            let handshake_timeout = config.handshake_timeout;
+            tracker.spawn(
+                async move {
+                    let _permit = permit;
+                    tracing::debug!("accepted");
+                    let result = serve_one(stream, ctx, service, auth.as_deref(), handshake_timeout).await;
+                    match result {
+                        Ok(()) => tracing::debug!("closed"),
+                        Err(e) if e.is_disconnect() => tracing::debug!(error = %e, "peer went away"),
+                        Err(e) => tracing::info!(error = %error_chain(&e), "connection ended with an error"),
+                    }
+                }
+                .instrument(span),
+            );
+        }
+        drop(listener);
+        tracker.close();
+        tracing::info!(addr = %local_addr, open = tracker.len(), "stopped accepting; draining");
+        if tokio::time::timeout(config.drain_timeout, tracker.wait()).await.is_err() {
+            tracing::warn!(open = tracker.len(), "drain timeout passed; dropping open connections");
+        }
+    }
+}
+
+async fn serve_one<Svc: Service>(
+    mut stream: TcpStream,
+    ctx: ConnContext,
+    service: Arc<Svc>,
+    auth: Option<&Auth>,
+    handshake_timeout: Duration,
+) -> Result<(), Error> {
+    if let Some(auth) = auth {
+        let shake = tokio::time::timeout(handshake_timeout, auth::accept(&mut stream, auth)).await;
+        match shake {
+            Ok(Ok(())) => {}
+            Ok(Err(Error::AuthFailed)) => {
+                tracing::warn!("authentication failed; closing");
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                tracing::info!("no answer to the auth challenge in time; closing");
+                return Ok(());
+            }
+        }
+    }
+    service.serve(stream, ctx).await
+}
+
+/// `err: cause: cause` on one line, for logs.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        source = e.source();
+    }
+    s
+}

@@ -1,0 +1,192 @@
+//! Command-line arguments. Each subcommand's `--help` carries examples.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "sockit", version, about = "Classic client/server socket programs, done as real tools")]
+pub struct Cli {
+    /// More log output on stderr (-v debug, -vv trace); SOCKIT_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a folder over the framed file protocol (zero configuration:
+    /// ./sockit-data on 127.0.0.1:8080 with a generated key).
+    #[command(after_help = "Examples:
+  sockit serve                                  # ./sockit-data on 127.0.0.1:8080
+  sockit serve --listen 0.0.0.0:9000 --root /srv/drop --key-file ~/.sockit-key
+  sockit serve --auth-digest md5                # the seeds' classic HMAC-MD5 clients
+  sockit serve --listen 127.0.0.1:0 --insecure-no-auth   # the seeds' plain clients")]
+    Serve(ServeArgs),
+    /// Upload a file (or a folder with -r).
+    #[command(after_help = "Examples:
+  sockit put report.pdf                 # stored as report.pdf
+  sockit put report.pdf docs/2026.pdf   # stored under a sub-folder
+  sockit put -r photos                  # the whole folder
+  sockit put --resume big.iso           # continue an interrupted upload
+  sockit put --classic --insecure-no-auth a.txt --server 127.0.0.1:8080   # to a seed server")]
+    Put(PutArgs),
+    /// Download a file (or a folder with -r) into the current folder.
+    #[command(after_help = "Examples:
+  sockit get report.pdf
+  sockit get docs/2026.pdf -o ~/Downloads
+  sockit get -r photos -o backup/
+  sockit get --resume big.iso")]
+    Get(GetArgs),
+    /// List a folder on the server.
+    #[command(after_help = "Examples:
+  sockit ls
+  sockit ls -r photos --json")]
+    Ls(LsArgs),
+    /// Show one file's or folder's size, type and time.
+    Stat(PathArgs),
+    /// Remove a file, an empty folder, or a folder tree with -r.
+    Rm(RmArgs),
+    /// Create a folder (and its parents).
+    Mkdir(PathArgs),
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum DigestArg {
+    /// HMAC-SHA256 (32-byte answer).
+    #[default]
+    Sha256,
+    /// HMAC-MD5 (16-byte answer), as the seeds' classic clients send.
+    Md5,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// File holding the shared secret as text [default: the per-user key,
+    /// created by `sockit serve` on first start].
+    #[arg(long, env = "SOCKIT_KEY_FILE", value_name = "FILE", conflicts_with = "insecure_no_auth")]
+    pub key_file: Option<PathBuf>,
+    /// Turn authentication off: anyone who can connect may use the service.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// The HMAC the client answers the challenge with.
+    #[arg(long, value_enum, default_value_t = DigestArg::Sha256)]
+    pub auth_digest: DigestArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder to serve; created if missing.
+    #[arg(long, default_value = "sockit-data")]
+    pub root: PathBuf,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Most connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = sockit::server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Listen backlog (pending connections the kernel holds).
+    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG)]
+    pub backlog: u32,
+    /// Seconds a client has to answer the auth challenge.
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
+    pub handshake_timeout: u64,
+    /// Seconds of silence from a client before it is disconnected.
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
+    /// Seconds shutdown waits for transfers in flight.
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+    pub drain_timeout: u64,
+    /// Largest request header accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = sockit_proto::frame::DEFAULT_MAX_HEADER_LEN)]
+    pub max_header: u32,
+    /// Do not set SO_REUSEADDR on the listening socket.
+    #[arg(long)]
+    pub no_reuse_address: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Server address.
+    #[arg(long, short = 's', env = "SOCKIT_SERVER", default_value = "127.0.0.1:8080", global = true)]
+    pub server: String,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Seconds to wait for the server at each step.
+    #[arg(long, value_name = "SECS", default_value_t = sockit::files::client::DEFAULT_TIMEOUT.as_secs())]
+    pub timeout: u64,
+    /// One JSON object per line on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// Local file (or folder with -r).
+    pub local: PathBuf,
+    /// Name on the server [default: the local name].
+    pub remote: Option<String>,
+    /// Upload a folder and everything under it.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Continue an interrupted upload from what the server kept.
+    #[arg(long)]
+    pub resume: bool,
+    /// Speak to a classic seed server: the seed's header, no reply expected.
+    #[arg(long, conflicts_with_all = ["recursive", "resume"])]
+    pub classic: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Name on the server.
+    pub remote: String,
+    /// Folder to write into [default: the current folder].
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Download a folder and everything under it.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Continue an interrupted download from the partial file kept locally.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Folder on the server [default: the root].
+    #[arg(default_value = "")]
+    pub path: String,
+    /// List everything below, not just the folder.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// Path on the server.
+    pub path: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Path on the server.
+    pub path: String,
+    /// Remove a folder and everything in it.
+    #[arg(short, long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}

@@ -1,0 +1,215 @@
+//! The file-service client subcommands: put, get, ls, stat, rm, mkdir.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use sockit::files::{ClientConfig, FileClient, TreeSummary};
+use sockit_proto::files::{Entry, EntryKind};
+use sockit_proto::path::RelPath;
+
+use super::client_auth;
+use crate::UsageError;
+use crate::cli::{ClientArgs, GetArgs, LsArgs, PathArgs, PutArgs, RmArgs};
+use crate::exit;
+use crate::output::{Reporter, human_bytes, json_line, transfer_done};
+
+async fn connect(args: &ClientArgs) -> anyhow::Result<FileClient> {
+    let mut config = ClientConfig::new(args.server.clone(), client_auth(&args.auth)?);
+    config.timeout = Duration::from_secs(args.timeout.max(1));
+    Ok(FileClient::connect(&config).await?)
+}
+
+fn remote_path(name: &str) -> anyhow::Result<RelPath> {
+    RelPath::parse(name).map_err(|e| UsageError(format!("bad remote name {name:?}: {e}")).into())
+}
+
+fn local_name(path: &Path) -> anyhow::Result<String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| UsageError(format!("{} has no usable file name; name the remote file", path.display())).into())
+}
+
+pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
+    let remote_name = match &args.remote {
+        Some(r) => r.clone(),
+        None => local_name(&args.local)?,
+    };
+    let remote = remote_path(&remote_name)?;
+    let json = args.client.json;
+    let mut reporter = Reporter::new(json);
+    if args.classic {
+        let client = connect(&args.client).await?;
+        let t = client
+            .put_classic(&args.local, &remote.to_string(), &mut reporter)
+            .await
+            .with_context(|| format!("cannot upload {}", args.local.display()))?;
+        transfer_done("put", &t, json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut client = connect(&args.client).await?;
+    if args.recursive {
+        if !args.local.is_dir() {
+            return Err(UsageError(format!("{} is not a folder", args.local.display())).into());
+        }
+        let summary = client
+            .put_tree(&args.local, &remote, args.resume, &mut reporter)
+            .await
+            .with_context(|| format!("cannot upload {}", args.local.display()))?;
+        return Ok(tree_done("put", &summary, json));
+    }
+    if args.local.is_dir() {
+        return Err(UsageError(format!("{} is a folder; use put -r", args.local.display())).into());
+    }
+    let t = client
+        .put(&args.local, &remote, args.resume, &mut reporter)
+        .await
+        .with_context(|| format!("cannot upload {}", args.local.display()))?;
+    transfer_done("put", &t, json);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    let remote = remote_path(&args.remote)?;
+    let dir = args.output.clone().unwrap_or_else(|| PathBuf::from("."));
+    let json = args.client.json;
+    let mut reporter = Reporter::new(json);
+    let mut client = connect(&args.client).await?;
+    let local = dir.join(remote.file_name());
+    if args.recursive {
+        let summary = client
+            .get_tree(&remote, &local, args.resume, &mut reporter)
+            .await
+            .with_context(|| format!("cannot download {remote}"))?;
+        return Ok(tree_done("get", &summary, json));
+    }
+    if !dir.is_dir() {
+        return Err(UsageError(format!("{} is not a folder", dir.display())).into());
+    }
+    let t = client
+        .get(&remote, &local, args.resume, &mut reporter)
+        .await
+        .with_context(|| format!("cannot download {remote}"))?;
+    transfer_done("get", &t, json);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tree_done(verb: &str, summary: &TreeSummary, json: bool) -> ExitCode {
+    for t in &summary.files {
+        transfer_done(verb, t, json);
+    }
+    let bytes: u64 = summary.files.iter().map(|t| t.size).sum();
+    for (name, err) in &summary.failed {
+        if json {
+            json_line(&json!({"event": "error", "op": verb, "name": name, "message": err.to_string()}));
+        } else {
+            eprintln!("sockit: {verb} {name}: {err}");
+        }
+    }
+    if json {
+        json_line(&json!({"event": "summary", "op": verb, "files": summary.files.len(),
+            "folders": summary.folders, "bytes": bytes, "failed": summary.failed.len()}));
+    } else {
+        println!(
+            "{verb}: {} files, {} folders, {}; {} failed",
+            summary.files.len(),
+            summary.folders,
+            human_bytes(bytes),
+            summary.failed.len()
+        );
+    }
+    if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILED)
+    }
+}
+
+pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
+    let path = RelPath::parse_dir(&args.path).map_err(|e| UsageError(format!("bad remote name {:?}: {e}", args.path)))?;
+    let mut client = connect(&args.client).await?;
+    let entries = client
+        .ls(&path, args.recursive)
+        .await
+        .with_context(|| format!("cannot list {:?}", args.path))?;
+    for e in &entries {
+        print_entry(e, args.client.json);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn stat(args: PathArgs) -> anyhow::Result<ExitCode> {
+    let path = remote_path(&args.path)?;
+    let mut client = connect(&args.client).await?;
+    let entry = client.stat(&path).await.with_context(|| format!("cannot stat {path}"))?;
+    print_entry(&entry, args.client.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
+    let path = remote_path(&args.path)?;
+    let mut client = connect(&args.client).await?;
+    client
+        .rm(&path, args.recursive)
+        .await
+        .with_context(|| format!("cannot remove {path}"))?;
+    if args.client.json {
+        json_line(&json!({"event": "removed", "path": path.to_string()}));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
+    let path = remote_path(&args.path)?;
+    let mut client = connect(&args.client).await?;
+    client.mkdir(&path).await.with_context(|| format!("cannot create {path}"))?;
+    if args.client.json {
+        json_line(&json!({"event": "created", "path": path.to_string()}));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_entry(e: &Entry, json: bool) {
+    if json {
+        json_line(&serde_json::to_value(e).unwrap_or_default());
+        return;
+    }
+    let (kind, name) = match e.kind {
+        EntryKind::Dir => ("d", format!("{}/", e.path)),
+        EntryKind::File => ("-", e.path.clone()),
+    };
+    println!("{kind} {:>10}  {}  {name}", e.size, format_time(e.mtime));
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC, from Unix seconds (no time-zone database needed).
+fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_time;
+
+    #[test]
+    fn times_format_as_utc_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
+        assert_eq!(format_time(1_795_650_000), "2026-11-25 23:40");
+    }
+}

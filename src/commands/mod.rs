@@ -1,0 +1,62 @@
+//! One module per group of subcommands; each turns parsed arguments into
+//! library calls and output.
+
+mod files;
+mod serve;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use sockit::auth::{self, Auth};
+use sockit_proto::auth::Digest;
+
+use crate::UsageError;
+use crate::cli::{AuthArgs, Command, DigestArg};
+
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(a) => serve::run(a).await,
+        Command::Put(a) => files::put(a).await,
+        Command::Get(a) => files::get(a).await,
+        Command::Ls(a) => files::ls(a).await,
+        Command::Stat(a) => files::stat(a).await,
+        Command::Rm(a) => files::rm(a).await,
+        Command::Mkdir(a) => files::mkdir(a).await,
+    }
+}
+
+fn digest(arg: DigestArg) -> Digest {
+    match arg {
+        DigestArg::Sha256 => Digest::Sha256,
+        DigestArg::Md5 => Digest::Md5,
+    }
+}
+
+/// The client's key: `--key-file`, else the per-user default, which must
+/// already exist (a server creates it; a client never invents a secret).
+fn client_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
+    if args.insecure_no_auth {
+        return Ok(None);
+    }
+    let path = match &args.key_file {
+        Some(p) => p.clone(),
+        None => {
+            let path = auth::default_key_path()
+                .ok_or_else(|| UsageError("no HOME or XDG_CONFIG_HOME to find the default key in; pass --key-file".into()))?;
+            if !path.exists() {
+                return Err(UsageError(format!(
+                    "no key at {}: run `sockit serve` once on this machine, or pass --key-file (or --insecure-no-auth)",
+                    path.display()
+                ))
+                .into());
+            }
+            path
+        }
+    };
+    let key = auth::load_key(&path).with_context(|| "cannot load the key")?;
+    Ok(Some(Auth {
+        key,
+        digest: digest(args.auth_digest),
+    }))
+}

@@ -1,0 +1,128 @@
+//! What the client prints: progress bars on a terminal, one JSON event per
+//! line with `--json`, plain summaries otherwise.
+
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use sockit::files::{Progress, Transfer};
+
+/// Prints one JSON object as a line.
+pub fn json_line(v: &Value) {
+    println!("{v}");
+}
+
+/// Progress as bars (terminal), JSON lines (`--json`) or nothing (piped).
+#[derive(Debug)]
+pub struct Reporter {
+    json: bool,
+    bar: Option<ProgressBar>,
+    name: String,
+    done: u64,
+    last_json: Option<Instant>,
+}
+
+/// JSON progress events at most this often: enough to drive a UI without
+/// flooding a pipe.
+const JSON_PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+impl Reporter {
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            bar: None,
+            name: String::new(),
+            done: 0,
+            last_json: None,
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn begin(&mut self, name: &str, total: u64, done: u64) {
+        self.name = name.to_owned();
+        self.done = done;
+        if self.json {
+            json_line(&json!({"event": "start", "name": name, "size": total, "offset": done}));
+            self.last_json = Some(Instant::now());
+            return;
+        }
+        if !std::io::stderr().is_terminal() {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{msg:20!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(name.to_owned());
+        bar.set_position(done);
+        self.bar = Some(bar);
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+        if self.json && self.last_json.is_some_and(|t| t.elapsed() >= JSON_PROGRESS_EVERY) {
+            json_line(&json!({"event": "progress", "name": self.name, "bytes": self.done}));
+            self.last_json = Some(Instant::now());
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The line (or JSON event) for a finished transfer.
+pub fn transfer_done(verb: &str, t: &Transfer, json: bool) {
+    let secs = t.elapsed.as_secs_f64();
+    let moved = t.size - t.offset;
+    if json {
+        json_line(&json!({
+            "event": "done", "op": verb, "name": t.name, "size": t.size, "offset": t.offset,
+            "bytes": moved, "seconds": secs, "xxh3": t.xxh3, "verified": t.verified,
+        }));
+        return;
+    }
+    let rate = if secs > 0.0 { moved as f64 / secs } else { 0.0 };
+    let resumed = if t.offset > 0 {
+        format!(", resumed at {}", human_bytes(t.offset))
+    } else {
+        String::new()
+    };
+    let check = if t.verified {
+        "verified (xxh3)"
+    } else {
+        "sent, not confirmed (classic server)"
+    };
+    println!(
+        "{verb} {}: {} in {secs:.2}s ({}/s){resumed}, {check}",
+        t.name,
+        human_bytes(t.size),
+        human_bytes(rate as u64)
+    );
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS.get(unit).copied().unwrap_or("B"))
+    }
+}
