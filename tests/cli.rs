@@ -1,0 +1,224 @@
+//! The `sockit` binary as a user runs it: real server process, real client
+//! processes, exit codes and output.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use predicates::prelude::*;
+use serde_json::Value;
+
+use support::{Sandbox, Server, write};
+
+#[test]
+fn zero_config_serve_and_the_file_commands_work_together() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &[]);
+    assert!(srv.second_line.contains("auth: hmac-sha256"), "{}", srv.second_line);
+    // serve created the default key; the client finds the same one.
+    assert!(sb.path("config/sockit/key").exists());
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    write(&sb.path("work/data.bin"), &data);
+
+    sb.assert_cmd()
+        .args(["put", "data.bin", "--server", &srv.addr])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("put data.bin").and(predicate::str::contains("verified")));
+    sb.assert_cmd()
+        .args(["put", "data.bin", "sub/copy.bin"])
+        .env("SOCKIT_SERVER", &srv.addr)
+        .assert()
+        .success();
+    let root = sb.path("work/sockit-data");
+    assert_eq!(std::fs::read(root.join("sub/copy.bin")).unwrap(), data);
+
+    let out = sb
+        .assert_cmd()
+        .args(["ls", "-r", "--server", &srv.addr])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let listing = String::from_utf8(out).unwrap();
+    assert!(listing.contains("data.bin") && listing.contains("sub/") && listing.contains("sub/copy.bin"));
+    assert!(!listing.contains(".sockit"));
+
+    // `get NAME` writes into the current folder; -o picks another.
+    std::fs::remove_file(sb.path("work/data.bin")).unwrap();
+    sb.assert_cmd().args(["get", "data.bin", "--server", &srv.addr]).assert().success();
+    assert_eq!(std::fs::read(sb.path("work/data.bin")).unwrap(), data);
+    std::fs::create_dir_all(sb.path("dl")).unwrap();
+    sb.assert_cmd()
+        .args(["get", "sub/copy.bin", "-o", sb.path("dl").to_str().unwrap(), "--server", &srv.addr])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(sb.path("dl/copy.bin")).unwrap(), data);
+
+    sb.assert_cmd()
+        .args(["stat", "sub/copy.bin", "--server", &srv.addr])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("200000"));
+    sb.assert_cmd().args(["mkdir", "made/here", "--server", &srv.addr]).assert().success();
+    assert!(root.join("made/here").is_dir());
+    sb.assert_cmd().args(["rm", "-r", "made", "--server", &srv.addr]).assert().success();
+    assert!(!root.join("made").exists());
+}
+
+#[test]
+fn json_output_is_one_event_per_line() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &[]);
+    write(&sb.path("work/a.txt"), b"hello");
+    let out = sb
+        .assert_cmd()
+        .args(["put", "a.txt", "--json", "--server", &srv.addr])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let events: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["event"], "start");
+    let done = events.last().unwrap();
+    assert_eq!((done["event"].as_str(), done["size"].as_u64()), (Some("done"), Some(5)));
+    assert_eq!(done["verified"], true);
+
+    let out = sb
+        .assert_cmd()
+        .args(["ls", "--json", "--server", &srv.addr])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let entry: Value = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!((entry["path"].as_str(), entry["type"].as_str()), (Some("a.txt"), Some("file")));
+}
+
+#[test]
+fn exit_codes_say_usage_failure_or_success() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &[]);
+    // 2: the user's mistake.
+    sb.assert_cmd().args(["put", "--no-such-flag"]).assert().code(2);
+    sb.assert_cmd()
+        .args(["get", "../etc/passwd", "--server", &srv.addr])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("sockit: bad remote name"));
+    // 1: the operation failed.
+    sb.assert_cmd()
+        .args(["get", "missing.txt", "--server", &srv.addr])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no such file or folder (not_found)"));
+    assert!(!sb.path("work/missing.txt").exists());
+    sb.assert_cmd()
+        .args(["put", "nonexistent-local", "--server", &srv.addr])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nonexistent-local"));
+    // Nothing listens on port 1.
+    sb.assert_cmd()
+        .args(["ls", "--server", "127.0.0.1:1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot connect to 127.0.0.1:1"));
+    sb.assert_cmd().args(["--help"]).assert().success();
+}
+
+#[test]
+fn a_client_without_the_key_is_told_what_to_do() {
+    let server_side = Sandbox::new();
+    let srv = Server::start(&server_side, &[]);
+    let client_side = Sandbox::new();
+    client_side
+        .assert_cmd()
+        .args(["ls", "--server", &srv.addr])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no key at").and(predicate::str::contains("--key-file")));
+    write(&client_side.path("wrong.key"), b"not the key\n");
+    client_side
+        .assert_cmd()
+        .args(["ls", "--server", &srv.addr, "--key-file"])
+        .arg(client_side.path("wrong.key"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("wrong key"));
+    // The same key, given as a file, works from another "machine".
+    client_side
+        .assert_cmd()
+        .args(["ls", "--server", &srv.addr, "--key-file"])
+        .arg(server_side.path("config/sockit/key"))
+        .assert()
+        .success();
+    client_side
+        .assert_cmd()
+        .args(["ls", "--insecure-no-auth", "--server", &srv.addr])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("requires authentication"));
+}
+
+#[test]
+fn folders_and_resume_from_the_command_line() {
+    let sb = Sandbox::new();
+    write(&sb.path("work/k"), b"shared secret\n");
+    let srv = Server::start(&sb, &["--key-file", "k", "--root", "served"]);
+    write(&sb.path("work/tree/a.txt"), b"a");
+    write(&sb.path("work/tree/x/y/b.txt"), b"b");
+    let k = ["--key-file", "k", "--server", &srv.addr];
+    sb.assert_cmd()
+        .args(["put", "-r", "tree"])
+        .args(k)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 files"));
+    assert_eq!(std::fs::read(sb.path("work/served/tree/x/y/b.txt")).unwrap(), b"b");
+    sb.assert_cmd()
+        .args(["get", "-r", "tree", "-o", "back"])
+        .args(k)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(sb.path("work/back/tree/x/y/b.txt")).unwrap(), b"b");
+
+    // A download cut short earlier left its partial; --resume finishes it.
+    let data: Vec<u8> = (0..500_000u32).map(|i| (i * 31 % 256) as u8).collect();
+    write(&sb.path("work/served/big.bin"), &data);
+    write(&sb.path("work/dl/.big.bin.sockit-part"), &data[..123_456]);
+    sb.assert_cmd()
+        .args(["get", "big.bin", "--resume", "-o", "dl"])
+        .args(k)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("resumed at"));
+    assert_eq!(std::fs::read(sb.path("work/dl/big.bin")).unwrap(), data);
+    assert!(!sb.path("work/dl/.big.bin.sockit-part").exists());
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--insecure-no-auth"]);
+    assert!(srv.second_line.contains("auth: OFF"));
+    let status = srv.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_busy_port_is_a_clear_error() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--insecure-no-auth"]);
+    sb.assert_cmd()
+        .args(["serve", "--insecure-no-auth", "--listen", &srv.addr])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("cannot listen on {}", srv.addr)));
+}

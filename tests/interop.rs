@@ -1,0 +1,160 @@
+//! Interop with programs written from the seeds (tests/interop/*.py): the
+//! seed's FTP client and HMAC-MD5 handshake against `sockit serve`, and the
+//! seed's FTP server receiving `sockit put --classic`.
+//!
+//! Python is a peer, not an option: under CI=true a missing python3 fails.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Sandbox, Server, write};
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
+}
+
+fn python_available() -> bool {
+    let ok = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var("CI").is_err(), "python3 is required for interop tests in CI");
+        eprintln!("skipping: python3 not found");
+    }
+    ok
+}
+
+/// A Python peer; killed by PID when dropped.
+struct Peer {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Self { child, out }
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.out.read_line(&mut l).unwrap();
+        l.trim_end().to_owned()
+    }
+
+    fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (bounded) until `path` holds `want`: the seed client reads no
+/// reply, so the file itself is the only signal.
+fn wait_for_file(path: &Path, want: &[u8]) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if std::fs::read(path).is_ok_and(|b| b == want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} never got the expected contents", path.display());
+}
+
+fn host_port(addr: &str) -> (String, String) {
+    let (h, p) = addr.rsplit_once(':').unwrap();
+    (h.to_owned(), p.to_owned())
+}
+
+#[test]
+fn seed_client_uploads_to_sockit_without_reading_a_reply() {
+    if !python_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--insecure-no-auth", "--root", "up"]);
+    let text: Vec<u8> = (0..5000).flat_map(|i| format!("line {i} 你好\n").into_bytes()).collect();
+    let binary: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    write(&sb.path("a.txt"), &text);
+    write(&sb.path("b.bin"), &binary);
+    let (host, port) = host_port(&srv.addr);
+    let mut peer = Peer::start(Command::new("python3").arg(script("seed_client.py")).args([&host, &port]).args([
+        sb.path("a.txt"),
+        sb.path("b.bin"),
+    ]));
+    assert_eq!(peer.line(), "sent");
+    wait_for_file(&sb.path("work/up/a.txt"), &text);
+    wait_for_file(&sb.path("work/up/b.bin"), &binary);
+    peer.close_stdin();
+}
+
+#[test]
+fn seed_hmac_md5_handshake_authenticates() {
+    if !python_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    write(&sb.path("work/seed.key"), b"linhaifeng bang bang bang\n");
+    write(&sb.path("work/wrong.key"), b"linhaifeng bang bang bang1111\n");
+    let srv = Server::start(&sb, &["--key-file", "seed.key", "--auth-digest", "md5", "--root", "up"]);
+    write(&sb.path("hello.txt"), b"hello from the seed");
+    let (host, port) = host_port(&srv.addr);
+    let run = |key: &str| {
+        let mut peer = Peer::start(
+            Command::new("python3")
+                .arg(script("seed_client.py"))
+                .args([&host, &port])
+                .arg(sb.path("hello.txt"))
+                .args(["--read-replies", "--hmac-md5-key-file"])
+                .arg(sb.path(&format!("work/{key}"))),
+        );
+        let reply = peer.line();
+        peer.close_stdin();
+        reply
+    };
+    let reply: serde_json::Value = serde_json::from_str(&run("seed.key")).unwrap();
+    assert_eq!(reply["status"], "ok");
+    assert_eq!(std::fs::read(sb.path("work/up/hello.txt")).unwrap(), b"hello from the seed");
+
+    std::fs::remove_file(sb.path("work/up/hello.txt")).unwrap();
+    assert_eq!(run("wrong.key"), "closed");
+    assert!(!sb.path("work/up/hello.txt").exists());
+}
+
+#[test]
+fn seed_server_receives_a_sockit_classic_put() {
+    if !python_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("seed-dir")).unwrap();
+    let mut server = Peer::start(
+        Command::new("python3")
+            .arg(script("seed_server.py"))
+            .arg("127.0.0.1:0")
+            .arg(sb.path("seed-dir")),
+    );
+    let addr = server.line().strip_prefix("listening on ").unwrap().to_owned();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    write(&sb.path("work/payload.bin"), &data);
+    let out = sb
+        .cmd()
+        .args(["put", "--classic", "--insecure-no-auth", "payload.bin", "--server", &addr])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not confirmed"));
+    assert_eq!(server.line(), "stored payload.bin 1000000");
+    assert_eq!(std::fs::read(sb.path("seed-dir/payload.bin")).unwrap(), data);
+    server.child.stdin.as_mut().map(|s| s.flush());
+}

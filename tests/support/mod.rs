@@ -1,0 +1,104 @@
+//! Starting the real `sockit` binary for tests: a hermetic environment (its
+//! own config folder, so its own default key) and a server that announces
+//! its bound address on its first stdout line.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn sockit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sockit"))
+}
+
+/// A temporary home for one test: config folder, server root, client folder.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A `sockit` command with this sandbox's environment and working folder.
+    pub fn cmd(&self) -> Command {
+        let mut c = sockit();
+        let work = self.path("work");
+        std::fs::create_dir_all(&work).unwrap();
+        c.current_dir(work)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("SOCKIT_LOG", "warn");
+        c
+    }
+
+    pub fn assert_cmd(&self) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.cmd())
+    }
+}
+
+/// A running server, killed (by its PID) when dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub second_line: String,
+}
+
+impl Server {
+    /// Starts `sockit serve ARGS --listen 127.0.0.1:0` and reads the address
+    /// from its first line.
+    pub fn start(sandbox: &Sandbox, args: &[&str]) -> Self {
+        Self::start_cmd(sandbox.cmd().arg("serve").args(["--listen", "127.0.0.1:0"]).args(args))
+    }
+
+    pub fn start_cmd(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        let addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .trim()
+            .to_owned();
+        let mut second_line = String::new();
+        out.read_line(&mut second_line).unwrap();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in out.lines() {});
+        Self {
+            child,
+            addr,
+            second_line,
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
