@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "sockit", version, about = "Classic client/server socket programs, done as real tools")]
+#[command(
+    name = "sockit",
+    version,
+    about = "Classic client/server socket programs, done as real tools"
+)]
 pub struct Cli {
     /// More log output on stderr (-v debug, -vv trace); SOCKIT_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -66,7 +70,12 @@ pub enum DigestArg {
 pub struct AuthArgs {
     /// File holding the shared secret as text [default: the per-user key,
     /// created by `sockit serve` on first start].
-    #[arg(long, env = "SOCKIT_KEY_FILE", value_name = "FILE", conflicts_with = "insecure_no_auth")]
+    #[arg(
+        long,
+        env = "SOCKIT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "insecure_no_auth"
+    )]
     pub key_file: Option<PathBuf>,
     /// Turn authentication off: anyone who can connect may use the service.
     #[arg(long)]
@@ -112,7 +121,13 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// Server address.
-    #[arg(long, short = 's', env = "SOCKIT_SERVER", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        short = 's',
+        env = "SOCKIT_SERVER",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     #[command(flatten)]
     pub auth: AuthArgs,

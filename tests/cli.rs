@@ -1,6 +1,6 @@
 //! The `sockit` binary as a user runs it: real server process, real client
 //! processes, exit codes and output.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod support;
 
@@ -46,11 +46,21 @@ fn zero_config_serve_and_the_file_commands_work_together() {
 
     // `get NAME` writes into the current folder; -o picks another.
     std::fs::remove_file(sb.path("work/data.bin")).unwrap();
-    sb.assert_cmd().args(["get", "data.bin", "--server", &srv.addr]).assert().success();
+    sb.assert_cmd()
+        .args(["get", "data.bin", "--server", &srv.addr])
+        .assert()
+        .success();
     assert_eq!(std::fs::read(sb.path("work/data.bin")).unwrap(), data);
     std::fs::create_dir_all(sb.path("dl")).unwrap();
     sb.assert_cmd()
-        .args(["get", "sub/copy.bin", "-o", sb.path("dl").to_str().unwrap(), "--server", &srv.addr])
+        .args([
+            "get",
+            "sub/copy.bin",
+            "-o",
+            sb.path("dl").to_str().unwrap(),
+            "--server",
+            &srv.addr,
+        ])
         .assert()
         .success();
     assert_eq!(std::fs::read(sb.path("dl/copy.bin")).unwrap(), data);
@@ -60,9 +70,15 @@ fn zero_config_serve_and_the_file_commands_work_together() {
         .assert()
         .success()
         .stdout(predicate::str::contains("200000"));
-    sb.assert_cmd().args(["mkdir", "made/here", "--server", &srv.addr]).assert().success();
+    sb.assert_cmd()
+        .args(["mkdir", "made/here", "--server", &srv.addr])
+        .assert()
+        .success();
     assert!(root.join("made/here").is_dir());
-    sb.assert_cmd().args(["rm", "-r", "made", "--server", &srv.addr]).assert().success();
+    sb.assert_cmd()
+        .args(["rm", "-r", "made", "--server", &srv.addr])
+        .assert()
+        .success();
     assert!(!root.join("made").exists());
 }
 
@@ -98,7 +114,10 @@ fn json_output_is_one_event_per_line() {
         .stdout
         .clone();
     let entry: Value = serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).unwrap();
-    assert_eq!((entry["path"].as_str(), entry["type"].as_str()), (Some("a.txt"), Some("file")));
+    assert_eq!(
+        (entry["path"].as_str(), entry["type"].as_str()),
+        (Some("a.txt"), Some("file"))
+    );
 }
 
 #[test]

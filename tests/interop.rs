@@ -3,7 +3,7 @@
 //! seed's FTP server receiving `sockit put --classic`.
 //!
 //! Python is a peer, not an option: under CI=true a missing python3 fails.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod support;
 
@@ -19,9 +19,15 @@ fn script(name: &str) -> PathBuf {
 }
 
 fn python_available() -> bool {
-    let ok = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(std::env::var("CI").is_err(), "python3 is required for interop tests in CI");
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3 is required for interop tests in CI"
+        );
         eprintln!("skipping: python3 not found");
     }
     ok
@@ -83,15 +89,19 @@ fn seed_client_uploads_to_sockit_without_reading_a_reply() {
     }
     let sb = Sandbox::new();
     let srv = Server::start(&sb, &["--insecure-no-auth", "--root", "up"]);
-    let text: Vec<u8> = (0..5000).flat_map(|i| format!("line {i} 你好\n").into_bytes()).collect();
+    let text: Vec<u8> = (0..5000)
+        .flat_map(|i| format!("line {i} 你好\n").into_bytes())
+        .collect();
     let binary: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     write(&sb.path("a.txt"), &text);
     write(&sb.path("b.bin"), &binary);
     let (host, port) = host_port(&srv.addr);
-    let mut peer = Peer::start(Command::new("python3").arg(script("seed_client.py")).args([&host, &port]).args([
-        sb.path("a.txt"),
-        sb.path("b.bin"),
-    ]));
+    let mut peer = Peer::start(
+        Command::new("python3")
+            .arg(script("seed_client.py"))
+            .args([&host, &port])
+            .args([sb.path("a.txt"), sb.path("b.bin")]),
+    );
     assert_eq!(peer.line(), "sent");
     wait_for_file(&sb.path("work/up/a.txt"), &text);
     wait_for_file(&sb.path("work/up/b.bin"), &binary);
@@ -124,7 +134,10 @@ fn seed_hmac_md5_handshake_authenticates() {
     };
     let reply: serde_json::Value = serde_json::from_str(&run("seed.key")).unwrap();
     assert_eq!(reply["status"], "ok");
-    assert_eq!(std::fs::read(sb.path("work/up/hello.txt")).unwrap(), b"hello from the seed");
+    assert_eq!(
+        std::fs::read(sb.path("work/up/hello.txt")).unwrap(),
+        b"hello from the seed"
+    );
 
     std::fs::remove_file(sb.path("work/up/hello.txt")).unwrap();
     assert_eq!(run("wrong.key"), "closed");
@@ -149,7 +162,14 @@ fn seed_server_receives_a_sockit_classic_put() {
     write(&sb.path("work/payload.bin"), &data);
     let out = sb
         .cmd()
-        .args(["put", "--classic", "--insecure-no-auth", "payload.bin", "--server", &addr])
+        .args([
+            "put",
+            "--classic",
+            "--insecure-no-auth",
+            "payload.bin",
+            "--server",
+            &addr,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -31,7 +31,13 @@ fn local_name(path: &Path) -> anyhow::Result<String> {
     path.file_name()
         .and_then(|n| n.to_str())
         .map(str::to_owned)
-        .ok_or_else(|| UsageError(format!("{} has no usable file name; name the remote file", path.display())).into())
+        .ok_or_else(|| {
+            UsageError(format!(
+                "{} has no usable file name; name the remote file",
+                path.display()
+            ))
+            .into()
+        })
 }
 
 pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
@@ -130,7 +136,8 @@ fn tree_done(verb: &str, summary: &TreeSummary, json: bool) -> ExitCode {
 }
 
 pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
-    let path = RelPath::parse_dir(&args.path).map_err(|e| UsageError(format!("bad remote name {:?}: {e}", args.path)))?;
+    let path =
+        RelPath::parse_dir(&args.path).map_err(|e| UsageError(format!("bad remote name {:?}: {e}", args.path)))?;
     let mut client = connect(&args.client).await?;
     let entries = client
         .ls(&path, args.recursive)
@@ -145,7 +152,10 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
 pub async fn stat(args: PathArgs) -> anyhow::Result<ExitCode> {
     let path = remote_path(&args.path)?;
     let mut client = connect(&args.client).await?;
-    let entry = client.stat(&path).await.with_context(|| format!("cannot stat {path}"))?;
+    let entry = client
+        .stat(&path)
+        .await
+        .with_context(|| format!("cannot stat {path}"))?;
     print_entry(&entry, args.client.json);
     Ok(ExitCode::SUCCESS)
 }
@@ -166,7 +176,10 @@ pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
 pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
     let path = remote_path(&args.path)?;
     let mut client = connect(&args.client).await?;
-    client.mkdir(&path).await.with_context(|| format!("cannot create {path}"))?;
+    client
+        .mkdir(&path)
+        .await
+        .with_context(|| format!("cannot create {path}"))?;
     if args.client.json {
         json_line(&json!({"event": "created", "path": path.to_string()}));
     }

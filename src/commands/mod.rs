@@ -42,8 +42,9 @@ fn client_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
     let path = match &args.key_file {
         Some(p) => p.clone(),
         None => {
-            let path = auth::default_key_path()
-                .ok_or_else(|| UsageError("no HOME or XDG_CONFIG_HOME to find the default key in; pass --key-file".into()))?;
+            let path = auth::default_key_path().ok_or_else(|| {
+                UsageError("no HOME or XDG_CONFIG_HOME to find the default key in; pass --key-file".into())
+            })?;
             if !path.exists() {
                 return Err(UsageError(format!(
                     "no key at {}: run `sockit serve` once on this machine, or pass --key-file (or --insecure-no-auth)",

@@ -55,7 +55,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// `--key-file`, or the per-user default key, created on first start.
 fn server_auth(args: &ServeArgs) -> anyhow::Result<Option<Auth>> {
     if args.auth.insecure_no_auth {
-        tracing::warn!("authentication is OFF: anyone who can connect can read and write {}", args.root.display());
+        tracing::warn!(
+            "authentication is OFF: anyone who can connect can read and write {}",
+            args.root.display()
+        );
         return Ok(None);
     }
     let key = match &args.auth.key_file {

@@ -140,8 +140,14 @@ mod tests {
 
     #[test]
     fn key_text_strips_trailing_whitespace_only() {
-        assert_eq!(Key::from_file_text(b" k y \r\n\t").unwrap(), Key::from_file_text(b" k y").unwrap());
+        assert_eq!(
+            Key::from_file_text(b" k y \r\n\t").unwrap(),
+            Key::from_file_text(b" k y").unwrap()
+        );
         assert_eq!(Key::from_file_text(b" \n"), Err(KeyError::Empty));
-        assert_eq!(format!("{:?}", Key::from_file_text(b"secret").unwrap()), "Key(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Key::from_file_text(b"secret").unwrap()),
+            "Key(<redacted>)"
+        );
     }
 }

@@ -19,16 +19,34 @@ pub enum Request {
     Put(Put),
     /// How much of an interrupted upload of this file the server kept.
     /// The total travels as `"size"`: a `"filesize"` key would declare a body.
-    Resume { path: RelPath, filesize: u64 },
+    Resume {
+        path: RelPath,
+        filesize: u64,
+    },
     /// Download from `offset`; the reply's body is the rest of the file.
-    Get { path: RelPath, offset: u64 },
-    Ls { path: RelPath, recursive: bool },
-    Stat { path: RelPath },
-    Rm { path: RelPath, recursive: bool },
-    Mkdir { path: RelPath },
+    Get {
+        path: RelPath,
+        offset: u64,
+    },
+    Ls {
+        path: RelPath,
+        recursive: bool,
+    },
+    Stat {
+        path: RelPath,
+    },
+    Rm {
+        path: RelPath,
+        recursive: bool,
+    },
+    Mkdir {
+        path: RelPath,
+    },
     /// The trailer after a put body that asked for `"verify":"xxh3"`: the
     /// whole file's hash, computed by the client while it sent.
-    Commit { xxh3: String },
+    Commit {
+        xxh3: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +111,6 @@ pub enum ErrorCode {
     PermissionDenied,
     TooLarge,
     Io,
-    ShuttingDown,
     /// A code this build does not know (a newer server).
     #[serde(other)]
     Unknown,
@@ -116,7 +133,6 @@ impl ErrorCode {
             Self::PermissionDenied => "permission_denied",
             Self::TooLarge => "too_large",
             Self::Io => "io",
-            Self::ShuttingDown => "shutting_down",
             Self::Unknown => "unknown",
         }
     }
@@ -158,7 +174,10 @@ pub enum EntryKind {
 impl Request {
     /// Parses a request header (the frame layer has already checked sizes).
     pub fn from_header(h: &Header) -> Result<Self, RequestError> {
-        let cmd = h.get("cmd").and_then(Value::as_str).ok_or(RequestError::MissingCommand)?;
+        let cmd = h
+            .get("cmd")
+            .and_then(Value::as_str)
+            .ok_or(RequestError::MissingCommand)?;
         Ok(match cmd {
             "put" => Self::Put(Put {
                 path: RelPath::parse(str_field(h, "filename")?)?,
@@ -357,12 +376,16 @@ mod tests {
     #[test]
     fn the_seed_put_header_is_a_plain_put() {
         let h = obj(json!({"cmd":"put","filename":"a.txt","filesize":123123}));
-        let Request::Put(p) = Request::from_header(&h).unwrap() else { panic!() };
+        let Request::Put(p) = Request::from_header(&h).unwrap() else {
+            panic!()
+        };
         assert_eq!(p.path.to_string(), "a.txt");
         assert_eq!((p.filesize, p.offset, p.trailer), (123123, 0, false));
         assert_eq!(p.md5, None);
         let h = obj(json!({"cmd":"put","filename":"a","filesize":1,"md5":"ABCDEF"}));
-        let Request::Put(p) = Request::from_header(&h).unwrap() else { panic!() };
+        let Request::Put(p) = Request::from_header(&h).unwrap() else {
+            panic!()
+        };
         assert_eq!(p.md5.as_deref(), Some("abcdef"));
     }
 
@@ -377,13 +400,31 @@ mod tests {
                 md5: Some("00ff".into()),
                 trailer: true,
             }),
-            Request::Resume { path: p("x"), filesize: 9 },
-            Request::Get { path: p("x"), offset: 0 },
-            Request::Get { path: p("x"), offset: 7 },
-            Request::Ls { path: RelPath::root(), recursive: true },
-            Request::Ls { path: p("d"), recursive: false },
+            Request::Resume {
+                path: p("x"),
+                filesize: 9,
+            },
+            Request::Get {
+                path: p("x"),
+                offset: 0,
+            },
+            Request::Get {
+                path: p("x"),
+                offset: 7,
+            },
+            Request::Ls {
+                path: RelPath::root(),
+                recursive: true,
+            },
+            Request::Ls {
+                path: p("d"),
+                recursive: false,
+            },
             Request::Stat { path: p("d") },
-            Request::Rm { path: p("d"), recursive: true },
+            Request::Rm {
+                path: p("d"),
+                recursive: true,
+            },
             Request::Mkdir { path: p("d/e") },
             Request::Commit { xxh3: "0123".into() },
         ];
@@ -401,12 +442,24 @@ mod tests {
             (json!({"cmd": "put", "filesize": 1}), ErrorCode::BadRequest),
             (json!({"cmd": "put", "filename": "a"}), ErrorCode::BadRequest),
             (json!({"cmd": "put", "filename": "", "filesize": 1}), ErrorCode::BadPath),
-            (json!({"cmd": "put", "filename": "a\u{0}b", "filesize": 1}), ErrorCode::BadPath),
-            (json!({"cmd": "get", "filename": "../../etc/passwd"}), ErrorCode::BadPath),
+            (
+                json!({"cmd": "put", "filename": "a\u{0}b", "filesize": 1}),
+                ErrorCode::BadPath,
+            ),
+            (
+                json!({"cmd": "get", "filename": "../../etc/passwd"}),
+                ErrorCode::BadPath,
+            ),
             (json!({"cmd": "get", "filename": 3}), ErrorCode::BadRequest),
             (json!({"cmd": "ls", "recursive": "yes"}), ErrorCode::BadRequest),
-            (json!({"cmd": "put", "filename": "a", "filesize": -5}), ErrorCode::BadRequest),
-            (json!({"cmd": "put", "filename": "a", "filesize": 1, "verify": "crc"}), ErrorCode::BadRequest),
+            (
+                json!({"cmd": "put", "filename": "a", "filesize": -5}),
+                ErrorCode::BadRequest,
+            ),
+            (
+                json!({"cmd": "put", "filename": "a", "filesize": 1, "verify": "crc"}),
+                ErrorCode::BadRequest,
+            ),
         ];
         for (h, code) in cases {
             let err = Request::from_header(&obj(h.clone())).unwrap_err();
@@ -427,7 +480,13 @@ mod tests {
             })
         );
         let future = obj(json!({"status":"error","code":"quota_exceeded","message":"m"}));
-        assert!(matches!(parse_reply(future), Err(ReplyError::Remote(RemoteError { code: ErrorCode::Unknown, .. }))));
+        assert!(matches!(
+            parse_reply(future),
+            Err(ReplyError::Remote(RemoteError {
+                code: ErrorCode::Unknown,
+                ..
+            }))
+        ));
         assert!(matches!(parse_reply(Header::new()), Err(ReplyError::Malformed(_))));
     }
 
@@ -442,7 +501,9 @@ mod tests {
     fn echoed_text_is_bounded() {
         let long = "é".repeat(1000);
         let h = obj(json!({"cmd": long}));
-        let RequestError::UnknownCommand(name) = Request::from_header(&h).unwrap_err() else { panic!() };
+        let RequestError::UnknownCommand(name) = Request::from_header(&h).unwrap_err() else {
+            panic!()
+        };
         assert!(name.len() <= 64 + 3);
     }
 }

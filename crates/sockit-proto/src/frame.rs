@@ -112,9 +112,7 @@ impl FrameDecoder {
                     return Ok(None);
                 };
                 let body_len = body_len(&header)?;
-                self.state = State::Body {
-                    remaining: body_len,
-                };
+                self.state = State::Body { remaining: body_len };
                 Ok(Some(FrameEvent::Header { header, body_len }))
             }
             State::Body { remaining: 0 } => {

@@ -65,7 +65,7 @@ impl RelPath {
         if name.contains('\\') {
             return Err(PathError::Backslash);
         }
-        if name.starts_with('/') && name.trim_start_matches('/') != "" {
+        if name.starts_with('/') && !name.trim_start_matches('/').is_empty() {
             return Err(PathError::Absolute);
         }
         let mut components = Vec::new();

@@ -28,7 +28,10 @@ pub struct Auth {
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Auth) -> Result<(), Error> {
     let mut challenge = [0u8; CHALLENGE_LEN];
     rand::rng().fill_bytes(&mut challenge);
-    stream.write_all(&challenge).await.map_err(Error::io("sending the challenge"))?;
+    stream
+        .write_all(&challenge)
+        .await
+        .map_err(Error::io("sending the challenge"))?;
     let mut answer = vec![0u8; auth.digest.answer_len()];
     stream.read_exact(&mut answer).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::Closed {
@@ -60,7 +63,10 @@ pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Au
         },
     })?;
     let answer = auth.digest.answer(&auth.key, &challenge);
-    stream.write_all(&answer).await.map_err(Error::io("sending the auth answer"))
+    stream
+        .write_all(&answer)
+        .await
+        .map_err(Error::io("sending the auth answer"))
 }
 
 /// Reads a key file: the secret as text, trailing whitespace stripped.

@@ -47,7 +47,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
                 self.buf.reserve(READ_CHUNK);
             }
             let n = deadline(self.timeout, "waiting for the peer", async {
-                self.stream.read_buf(&mut self.buf).await.map_err(Error::io("reading from the peer"))
+                self.stream
+                    .read_buf(&mut self.buf)
+                    .await
+                    .map_err(Error::io("reading from the peer"))
             })
             .await?;
             if n == 0 {
@@ -82,7 +85,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
     /// Reads a whole body of `len` bytes into memory, refusing more than `max`.
     pub async fn read_body(&mut self, len: u64, max: u64) -> Result<Vec<u8>, Error> {
         if len > max {
-            return Err(Error::Protocol(format!("body of {len} bytes exceeds the {max}-byte limit")));
+            return Err(Error::Protocol(format!(
+                "body of {len} bytes exceeds the {max}-byte limit"
+            )));
         }
         let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(READ_CHUNK));
         loop {
@@ -114,7 +119,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
     /// Writes raw bytes (a body) with the peer deadline.
     pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
         deadline(self.timeout, "sending to the peer", async {
-            self.stream.write_all(bytes).await.map_err(Error::io("sending to the peer"))
+            self.stream
+                .write_all(bytes)
+                .await
+                .map_err(Error::io("sending to the peer"))
         })
         .await
     }
@@ -128,7 +136,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
 
     /// Half-closes the write side: the peer reads end-of-stream.
     pub async fn shutdown(&mut self) -> Result<(), Error> {
-        self.stream.shutdown().await.map_err(Error::io("closing the connection"))
+        self.stream
+            .shutdown()
+            .await
+            .map_err(Error::io("closing the connection"))
     }
 
     pub fn timeout(&self) -> Duration {

@@ -20,7 +20,11 @@ pub enum Error {
     #[error("{op} failed")]
     Io { op: &'static str, source: io::Error },
     #[error("{op}: {}", path.display())]
-    File { op: &'static str, path: PathBuf, source: io::Error },
+    File {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("timed out after {}s while {op}", after.as_secs())]
     Timeout { op: &'static str, after: Duration },
     #[error("peer closed the connection while {op}")]
@@ -40,7 +44,11 @@ pub enum Error {
     #[error("bad key in {}", path.display())]
     Key { path: PathBuf, source: KeyError },
     #[error("checksum mismatch for {name}: expected {expected}, got {actual}")]
-    ChecksumMismatch { name: String, expected: String, actual: String },
+    ChecksumMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{0}")]
     Usage(String),
 }

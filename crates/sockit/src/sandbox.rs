@@ -123,7 +123,10 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("secret"), sb.root().join("secret-link")).unwrap();
         std::os::unix::fs::symlink("/nonexistent/x", sb.root().join("dangling")).unwrap();
         for name in ["out/secret", "out/new-file", "secret-link", "dangling"] {
-            assert!(matches!(sb.resolve(&rel(name)).await, Err(SandboxError::Escapes)), "{name}");
+            assert!(
+                matches!(sb.resolve(&rel(name)).await, Err(SandboxError::Escapes)),
+                "{name}"
+            );
         }
         std::fs::create_dir(sb.root().join("real")).unwrap();
         std::os::unix::fs::symlink(sb.root().join("real"), sb.root().join("alias")).unwrap();

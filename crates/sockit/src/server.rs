@@ -97,8 +97,8 @@ impl TcpServer {
     pub fn bind(config: ServerConfig) -> Result<Self, Error> {
         let addr = config.listen;
         let bind_err = |source| Error::Bind { addr, source };
-        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
-            .map_err(bind_err)?;
+        let socket =
+            socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(bind_err)?;
         socket.set_reuse_address(config.reuse_address).map_err(bind_err)?;
         if addr.is_ipv6() {
             socket.set_only_v6(true).map_err(bind_err)?;
@@ -185,7 +185,10 @@ impl TcpServer {
         drop(listener);
         tracker.close();
         tracing::info!(addr = %local_addr, open = tracker.len(), "stopped accepting; draining");
-        if tokio::time::timeout(config.drain_timeout, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(config.drain_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(open = tracker.len(), "drain timeout passed; dropping open connections");
         }
     }

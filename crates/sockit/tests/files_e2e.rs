@@ -35,12 +35,18 @@ async fn put_get_ls_stat_rm_mkdir_round_trip() {
     std::fs::write(&src, &data).unwrap();
     let mut c = srv.client().await;
 
-    let t = c.put(&src, &rel("deep/er/a.bin"), false, &mut NoProgress).await.unwrap();
+    let t = c
+        .put(&src, &rel("deep/er/a.bin"), false, &mut NoProgress)
+        .await
+        .unwrap();
     assert_eq!((t.size, t.offset, t.verified), (data.len() as u64, 0, true));
     assert_eq!(std::fs::read(srv.root.join("deep/er/a.bin")).unwrap(), data);
 
     let dst = srv.local("out.bin");
-    let t = c.get(&rel("deep/er/a.bin"), &dst, false, &mut NoProgress).await.unwrap();
+    let t = c
+        .get(&rel("deep/er/a.bin"), &dst, false, &mut NoProgress)
+        .await
+        .unwrap();
     assert_eq!(t.xxh3, xxh3(&data));
     assert_eq!(std::fs::read(&dst).unwrap(), data);
     assert!(!partial_path(&dst).exists());
@@ -65,13 +71,19 @@ async fn put_get_ls_stat_rm_mkdir_round_trip() {
     assert_eq!((st.kind, st.size), (EntryKind::File, data.len() as u64));
 
     let err = c.rm(&rel("deep"), false).await.unwrap_err();
-    assert!(matches!(&err, Error::Remote(r) if r.code == ErrorCode::NotEmpty), "{err}");
+    assert!(
+        matches!(&err, Error::Remote(r) if r.code == ErrorCode::NotEmpty),
+        "{err}"
+    );
     c.rm(&rel("deep"), true).await.unwrap();
     c.rm(&rel("empty/sub"), false).await.unwrap();
     assert!(!srv.root.join("deep").exists() && !srv.root.join("empty/sub").exists());
 
     let err = c.stat(&rel("deep")).await.unwrap_err();
-    assert!(matches!(&err, Error::Remote(r) if r.code == ErrorCode::NotFound), "{err}");
+    assert!(
+        matches!(&err, Error::Remote(r) if r.code == ErrorCode::NotFound),
+        "{err}"
+    );
     srv.stop().await;
 }
 
@@ -114,9 +126,19 @@ async fn md5_in_the_classic_header_is_checked() {
     md5.update(b"hello");
     let good = md5.hex();
     let mut s = srv.raw().await;
-    send(&mut s, &json!({"cmd":"put","filename":"good","filesize":5,"md5":good}), b"hello").await;
+    send(
+        &mut s,
+        &json!({"cmd":"put","filename":"good","filesize":5,"md5":good}),
+        b"hello",
+    )
+    .await;
     assert_eq!(code(&read_reply(&mut s).await.unwrap()), "ok");
-    send(&mut s, &json!({"cmd":"put","filename":"bad","filesize":5,"md5":good}), b"jello").await;
+    send(
+        &mut s,
+        &json!({"cmd":"put","filename":"bad","filesize":5,"md5":good}),
+        b"jello",
+    )
+    .await;
     assert_eq!(code(&read_reply(&mut s).await.unwrap()), "checksum_mismatch");
     assert!(srv.root.join("good").exists());
     assert!(!srv.root.join("bad").exists());
@@ -126,7 +148,12 @@ async fn md5_in_the_classic_header_is_checked() {
 async fn a_wrong_trailer_checksum_keeps_no_file() {
     let srv = TestServer::plain().await;
     let mut s = srv.raw().await;
-    send(&mut s, &json!({"cmd":"put","filename":"x","filesize":4,"verify":"xxh3"}), b"data").await;
+    send(
+        &mut s,
+        &json!({"cmd":"put","filename":"x","filesize":4,"verify":"xxh3"}),
+        b"data",
+    )
+    .await;
     send(&mut s, &json!({"cmd":"commit","xxh3": xxh3(b"DATA")}), b"").await;
     let reply = read_reply(&mut s).await.unwrap();
     assert_eq!(code(&reply), "checksum_mismatch");
@@ -154,9 +181,18 @@ async fn an_interrupted_upload_is_invisible_and_resumes() {
     }
     assert!(!srv.root.join("big.bin").exists());
     let mut c = srv.client().await;
-    assert!(c.ls(&RelPath::root(), true).await.unwrap().is_empty(), "partial must not be listed");
-    let err = c.get(&rel("big.bin"), &srv.local("nope"), false, &mut NoProgress).await.unwrap_err();
-    assert!(matches!(&err, Error::Remote(r) if r.code == ErrorCode::NotFound), "{err}");
+    assert!(
+        c.ls(&RelPath::root(), true).await.unwrap().is_empty(),
+        "partial must not be listed"
+    );
+    let err = c
+        .get(&rel("big.bin"), &srv.local("nope"), false, &mut NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote(r) if r.code == ErrorCode::NotFound),
+        "{err}"
+    );
 
     let src = srv.local("big.bin");
     std::fs::write(&src, &data).unwrap();
@@ -188,7 +224,10 @@ async fn resume_with_a_different_file_restarts_or_is_caught() {
     std::fs::write(&src, &other).unwrap();
     let mut c = srv.client().await;
     let err = c.put(&src, &rel("f"), true, &mut NoProgress).await.unwrap_err();
-    assert!(matches!(&err, Error::Remote(r) if r.code == ErrorCode::ChecksumMismatch), "{err}");
+    assert!(
+        matches!(&err, Error::Remote(r) if r.code == ErrorCode::ChecksumMismatch),
+        "{err}"
+    );
     assert!(!srv.root.join("f").exists());
     // The failed attempt dropped the bad partial: a retry starts from zero.
     let t = c.put(&src, &rel("f"), true, &mut NoProgress).await.unwrap();
@@ -264,21 +303,23 @@ async fn folders_go_both_ways() {
 async fn one_upload_per_path_at_a_time() {
     let srv = TestServer::plain().await;
     let mut first = srv.raw().await;
-    send(&mut first, &json!({"cmd":"put","filename":"same","filesize":10,"verify":"xxh3"}), b"12345").await;
-    // Ask for the size kept so far on the first connection's path: a
-    // round trip on another connection proves the first is being served.
-    let mut second = srv.raw().await;
-    let mut reply = None;
-    for _ in 0..200 {
-        send(&mut second, &json!({"cmd":"resume","filename":"same","size":10}), b"").await;
-        let r = read_reply(&mut second).await.unwrap();
-        if code(&r) == "busy" {
-            reply = Some(r);
-            break;
-        }
-        tokio::task::yield_now().await;
+    send(
+        &mut first,
+        &json!({"cmd":"put","filename":"same","filesize":10,"verify":"xxh3"}),
+        b"12345",
+    )
+    .await;
+    // The first upload is running once its partial holds those 5 bytes.
+    let staging = sockit::files::staging::Staging::new(srv.root.join(".sockit/partial")).unwrap();
+    let part = staging.part_path(&rel("same"));
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < 5 {
+        assert!(started.elapsed() < common::PATIENCE, "the first upload never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(reply.is_some(), "a second upload of the same path must be refused while one runs");
+    let mut second = srv.raw().await;
+    send(&mut second, &json!({"cmd":"resume","filename":"same","size":10}), b"").await;
+    assert_eq!(code(&read_reply(&mut second).await.unwrap()), "busy");
     send(&mut second, &json!({"cmd":"put","filename":"same","filesize":2}), b"zz").await;
     assert_eq!(code(&read_reply(&mut second).await.unwrap()), "busy");
     // The first finishes normally.
@@ -310,7 +351,10 @@ async fn folder_and_missing_names_get_clear_codes() {
     assert_eq!(code(&read_reply(&mut s).await.unwrap()), "bad_request");
     send(&mut s, &json!({"cmd":"put","filename":"f/child","filesize":1}), b"x").await;
     let r = read_reply(&mut s).await.unwrap();
-    assert!(["not_a_directory", "already_exists"].contains(&code(&r).as_str()), "{r:?}");
+    assert!(
+        ["not_a_directory", "already_exists"].contains(&code(&r).as_str()),
+        "{r:?}"
+    );
     // The connection survived every refusal.
     send(&mut s, &json!({"cmd":"stat","path":"f"}), b"").await;
     assert_eq!(read_reply(&mut s).await.unwrap()["size"], 3);
@@ -324,14 +368,18 @@ async fn shutdown_mid_upload_never_leaves_a_half_file() {
     })
     .await;
     let mut s = srv.raw().await;
-    send(&mut s, &json!({"cmd":"put","filename":"inflight","filesize":1_000_000}), &[1u8; 1000]).await;
+    send(
+        &mut s,
+        &json!({"cmd":"put","filename":"inflight","filesize":1_000_000}),
+        &[1u8; 1000],
+    )
+    .await;
     // Wait until the server is in the upload: it has made the partial.
     let staging = srv.root.join(".sockit/partial");
-    for _ in 0..2000 {
-        if std::fs::read_dir(&staging).unwrap().count() > 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&staging).unwrap().count() == 0 {
+        assert!(started.elapsed() < common::PATIENCE, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let root = srv.root.clone();
     srv.stop().await;

@@ -109,7 +109,11 @@ async fn bad_names_and_unknown_commands_are_refused_and_the_connection_lives() {
     let mut s = srv.raw().await;
     for (req, body, want) in [
         (json!({"cmd":"put","filename":"","filesize":2}), &b"xx"[..], "bad_path"),
-        (json!({"cmd":"put","filename":"a\u{0}b","filesize":2}), b"xx", "bad_path"),
+        (
+            json!({"cmd":"put","filename":"a\u{0}b","filesize":2}),
+            b"xx",
+            "bad_path",
+        ),
         (json!({"cmd":"put","filesize":2}), b"xx", "bad_request"),
         (json!({"cmd":"format_disk"}), b"", "unknown_command"),
         (json!({"cmd":"rm","path":""}), b"", "bad_path"),
@@ -141,7 +145,12 @@ async fn an_upload_cut_off_mid_body_leaves_nothing_under_its_name() {
         // only if we wait for the claim to go: retry until not busy.
         let mut probe = srv.raw().await;
         for _ in 0..500 {
-            send(&mut probe, &json!({"cmd":"resume","filename":"existing","size":100_000}), b"").await;
+            send(
+                &mut probe,
+                &json!({"cmd":"resume","filename":"existing","size":100_000}),
+                b"",
+            )
+            .await;
             if code(&read_reply(&mut probe).await.unwrap()) != "busy" {
                 break;
             }
@@ -277,7 +286,10 @@ async fn a_full_tmpfs_is_a_clear_error_and_no_file() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        assert!(std::env::var("CI").is_err(), "CI runs as root and must be able to mount a tmpfs");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI runs as root and must be able to mount a tmpfs"
+        );
         eprintln!("skipping: cannot mount a tmpfs here (not root)");
         return;
     }

@@ -153,7 +153,9 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
-        let mut file = tokio::fs::File::open(local).await.map_err(Error::file("cannot open", local))?;
+        let mut file = tokio::fs::File::open(local)
+            .await
+            .map_err(Error::file("cannot open", local))?;
         let filesize = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
         let offset = if resume {
             let reply = self
@@ -222,7 +224,9 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
-        let mut file = tokio::fs::File::open(local).await.map_err(Error::file("cannot open", local))?;
+        let mut file = tokio::fs::File::open(local)
+            .await
+            .map_err(Error::file("cannot open", local))?;
         let filesize = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
         let mut header = Header::new();
         header.insert("cmd".into(), "put".into());
@@ -234,7 +238,9 @@ impl FileClient {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             let n = file.read(&mut buf).await.map_err(Error::file("reading", local))?;
-            let Some(read) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
+            let Some(read) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                break;
+            };
             hash.update(read);
             self.conn.write_all(read).await?;
             progress.advance(n as u64);
@@ -363,21 +369,31 @@ impl FileClient {
     ) -> Result<TreeSummary, Error> {
         let mut summary = TreeSummary::default();
         let entries = self.ls(remote, true).await?;
-        tokio::fs::create_dir_all(local).await.map_err(Error::file("cannot create", local))?;
+        tokio::fs::create_dir_all(local)
+            .await
+            .map_err(Error::file("cannot create", local))?;
         summary.folders += 1;
         for entry in entries {
             // A hostile server's names get the same checks as a peer's.
-            let rel = RelPath::parse(&entry.path).map_err(|e| Error::Protocol(format!("server sent a bad name {:?}: {e}", entry.path)))?;
+            let rel = RelPath::parse(&entry.path)
+                .map_err(|e| Error::Protocol(format!("server sent a bad name {:?}: {e}", entry.path)))?;
             let dest = rel.components().fold(local.to_owned(), |p, c| p.join(c));
-            let source = rel.components().try_fold(remote.clone(), |p, c| p.join(c)).map_err(|e| Error::Protocol(e.to_string()))?;
+            let source = rel
+                .components()
+                .try_fold(remote.clone(), |p, c| p.join(c))
+                .map_err(|e| Error::Protocol(e.to_string()))?;
             match entry.kind {
                 EntryKind::Dir => {
-                    tokio::fs::create_dir_all(&dest).await.map_err(Error::file("cannot create", &dest))?;
+                    tokio::fs::create_dir_all(&dest)
+                        .await
+                        .map_err(Error::file("cannot create", &dest))?;
                     summary.folders += 1;
                 }
                 EntryKind::File => {
                     if let Some(parent) = dest.parent() {
-                        tokio::fs::create_dir_all(parent).await.map_err(Error::file("cannot create", parent))?;
+                        tokio::fs::create_dir_all(parent)
+                            .await
+                            .map_err(Error::file("cannot create", parent))?;
                     }
                     match self.get(&source, &dest, resume, progress).await {
                         Ok(t) => summary.files.push(t),
@@ -436,25 +452,37 @@ impl FileClient {
 
 /// `dir/.name.sockit-part`: hidden, beside the target, same filesystem.
 pub fn partial_path(local: &Path) -> PathBuf {
-    let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     local.with_file_name(format!(".{name}.sockit-part"))
 }
 
 async fn open_partial(partial: &Path, resume: bool, hash: &mut StreamHash) -> Result<(tokio::fs::File, u64), Error> {
     if resume {
-        if let Ok(mut file) = tokio::fs::OpenOptions::new().read(true).append(true).open(partial).await {
+        if let Ok(mut file) = tokio::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(partial)
+            .await
+        {
             let mut buf = vec![0u8; READ_CHUNK];
             let mut offset = 0u64;
             loop {
                 let n = file.read(&mut buf).await.map_err(Error::file("reading", partial))?;
-                let Some(read) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
+                let Some(read) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                    break;
+                };
                 hash.update(read);
                 offset += n as u64;
             }
             return Ok((file, offset));
         }
     }
-    let file = tokio::fs::File::create(partial).await.map_err(Error::file("cannot create", partial))?;
+    let file = tokio::fs::File::create(partial)
+        .await
+        .map_err(Error::file("cannot create", partial))?;
     Ok((file, 0))
 }
 
@@ -471,7 +499,9 @@ async fn walk_local(root: PathBuf) -> Result<Vec<(RelPath, bool)>, Error> {
             for item in items {
                 let name = item.file_name();
                 let Some(name) = name.to_str() else { continue };
-                let child = rel.join(name).map_err(|e| Error::Usage(format!("{}: {e}", item.path().display())))?;
+                let child = rel
+                    .join(name)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", item.path().display())))?;
                 let is_real_dir = item.file_type().is_ok_and(|t| t.is_dir());
                 if is_real_dir {
                     out.push((child.clone(), true));

@@ -19,10 +19,10 @@ use sockit_proto::frame::{FrameEvent, FrameLimits};
 use sockit_proto::path::{RESERVED_DIR, RelPath};
 
 use super::staging::Staging;
+use crate::Error;
 use crate::conn::{FramedConn, READ_CHUNK};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::server::{ConnContext, Service};
-use crate::Error;
 
 /// Entries one `ls` may return: a listing is built in memory and sent as
 /// one body, so it needs a cap; 100,000 entries is about 10 MiB of JSON.
@@ -115,7 +115,8 @@ impl FileService {
     pub fn new(config: FileServiceConfig) -> Result<Self, Error> {
         let sandbox = Sandbox::open(&config.root).map_err(Error::file("cannot open root folder", &config.root))?;
         let staging_dir = sandbox.private_dir().join("partial");
-        let staging = Staging::new(staging_dir.clone()).map_err(Error::file("cannot create staging folder", staging_dir))?;
+        let staging =
+            Staging::new(staging_dir.clone()).map_err(Error::file("cannot create staging folder", staging_dir))?;
         staging.sweep(config.partial_max_age);
         Ok(Self {
             sandbox,
@@ -156,7 +157,10 @@ impl FileService {
     async fn put<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>, put: Put) -> Result<(), Error> {
         let claim = self.staging.claim(&put.path);
         let prepared = match claim {
-            None => Err(Refusal::new(ErrorCode::Busy, "an upload of this file is already running")),
+            None => Err(Refusal::new(
+                ErrorCode::Busy,
+                "an upload of this file is already running",
+            )),
             Some(_) => self.prepare_upload(&put).await,
         };
         let (target, mut file, mut hash, mut md5) = match prepared {
@@ -322,7 +326,10 @@ impl FileService {
             Err(e) => return Ok(Err(e.into())),
         };
         if offset > size {
-            return Ok(Err(Refusal::new(ErrorCode::BadRequest, "offset is past the end of the file")));
+            return Ok(Err(Refusal::new(
+                ErrorCode::BadRequest,
+                "offset is past the end of the file",
+            )));
         }
         let mut hash = StreamHash::new();
         if let Err(e) = hash_prefix(&mut file, offset, &mut hash, None).await {
@@ -358,7 +365,10 @@ impl FileService {
         filesize: u64,
     ) -> Result<Reply, Error> {
         let Some(_claim) = self.staging.claim(path) else {
-            return Ok(Err(Refusal::new(ErrorCode::Busy, "an upload of this file is already running")));
+            return Ok(Err(Refusal::new(
+                ErrorCode::Busy,
+                "an upload of this file is already running",
+            )));
         };
         let offset = self.staging.kept_len(path, filesize).await;
         conn.write_header(&ok_reply([("offset", offset.into())])).await?;
@@ -402,8 +412,14 @@ impl FileService {
                 if is_link && !self.sandbox.contains(&full).await {
                     continue;
                 }
-                let Ok(meta) = tokio::fs::metadata(&full).await else { continue };
-                let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+                let Ok(meta) = tokio::fs::metadata(&full).await else {
+                    continue;
+                };
+                let rel = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
                 let entry = entry(rel.clone(), &meta);
                 // Links are listed but not walked: a link to a parent
                 // would otherwise loop.
@@ -511,7 +527,9 @@ impl Service for FileService {
                 Ok(Some(_)) => return Err(Error::Protocol("body without a header".into())),
                 Err(Error::Frame(e)) => {
                     // The stream can no longer be cut into frames: say why, then close.
-                    let _ = conn.write_header(&error_reply(ErrorCode::BadRequest, &e.to_string())).await;
+                    let _ = conn
+                        .write_header(&error_reply(ErrorCode::BadRequest, &e.to_string()))
+                        .await;
                     let _ = conn.shutdown().await;
                     return Err(Error::Frame(e));
                 }
@@ -560,7 +578,10 @@ async fn hash_prefix(
         let want = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
         let chunk = buf.get_mut(..want).unwrap_or_default();
         let n = file.read(chunk).await?;
-        let read = chunk.get(..n).filter(|c| !c.is_empty()).ok_or(io::ErrorKind::UnexpectedEof)?;
+        let read = chunk
+            .get(..n)
+            .filter(|c| !c.is_empty())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
         hash.update(read);
         if let Some(m) = md5.as_deref_mut() {
             m.update(read);

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::fs::File;
 
 use sockit_proto::checksum::StreamHash;
@@ -24,6 +24,13 @@ pub struct Staging {
     claims: Arc<Mutex<HashSet<RelPath>>>,
 }
 
+/// What a partial belongs to, stored beside it.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct PartialMeta {
+    path: String,
+    filesize: u64,
+}
+
 /// Exclusive right to upload one path; released on drop.
 #[derive(Debug)]
 pub struct Claim {
@@ -33,7 +40,10 @@ pub struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.claims.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.path);
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.path);
     }
 }
 
@@ -67,9 +77,13 @@ impl Staging {
     /// 0 (and the stale partial removed) when there is none that fits.
     pub async fn kept_len(&self, path: &RelPath, filesize: u64) -> u64 {
         let meta = tokio::fs::read(self.meta_path(path)).await.ok();
+        let wanted = PartialMeta {
+            path: path.to_string(),
+            filesize,
+        };
         let fits = meta
-            .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
-            .is_some_and(|m| m["path"] == path.to_string() && m["filesize"] == filesize);
+            .and_then(|m| serde_json::from_slice::<PartialMeta>(&m).ok())
+            .is_some_and(|m| m == wanted);
         let len = tokio::fs::metadata(self.part_path(path)).await.map(|m| m.len());
         match (fits, len) {
             (true, Ok(len)) if len <= filesize => len,
@@ -82,8 +96,12 @@ impl Staging {
 
     /// Starts a fresh partial for `path`.
     pub async fn begin(&self, path: &RelPath, filesize: u64) -> io::Result<File> {
-        let meta = json!({"path": path.to_string(), "filesize": filesize});
-        tokio::fs::write(self.meta_path(path), meta.to_string()).await?;
+        let meta = PartialMeta {
+            path: path.to_string(),
+            filesize,
+        };
+        let meta = serde_json::to_vec(&meta).map_err(io::Error::other)?;
+        tokio::fs::write(self.meta_path(path), meta).await?;
         File::create(self.part_path(path)).await
     }
 
@@ -115,7 +133,9 @@ impl Staging {
 
     /// Removes partials untouched for `max_age`: uploads nobody resumed.
     pub fn sweep(&self, max_age: Duration) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
         let now = SystemTime::now();
         for entry in entries.flatten() {
             let old = entry

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every test, a short fuzz run.
+# Installs the peers the interop tests talk to (as root, when missing).
+# With CI=true a missing peer is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# Debian package that provides each command the tests run.
+declare -A PEERS=(
+  [python3]=python3
+  [mount]=mount
+)
+
+install_peers() {
+  local missing=()
+  for cmd in "${!PEERS[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${PEERS[$cmd]}")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  elif [ "${CI:-}" = true ]; then
+    echo "missing test peers: ${missing[*]} (and not root to install them)" >&2
+    exit 1
+  else
+    echo "warning: missing ${missing[*]}; their interop tests will be skipped" >&2
+  fi
+}
+
+install_peers
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+log "fuzz (short run)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
