@@ -39,13 +39,13 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "fuzz (short run)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+# Last, so the runner's summary closes the output.
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
-  cargo test --workspace --locked --doc
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-
-log "fuzz (short run)"
-scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

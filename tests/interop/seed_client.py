@@ -38,6 +38,21 @@ def put(sock, filename):
             sock.sendall(line)
 
 
+def get(sock, name, dest):
+    """Not in the seed: the download mirror of put, for the benchmark."""
+    head = json.dumps({"cmd": "get", "filename": name}).encode("utf-8")
+    sock.sendall(struct.pack("i", len(head)) + head)
+    header = read_reply(sock)
+    remaining = header["filesize"]
+    with open(dest, "wb") as f:
+        while remaining:
+            chunk = sock.recv(min(65536, remaining))
+            if not chunk:
+                raise SystemExit("server closed early")
+            f.write(chunk)
+            remaining -= len(chunk)
+
+
 def read_reply(sock):
     """Not in the seed: used only with --read-replies to check sockit's answer."""
     def exact(n):
@@ -62,6 +77,7 @@ def main():
     ap.add_argument("files", nargs="+")
     ap.add_argument("--hmac-md5-key-file")
     ap.add_argument("--read-replies", action="store_true")
+    ap.add_argument("--get-into", metavar="DEST", help="download files[0] to DEST instead")
     args = ap.parse_args()
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -69,6 +85,10 @@ def main():
     if args.hmac_md5_key_file:
         with open(args.hmac_md5_key_file, "rb") as f:
             conn_auth(sock, f.read().rstrip())
+    if args.get_into:
+        get(sock, args.files[0], args.get_into)
+        sock.close()
+        return
     for name in args.files:
         try:
             put(sock, name)

@@ -54,6 +54,21 @@ class FtpServer(socketserver.BaseRequestHandler):
                 recv_size += len(recv_data)
         print("stored %s %d" % (name, recv_size), flush=True)
 
+    def get(self, args):
+        """Not in the seed (it only uploads): the mirror of put in the seed's
+        style, a {"filesize": N} header then the bytes. Used as the Python
+        baseline for downloads in scripts/bench-files.sh."""
+        file_path = os.path.join(self.server_dir, os.path.basename(args["filename"]))
+        filesize = os.path.getsize(file_path)
+        head = json.dumps({"filesize": filesize}).encode(self.coding)
+        self.request.sendall(struct.pack("i", len(head)) + head)
+        with open(file_path, "rb") as f:
+            while True:
+                chunk = f.read(65536)
+                if not chunk:
+                    break
+                self.request.sendall(chunk)
+
 
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
