@@ -28,8 +28,12 @@ bytes=$(stat -c %s "$src")
 cp "$src" "$work/srv/payload.bin"      # for downloads
 cp "$src" "$work/py/payload.bin"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/key"
+chmod 600 "$work/key"
 
+# Each timed transfer starts with no dirty pages pending: otherwise the
+# writeback of the previous contender's gigabyte throttles the next one.
 now() { date +%s.%N; }
+settle() { sync; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # sockit server, started once: authenticated, verified transfers.
@@ -53,6 +57,7 @@ record() { echo -e "$1\t$2\t$(python3 -c "print($3 - $4)")" >> "$results"; }
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds"
   # --- put ---
+  settle
   t0=$(now); S put "$src" payload-up.bin > /dev/null; t1=$(now)
   record put sockit "$t1" "$t0"
   rm -f "$work/srv/payload-up.bin"
@@ -60,10 +65,12 @@ for round in $(seq "$rounds"); do
   port=$(free_port)
   nc.openbsd -l 127.0.0.1 "$port" > "$work/dl/nc-up.bin" & ncl=$!
   for _ in $(seq 200); do ss -ltn "sport = :$port" | grep -q LISTEN && break; sleep 0.01; done
+  settle
   t0=$(now); nc.openbsd -N 127.0.0.1 "$port" < "$src"; wait $ncl; t1=$(now)
   record put nc "$t1" "$t0"
   rm -f "$work/dl/nc-up.bin"
 
+  settle
   lines_before=$(grep -c '^stored' "$work/py.out" || true)
   t0=$(now)
   python3 tests/interop/seed_client.py "${py_addr%:*}" "${py_addr##*:}" "$src" < /dev/null > /dev/null
@@ -72,6 +79,7 @@ for round in $(seq "$rounds"); do
   record put python "$t1" "$t0"
 
   # --- get ---
+  settle
   t0=$(now); S get payload.bin -o "$work/dl" > /dev/null; t1=$(now)
   record get sockit "$t1" "$t0"
   rm -f "$work/dl/payload.bin"
@@ -79,10 +87,12 @@ for round in $(seq "$rounds"); do
   port=$(free_port)
   nc.openbsd -N -l 127.0.0.1 "$port" < "$src" & ncl=$!
   for _ in $(seq 200); do ss -ltn "sport = :$port" | grep -q LISTEN && break; sleep 0.01; done
+  settle
   t0=$(now); nc.openbsd 127.0.0.1 "$port" > "$work/dl/nc-down.bin"; wait $ncl; t1=$(now)
   record get nc "$t1" "$t0"
   rm -f "$work/dl/nc-down.bin"
 
+  settle
   t0=$(now)
   python3 tests/interop/seed_client.py "${py_addr%:*}" "${py_addr##*:}" payload.bin \
     --get-into "$work/dl/py-down.bin" < /dev/null

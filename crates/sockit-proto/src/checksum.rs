@@ -5,12 +5,20 @@
 //! seeds' classic header may carry `"md5"`; it is checked when present.
 
 use md5::{Digest as _, Md5};
-use xxhash_rust::xxh3::Xxh3;
+use twox_hash::XxHash3_128;
 
 /// XXH3-128 over a stream of chunks, rendered as 32 lowercase hex digits.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct StreamHash {
-    inner: Xxh3,
+    inner: XxHash3_128,
+}
+
+impl Default for StreamHash {
+    fn default() -> Self {
+        Self {
+            inner: XxHash3_128::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for StreamHash {
@@ -25,11 +33,11 @@ impl StreamHash {
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        self.inner.update(bytes);
+        self.inner.write(bytes);
     }
 
     pub fn hex(&self) -> String {
-        format!("{:032x}", self.inner.digest128())
+        format!("{:032x}", self.inner.finish_128())
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`auth`]: the HMAC handshake as a layer in front of any service, and
 //!   where keys come from.
 //! - [`conn`]: a framed connection over any `AsyncRead + AsyncWrite`.
+//! - [`disk`]: per-transfer file threads that read or write and hash.
 //! - [`sandbox`]: the only way from a peer-supplied name to the filesystem.
 //! - [`files`]: the file service (server side) and its client.
 //! - [`error`]: the library's error type.
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod conn;
+pub mod disk;
 pub mod error;
 pub mod files;
 pub mod sandbox;

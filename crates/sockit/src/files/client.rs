@@ -10,17 +10,16 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use sockit_proto::checksum::StreamHash;
 use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, parse_reply};
 use sockit_proto::frame::{FrameEvent, FrameLimits, Header, size_field};
 use sockit_proto::path::RelPath;
 
 use crate::Error;
 use crate::auth::{self, Auth};
-use crate::conn::{FramedConn, READ_CHUNK};
+use crate::conn::FramedConn;
+use crate::disk::{DiskReader, DiskWriter};
 use crate::error::deadline;
 
 /// Longest wait for the server by default: connect, each read, each write.
@@ -153,7 +152,7 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
-        let mut file = tokio::fs::File::open(local)
+        let file = tokio::fs::File::open(local)
             .await
             .map_err(Error::file("cannot open", local))?;
         let filesize = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
@@ -177,26 +176,16 @@ impl FileClient {
         });
         self.send(&put).await?;
         progress.begin(&remote.to_string(), filesize, offset);
-        let mut hash = StreamHash::new();
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut pos = 0u64;
-        while pos < filesize {
-            let want = usize::try_from(filesize - pos).map_or(buf.len(), |r| r.min(buf.len()));
-            let chunk = buf.get_mut(..want).unwrap_or_default();
-            let n = file.read(chunk).await.map_err(Error::file("reading", local))?;
-            let Some(read) = chunk.get(..n).filter(|c| !c.is_empty()) else {
-                return Err(Error::Usage(format!("{} shrank while being sent", local.display())));
-            };
-            hash.update(read);
-            // The prefix the server already has is only hashed, not sent.
-            let skip = usize::try_from(offset.saturating_sub(pos)).unwrap_or(usize::MAX).min(n);
-            if let Some(tail) = read.get(skip..).filter(|t| !t.is_empty()) {
-                self.conn.write_all(tail).await?;
-                progress.advance(tail.len() as u64);
-            }
-            pos += n as u64;
+        // The reader hashes the prefix the server already has without
+        // sending it, then streams and hashes the rest.
+        let mut reader = DiskReader::spawn(file.into_std().await, offset, filesize - offset);
+        while let Some(chunk) = reader.next().await {
+            let chunk = chunk.map_err(Error::file("reading", local))?;
+            self.conn.write_all(&chunk).await?;
+            progress.advance(chunk.len() as u64);
+            reader.recycle(chunk);
         }
-        let xxh3 = hash.hex();
+        let xxh3 = reader.finish().await.map_err(Error::file("reading", local))?;
         self.send(&Request::Commit { xxh3: xxh3.clone() }).await?;
         let reply = self.reply().await;
         progress.end();
@@ -224,7 +213,7 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
-        let mut file = tokio::fs::File::open(local)
+        let file = tokio::fs::File::open(local)
             .await
             .map_err(Error::file("cannot open", local))?;
         let filesize = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
@@ -234,24 +223,21 @@ impl FileClient {
         header.insert("filesize".into(), filesize.into());
         self.conn.write_header(&header).await?;
         progress.begin(remote_name, filesize, 0);
-        let mut hash = StreamHash::new();
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            let n = file.read(&mut buf).await.map_err(Error::file("reading", local))?;
-            let Some(read) = buf.get(..n).filter(|c| !c.is_empty()) else {
-                break;
-            };
-            hash.update(read);
-            self.conn.write_all(read).await?;
-            progress.advance(n as u64);
+        let mut reader = DiskReader::spawn(file.into_std().await, 0, filesize);
+        while let Some(chunk) = reader.next().await {
+            let chunk = chunk.map_err(Error::file("reading", local))?;
+            self.conn.write_all(&chunk).await?;
+            progress.advance(chunk.len() as u64);
+            reader.recycle(chunk);
         }
+        let xxh3 = reader.finish().await.map_err(Error::file("reading", local))?;
         self.conn.shutdown().await?;
         progress.end();
         Ok(Transfer {
             name: remote_name.to_owned(),
             size: filesize,
             offset: 0,
-            xxh3: hash.hex(),
+            xxh3,
             elapsed: started.elapsed(),
             verified: false,
         })
@@ -267,45 +253,47 @@ impl FileClient {
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
         let partial = partial_path(local);
-        let mut hash = StreamHash::new();
-        let (mut file, offset) = open_partial(&partial, resume, &mut hash).await?;
+        let (file, offset) = open_partial(&partial, resume).await?;
         self.send(&Request::Get {
             path: remote.clone(),
             offset,
         })
         .await?;
-        let (reply, body_len) = self.reply().await?;
+        let (reply, _) = self.reply().await?;
         let size = size_field(&reply, "filesize")?.unwrap_or(0);
         if size_field(&reply, "offset")?.unwrap_or(0) != offset {
             return Err(Error::Protocol("server started at a different offset".into()));
         }
         progress.begin(&remote.to_string(), size, offset);
-        let mut received = 0u64;
+        let mut writer = DiskWriter::open(file, offset, false)
+            .await
+            .map_err(Error::file("reading", &partial))?;
+        let mut writing = true;
         loop {
             match self.conn.next_event().await {
                 Ok(Some(FrameEvent::Body(chunk))) => {
-                    hash.update(&chunk);
-                    file.write_all(&chunk).await.map_err(Error::file("writing", &partial))?;
-                    received += chunk.len() as u64;
                     progress.advance(chunk.len() as u64);
+                    if writing {
+                        writing = writer.write(chunk).await;
+                    }
+                    if !writing {
+                        break; // the error comes from finish()
+                    }
                 }
                 Ok(Some(FrameEvent::End)) => break,
                 Ok(_) => return Err(Error::Protocol("frame out of order".into())),
                 Err(e) => {
                     // Keep what arrived: `--resume` continues from it.
-                    let _ = file.flush().await;
+                    let _ = writer.finish().await;
                     progress.end();
                     return Err(e);
                 }
             }
         }
-        file.flush().await.map_err(Error::file("writing", &partial))?;
-        drop(file);
         progress.end();
-        debug_assert_eq!(received, body_len);
+        let ours = writer.finish().await.map_err(Error::file("writing", &partial))?.xxh3;
         let (trailer, _) = self.reply().await?;
         let theirs = trailer.get("xxh3").and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        let ours = hash.hex();
         if theirs != ours {
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(Error::ChecksumMismatch {
@@ -459,31 +447,23 @@ pub fn partial_path(local: &Path) -> PathBuf {
     local.with_file_name(format!(".{name}.sockit-part"))
 }
 
-async fn open_partial(partial: &Path, resume: bool, hash: &mut StreamHash) -> Result<(tokio::fs::File, u64), Error> {
+/// The partial to download into and how much of it is already there.
+async fn open_partial(partial: &Path, resume: bool) -> Result<(std::fs::File, u64), Error> {
     if resume {
-        if let Ok(mut file) = tokio::fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(partial)
-            .await
-        {
-            let mut buf = vec![0u8; READ_CHUNK];
-            let mut offset = 0u64;
-            loop {
-                let n = file.read(&mut buf).await.map_err(Error::file("reading", partial))?;
-                let Some(read) = buf.get(..n).filter(|c| !c.is_empty()) else {
-                    break;
-                };
-                hash.update(read);
-                offset += n as u64;
-            }
-            return Ok((file, offset));
+        let existing = tokio::fs::OpenOptions::new().read(true).write(true).open(partial).await;
+        if let Ok(file) = existing {
+            let len = file
+                .metadata()
+                .await
+                .map_err(Error::file("cannot stat", partial))?
+                .len();
+            return Ok((file.into_std().await, len));
         }
     }
     let file = tokio::fs::File::create(partial)
         .await
         .map_err(Error::file("cannot create", partial))?;
-    Ok((file, 0))
+    Ok((file.into_std().await, 0))
 }
 
 /// Every file and folder under `root`, parents before children, as

@@ -11,16 +11,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use sockit_proto::checksum::{Md5Hash, StreamHash};
 use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, error_reply, ok_reply};
 use sockit_proto::frame::{FrameEvent, FrameLimits};
 use sockit_proto::path::{RESERVED_DIR, RelPath};
 
 use super::staging::Staging;
 use crate::Error;
-use crate::conn::{FramedConn, READ_CHUNK};
+use crate::conn::FramedConn;
+use crate::disk::{DiskReader, DiskWriter, Hashes};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::server::{ConnContext, Service};
 
@@ -163,7 +163,7 @@ impl FileService {
             )),
             Some(_) => self.prepare_upload(&put).await,
         };
-        let (target, mut file, mut hash, mut md5) = match prepared {
+        let (target, mut writer) = match prepared {
             Ok(p) => p,
             Err(r) => {
                 send_refusal(conn, &r).await?;
@@ -171,20 +171,15 @@ impl FileService {
             }
         };
 
-        // Receive: hash every byte as it arrives (one pass); after a write
-        // error keep reading so the peer gets a clean refusal, not a reset.
-        let mut write_error: Option<io::Error> = None;
+        // Receive; the writer thread hashes every byte as it lands (one
+        // pass). After a write error keep reading, so the peer gets a clean
+        // refusal rather than a reset.
+        let mut writing = true;
         loop {
             match conn.next_event().await {
                 Ok(Some(FrameEvent::Body(chunk))) => {
-                    hash.update(&chunk);
-                    if let Some(m) = md5.as_mut() {
-                        m.update(&chunk);
-                    }
-                    if write_error.is_none() {
-                        if let Err(e) = file.write_all(&chunk).await {
-                            write_error = Some(e);
-                        }
+                    if writing {
+                        writing = writer.write(chunk).await;
                     }
                 }
                 Ok(Some(FrameEvent::End)) => break,
@@ -192,9 +187,8 @@ impl FileService {
                 Err(e) => {
                     // Interrupted: a sockit client can resume from what was
                     // written; a classic upload has no resume, so drop it.
-                    let _ = file.flush().await;
-                    drop(file);
-                    if !put.trailer || write_error.is_some() {
+                    let written = writer.finish().await;
+                    if !put.trailer || written.is_err() {
                         self.staging.discard(&put.path).await;
                     }
                     tracing::info!(path = %put.path, "upload interrupted");
@@ -202,12 +196,7 @@ impl FileService {
                 }
             }
         }
-        if write_error.is_none() {
-            if let Err(e) = file.flush().await {
-                write_error = Some(e);
-            }
-        }
-        drop(file);
+        let written = writer.finish().await;
 
         let claimed = if put.trailer {
             let (header, body_len) = conn.expect_header("sending the upload's checksum").await?;
@@ -225,13 +214,10 @@ impl FileService {
             None
         };
 
-        let outcome = self
-            .finish_upload(&put, &target, write_error, &hash.hex(), claimed, md5.map(Md5Hash::hex))
-            .await;
-        match outcome {
-            Ok(()) => {
+        match self.finish_upload(&put, &target, written, claimed).await {
+            Ok(xxh3) => {
                 tracing::info!(path = %put.path, size = put.filesize, "upload stored");
-                let reply = ok_reply([("size", put.filesize.into()), ("xxh3", hash.hex().into())]);
+                let reply = ok_reply([("size", put.filesize.into()), ("xxh3", xxh3.into())]);
                 conn.write_header(&reply).await?;
                 conn.flush().await
             }
@@ -244,11 +230,8 @@ impl FileService {
     }
 
     /// Resolves the target, creates its folders and opens the partial
-    /// (fresh, or reopened at the offset and hashed up to it).
-    async fn prepare_upload(
-        &self,
-        put: &Put,
-    ) -> Result<(PathBuf, tokio::fs::File, StreamHash, Option<Md5Hash>), Refusal> {
+    /// (fresh, or reopened at the offset) behind a writer thread.
+    async fn prepare_upload(&self, put: &Put) -> Result<(PathBuf, DiskWriter), Refusal> {
         let target = self.sandbox.resolve(&put.path).await?;
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -256,52 +239,46 @@ impl FileService {
         if tokio::fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
             return Err(Refusal::new(ErrorCode::IsADirectory, "a folder has that name"));
         }
-        let mut hash = StreamHash::new();
-        let mut md5 = put.md5.as_ref().map(|_| Md5Hash::new());
         let file = if put.offset == 0 {
             self.staging.begin(&put.path, put.filesize).await?
         } else {
-            let mut file = self
-                .staging
+            self.staging
                 .reopen(&put.path, put.filesize, put.offset)
                 .await
-                .ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "offset does not match the kept partial upload"))?;
-            hash_prefix(&mut file, put.offset, &mut hash, md5.as_mut()).await?;
-            file
+                .ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "offset does not match the kept partial upload"))?
         };
-        Ok((target, file, hash, md5))
+        let writer = DiskWriter::open(file.into_std().await, put.offset, put.md5.is_some()).await?;
+        Ok((target, writer))
     }
 
+    /// Checks what arrived against the client's claims and moves it into
+    /// place; the stored file's hash on success.
     async fn finish_upload(
         &self,
         put: &Put,
         target: &Path,
-        write_error: Option<io::Error>,
-        ours: &str,
+        written: io::Result<Hashes>,
         claimed: Option<String>,
-        md5: Option<String>,
-    ) -> Reply {
-        if let Some(e) = write_error {
-            return Err(refusal(&e));
-        }
+    ) -> Result<String, Refusal> {
+        let ours = written?;
         if let Some(claimed) = claimed {
-            if claimed != ours {
+            if claimed != ours.xxh3 {
                 return Err(Refusal::new(
                     ErrorCode::ChecksumMismatch,
-                    format!("xxh3 mismatch: client sent {claimed}, server received {ours}"),
+                    format!("xxh3 mismatch: client sent {claimed}, server received {}", ours.xxh3),
                 ));
             }
         }
-        if let (Some(claimed), Some(ours)) = (&put.md5, md5) {
-            if *claimed != ours {
+        if let (Some(claimed), Some(md5)) = (&put.md5, &ours.md5) {
+            if claimed != md5 {
                 return Err(Refusal::new(
                     ErrorCode::ChecksumMismatch,
-                    format!("md5 mismatch: header says {claimed}, server received {ours}"),
+                    format!("md5 mismatch: header says {claimed}, server received {md5}"),
                 ));
             }
         }
         self.staging.commit(&put.path, target).await?;
-        Ok(())
+        Ok(ours.xxh3)
     }
 
     /// Answers with the body or a refusal. `Ok(Err(_))` is a refusal the
@@ -316,7 +293,7 @@ impl FileService {
             Ok(t) => t,
             Err(e) => return Ok(Err(e.into())),
         };
-        let mut file = match tokio::fs::File::open(&target).await {
+        let file = match tokio::fs::File::open(&target).await {
             Ok(f) => f,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -331,29 +308,19 @@ impl FileService {
                 "offset is past the end of the file",
             )));
         }
-        let mut hash = StreamHash::new();
-        if let Err(e) = hash_prefix(&mut file, offset, &mut hash, None).await {
-            return Ok(Err(e.into()));
-        }
         conn.skip_body().await?;
         conn.write_header(&ok_reply([("filesize", size.into()), ("offset", offset.into())]))
             .await?;
-        let mut remaining = size - offset;
-        let mut buf = vec![0u8; READ_CHUNK];
-        while remaining > 0 {
-            let want = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
-            let chunk = buf.get_mut(..want).unwrap_or_default();
-            let n = file.read(chunk).await.map_err(Error::file("reading", &target))?;
-            let Some(sent) = chunk.get(..n).filter(|c| !c.is_empty()) else {
-                // The promised size can no longer be kept: the only honest
-                // signal left is to cut the connection.
-                return Err(Error::Protocol(format!("{path} shrank while being sent")));
-            };
-            hash.update(sent);
-            conn.write_all(sent).await?;
-            remaining -= n as u64;
+        let mut reader = DiskReader::spawn(file.into_std().await, offset, size - offset);
+        while let Some(chunk) = reader.next().await {
+            // A read error mid-body (the file shrank) breaks the promised
+            // size: the only honest signal left is to cut the connection.
+            let chunk = chunk.map_err(Error::file("reading", &target))?;
+            conn.write_all(&chunk).await?;
+            reader.recycle(chunk);
         }
-        conn.write_header(&ok_reply([("xxh3", hash.hex().into())])).await?;
+        let xxh3 = reader.finish().await.map_err(Error::file("reading", &target))?;
+        conn.write_header(&ok_reply([("xxh3", xxh3.into())])).await?;
         conn.flush().await?;
         Ok(Ok(()))
     }
@@ -559,36 +526,6 @@ async fn discard_upload<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn
         conn.expect_header("sending the upload's checksum").await?;
         conn.skip_body().await?;
     }
-    Ok(())
-}
-
-/// Feeds the first `len` bytes of `file` to the hashes, leaving the file
-/// positioned at `len` (resume continues from there).
-async fn hash_prefix(
-    file: &mut tokio::fs::File,
-    len: u64,
-    hash: &mut StreamHash,
-    mut md5: Option<&mut Md5Hash>,
-) -> io::Result<()> {
-    use tokio::io::AsyncSeekExt as _;
-    file.seek(io::SeekFrom::Start(0)).await?;
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut remaining = len;
-    while remaining > 0 {
-        let want = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
-        let chunk = buf.get_mut(..want).unwrap_or_default();
-        let n = file.read(chunk).await?;
-        let read = chunk
-            .get(..n)
-            .filter(|c| !c.is_empty())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
-        hash.update(read);
-        if let Some(m) = md5.as_deref_mut() {
-            m.update(read);
-        }
-        remaining -= n as u64;
-    }
-    file.seek(io::SeekFrom::Start(len)).await?;
     Ok(())
 }
 
