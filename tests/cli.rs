@@ -138,6 +138,10 @@ fn exit_codes_say_usage_failure_or_success() {
         .code(1)
         .stderr(predicate::str::contains("no such file or folder (not_found)"));
     assert!(!sb.path("work/missing.txt").exists());
+    assert!(
+        !sb.path("work/.missing.txt.sockit-part").exists(),
+        "a refused get leaves nothing"
+    );
     sb.assert_cmd()
         .args(["put", "nonexistent-local", "--server", &srv.addr])
         .assert()

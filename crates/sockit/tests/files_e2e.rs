@@ -193,6 +193,10 @@ async fn an_interrupted_upload_is_invisible_and_resumes() {
         matches!(&err, Error::Remote(r) if r.code == ErrorCode::NotFound),
         "{err}"
     );
+    assert!(
+        !partial_path(&srv.local("nope")).exists(),
+        "a refused get leaves nothing"
+    );
 
     let src = srv.local("big.bin");
     std::fs::write(&src, &data).unwrap();

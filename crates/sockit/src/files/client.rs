@@ -253,7 +253,11 @@ impl FileClient {
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
         let partial = partial_path(local);
-        let (file, offset) = open_partial(&partial, resume).await?;
+        let offset = if resume {
+            tokio::fs::metadata(&partial).await.map_or(0, |m| m.len())
+        } else {
+            0
+        };
         self.send(&Request::Get {
             path: remote.clone(),
             offset,
@@ -264,6 +268,9 @@ impl FileClient {
         if size_field(&reply, "offset")?.unwrap_or(0) != offset {
             return Err(Error::Protocol("server started at a different offset".into()));
         }
+        // Only now, with the server committed to sending, touch the disk:
+        // a refused get leaves nothing behind.
+        let file = open_partial(&partial, offset).await?;
         progress.begin(&remote.to_string(), size, offset);
         let mut writer = DiskWriter::open(file, offset, false)
             .await
@@ -447,23 +454,19 @@ pub fn partial_path(local: &Path) -> PathBuf {
     local.with_file_name(format!(".{name}.sockit-part"))
 }
 
-/// The partial to download into and how much of it is already there.
-async fn open_partial(partial: &Path, resume: bool) -> Result<(std::fs::File, u64), Error> {
-    if resume {
-        let existing = tokio::fs::OpenOptions::new().read(true).write(true).open(partial).await;
-        if let Ok(file) = existing {
-            let len = file
-                .metadata()
-                .await
-                .map_err(Error::file("cannot stat", partial))?
-                .len();
-            return Ok((file.into_std().await, len));
-        }
+/// The partial to download into: the kept one when resuming from
+/// `offset`, else a fresh (truncated) one.
+async fn open_partial(partial: &Path, offset: u64) -> Result<std::fs::File, Error> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    if offset == 0 {
+        options.truncate(true);
     }
-    let file = tokio::fs::File::create(partial)
+    let file = options
+        .open(partial)
         .await
         .map_err(Error::file("cannot create", partial))?;
-    Ok((file.into_std().await, 0))
+    Ok(file.into_std().await)
 }
 
 /// Every file and folder under `root`, parents before children, as
