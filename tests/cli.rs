@@ -231,8 +231,16 @@ fn sigterm_stops_the_server_cleanly() {
     let sb = Sandbox::new();
     let srv = Server::start(&sb, &["--insecure-no-auth"]);
     assert!(srv.second_line.contains("auth: OFF"));
-    let status = srv.terminate();
+    let status = srv.signal("TERM");
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn ctrl_c_stops_the_server_with_exit_130() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--insecure-no-auth"]);
+    let status = srv.signal("INT");
+    assert_eq!(status.code(), Some(130), "{status:?}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use sockit::auth::{self, Auth};
@@ -31,6 +32,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.drain_timeout = Duration::from_secs(args.drain_timeout);
+    // Signal handlers go in before the address is announced: a supervisor
+    // (or test) that reads the address may send SIGTERM right away.
+    let signals = Signals::install().context("cannot watch for signals")?;
     let server = TcpServer::bind(config)?;
 
     // The first stdout line is the contract scripts and tests rely on.
@@ -42,7 +46,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     println!("serving {} (auth: {auth_note})", service.root().display());
 
     let shutdown = CancellationToken::new();
-    let signal = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let signal = tokio::spawn(signals.wait(shutdown.clone()));
     server.run(Arc::new(service), shutdown).await;
     let interrupted = signal.await.unwrap_or(false);
     Ok(if interrupted {
@@ -79,22 +83,28 @@ fn server_auth(args: &ServeArgs) -> anyhow::Result<Option<Auth>> {
     }))
 }
 
-/// Cancels on Ctrl-C or SIGTERM; true for Ctrl-C (exit 130).
-async fn wait_for_signal(shutdown: CancellationToken) -> bool {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return true;
-        }
-    };
-    let interrupted = tokio::select! {
-        _ = tokio::signal::ctrl_c() => true,
-        _ = term.recv() => false,
-    };
-    tracing::info!("shutting down");
-    shutdown.cancel();
-    interrupted
+/// SIGINT and SIGTERM, registered up front.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Cancels `shutdown` on the first signal; true for Ctrl-C (exit 130).
+    async fn wait(mut self, shutdown: CancellationToken) -> bool {
+        let interrupted = tokio::select! {
+            _ = self.interrupt.recv() => true,
+            _ = self.terminate.recv() => false,
+        };
+        tracing::info!("shutting down");
+        shutdown.cancel();
+        interrupted
+    }
 }

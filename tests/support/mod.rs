@@ -83,10 +83,10 @@ impl Server {
         }
     }
 
-    /// Sends SIGTERM and returns the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends a signal (`"TERM"`, `"INT"`) by PID and returns the exit status.
+    pub fn signal(mut self, name: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        Command::new("kill").arg(format!("-{name}")).arg(&pid).status().unwrap();
         self.child.wait().unwrap()
     }
 }

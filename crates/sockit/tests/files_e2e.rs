@@ -400,3 +400,27 @@ async fn rm_of_a_symlink_removes_the_link_not_its_target() {
     assert!(srv.root.join("target").exists());
     assert!(std::fs::symlink_metadata(srv.root.join("link")).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_clients_transfer_at_once() {
+    let srv = TestServer::plain().await;
+    let mut tasks = Vec::new();
+    for i in 0..16u64 {
+        let config = srv.client_config();
+        let src = srv.local(&format!("src-{i}"));
+        let dst = srv.local(&format!("dst-{i}"));
+        let data = random_bytes(400_000 + i as usize * 1000, 100 + i);
+        std::fs::write(&src, &data).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut c = sockit::files::FileClient::connect(&config).await.unwrap();
+            let name = rel(&format!("many/{i}.bin"));
+            c.put(&src, &name, false, &mut NoProgress).await.unwrap();
+            c.get(&name, &dst, false, &mut NoProgress).await.unwrap();
+            assert_eq!(std::fs::read(&dst).unwrap(), data);
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(common::PATIENCE, t).await.unwrap().unwrap();
+    }
+    assert_eq!(std::fs::read_dir(srv.root.join("many")).unwrap().count(), 16);
+}
