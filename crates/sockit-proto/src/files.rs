@@ -47,6 +47,8 @@ pub enum Request {
     Commit {
         xxh3: String,
     },
+    /// Run a command (only where the server allows exec).
+    Exec(crate::exec::Command),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,7 @@ pub struct Put {
 }
 
 /// The command names on the wire.
-pub const COMMANDS: [&str; 8] = ["put", "resume", "get", "ls", "stat", "rm", "mkdir", "commit"];
+pub const COMMANDS: [&str; 9] = ["put", "resume", "get", "ls", "stat", "rm", "mkdir", "commit", "exec"];
 
 /// Why a header is not a request this server can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -215,6 +217,7 @@ impl Request {
             "commit" => Self::Commit {
                 xxh3: str_field(h, "xxh3")?.to_ascii_lowercase(),
             },
+            "exec" => Self::Exec(exec_command(h)?),
             other => return Err(RequestError::UnknownCommand(truncate(other, 64))),
         })
     }
@@ -278,6 +281,14 @@ impl Request {
                 put("cmd", "commit".into());
                 put("xxh3", xxh3.clone().into());
             }
+            Self::Exec(crate::exec::Command::Shell(line)) => {
+                put("cmd", "exec".into());
+                put("command", line.clone().into());
+            }
+            Self::Exec(crate::exec::Command::Argv(argv)) => {
+                put("cmd", "exec".into());
+                put("argv", argv.clone().into());
+            }
         }
         h
     }
@@ -326,6 +337,26 @@ pub enum ReplyError {
     Remote(#[from] RemoteError),
     #[error("malformed reply: {0}")]
     Malformed(&'static str),
+}
+
+/// `"command"` (a shell line) or `"argv"` (a non-empty list of strings).
+fn exec_command(h: &Header) -> Result<crate::exec::Command, RequestError> {
+    if let Some(line) = opt_str_field(h, "command")? {
+        if line.trim().is_empty() {
+            return Err(RequestError::BadField("command"));
+        }
+        return Ok(crate::exec::Command::Shell(line.to_owned()));
+    }
+    match h.get("argv") {
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(crate::exec::Command::Argv)
+            .ok_or(RequestError::BadField("argv")),
+        Some(_) => Err(RequestError::BadField("argv")),
+        None => Err(RequestError::MissingField("command")),
+    }
 }
 
 fn str_field<'h>(h: &'h Header, key: &'static str) -> Result<&'h str, RequestError> {
@@ -427,6 +458,8 @@ mod tests {
             },
             Request::Mkdir { path: p("d/e") },
             Request::Commit { xxh3: "0123".into() },
+            Request::Exec(crate::exec::Command::Shell("ls -l | wc -l".into())),
+            Request::Exec(crate::exec::Command::Argv(vec!["echo".into(), "a b".into()])),
         ];
         for r in requests {
             assert_eq!(Request::from_header(&r.to_header()).unwrap(), r);

@@ -7,6 +7,9 @@
 //! - [`auth`]: the HMAC challenge/response handshake and the shared key.
 //! - [`path`]: peer-supplied names parsed into safe relative paths.
 //! - [`checksum`]: the streaming hashes that verify transfers end to end.
+//! - [`echo`]: the upper-case echo, streaming and per datagram.
+//! - [`exec`]: remote exec's replies and spotting the classic raw-command client.
+//! - [`clock`]: the time services' formats (seed strftime, RFC 867, RFC 868).
 //!
 //! Nothing here reads a clock, a socket, a file or a random source: callers
 //! pass bytes, time and randomness in. That keeps every decoder total and
@@ -15,6 +18,9 @@
 
 pub mod auth;
 pub mod checksum;
+pub mod clock;
+pub mod echo;
+pub mod exec;
 pub mod files;
 pub mod frame;
 pub mod path;
