@@ -55,6 +55,32 @@ pub enum Command {
     Rm(RmArgs),
     /// Create a folder (and its parents).
     Mkdir(PathArgs),
+    /// Run a command on a server started with --allow-exec.
+    #[command(after_help = "Examples:
+  sockit exec -- uname -a
+  sockit exec --server 10.0.0.5:8080 -- sh -c 'df -h | head -3'
+
+stdout and stderr are printed separately; the exit code is the command's.")]
+    Exec(ExecArgs),
+    /// Echo (RFC 862) server and client, with the classic upper-case variant.
+    #[command(after_help = "Examples:
+  sockit echo serve --tcp 127.0.0.1:7007 --udp 127.0.0.1:7007 --insecure-no-auth
+  sockit echo serve --tcp 127.0.0.1:9999 --upper --auth-digest md5 --key-file seed.key
+  sockit echo 127.0.0.1:7007 --insecure-no-auth hello world
+  sockit echo 127.0.0.1:7007 --udp 'hello 你好'")]
+    Echo(EchoArgs),
+    /// Time services (the classic UDP strftime service, RFC 867, RFC 868) and client.
+    #[command(after_help = "Examples:
+  sockit time serve --udp 127.0.0.1:9000 --daytime 127.0.0.1:1313 --rfc868 127.0.0.1:3737 --insecure-no-auth
+  sockit time 127.0.0.1:9000                # the server's default: %Y-%m-%d %X
+  sockit time 127.0.0.1:9000 '%Y'
+  sockit time 127.0.0.1:3737 --rfc868")]
+    Time(TimeArgs),
+    /// One-shot download (send a name, receive the bytes) server and client.
+    #[command(after_help = "Examples:
+  sockit download serve --listen 127.0.0.1:7890 --root ./public --insecure-no-auth
+  sockit download 127.0.0.1:7890 report.pdf -o saved.pdf --insecure-no-auth")]
+    Download(DownloadArgs),
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -116,6 +142,157 @@ pub struct ServeArgs {
     /// Do not set SO_REUSEADDR on the listening socket.
     #[arg(long)]
     pub no_reuse_address: bool,
+    /// Allow authenticated clients to run commands (framed `exec` and the
+    /// classic raw-command client). Off by default.
+    #[arg(long)]
+    pub allow_exec: bool,
+    /// Seconds a command may run before it is killed.
+    #[arg(long, value_name = "SECS", default_value_t = sockit::exec::DEFAULT_EXEC_TIMEOUT.as_secs())]
+    pub exec_timeout: u64,
+    /// Output kept per stream (stdout, stderr); the rest is cut with a marker.
+    #[arg(long, value_name = "BYTES", default_value_t = sockit::exec::DEFAULT_MAX_OUTPUT)]
+    pub exec_max_output: usize,
+}
+
+/// Listener settings shared by the small services' servers.
+#[derive(Debug, Args)]
+pub struct ListenerArgs {
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Most TCP connections served at once.
+    #[arg(long, default_value_t = sockit::server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Listen backlog.
+    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG)]
+    pub backlog: u32,
+    /// Seconds of silence before a TCP client is disconnected.
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
+    /// Do not set SO_REUSEADDR.
+    #[arg(long)]
+    pub no_reuse_address: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Largest output accepted from the server, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_output: u64,
+    /// The command and its arguments, run without a shell.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EchoArgs {
+    #[command(subcommand)]
+    pub serve: Option<EchoServe>,
+    /// Server address (HOST:PORT).
+    pub addr: Option<String>,
+    /// Text to send (the words are joined with spaces).
+    pub text: Vec<String>,
+    /// Use UDP instead of TCP.
+    #[arg(long)]
+    pub udp: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Seconds to wait for the reply.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EchoServe {
+    /// Run echo servers (TCP, UDP or both; default both on 127.0.0.1:8007).
+    Serve {
+        #[arg(long)]
+        tcp: Option<SocketAddr>,
+        #[arg(long)]
+        udp: Option<SocketAddr>,
+        /// Answer in upper case (Unicode-aware), like the classic "upper" server.
+        #[arg(long)]
+        upper: bool,
+        #[command(flatten)]
+        listener: ListenerArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TimeArgs {
+    #[command(subcommand)]
+    pub serve: Option<TimeServe>,
+    /// Server address (HOST:PORT).
+    pub addr: Option<String>,
+    /// strftime format for the classic service [default: the server's, %Y-%m-%d %X].
+    pub format: Option<String>,
+    /// Ask an RFC 868 server (prints the time it returns).
+    #[arg(long, conflicts_with = "daytime")]
+    pub rfc868: bool,
+    /// Ask an RFC 867 daytime server.
+    #[arg(long)]
+    pub daytime: bool,
+    /// Use TCP (for --daytime and --rfc868; the classic service is UDP only).
+    #[arg(long)]
+    pub tcp: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Seconds to wait for the reply.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimeServe {
+    /// Run time servers: the classic service on UDP; daytime and RFC 868 on TCP and UDP.
+    Serve {
+        /// The classic strftime service (UDP).
+        #[arg(long)]
+        udp: Option<SocketAddr>,
+        /// RFC 867 daytime, on TCP and UDP at this address.
+        #[arg(long)]
+        daytime: Option<SocketAddr>,
+        /// RFC 868 time, on TCP and UDP at this address.
+        #[arg(long)]
+        rfc868: Option<SocketAddr>,
+        #[command(flatten)]
+        listener: ListenerArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DownloadArgs {
+    #[command(subcommand)]
+    pub serve: Option<DownloadServe>,
+    /// Server address (HOST:PORT).
+    pub addr: Option<String>,
+    /// File name to ask for.
+    pub name: Option<String>,
+    /// Where to save it [default: the name's last component, here].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Seconds to wait at each step.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DownloadServe {
+    /// Serve a folder's files to the one-shot download client.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:7890")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "sockit-data")]
+        root: PathBuf,
+        #[command(flatten)]
+        listener: ListenerArgs,
+    },
 }
 
 #[derive(Debug, Args)]

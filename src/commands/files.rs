@@ -13,7 +13,7 @@ use sockit_proto::path::RelPath;
 
 use super::client_auth;
 use crate::UsageError;
-use crate::cli::{ClientArgs, GetArgs, LsArgs, PathArgs, PutArgs, RmArgs};
+use crate::cli::{ClientArgs, ExecArgs, GetArgs, LsArgs, PathArgs, PutArgs, RmArgs};
 use crate::exit;
 use crate::output::{Reporter, human_bytes, json_line, transfer_done};
 
@@ -184,6 +184,33 @@ pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
         json_line(&json!({"event": "created", "path": path.to_string()}));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a command remotely: its stdout to ours, its stderr to ours, its
+/// exit code as ours (1 if it had none: killed, timed out).
+pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let mut client = connect(&args.client).await?;
+    let command = sockit_proto::exec::Command::Argv(args.argv.clone());
+    let result = client
+        .exec(command, args.max_output)
+        .await
+        .with_context(|| format!("cannot run {:?}", args.argv.join(" ")))?;
+    if args.client.json {
+        json_line(&json!({
+            "event": "exec", "exit_code": result.exit_code, "timed_out": result.timed_out,
+            "truncated": result.truncated,
+            "stdout": String::from_utf8_lossy(&result.stdout), "stderr": String::from_utf8_lossy(&result.stderr),
+        }));
+    } else {
+        use std::io::Write as _;
+        std::io::stdout().write_all(&result.stdout)?;
+        std::io::stderr().write_all(&result.stderr)?;
+    }
+    let code = result
+        .exit_code
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(exit::FAILED);
+    Ok(ExitCode::from(code))
 }
 
 fn print_entry(e: &Entry, json: bool) {

@@ -2,7 +2,9 @@
 //! library calls and output.
 
 mod files;
+mod lifecycle;
 mod serve;
+mod services;
 
 use std::process::ExitCode;
 
@@ -23,6 +25,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Stat(a) => files::stat(a).await,
         Command::Rm(a) => files::rm(a).await,
         Command::Mkdir(a) => files::mkdir(a).await,
+        Command::Exec(a) => files::exec(a).await,
+        Command::Echo(a) => services::echo(a).await,
+        Command::Time(a) => services::time(a).await,
+        Command::Download(a) => services::download(a).await,
     }
 }
 
@@ -56,6 +62,31 @@ fn client_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
         }
     };
     let key = auth::load_key(&path).with_context(|| "cannot load the key")?;
+    Ok(Some(Auth {
+        key,
+        digest: digest(args.auth_digest),
+    }))
+}
+
+/// A server's key: `--key-file`, or the per-user default key, created on
+/// first start; `None` only with `--insecure-no-auth`.
+fn server_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
+    if args.insecure_no_auth {
+        tracing::warn!("authentication is OFF: anyone who can connect can use this service");
+        return Ok(None);
+    }
+    let key = match &args.key_file {
+        Some(path) => auth::load_key(path).context("cannot load the key")?,
+        None => {
+            let path = auth::default_key_path()
+                .ok_or_else(|| UsageError("no HOME or XDG_CONFIG_HOME for the default key; pass --key-file".into()))?;
+            let (key, created) = auth::load_or_create_key(&path).context("cannot set up the default key")?;
+            if created {
+                tracing::info!(path = %path.display(), "created a new key; clients on this machine use it by default");
+            }
+            key
+        }
+    };
     Ok(Some(Auth {
         key,
         digest: digest(args.auth_digest),

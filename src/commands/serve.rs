@@ -5,25 +5,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use sockit::auth::{self, Auth};
+use sockit::exec::ExecLimits;
 use sockit::files::{FileService, FileServiceConfig};
 use sockit::server::{ServerConfig, TcpServer};
 use sockit_proto::frame::FrameLimits;
 
-use super::digest;
+use super::lifecycle::Signals;
+use super::server_auth;
 use crate::UsageError;
 use crate::cli::ServeArgs;
 use crate::exit;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let auth = server_auth(&args)?;
+    let auth = server_auth(&args.auth)?;
+    if args.allow_exec && auth.is_none() && !args.listen.ip().is_loopback() {
+        return Err(UsageError(format!(
+            "refusing --allow-exec with --insecure-no-auth on {}: anyone who can connect could run commands; \
+             use a key, or listen on a loopback address",
+            args.listen
+        ))
+        .into());
+    }
     let mut files = FileServiceConfig::new(&args.root);
     files.frame_limits = FrameLimits {
         max_header_len: args.max_header,
     };
+    if args.allow_exec {
+        files.exec = Some(ExecLimits {
+            timeout: Duration::from_secs(args.exec_timeout),
+            max_output: args.exec_max_output,
+        });
+    }
     let service = FileService::new(files).context("cannot start the file service")?;
     let mut config = ServerConfig::new(args.listen, auth.clone());
     config.backlog = args.backlog;
@@ -43,7 +57,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(a) => format!("hmac-{}", a.digest.name()),
         None => "OFF (--insecure-no-auth)".to_owned(),
     };
-    println!("serving {} (auth: {auth_note})", service.root().display());
+    let exec_note = if args.allow_exec { ", exec: ON" } else { "" };
+    println!("serving {} (auth: {auth_note}{exec_note})", service.root().display());
 
     let shutdown = CancellationToken::new();
     let signal = tokio::spawn(signals.wait(shutdown.clone()));
@@ -54,57 +69,4 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// `--key-file`, or the per-user default key, created on first start.
-fn server_auth(args: &ServeArgs) -> anyhow::Result<Option<Auth>> {
-    if args.auth.insecure_no_auth {
-        tracing::warn!(
-            "authentication is OFF: anyone who can connect can read and write {}",
-            args.root.display()
-        );
-        return Ok(None);
-    }
-    let key = match &args.auth.key_file {
-        Some(path) => auth::load_key(path).context("cannot load the key")?,
-        None => {
-            let path = auth::default_key_path()
-                .ok_or_else(|| UsageError("no HOME or XDG_CONFIG_HOME for the default key; pass --key-file".into()))?;
-            let (key, created) = auth::load_or_create_key(&path).context("cannot set up the default key")?;
-            if created {
-                tracing::info!(path = %path.display(), "created a new key; clients on this machine use it by default");
-            }
-            key
-        }
-    };
-    Ok(Some(Auth {
-        key,
-        digest: digest(args.auth.auth_digest),
-    }))
-}
-
-/// SIGINT and SIGTERM, registered up front.
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    fn install() -> std::io::Result<Self> {
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Cancels `shutdown` on the first signal; true for Ctrl-C (exit 130).
-    async fn wait(mut self, shutdown: CancellationToken) -> bool {
-        let interrupted = tokio::select! {
-            _ = self.interrupt.recv() => true,
-            _ = self.terminate.recv() => false,
-        };
-        tracing::info!("shutting down");
-        shutdown.cancel();
-        interrupted
-    }
 }

@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
+use sockit_proto::exec::{Opening, classify};
 use sockit_proto::frame::{self, FrameDecoder, FrameEvent, FrameLimits, Header};
 
 use crate::Error;
@@ -66,6 +67,57 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
                 });
             }
         }
+    }
+
+    /// Between requests: waits until the next request's first bytes tell a
+    /// frame from a classic client's bare command line. 1-3 bytes followed
+    /// by `pause` of silence are a short command. `None` on a clean close.
+    pub async fn opening(&mut self, max_header_len: u32, pause: Duration) -> Result<Option<Opening>, Error> {
+        loop {
+            if let decided @ (Opening::Framed | Opening::RawCommand) = classify(&self.buf, max_header_len, false) {
+                return Ok(Some(decided));
+            }
+            let wait = if self.buf.is_empty() { self.timeout } else { pause };
+            match tokio::time::timeout(wait, self.stream.read_buf(&mut self.buf)).await {
+                Err(_) if self.buf.is_empty() => {
+                    return Err(Error::Timeout {
+                        op: "waiting for the peer",
+                        after: wait,
+                    });
+                }
+                Ok(Ok(0)) if self.buf.is_empty() => return Ok(None),
+                Err(_) | Ok(Ok(0)) => return Ok(Some(classify(&self.buf, max_header_len, true))),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(Error::io("reading from the peer")(e)),
+            }
+        }
+    }
+
+    /// Takes a classic client's raw request: what is buffered plus whatever
+    /// follows until `pause` of silence, at most `max` bytes.
+    pub async fn take_raw(&mut self, pause: Duration, max: usize) -> Result<Bytes, Error> {
+        while self.buf.len() < max {
+            match tokio::time::timeout(pause, self.stream.read_buf(&mut self.buf)).await {
+                Err(_) | Ok(Ok(0)) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(Error::io("reading from the peer")(e)),
+            }
+        }
+        let take = self.buf.len().min(max);
+        Ok(self.buf.split_to(take).freeze())
+    }
+
+    /// Resolves once the peer has closed its side (or the connection broke).
+    /// Bytes that arrive meanwhile stay buffered for the next request, up to
+    /// [`READ_CHUNK`]; past that it stops reading and just waits.
+    pub async fn closed(&mut self) {
+        while self.buf.len() < READ_CHUNK {
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        std::future::pending::<()>().await;
     }
 
     /// The next event, which must be a header; a clean close is an error

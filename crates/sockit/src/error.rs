@@ -49,6 +49,8 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("the server sent nothing (no such file, or a wrong key?)")]
+    NothingSent,
     #[error("{0}")]
     Usage(String),
 }

@@ -4,12 +4,16 @@
 //! # Layout
 //! - [`server`]: the one TCP server skeleton every TCP service runs in
 //!   (connection permits, deadlines, graceful shutdown).
+//! - [`udp`]: the one UDP server skeleton, which bounds every reply.
+//! - [`exec`]: running a remote command under a time limit and output cap.
 //! - [`auth`]: the HMAC handshake as a layer in front of any service, and
 //!   where keys come from.
 //! - [`conn`]: a framed connection over any `AsyncRead + AsyncWrite`.
 //! - [`disk`]: per-transfer file threads that read or write and hash.
 //! - [`sandbox`]: the only way from a peer-supplied name to the filesystem.
 //! - [`files`]: the file service (server side) and its client.
+//! - [`echo`], [`clock`], [`download`]: the small classic services;
+//!   [`clients`]: their clients.
 //! - [`error`]: the library's error type.
 //!
 //! This crate never prints; it logs through `tracing`. Protocol rules live
@@ -17,11 +21,17 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod clients;
+pub mod clock;
 pub mod conn;
 pub mod disk;
+pub mod download;
+pub mod echo;
 pub mod error;
+pub mod exec;
 pub mod files;
 pub mod sandbox;
 pub mod server;
+pub mod udp;
 
 pub use error::Error;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use sockit_proto::exec::{Command as ExecCommand, Outcome as ExecResult, split_body};
 use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, parse_reply};
 use sockit_proto::frame::{FrameEvent, FrameLimits, Header, size_field};
 use sockit_proto::path::RelPath;
@@ -399,6 +400,26 @@ impl FileClient {
             }
         }
         Ok(summary)
+    }
+
+    /// Runs a command on the server (which must allow exec).
+    pub async fn exec(&mut self, command: ExecCommand, max_output: u64) -> Result<ExecResult, Error> {
+        self.send(&Request::Exec(command)).await?;
+        let (header, body_len) = self.reply().await?;
+        let body = self.conn.read_body(body_len, max_output).await?;
+        let (stdout, stderr) =
+            split_body(&header, &body).ok_or_else(|| Error::Protocol("bad exec reply: stdout_size".into()))?;
+        let flag = |k: &str| header.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
+        Ok(ExecResult {
+            stdout: stdout.to_vec(),
+            stderr: stderr.to_vec(),
+            exit_code: header
+                .get("exit_code")
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|c| i32::try_from(c).ok()),
+            timed_out: flag("timed_out"),
+            truncated: flag("truncated"),
+        })
     }
 
     async fn send(&mut self, request: &Request) -> Result<(), Error> {

@@ -13,6 +13,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use sockit_proto::exec::{Command, Opening, Outcome, classic_reply, framed_reply};
 use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, error_reply, ok_reply};
 use sockit_proto::frame::{FrameEvent, FrameLimits};
 use sockit_proto::path::{RESERVED_DIR, RelPath};
@@ -21,6 +22,7 @@ use super::staging::Staging;
 use crate::Error;
 use crate::conn::FramedConn;
 use crate::disk::{DiskReader, DiskWriter, Hashes};
+use crate::exec::{self, ExecError, ExecLimits};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::server::{ConnContext, Service};
 
@@ -30,12 +32,22 @@ pub const DEFAULT_MAX_LISTING: usize = 100_000;
 /// Age after which a partial upload nobody resumed is deleted at start-up.
 pub const DEFAULT_PARTIAL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// How long 1-3 bytes must be followed by silence to count as a classic
+/// client's short command (`ls`), and how long a raw command may pause
+/// mid-line. A framed client sends its 4-byte prefix at once, so this only
+/// ever delays classic clients, by this much.
+pub const CLASSIC_PAUSE: Duration = Duration::from_millis(50);
+/// Longest raw command line a classic client may send.
+pub const MAX_RAW_COMMAND: usize = 8 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct FileServiceConfig {
     pub root: PathBuf,
     pub frame_limits: FrameLimits,
     pub max_listing: usize,
     pub partial_max_age: Duration,
+    /// `Some` only with `--allow-exec`: remote exec and its limits.
+    pub exec: Option<ExecLimits>,
 }
 
 impl FileServiceConfig {
@@ -45,6 +57,7 @@ impl FileServiceConfig {
             frame_limits: FrameLimits::default(),
             max_listing: DEFAULT_MAX_LISTING,
             partial_max_age: DEFAULT_PARTIAL_MAX_AGE,
+            exec: None,
         }
     }
 }
@@ -146,6 +159,7 @@ impl FileService {
             Request::Rm { path, recursive } => self.rm(conn, &path, recursive).await?,
             Request::Mkdir { path } => self.mkdir(conn, &path).await?,
             Request::Commit { .. } => Err(Refusal::new(ErrorCode::BadRequest, "commit without an upload")),
+            Request::Exec(command) => self.exec(conn, &command).await?,
         };
         conn.skip_body().await?;
         if let Err(r) = outcome {
@@ -325,6 +339,70 @@ impl FileService {
         Ok(Ok(()))
     }
 
+    /// A framed exec: `{"status":"ok","data_size":N,"stdout_size":S,"exit_code":C,...}`
+    /// then stdout and stderr.
+    async fn exec<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        command: &Command,
+    ) -> Result<Reply, Error> {
+        let Some(limits) = &self.config.exec else {
+            return Ok(Err(Refusal::new(
+                ErrorCode::PermissionDenied,
+                "remote exec is disabled on this server (--allow-exec)",
+            )));
+        };
+        tracing::info!(?command, "exec");
+        match exec::run(command, limits, self.sandbox.root(), conn.closed()).await {
+            Ok(outcome) => {
+                conn.write_header(&framed_reply(&outcome)).await?;
+                conn.write_all(&outcome.stdout).await?;
+                conn.write_all(&outcome.stderr).await?;
+                Ok(Ok(()))
+            }
+            Err(ExecError::Spawn(e)) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(Err(Refusal::new(ErrorCode::NotFound, "no such command")))
+            }
+            Err(ExecError::Spawn(e)) => Ok(Err(refusal(&e))),
+            Err(ExecError::Abandoned) => Err(Error::Closed {
+                op: "waiting for a command's output",
+            }),
+        }
+    }
+
+    /// The seeds' classic exec client: a bare command line in, then
+    /// `struct.pack('i')` + `{"data_size":N}` + stderr-or-stdout out. With
+    /// exec off it gets that same shape, saying so.
+    async fn classic_exec<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>) -> Result<(), Error> {
+        let raw = conn.take_raw(CLASSIC_PAUSE, MAX_RAW_COMMAND).await?;
+        let line = String::from_utf8_lossy(&raw).trim().to_owned();
+        let outcome = match &self.config.exec {
+            None => Outcome {
+                stderr: b"sockit: remote exec is disabled on this server\n".to_vec(),
+                ..Outcome::default()
+            },
+            Some(_) if line.is_empty() => Outcome::default(),
+            Some(limits) => {
+                tracing::info!(command = %line, "exec (classic)");
+                match exec::run(&Command::Shell(line), limits, self.sandbox.root(), conn.closed()).await {
+                    Ok(o) => o,
+                    Err(ExecError::Spawn(e)) => Outcome {
+                        stderr: format!("sockit: cannot start the command: {}\n", refusal(&e).message).into_bytes(),
+                        ..Outcome::default()
+                    },
+                    Err(ExecError::Abandoned) => {
+                        return Err(Error::Closed {
+                            op: "waiting for a command's output",
+                        });
+                    }
+                }
+            }
+        };
+        let (header, body) = classic_reply(&outcome);
+        conn.write_header(&header).await?;
+        conn.write_all(body).await
+    }
+
     async fn resume<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         conn: &mut FramedConn<S>,
@@ -484,10 +562,19 @@ impl Service for FileService {
         loop {
             // Between requests is the one place shutdown may cut in: an
             // upload in flight finishes (or is discarded) first.
-            let event = tokio::select! {
-                ev = conn.next_event() => ev,
+            let opening = tokio::select! {
+                o = conn.opening(self.config.frame_limits.max_header_len, CLASSIC_PAUSE) => o?,
                 () = ctx.shutdown.cancelled() => return Ok(()),
             };
+            match opening {
+                None => return Ok(()),
+                Some(Opening::RawCommand) => {
+                    self.classic_exec(&mut conn).await?;
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let event = conn.next_event().await;
             let (header, _body_len) = match event {
                 Ok(None) => return Ok(()),
                 Ok(Some(FrameEvent::Header { header, body_len })) => (header, body_len),

@@ -1,0 +1,152 @@
+//! Clients for the small classic services: echo, time, one-shot download.
+//! (The file service's client, exec included, is `files::client`.)
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpStream, UdpSocket, lookup_host};
+
+use crate::Error;
+use crate::auth::{self, Auth};
+use crate::error::deadline;
+use crate::files::client::partial_path;
+use crate::udp::MAX_DATAGRAM;
+
+/// Connects and, when configured, answers the auth challenge.
+pub async fn connect(addr: &str, auth: Option<&Auth>, timeout: Duration) -> Result<TcpStream, Error> {
+    let mut stream = deadline(timeout, "connecting", async {
+        TcpStream::connect(addr).await.map_err(|source| Error::Connect {
+            addr: addr.to_owned(),
+            source,
+        })
+    })
+    .await?;
+    let _ = stream.set_nodelay(true);
+    if let Some(a) = auth {
+        deadline(timeout, "authenticating", auth::answer(&mut stream, a)).await?;
+    }
+    Ok(stream)
+}
+
+/// Sends `payload`, half-closes, and returns everything the server sends
+/// back until it closes (TCP echo; TCP daytime and time with an empty payload).
+pub async fn tcp_exchange(
+    addr: &str,
+    auth: Option<&Auth>,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    let mut stream = connect(addr, auth, timeout).await?;
+    deadline(timeout, "talking to the server", async {
+        let (mut rd, mut wr) = stream.split();
+        let send = async {
+            wr.write_all(payload).await?;
+            wr.shutdown().await
+        };
+        let mut reply = Vec::new();
+        let (sent, read) = tokio::join!(send, rd.read_to_end(&mut reply));
+        sent.map_err(Error::io("sending"))?;
+        match read {
+            Ok(_) => Ok(reply),
+            // A server that rejected our auth answer resets the connection.
+            Err(_) if auth.is_some() && reply.is_empty() => Err(Error::AuthRejected),
+            Err(e) => Err(Error::Io {
+                op: "reading the reply",
+                source: e,
+            }),
+        }
+    })
+    .await
+}
+
+/// One datagram out, one back (UDP echo and the time services).
+pub async fn udp_exchange(addr: &str, payload: &[u8], timeout: Duration) -> Result<Vec<u8>, Error> {
+    let target: SocketAddr = lookup_host(addr)
+        .await
+        .map_err(|source| Error::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?
+        .next()
+        .ok_or_else(|| Error::Usage(format!("{addr} resolves to no address")))?;
+    let local: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(Error::io("binding a UDP socket"))?;
+    socket.connect(target).await.map_err(|source| Error::Connect {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    socket.send(payload).await.map_err(Error::io("sending"))?;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let n = deadline(timeout, "waiting for a reply", async {
+        socket
+            .recv(&mut buf)
+            .await
+            .map_err(Error::io("receiving (is the port open?)"))
+    })
+    .await?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// The seeds' one-shot download: send the name, receive bytes until the
+/// server closes. The file lands at `dest` only if bytes arrived (the
+/// seed's rule: nothing received, no file). The protocol carries no size or
+/// checksum, so the server's close is taken as the end of the file.
+pub async fn download(
+    addr: &str,
+    auth: Option<&Auth>,
+    name: &str,
+    dest: &Path,
+    timeout: Duration,
+) -> Result<u64, Error> {
+    let mut stream = connect(addr, auth, timeout).await?;
+    deadline(timeout, "sending the name", async {
+        stream
+            .write_all(name.as_bytes())
+            .await
+            .map_err(Error::io("sending the name"))
+    })
+    .await?;
+    let partial = partial_path(dest);
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(Error::file("cannot create", &partial))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    let received: Result<(), Error> = async {
+        loop {
+            let n = deadline(timeout, "waiting for data", async {
+                stream.read(&mut buf).await.map_err(Error::io("receiving"))
+            })
+            .await?;
+            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                return Ok(());
+            };
+            file.write_all(chunk).await.map_err(Error::file("writing", &partial))?;
+            total += n as u64;
+        }
+    }
+    .await;
+    let flushed = file.flush().await;
+    drop(file);
+    if let Err(e) = received.and(flushed.map_err(Error::file("writing", &partial))) {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(e);
+    }
+    if total == 0 {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(Error::NothingSent);
+    }
+    tokio::fs::rename(&partial, dest)
+        .await
+        .map_err(Error::file("cannot move into place", dest))?;
+    Ok(total)
+}

@@ -1,0 +1,242 @@
+//! `sockit echo`, `sockit time`, `sockit download`: servers and clients of
+//! the small classic services.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use sockit::auth::Auth;
+use sockit::clients;
+use sockit::clock::{TimeProtocol, TimeService};
+use sockit::download::Download;
+use sockit::echo::Echo;
+use sockit::server::{ServerConfig, Service, TcpServer};
+use sockit::udp::{DatagramService, UdpServer};
+use sockit_proto::clock::rfc868_decode;
+
+use super::lifecycle::{Signals, serve_all};
+use super::{client_auth, server_auth};
+use crate::UsageError;
+use crate::cli::{DownloadArgs, DownloadServe, EchoArgs, EchoServe, ListenerArgs, TimeArgs, TimeServe};
+
+type Listener = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Binds the listeners one by one, announcing each as
+/// `listening on tcp|udp ADDR (SERVICE)`, then serves them all.
+struct Listeners {
+    signals: Signals,
+    shutdown: CancellationToken,
+    running: Vec<Listener>,
+}
+
+impl Listeners {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            signals: Signals::install().context("cannot watch for signals")?,
+            shutdown: CancellationToken::new(),
+            running: Vec::new(),
+        })
+    }
+
+    fn tcp<S: Service>(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        args: &ListenerArgs,
+        auth: Option<Auth>,
+        service: S,
+    ) -> anyhow::Result<()> {
+        let mut config = ServerConfig::new(addr, auth);
+        config.max_connections = args.max_connections;
+        config.backlog = args.backlog;
+        config.idle_timeout = Duration::from_secs(args.idle_timeout);
+        config.reuse_address = !args.no_reuse_address;
+        let server = TcpServer::bind(config)?;
+        println!("listening on tcp {} ({name})", server.local_addr());
+        self.running
+            .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
+        Ok(())
+    }
+
+    fn udp<S: DatagramService>(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        args: &ListenerArgs,
+        service: S,
+    ) -> anyhow::Result<()> {
+        let server = UdpServer::bind(addr, !args.no_reuse_address)?;
+        println!("listening on udp {} ({name})", server.local_addr());
+        self.running
+            .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
+        Ok(())
+    }
+
+    async fn serve(self) -> ExitCode {
+        serve_all(self.signals, self.shutdown, self.running).await
+    }
+}
+
+/// The default port of both echo listeners when none is named.
+const DEFAULT_ECHO: &str = "127.0.0.1:8007";
+
+pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
+    if let Some(EchoServe::Serve {
+        tcp,
+        udp,
+        upper,
+        listener,
+    }) = args.serve
+    {
+        let (tcp, udp) = match (tcp, udp) {
+            (None, None) => {
+                let both = DEFAULT_ECHO.parse().ok();
+                (both, both)
+            }
+            some => some,
+        };
+        let mut listeners = Listeners::new()?;
+        let service = Echo { upper };
+        let name = if upper { "echo, upper" } else { "echo" };
+        if let Some(addr) = tcp {
+            let auth = server_auth(&listener.auth)?;
+            listeners.tcp(name, addr, &listener, auth, service)?;
+        }
+        if let Some(addr) = udp {
+            listeners.udp(name, addr, &listener, service)?;
+        }
+        return Ok(listeners.serve().await);
+    }
+    let addr = args
+        .addr
+        .ok_or_else(|| UsageError("name the server: sockit echo HOST:PORT TEXT".into()))?;
+    let text = args.text.join(" ");
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let reply = if args.udp {
+        clients::udp_exchange(&addr, text.as_bytes(), timeout).await?
+    } else {
+        let auth = client_auth(&args.auth)?;
+        clients::tcp_exchange(&addr, auth.as_ref(), text.as_bytes(), timeout).await?
+    };
+    print_reply(&reply)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(TimeServe::Serve {
+        udp,
+        daytime,
+        rfc868,
+        listener,
+    }) = args.serve
+    {
+        if udp.is_none() && daytime.is_none() && rfc868.is_none() {
+            return Err(UsageError("name at least one of --udp, --daytime, --rfc868".into()).into());
+        }
+        let mut listeners = Listeners::new()?;
+        if let Some(addr) = udp {
+            listeners.udp(
+                "time",
+                addr,
+                &listener,
+                TimeService {
+                    protocol: TimeProtocol::Strftime,
+                },
+            )?;
+        }
+        for (addr, protocol, name) in [
+            (daytime, TimeProtocol::Daytime, "daytime"),
+            (rfc868, TimeProtocol::Rfc868, "rfc868"),
+        ] {
+            if let Some(addr) = addr {
+                let service = TimeService { protocol };
+                let auth = server_auth(&listener.auth)?;
+                listeners.tcp(name, addr, &listener, auth, service)?;
+                listeners.udp(name, addr, &listener, service)?;
+            }
+        }
+        return Ok(listeners.serve().await);
+    }
+    let addr = args
+        .addr
+        .ok_or_else(|| UsageError("name the server: sockit time HOST:PORT [FORMAT]".into()))?;
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let reply = if args.tcp {
+        if !(args.rfc868 || args.daytime) {
+            return Err(UsageError("--tcp goes with --daytime or --rfc868; the classic service is UDP".into()).into());
+        }
+        let auth = client_auth(&args.auth)?;
+        clients::tcp_exchange(&addr, auth.as_ref(), b"", timeout).await?
+    } else {
+        let request = if args.rfc868 || args.daytime {
+            String::new()
+        } else {
+            args.format.unwrap_or_default()
+        };
+        clients::udp_exchange(&addr, request.as_bytes(), timeout).await?
+    };
+    if args.rfc868 {
+        let four: [u8; 4] = reply
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("an RFC 868 reply is 4 bytes, got {}", reply.len()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let unix = rfc868_decode(four, now);
+        println!("{unix} (unix seconds; {} seconds since 1900)", u32::from_be_bytes(four));
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_reply(&reply)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
+    if let Some(DownloadServe::Serve { listen, root, listener }) = args.serve {
+        let mut listeners = Listeners::new()?;
+        let service = Download::new(&root)?;
+        let name = format!("download, {}", service.root().display());
+        let auth = server_auth(&listener.auth)?;
+        listeners.tcp(&name, listen, &listener, auth, service)?;
+        return Ok(listeners.serve().await);
+    }
+    let (Some(addr), Some(name)) = (args.addr, args.name) else {
+        return Err(UsageError("usage: sockit download HOST:PORT NAME [-o FILE]".into()).into());
+    };
+    let dest = match args.output {
+        Some(p) => p,
+        None => {
+            let last = name
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty() && *n != "." && *n != "..");
+            PathBuf::from(last.ok_or_else(|| UsageError(format!("cannot name a local file after {name:?}; use -o")))?)
+        }
+    };
+    let auth = client_auth(&args.auth)?;
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let bytes = clients::download(&addr, auth.as_ref(), &name, &dest, timeout)
+        .await
+        .with_context(|| format!("cannot download {name}"))?;
+    println!("download {name}: {bytes} bytes to {}", dest.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a reply as text (invalid UTF-8 passes through as bytes).
+fn print_reply(reply: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(reply)?;
+    if !reply.ends_with(b"\n") {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
