@@ -253,3 +253,125 @@ fn a_busy_port_is_a_clear_error() {
         .code(1)
         .stderr(predicate::str::contains(format!("cannot listen on {}", srv.addr)));
 }
+
+#[test]
+fn echo_time_and_download_clients_talk_to_their_servers() {
+    let sb = Sandbox::new();
+    let (echo, found) = support::start_listeners(
+        &sb,
+        &[
+            "echo",
+            "serve",
+            "--tcp",
+            "127.0.0.1:0",
+            "--udp",
+            "127.0.0.1:0",
+            "--upper",
+        ],
+        2,
+    );
+    let _echo = KillOnDrop(echo);
+    let tcp = &found.iter().find(|f| f.0 == "tcp").unwrap().1;
+    let udp = &found.iter().find(|f| f.0 == "udp").unwrap().1;
+    // TCP echo is behind the default key, which serve created.
+    sb.assert_cmd()
+        .args(["echo", tcp, "hello", "你好"])
+        .assert()
+        .success()
+        .stdout("HELLO 你好\n");
+    sb.assert_cmd()
+        .args(["echo", udp, "--udp", "hello"])
+        .assert()
+        .success()
+        .stdout("HELLO\n");
+
+    let (time, found) = support::start_listeners(
+        &sb,
+        &[
+            "time",
+            "serve",
+            "--udp",
+            "127.0.0.1:0",
+            "--rfc868",
+            "127.0.0.1:0",
+            "--insecure-no-auth",
+        ],
+        3,
+    );
+    let _time = KillOnDrop(time);
+    let strftime = &found.iter().find(|f| f.2 == "time").unwrap().1;
+    let rfc868_tcp = &found.iter().find(|f| f.2 == "rfc868" && f.0 == "tcp").unwrap().1;
+    sb.assert_cmd()
+        .args(["time", strftime, "%Y"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"^20\d\d\n$").unwrap());
+    sb.assert_cmd()
+        .args(["time", rfc868_tcp, "--rfc868", "--tcp", "--insecure-no-auth"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("seconds since 1900"));
+
+    write(&sb.path("work/pub/a.txt"), b"payload");
+    let (dl, found) = support::start_listeners(
+        &sb,
+        &[
+            "download",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            "pub",
+            "--insecure-no-auth",
+        ],
+        1,
+    );
+    let _dl = KillOnDrop(dl);
+    let addr = &found[0].1;
+    sb.assert_cmd()
+        .args(["download", addr, "a.txt", "-o", "got.txt", "--insecure-no-auth"])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(sb.path("work/got.txt")).unwrap(), b"payload");
+    sb.assert_cmd()
+        .args(["download", addr, "missing.txt", "--insecure-no-auth"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("the server sent nothing"));
+    assert!(!sb.path("work/missing.txt").exists());
+}
+
+#[test]
+fn exec_prints_both_streams_and_exits_with_the_remote_code() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--allow-exec"]);
+    sb.assert_cmd()
+        .args([
+            "exec",
+            "--server",
+            &srv.addr,
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 7",
+        ])
+        .assert()
+        .code(7)
+        .stdout("out\n")
+        .stderr("err\n");
+    let plain = Server::start(&sb, &[]);
+    sb.assert_cmd()
+        .args(["exec", "--server", &plain.addr, "--", "id"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("remote exec is disabled"));
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

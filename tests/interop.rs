@@ -178,3 +178,148 @@ fn seed_server_receives_a_sockit_classic_put() {
     assert_eq!(std::fs::read(sb.path("seed-dir/payload.bin")).unwrap(), data);
     server.child.stdin.as_mut().map(|s| s.flush());
 }
+
+/// Kills a child by PID when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn classic(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(script("seed_classic.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn seed_upper_echo_client_behind_hmac_md5() {
+    if !python_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    write(&sb.path("work/seed.key"), b"linhaifeng bang bang bang\n");
+    write(&sb.path("work/wrong.key"), b"linhaifeng bang bang bang1111\n");
+    let (child, found) = support::start_listeners(
+        &sb,
+        &[
+            "echo",
+            "serve",
+            "--tcp",
+            "127.0.0.1:0",
+            "--upper",
+            "--auth-digest",
+            "md5",
+            "--key-file",
+            "seed.key",
+        ],
+        1,
+    );
+    let _server = Killed(child);
+    let (host, port) = host_port(&found[0].1);
+    let key = sb.path("work/seed.key");
+    let out = classic(&[
+        "upper",
+        &host,
+        &port,
+        key.to_str().unwrap(),
+        "hello 你好",
+        "second line",
+    ]);
+    assert_eq!(out, "HELLO 你好\nSECOND LINE\n");
+    let wrong = sb.path("work/wrong.key");
+    let out = classic(&["upper", &host, &port, wrong.to_str().unwrap(), "hello"]);
+    assert_eq!(out, "closed\n", "a wrong key gets no reply");
+}
+
+#[test]
+fn seed_udp_time_client() {
+    if !python_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (child, found) = support::start_listeners(&sb, &["time", "serve", "--udp", "127.0.0.1:0"], 1);
+    let _server = Killed(child);
+    let (host, port) = host_port(&found[0].1);
+    let year = classic(&["time", &host, &port, "%Y"]);
+    let expected = Command::new("date").arg("+%Y").output().unwrap().stdout;
+    assert_eq!(year.as_bytes(), expected);
+    let default = classic(&["time", &host, &port]);
+    let d = default.trim_end();
+    assert_eq!(d.len(), 19, "{d:?} should be %Y-%m-%d %X");
+    assert!(d.starts_with(year.trim()) && &d[4..5] == "-" && &d[13..14] == ":");
+}
+
+#[test]
+fn seed_raw_command_exec_client() {
+    if !python_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    // Exec without auth is allowed on loopback only, which is where the
+    // seed's own server listens.
+    let srv = Server::start(&sb, &["--insecure-no-auth", "--allow-exec", "--root", "r"]);
+    assert!(srv.second_line.contains("exec: ON"));
+    let (host, port) = host_port(&srv.addr);
+    let out = classic(&["exec", &host, &port, "echo hello from sockit", "ls /no-such-dir-here"]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("hello from sockit"));
+    assert!(out.contains("No such file or directory"), "stderr wins: {out}");
+}
+
+#[test]
+fn exec_without_auth_off_loopback_is_refused() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["serve", "--insecure-no-auth", "--allow-exec", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing --allow-exec with --insecure-no-auth"));
+}
+
+#[test]
+fn seed_one_shot_download_client() {
+    if !python_available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    write(&sb.path("work/pub/notes.txt"), "下载 me\n".as_bytes());
+    let (child, found) = support::start_listeners(
+        &sb,
+        &[
+            "download",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            "pub",
+            "--insecure-no-auth",
+        ],
+        1,
+    );
+    let _server = Killed(child);
+    let (host, port) = host_port(&found[0].1);
+    std::fs::create_dir_all(sb.path("into")).unwrap();
+    let into = sb.path("into");
+    assert_eq!(
+        classic(&["download", &host, &port, "notes.txt", into.to_str().unwrap()]),
+        format!("received {}\n", "下载 me\n".len())
+    );
+    assert_eq!(
+        std::fs::read(into.join("[接收]notes.txt")).unwrap(),
+        "下载 me\n".as_bytes()
+    );
+    assert_eq!(
+        classic(&["download", &host, &port, "../etc/passwd", into.to_str().unwrap()]),
+        "received 0\n"
+    );
+}

@@ -47,6 +47,36 @@ impl Sandbox {
     }
 }
 
+/// A server command that announces several listeners, one line each:
+/// `listening on tcp|udp ADDR (SERVICE)`. Returns the server and, per
+/// line, (protocol, address, service).
+pub fn start_listeners(sandbox: &Sandbox, args: &[&str], lines: usize) -> (Child, Vec<(String, String, String)>) {
+    let mut child = sandbox
+        .cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut found = Vec::new();
+    for _ in 0..lines {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let rest = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        let mut parts = rest.splitn(3, ' ');
+        let proto = parts.next().unwrap().to_owned();
+        let addr = parts.next().unwrap().to_owned();
+        let service = parts.next().unwrap_or("").trim_matches(['(', ')']).to_owned();
+        found.push((proto, addr, service));
+    }
+    std::thread::spawn(move || for _ in out.lines() {});
+    (child, found)
+}
+
 /// A running server, killed (by its PID) when dropped.
 #[derive(Debug)]
 pub struct Server {

@@ -31,6 +31,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Serve this folder instead of a fresh temporary one.
     pub root: Option<PathBuf>,
+    /// Allow remote exec with these limits.
+    pub exec: Option<sockit::exec::ExecLimits>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(5),
             root: None,
+            exec: None,
         }
     }
 }
@@ -69,7 +72,9 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let root = opts.root.clone().unwrap_or_else(|| dir.path().join("root"));
         let auth = opts.auth.map(|digest| Auth { key: key(), digest });
-        let service = FileService::new(FileServiceConfig::new(&root)).unwrap();
+        let mut files = FileServiceConfig::new(&root);
+        files.exec = opts.exec.clone();
+        let service = FileService::new(files).unwrap();
         let root = service.root().to_owned();
         let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), auth.clone());
         config.handshake_timeout = opts.handshake_timeout;
@@ -195,4 +200,24 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Any TCP service on 127.0.0.1:0 through the one skeleton; stops when the
+/// returned token is cancelled (or dropped with the test's runtime).
+pub fn spawn_tcp<S: sockit::server::Service>(service: S, auth: Option<Auth>) -> (SocketAddr, CancellationToken) {
+    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), auth);
+    let server = TcpServer::bind(config).unwrap();
+    let addr = server.local_addr();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(server.run(Arc::new(service), shutdown.clone()));
+    (addr, shutdown)
+}
+
+/// Any UDP service on 127.0.0.1:0 through the one skeleton.
+pub fn spawn_udp<S: sockit::udp::DatagramService>(service: S) -> (SocketAddr, CancellationToken) {
+    let server = sockit::udp::UdpServer::bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
+    let addr = server.local_addr();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(server.run(Arc::new(service), shutdown.clone()));
+    (addr, shutdown)
 }
