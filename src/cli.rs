@@ -27,7 +27,9 @@ pub enum Command {
   sockit serve                                  # ./sockit-data on 127.0.0.1:8080
   sockit serve --listen 0.0.0.0:9000 --root /srv/drop --key-file ~/.sockit-key
   sockit serve --auth-digest md5                # the seeds' classic HMAC-MD5 clients
-  sockit serve --listen 127.0.0.1:0 --insecure-no-auth   # the seeds' plain clients")]
+  sockit serve --listen 127.0.0.1:0 --insecure-no-auth   # the seeds' plain clients
+  sockit serve --print-config > sockit.toml     # a starting point for --config
+  sockit serve --config sockit.toml             # several services in one daemon")]
     Serve(ServeArgs),
     /// Upload a file (or a folder with -r).
     #[command(after_help = "Examples:
@@ -113,6 +115,13 @@ pub struct AuthArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Run the services a TOML file describes (see `--print-config` for the
+    /// shape); without it, serve files as the flags say.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "root", "allow_exec"])]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Address to listen on; port 0 picks a free port (printed on the first line).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -375,3 +375,133 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn one_daemon_runs_the_services_a_config_names() {
+    let sb = Sandbox::new();
+    write(
+        &sb.path("work/sockit.toml"),
+        br#"
+[defaults]
+insecure_no_auth = true
+idle_timeout = 30
+
+[[service]]
+kind = "files"
+listen = "127.0.0.1:0"
+root = "files-root"
+
+[[service]]
+kind = "echo"
+tcp = "127.0.0.1:0"
+udp = "127.0.0.1:0"
+upper = true
+
+[[service]]
+kind = "time"
+udp = "127.0.0.1:0"
+
+[[service]]
+kind = "download"
+listen = "127.0.0.1:0"
+root = "files-root"
+"#,
+    );
+    let printed = sb
+        .assert_cmd()
+        .args(["serve", "--config", "sockit.toml", "--print-config"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let printed = String::from_utf8(printed).unwrap();
+    assert_eq!(printed.matches("[[service]]").count(), 4);
+    assert!(
+        printed.contains("idle_timeout = 30"),
+        "defaults are folded in: {printed}"
+    );
+
+    let (mut child, found) = support::start_listeners(&sb, &["serve", "--config", "sockit.toml"], 5);
+    let addr = |kind: &str, proto: &str| {
+        found
+            .iter()
+            .find(|f| f.2.starts_with(kind) && f.0 == proto)
+            .map(|f| f.1.clone())
+            .unwrap()
+    };
+    write(&sb.path("work/a.txt"), b"via config");
+    let no_auth = ["--insecure-no-auth"];
+    sb.assert_cmd()
+        .args(["put", "a.txt", "--server", &addr("files", "tcp")])
+        .args(no_auth)
+        .assert()
+        .success();
+    sb.assert_cmd()
+        .args(["download", &addr("download", "tcp"), "a.txt", "-o", "back.txt"])
+        .args(no_auth)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(sb.path("work/back.txt")).unwrap(), b"via config");
+    sb.assert_cmd()
+        .args(["echo", &addr("echo", "tcp"), "abc"])
+        .args(no_auth)
+        .assert()
+        .success()
+        .stdout("ABC\n");
+    sb.assert_cmd()
+        .args(["echo", &addr("echo", "udp"), "--udp", "xyz"])
+        .assert()
+        .success()
+        .stdout("XYZ\n");
+    sb.assert_cmd()
+        .args(["time", &addr("time", "udp"), "%Y"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"^20\d\d\n$").unwrap());
+
+    // SIGTERM stops every service cleanly.
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_bad_config_is_refused_with_file_line_and_key() {
+    let sb = Sandbox::new();
+    let cases: [(&str, &[u8], &str); 4] = [
+        (
+            "typo.toml",
+            b"[[service]]\nkind = \"files\"\nlisten = \"127.0.0.1:0\"\nlisen = \"x\"\n",
+            "typo.toml, line 4: unknown field `lisen`",
+        ),
+        (
+            "addr.toml",
+            b"[[service]]\nkind = \"echo\"\ntcp = \"localhost:port\"\n",
+            "addr.toml, line 3",
+        ),
+        (
+            "stray.toml",
+            b"[[service]]\nkind = \"time\"\nudp = \"127.0.0.1:0\"\nroot = \"/\"\n",
+            "line 2: key `root` does not apply",
+        ),
+        ("empty.toml", b"", "no [[service]] tables"),
+    ];
+    for (name, text, want) in cases {
+        write(&sb.path(&format!("work/{name}")), text);
+        sb.assert_cmd()
+            .args(["serve", "--config", name])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(want));
+    }
+    sb.assert_cmd()
+        .args(["serve", "--config", "nope.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read nope.toml"));
+}

@@ -1,72 +1,184 @@
-//! `sockit serve`: the file service on the one server skeleton.
+//! `sockit serve`: the services a config file names, or the zero-config
+//! file service the flags describe. Both go through one `Config`, so
+//! `--print-config` shows exactly what would run.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use tokio_util::sync::CancellationToken;
-
-use sockit::exec::ExecLimits;
+use sockit::auth::Auth;
+use sockit::clock::{TimeProtocol, TimeService};
+use sockit::download::Download;
+use sockit::echo::Echo;
+use sockit::exec::{DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT, ExecLimits};
 use sockit::files::{FileService, FileServiceConfig};
-use sockit::server::{ServerConfig, TcpServer};
-use sockit_proto::frame::FrameLimits;
+use sockit::server::{
+    DEFAULT_BACKLOG, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    ServerConfig,
+};
+use sockit_proto::frame::{DEFAULT_MAX_HEADER_LEN, FrameLimits};
 
-use super::lifecycle::Signals;
+use super::lifecycle::Listeners;
 use super::server_auth;
 use crate::UsageError;
-use crate::cli::ServeArgs;
-use crate::exit;
+use crate::cli::{AuthArgs, ServeArgs};
+use crate::config::{self, Config, Kind, Section, Settings};
+
+/// Where zero-config `serve` keeps its files.
+const DEFAULT_ROOT: &str = "sockit-data";
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let auth = server_auth(&args.auth)?;
-    if args.allow_exec && auth.is_none() && !args.listen.ip().is_loopback() {
-        return Err(UsageError(format!(
-            "refusing --allow-exec with --insecure-no-auth on {}: anyone who can connect could run commands; \
-             use a key, or listen on a loopback address",
-            args.listen
-        ))
-        .into());
-    }
-    let mut files = FileServiceConfig::new(&args.root);
-    files.frame_limits = FrameLimits {
-        max_header_len: args.max_header,
+    let from_file = args.config.is_some();
+    let config = match &args.config {
+        Some(path) => config::load(path)?,
+        None => from_flags(&args),
     };
-    if args.allow_exec {
-        files.exec = Some(ExecLimits {
-            timeout: Duration::from_secs(args.exec_timeout),
-            max_output: args.exec_max_output,
-        });
+    let config = config.effective();
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(ExitCode::SUCCESS);
     }
-    let service = FileService::new(files).context("cannot start the file service")?;
-    let mut config = ServerConfig::new(args.listen, auth.clone());
-    config.backlog = args.backlog;
-    config.reuse_address = !args.no_reuse_address;
-    config.max_connections = args.max_connections;
-    config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
-    config.idle_timeout = Duration::from_secs(args.idle_timeout);
-    config.drain_timeout = Duration::from_secs(args.drain_timeout);
-    // Signal handlers go in before the address is announced: a supervisor
-    // (or test) that reads the address may send SIGTERM right away.
-    let signals = Signals::install().context("cannot watch for signals")?;
-    let server = TcpServer::bind(config)?;
+    let mut listeners = Listeners::new()?;
+    for section in &config.services {
+        start(section, &mut listeners, from_file)?;
+    }
+    Ok(listeners.serve().await)
+}
 
-    // The first stdout line is the contract scripts and tests rely on.
-    println!("listening on {}", server.local_addr());
-    let auth_note = match &auth {
-        Some(a) => format!("hmac-{}", a.digest.name()),
-        None => "OFF (--insecure-no-auth)".to_owned(),
+/// Zero-config `serve`: one files service, as the flags say.
+fn from_flags(args: &ServeArgs) -> Config {
+    let mut files = Section::new(Kind::Files);
+    files.listen = Some(args.listen);
+    files.root = Some(args.root.clone());
+    files.allow_exec = Some(args.allow_exec);
+    files.exec_timeout = Some(args.exec_timeout);
+    files.exec_max_output = Some(args.exec_max_output);
+    files.max_header = Some(args.max_header);
+    files.settings = Settings {
+        key_file: args.auth.key_file.clone(),
+        auth_digest: Some(match args.auth.auth_digest {
+            crate::cli::DigestArg::Sha256 => config::Digest::Sha256,
+            crate::cli::DigestArg::Md5 => config::Digest::Md5,
+        }),
+        insecure_no_auth: Some(args.auth.insecure_no_auth),
+        max_connections: Some(args.max_connections),
+        backlog: Some(args.backlog),
+        handshake_timeout: Some(args.handshake_timeout),
+        idle_timeout: Some(args.idle_timeout),
+        drain_timeout: Some(args.drain_timeout),
+        reuse_address: Some(!args.no_reuse_address),
     };
-    let exec_note = if args.allow_exec { ", exec: ON" } else { "" };
-    println!("serving {} (auth: {auth_note}{exec_note})", service.root().display());
+    Config {
+        defaults: Settings::default(),
+        services: vec![files],
+    }
+}
 
-    let shutdown = CancellationToken::new();
-    let signal = tokio::spawn(signals.wait(shutdown.clone()));
-    server.run(Arc::new(service), shutdown).await;
-    let interrupted = signal.await.unwrap_or(false);
-    Ok(if interrupted {
-        ExitCode::from(exit::INTERRUPTED)
-    } else {
-        ExitCode::SUCCESS
+fn auth_of(s: &Settings) -> anyhow::Result<Option<Auth>> {
+    server_auth(&AuthArgs {
+        key_file: s.key_file.clone(),
+        insecure_no_auth: s.insecure_no_auth.unwrap_or(false),
+        auth_digest: s.auth_digest.map(Into::into).unwrap_or_default(),
     })
+}
+
+fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -> ServerConfig {
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let mut c = ServerConfig::new(addr, auth);
+    c.max_connections = s.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    c.backlog = s.backlog.unwrap_or(DEFAULT_BACKLOG);
+    c.handshake_timeout = secs(s.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+    c.idle_timeout = secs(s.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+    c.drain_timeout = secs(s.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+    c.reuse_address = s.reuse_address.unwrap_or(true);
+    c
+}
+
+/// Binds one service's listeners and announces them. The zero-config
+/// file service keeps its two-line banner (`listening on ADDR`, then
+/// `serving ROOT (...)`); config mode prints `listening on tcp|udp ADDR (KIND)`.
+fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyhow::Result<()> {
+    let s = &section.settings;
+    let reuse = s.reuse_address.unwrap_or(true);
+    match section.kind() {
+        Kind::Files => {
+            let listen = section
+                .listen
+                .ok_or_else(|| UsageError("a files service needs `listen`".into()))?;
+            let auth = auth_of(s)?;
+            let allow_exec = section.allow_exec.unwrap_or(false);
+            if allow_exec && auth.is_none() && !listen.ip().is_loopback() {
+                return Err(UsageError(format!(
+                    "refusing --allow-exec with --insecure-no-auth on {listen}: anyone who can connect could run \
+                     commands; use a key, or listen on a loopback address"
+                ))
+                .into());
+            }
+            let root = section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into());
+            let mut files = FileServiceConfig::new(&root);
+            files.frame_limits = FrameLimits {
+                max_header_len: section.max_header.unwrap_or(DEFAULT_MAX_HEADER_LEN),
+            };
+            if allow_exec {
+                files.exec = Some(ExecLimits {
+                    timeout: section.exec_timeout.map_or(DEFAULT_EXEC_TIMEOUT, Duration::from_secs),
+                    max_output: section.exec_max_output.unwrap_or(DEFAULT_MAX_OUTPUT),
+                });
+            }
+            let service = FileService::new(files)?;
+            let shown_root = service.root().display().to_string();
+            let auth_note = match &auth {
+                Some(a) => format!("hmac-{}", a.digest.name()),
+                None => "OFF (--insecure-no-auth)".to_owned(),
+            };
+            let exec_note = if allow_exec { ", exec: ON" } else { "" };
+            let addr = listeners.tcp(server_config(listen, s, auth), service)?;
+            if from_file {
+                println!("listening on tcp {addr} (files, {shown_root}, auth: {auth_note}{exec_note})");
+            } else {
+                // The first stdout line is the contract scripts and tests rely on.
+                println!("listening on {addr}");
+                println!("serving {shown_root} (auth: {auth_note}{exec_note})");
+            }
+        }
+        Kind::Download => {
+            let listen = section
+                .listen
+                .ok_or_else(|| UsageError("a download service needs `listen`".into()))?;
+            let root = section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into());
+            let service = Download::new(&root)?;
+            let shown = service.root().display().to_string();
+            let addr = listeners.tcp(server_config(listen, s, auth_of(s)?), service)?;
+            println!("listening on tcp {addr} (download, {shown})");
+        }
+        Kind::Echo => {
+            let echo = Echo {
+                upper: section.upper.unwrap_or(false),
+            };
+            if let Some(tcp) = section.tcp {
+                let addr = listeners.tcp(server_config(tcp, s, auth_of(s)?), echo)?;
+                println!("listening on tcp {addr} (echo)");
+            }
+            if let Some(udp) = section.udp {
+                let addr = listeners.udp(udp, reuse, echo)?;
+                println!("listening on udp {addr} (echo)");
+            }
+        }
+        kind @ (Kind::Time | Kind::Daytime | Kind::Rfc868) => {
+            let (protocol, name) = match kind {
+                Kind::Time => (TimeProtocol::Strftime, "time"),
+                Kind::Daytime => (TimeProtocol::Daytime, "daytime"),
+                _ => (TimeProtocol::Rfc868, "rfc868"),
+            };
+            let service = TimeService { protocol };
+            if let Some(tcp) = section.tcp {
+                let addr = listeners.tcp(server_config(tcp, s, auth_of(s)?), service)?;
+                println!("listening on tcp {addr} ({name})");
+            }
+            if let Some(udp) = section.udp {
+                let addr = listeners.udp(udp, reuse, service)?;
+                println!("listening on udp {addr} ({name})");
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,88 +1,35 @@
 //! `sockit echo`, `sockit time`, `sockit download`: servers and clients of
 //! the small classic services.
 
-use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio_util::sync::CancellationToken;
 
 use sockit::auth::Auth;
 use sockit::clients;
 use sockit::clock::{TimeProtocol, TimeService};
 use sockit::download::Download;
 use sockit::echo::Echo;
-use sockit::server::{ServerConfig, Service, TcpServer};
-use sockit::udp::{DatagramService, UdpServer};
+use sockit::server::ServerConfig;
 use sockit_proto::clock::rfc868_decode;
 
-use super::lifecycle::{Signals, serve_all};
+use super::lifecycle::Listeners;
 use super::{client_auth, server_auth};
 use crate::UsageError;
 use crate::cli::{DownloadArgs, DownloadServe, EchoArgs, EchoServe, ListenerArgs, TimeArgs, TimeServe};
 
-type Listener = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Binds the listeners one by one, announcing each as
-/// `listening on tcp|udp ADDR (SERVICE)`, then serves them all.
-struct Listeners {
-    signals: Signals,
-    shutdown: CancellationToken,
-    running: Vec<Listener>,
-}
-
-impl Listeners {
-    fn new() -> anyhow::Result<Self> {
-        Ok(Self {
-            signals: Signals::install().context("cannot watch for signals")?,
-            shutdown: CancellationToken::new(),
-            running: Vec::new(),
-        })
-    }
-
-    fn tcp<S: Service>(
-        &mut self,
-        name: &str,
-        addr: SocketAddr,
-        args: &ListenerArgs,
-        auth: Option<Auth>,
-        service: S,
-    ) -> anyhow::Result<()> {
-        let mut config = ServerConfig::new(addr, auth);
-        config.max_connections = args.max_connections;
-        config.backlog = args.backlog;
-        config.idle_timeout = Duration::from_secs(args.idle_timeout);
-        config.reuse_address = !args.no_reuse_address;
-        let server = TcpServer::bind(config)?;
-        println!("listening on tcp {} ({name})", server.local_addr());
-        self.running
-            .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
-        Ok(())
-    }
-
-    fn udp<S: DatagramService>(
-        &mut self,
-        name: &str,
-        addr: SocketAddr,
-        args: &ListenerArgs,
-        service: S,
-    ) -> anyhow::Result<()> {
-        let server = UdpServer::bind(addr, !args.no_reuse_address)?;
-        println!("listening on udp {} ({name})", server.local_addr());
-        self.running
-            .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
-        Ok(())
-    }
-
-    async fn serve(self) -> ExitCode {
-        serve_all(self.signals, self.shutdown, self.running).await
-    }
+/// A TCP server config from the small services' flags.
+fn tcp_config(addr: SocketAddr, args: &ListenerArgs, auth: Option<Auth>) -> ServerConfig {
+    let mut config = ServerConfig::new(addr, auth);
+    config.max_connections = args.max_connections;
+    config.backlog = args.backlog;
+    config.idle_timeout = Duration::from_secs(args.idle_timeout);
+    config.reuse_address = !args.no_reuse_address;
+    config
 }
 
 /// The default port of both echo listeners when none is named.
@@ -108,10 +55,12 @@ pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
         let name = if upper { "echo, upper" } else { "echo" };
         if let Some(addr) = tcp {
             let auth = server_auth(&listener.auth)?;
-            listeners.tcp(name, addr, &listener, auth, service)?;
+            let bound = listeners.tcp(tcp_config(addr, &listener, auth), service)?;
+            println!("listening on tcp {bound} ({name})");
         }
         if let Some(addr) = udp {
-            listeners.udp(name, addr, &listener, service)?;
+            let bound = listeners.udp(addr, !listener.no_reuse_address, service)?;
+            println!("listening on udp {bound} ({name})");
         }
         return Ok(listeners.serve().await);
     }
@@ -142,15 +91,13 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
             return Err(UsageError("name at least one of --udp, --daytime, --rfc868".into()).into());
         }
         let mut listeners = Listeners::new()?;
+        let reuse = !listener.no_reuse_address;
         if let Some(addr) = udp {
-            listeners.udp(
-                "time",
-                addr,
-                &listener,
-                TimeService {
-                    protocol: TimeProtocol::Strftime,
-                },
-            )?;
+            let service = TimeService {
+                protocol: TimeProtocol::Strftime,
+            };
+            let bound = listeners.udp(addr, reuse, service)?;
+            println!("listening on udp {bound} (time)");
         }
         for (addr, protocol, name) in [
             (daytime, TimeProtocol::Daytime, "daytime"),
@@ -159,8 +106,10 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
             if let Some(addr) = addr {
                 let service = TimeService { protocol };
                 let auth = server_auth(&listener.auth)?;
-                listeners.tcp(name, addr, &listener, auth, service)?;
-                listeners.udp(name, addr, &listener, service)?;
+                let bound = listeners.tcp(tcp_config(addr, &listener, auth), service)?;
+                println!("listening on tcp {bound} ({name})");
+                let bound = listeners.udp(addr, reuse, service)?;
+                println!("listening on udp {bound} ({name})");
             }
         }
         return Ok(listeners.serve().await);
@@ -205,7 +154,8 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
         let service = Download::new(&root)?;
         let name = format!("download, {}", service.root().display());
         let auth = server_auth(&listener.auth)?;
-        listeners.tcp(&name, listen, &listener, auth, service)?;
+        let bound = listeners.tcp(tcp_config(listen, &listener, auth), service)?;
+        println!("listening on tcp {bound} ({name})");
         return Ok(listeners.serve().await);
     }
     let (Some(addr), Some(name)) = (args.addr, args.name) else {

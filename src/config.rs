@@ -1,0 +1,377 @@
+//! `sockit serve --config FILE`: which services run, where, and with what
+//! auth and limits. Zero-config `serve` is the same thing with one files
+//! service built from the flags, so `--print-config` shows either.
+//!
+//! Every key is checked: an unknown key, a bad address or a setting that
+//! does not apply to a service's kind is an error naming the file and line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::UsageError;
+use crate::cli::DigestArg;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Settings every service inherits unless it sets its own.
+    #[serde(default, skip_serializing_if = "Settings::is_empty")]
+    pub defaults: Settings,
+    #[serde(default, rename = "service")]
+    pub services: Vec<Section>,
+}
+
+/// Auth and limits: in `[defaults]` and in any service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_digest: Option<Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_no_auth: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reuse_address: Option<bool>,
+}
+
+impl Settings {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Digest {
+    Sha256,
+    Md5,
+}
+
+impl From<Digest> for DigestArg {
+    fn from(d: Digest) -> Self {
+        match d {
+            Digest::Sha256 => DigestArg::Sha256,
+            Digest::Md5 => DigestArg::Md5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The framed file service (and remote exec, if allowed).
+    Files,
+    /// Echo on `tcp` and/or `udp`.
+    Echo,
+    /// The classic strftime time service (`udp`).
+    Time,
+    /// RFC 867 on `tcp` and/or `udp`.
+    Daytime,
+    /// RFC 868 on `tcp` and/or `udp`.
+    Rfc868,
+    /// The one-shot download service.
+    Download,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Files => "files",
+            Self::Echo => "echo",
+            Self::Time => "time",
+            Self::Daytime => "daytime",
+            Self::Rfc868 => "rfc868",
+            Self::Download => "download",
+        }
+    }
+}
+
+/// One `[[service]]` table. Which keys apply depends on `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    pub kind: Spanned<Kind>,
+    /// files, download: the TCP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// echo, daytime, rfc868: TCP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<SocketAddr>,
+    /// echo, time, daytime, rfc868: UDP address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp: Option<SocketAddr>,
+    /// files, download: the folder served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// echo: answer in upper case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upper: Option<bool>,
+    /// files: allow remote exec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_exec: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec_max_output: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_header: Option<u32>,
+    #[serde(flatten)]
+    pub settings: Settings,
+}
+
+impl Section {
+    pub fn new(kind: Kind) -> Self {
+        Self {
+            kind: Spanned::new(0..0, kind),
+            listen: None,
+            tcp: None,
+            udp: None,
+            root: None,
+            upper: None,
+            allow_exec: None,
+            exec_timeout: None,
+            exec_max_output: None,
+            max_header: None,
+            settings: Settings::default(),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        *self.kind.get_ref()
+    }
+
+    /// The keys set in this section that its kind does not use.
+    fn stray_keys(&self) -> Vec<&'static str> {
+        let kind = self.kind();
+        let allowed: &[&str] = match kind {
+            Kind::Files => &[
+                "listen",
+                "root",
+                "allow_exec",
+                "exec_timeout",
+                "exec_max_output",
+                "max_header",
+            ],
+            Kind::Download => &["listen", "root"],
+            Kind::Echo => &["tcp", "udp", "upper"],
+            Kind::Time => &["udp"],
+            Kind::Daytime | Kind::Rfc868 => &["tcp", "udp"],
+        };
+        let set = [
+            ("listen", self.listen.is_some()),
+            ("tcp", self.tcp.is_some()),
+            ("udp", self.udp.is_some()),
+            ("root", self.root.is_some()),
+            ("upper", self.upper.is_some()),
+            ("allow_exec", self.allow_exec.is_some()),
+            ("exec_timeout", self.exec_timeout.is_some()),
+            ("exec_max_output", self.exec_max_output.is_some()),
+            ("max_header", self.max_header.is_some()),
+        ];
+        set.into_iter()
+            .filter(|(key, present)| *present && !allowed.contains(key))
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    fn has_listener(&self) -> bool {
+        self.listen.is_some() || self.tcp.is_some() || self.udp.is_some()
+    }
+}
+
+/// Reads and checks a config file. Errors name the file and the line.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    let config: Config = toml::from_str(&text).map_err(|e| {
+        // Inside a service table serde reports an unknown key at the
+        // table's start; point at the key's own line instead.
+        let line = unknown_key(e.message())
+            .and_then(|key| key_line(&text, key))
+            .or_else(|| e.span().map(|s| line_of(&text, s.start)));
+        let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
+        UsageError(format!("{}{at}: {}", path.display(), e.message()))
+    })?;
+    if config.services.is_empty() {
+        return Err(UsageError(format!("{}: no [[service]] tables; nothing to run", path.display())).into());
+    }
+    for section in &config.services {
+        let line = line_of(&text, section.kind.span().start);
+        let kind = section.kind();
+        if let Some(key) = section.stray_keys().first() {
+            return Err(UsageError(format!(
+                "{}, line {line}: key `{key}` does not apply to a service of kind \"{}\"",
+                path.display(),
+                kind.name()
+            ))
+            .into());
+        }
+        if !section.has_listener() {
+            let wants = match kind {
+                Kind::Files | Kind::Download => "`listen`",
+                Kind::Time => "`udp`",
+                Kind::Echo | Kind::Daytime | Kind::Rfc868 => "`tcp` or `udp`",
+            };
+            return Err(UsageError(format!(
+                "{}, line {line}: a service of kind \"{}\" needs {wants}",
+                path.display(),
+                kind.name()
+            ))
+            .into());
+        }
+    }
+    Ok(config)
+}
+
+impl Config {
+    /// Every service with `[defaults]` folded in, for `--print-config` and
+    /// for starting the services.
+    pub fn effective(&self) -> Config {
+        let services = self
+            .services
+            .iter()
+            .map(|s| {
+                let mut s = s.clone();
+                s.settings = merge(&s.settings, &self.defaults);
+                s
+            })
+            .collect();
+        Config {
+            defaults: Settings::default(),
+            services,
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+    }
+}
+
+fn merge(own: &Settings, defaults: &Settings) -> Settings {
+    Settings {
+        key_file: own.key_file.clone().or_else(|| defaults.key_file.clone()),
+        auth_digest: own.auth_digest.or(defaults.auth_digest),
+        insecure_no_auth: own.insecure_no_auth.or(defaults.insecure_no_auth),
+        max_connections: own.max_connections.or(defaults.max_connections),
+        backlog: own.backlog.or(defaults.backlog),
+        handshake_timeout: own.handshake_timeout.or(defaults.handshake_timeout),
+        idle_timeout: own.idle_timeout.or(defaults.idle_timeout),
+        drain_timeout: own.drain_timeout.or(defaults.drain_timeout),
+        reuse_address: own.reuse_address.or(defaults.reuse_address),
+    }
+}
+
+/// The key named in serde's "unknown field `KEY`" message.
+fn unknown_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// The 1-based line where `key = ...` is first set.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("sockit.toml");
+        std::fs::write(&path, text)?;
+        load(&path)
+    }
+
+    #[test]
+    fn a_full_config_parses_and_defaults_fold_in() {
+        let c = parse(
+            r#"
+[defaults]
+key_file = "/etc/sockit/key"
+idle_timeout = 60
+
+[[service]]
+kind = "files"
+listen = "127.0.0.1:8080"
+root = "/srv/drop"
+allow_exec = true
+
+[[service]]
+kind = "echo"
+tcp = "127.0.0.1:7"
+udp = "127.0.0.1:7"
+upper = true
+idle_timeout = 5
+"#,
+        )
+        .unwrap();
+        let e = c.effective();
+        assert_eq!(e.services.len(), 2);
+        assert_eq!(e.services[0].settings.idle_timeout, Some(60));
+        assert_eq!(e.services[1].settings.idle_timeout, Some(5));
+        assert_eq!(
+            e.services[1].settings.key_file.as_deref(),
+            Some(Path::new("/etc/sockit/key"))
+        );
+        let printed = e.to_toml();
+        assert!(
+            printed.contains("kind = \"echo\"") && printed.contains("upper = true"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_key() {
+        let err = parse("[[service]]\nkind = \"files\"\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sockit.toml, line 4"), "{err}");
+        assert!(err.contains("lisen"), "{err}");
+
+        let err = parse("[[service]]\nkind = \"files\"\nlisten = \"not an address\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("sockit.toml"), "{err}");
+
+        let err = parse("[[service]]\nkind = \"echo\"\ntcp = \"127.0.0.1:1\"\nroot = \"/\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("`root`"), "{err}");
+
+        let err = parse("[[service]]\nkind = \"gopher\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("gopher"), "{err}");
+
+        let err = parse("[[service]]\nkind = \"echo\"\n").unwrap_err().to_string();
+        assert!(err.contains("needs `tcp` or `udp`"), "{err}");
+
+        let err = parse("[defaults]\nidle_timeot = 3\n[[service]]\nkind = \"time\"\nudp = \"127.0.0.1:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("idle_timeot"), "{err}");
+    }
+}
