@@ -78,6 +78,9 @@ stdout and stderr are printed separately; the exit code is the command's.")]
   sockit time 127.0.0.1:9000 '%Y'
   sockit time 127.0.0.1:3737 --rfc868")]
     Time(TimeArgs),
+    /// Load generators: echo request/response load, idle connection holding.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// One-shot download (send a name, receive the bytes) server and client.
     #[command(after_help = "Examples:
   sockit download serve --listen 127.0.0.1:7890 --root ./public --insecure-no-auth
@@ -390,4 +393,46 @@ pub struct RmArgs {
     pub recursive: bool,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// C connections, each sending a message and waiting for its echo, for S seconds.
+    #[command(after_help = "Examples:
+  sockit bench echo 127.0.0.1:7007 --connections 100 --duration 5 --insecure-no-auth
+  sockit bench echo 127.0.0.1:7007 --udp --connections 10 --duration 5 --json")]
+    Echo {
+        /// Echo server address (an IP address and port).
+        addr: SocketAddr,
+        #[arg(long, short = 'c', default_value_t = 10)]
+        connections: usize,
+        /// Seconds of load.
+        #[arg(long, short = 'd', default_value_t = 5)]
+        duration: u64,
+        /// Bytes per message.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        #[arg(long)]
+        udp: bool,
+        /// Connects in flight at once while opening connections.
+        #[arg(long, default_value_t = sockit::bench::DEFAULT_CONNECT_PARALLELISM)]
+        connect_parallelism: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
+    /// Open N connections and hold them idle (prints `holding N` when ready).
+    Idle {
+        addr: SocketAddr,
+        #[arg(long, short = 'c')]
+        connections: usize,
+        /// Seconds to hold them (until then, or until stdin closes).
+        #[arg(long, default_value_t = 60)]
+        hold: u64,
+        #[arg(long, default_value_t = sockit::bench::DEFAULT_CONNECT_PARALLELISM)]
+        connect_parallelism: usize,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
 }

@@ -1,6 +1,7 @@
 //! One module per group of subcommands; each turns parsed arguments into
 //! library calls and output.
 
+mod bench;
 mod files;
 mod lifecycle;
 mod serve;
@@ -29,6 +30,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Echo(a) => services::echo(a).await,
         Command::Time(a) => services::time(a).await,
         Command::Download(a) => services::download(a).await,
+        Command::Bench(a) => bench::run(a).await,
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`files`]: the file service (server side) and its client.
 //! - [`echo`], [`clock`], [`download`]: the small classic services;
 //!   [`clients`]: their clients.
+//! - [`bench`]: load generators for `sockit bench` (echo load, idle holders).
 //! - [`error`]: the library's error type.
 //!
 //! This crate never prints; it logs through `tracing`. Protocol rules live
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bench;
 pub mod clients;
 pub mod clock;
 pub mod conn;

@@ -1,0 +1,92 @@
+//! `sockit bench`: runs a load generator and prints what it measured.
+
+use std::io::BufRead as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sockit::bench::{self, EchoLoad};
+
+use super::client_auth;
+use crate::cli::BenchCommand;
+use crate::output::json_line;
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Echo {
+            addr,
+            connections,
+            duration,
+            payload,
+            udp,
+            connect_parallelism,
+            json,
+            auth,
+        } => {
+            let auth = if udp { None } else { client_auth(&auth)? };
+            let report = bench::echo(EchoLoad {
+                addr,
+                auth,
+                connections,
+                duration: Duration::from_secs(duration.max(1)),
+                udp,
+                payload: payload.max(1),
+                connect_parallelism,
+            })
+            .await?;
+            if json {
+                json_line(&serde_json::to_value(&report)?);
+            } else {
+                println!(
+                    "{} {} connections: {:.0} req/s over {:.1}s, latency p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs; \
+                     {} errors, {} failed connects ({:.2}s to connect)",
+                    if udp { "udp" } else { "tcp" },
+                    report.connections,
+                    report.requests_per_sec,
+                    report.seconds,
+                    report.p50_us,
+                    report.p99_us,
+                    report.p999_us,
+                    report.max_us,
+                    report.errors,
+                    report.connect_failures,
+                    report.connect_seconds,
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Idle {
+            addr,
+            connections,
+            hold,
+            connect_parallelism,
+            auth,
+        } => {
+            let auth = client_auth(&auth)?;
+            // Hold until the time passes or stdin closes, whichever first.
+            let stdin_closed = tokio::task::spawn_blocking(|| {
+                let stdin = std::io::stdin();
+                for _ in stdin.lock().lines() {}
+            });
+            let until = async move {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(hold)) => {}
+                    _ = stdin_closed => {}
+                }
+            };
+            let held = bench::hold_idle(
+                addr,
+                auth,
+                connections,
+                connect_parallelism,
+                |n| println!("holding {n}"),
+                until,
+            )
+            .await;
+            Ok(if held == connections {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(crate::exit::FAILED)
+            })
+        }
+    }
+}
