@@ -55,14 +55,14 @@ impl Service for Download {
             Err(_) => None,
         };
         let Some(file) = file else {
-            tracing::info!(name = %wanted, "download refused: no such file here");
+            tracing::info!(peer = %ctx.peer, name = %wanted, "download refused: no such file here");
             return Ok(());
         };
         let size = match file.metadata().await {
             Ok(m) if m.is_file() => m.len(),
             _ => return Ok(()),
         };
-        tracing::info!(name = %wanted, size, "download");
+        tracing::info!(peer = %ctx.peer, name = %wanted, size, "download");
         let mut reader = DiskReader::spawn(file.into_std().await, 0, size);
         while let Some(chunk) = reader.next().await {
             let chunk = chunk.map_err(Error::io("reading the file"))?;

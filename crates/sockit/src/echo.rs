@@ -17,8 +17,10 @@ use crate::server::{ConnContext, Service};
 use crate::udp::DatagramService;
 
 /// Read size while a connection is quiet: it lives inside the connection's
-/// task, so an idle connection costs this much and no more.
-const QUIET_READ: usize = 1024;
+/// task, so every idle connection carries it. 128 bytes holds a typed
+/// word or a benchmark's 64-byte message; anything longer fills it, and the
+/// connection switches to the streaming buffer.
+const QUIET_READ: usize = 128;
 /// Read size while data streams (a read filled the quiet buffer): one
 /// socket buffer's worth, given back once reads are small again.
 const STREAM_READ: usize = 64 * 1024;

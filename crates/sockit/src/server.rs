@@ -162,9 +162,16 @@ impl TcpServer {
             let ctx = ConnContext {
                 peer,
                 idle_timeout: config.idle_timeout,
-                shutdown: shutdown.clone(),
+                // A child token per connection: every clone of one token
+                // shares one lock, which each waiting connection would take
+                // on every wake-up; children are cancelled with the parent.
+                shutdown: shutdown.child_token(),
             };
-            let span = tracing::info_span!("conn", %peer);
+            // Debug level: an enabled span is entered and left on every
+            // poll, a measurable cost per request on a busy echo server.
+            // Events that matter at info carry `peer` themselves, and
+            // services open an info span per request where that is cheap.
+            let span = tracing::debug_span!("conn", %peer);
             let service = service.clone();
             let auth = auth.clone();
             let handshake_timeout = config.handshake_timeout;
@@ -176,7 +183,7 @@ impl TcpServer {
                     match result {
                         Ok(()) => tracing::debug!("closed"),
                         Err(e) if e.is_disconnect() => tracing::debug!(error = %e, "peer went away"),
-                        Err(e) => tracing::info!(error = %error_chain(&e), "connection ended with an error"),
+                        Err(e) => tracing::info!(%peer, error = %error_chain(&e), "connection ended with an error"),
                     }
                 }
                 .instrument(span),
@@ -206,12 +213,12 @@ async fn serve_one<Svc: Service>(
         match shake {
             Ok(Ok(())) => {}
             Ok(Err(Error::AuthFailed)) => {
-                tracing::warn!("authentication failed; closing");
+                tracing::warn!(peer = %ctx.peer, "authentication failed; closing");
                 return Ok(());
             }
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                tracing::info!("no answer to the auth challenge in time; closing");
+                tracing::info!(peer = %ctx.peer, "no answer to the auth challenge in time; closing");
                 return Ok(());
             }
         }

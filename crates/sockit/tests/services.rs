@@ -301,3 +301,26 @@ async fn a_client_that_leaves_mid_command_gets_it_killed() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!marker.exists(), "the command must die with its client");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_echo_client_is_dropped_at_the_idle_deadline_and_an_active_one_is_not() {
+    let mut config = sockit::server::ServerConfig::new("127.0.0.1:0".parse().unwrap(), None);
+    config.idle_timeout = Duration::from_millis(400);
+    let server = sockit::server::TcpServer::bind(config).unwrap();
+    let addr = server.local_addr();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(server.run(std::sync::Arc::new(Echo { upper: false }), stop.clone()));
+
+    // Active: a message every 100 ms for 1.2 s, three deadlines' worth.
+    let mut active = TcpStream::connect(addr).await.unwrap();
+    let mut back = [0u8; 2];
+    for _ in 0..12 {
+        active.write_all(b"hi").await.unwrap();
+        active.read_exact(&mut back).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Silent: closed by the server.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    assert!(common::closed_by_server(&mut silent, PATIENCE).await);
+    stop.cancel();
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument as _;
 
 use sockit_proto::exec::{Command, Opening, Outcome, classic_reply, framed_reply};
 use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, error_reply, ok_reply};
@@ -566,10 +567,13 @@ impl Service for FileService {
                 o = conn.opening(self.config.frame_limits.max_header_len, CLASSIC_PAUSE) => o?,
                 () = ctx.shutdown.cancelled() => return Ok(()),
             };
+            // Each request logs under a span naming the peer (the
+            // connection's own span is debug-level; see server.rs).
+            let span = tracing::info_span!("request", peer = %ctx.peer);
             match opening {
                 None => return Ok(()),
                 Some(Opening::RawCommand) => {
-                    self.classic_exec(&mut conn).await?;
+                    self.classic_exec(&mut conn).instrument(span).await?;
                     continue;
                 }
                 Some(_) => {}
@@ -590,7 +594,7 @@ impl Service for FileService {
                 Err(e) => return Err(e),
             };
             match Request::from_header(&header) {
-                Ok(request) => self.handle(&mut conn, request).await?,
+                Ok(request) => self.handle(&mut conn, request).instrument(span).await?,
                 Err(e) => {
                     tracing::debug!(error = %e, "bad request");
                     conn.write_header(&error_reply(e.code(), &e.to_string())).await?;
