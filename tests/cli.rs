@@ -7,7 +7,7 @@ mod support;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use support::{Sandbox, Server, write};
+use support::{KillOnDrop, Sandbox, Server, write};
 
 #[test]
 fn zero_config_serve_and_the_file_commands_work_together() {
@@ -365,15 +365,6 @@ fn exec_prints_both_streams_and_exits_with_the_remote_code() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("remote exec is disabled"));
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

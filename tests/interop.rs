@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Sandbox, Server, write};
+use support::{KillOnDrop, Sandbox, Server, write};
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
@@ -179,16 +179,6 @@ fn seed_server_receives_a_sockit_classic_put() {
     server.child.stdin.as_mut().map(|s| s.flush());
 }
 
-/// Kills a child by PID when dropped.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn classic(args: &[&str]) -> String {
     let out = Command::new("python3")
         .arg(script("seed_classic.py"))
@@ -222,7 +212,7 @@ fn seed_upper_echo_client_behind_hmac_md5() {
         ],
         1,
     );
-    let _server = Killed(child);
+    let _server = KillOnDrop(child);
     let (host, port) = host_port(&found[0].1);
     let key = sb.path("work/seed.key");
     let out = classic(&[
@@ -246,7 +236,7 @@ fn seed_udp_time_client() {
     }
     let sb = Sandbox::new();
     let (child, found) = support::start_listeners(&sb, &["time", "serve", "--udp", "127.0.0.1:0"], 1);
-    let _server = Killed(child);
+    let _server = KillOnDrop(child);
     let (host, port) = host_port(&found[0].1);
     let year = classic(&["time", &host, &port, "%Y"]);
     let expected = Command::new("date").arg("+%Y").output().unwrap().stdout;
@@ -306,7 +296,7 @@ fn seed_one_shot_download_client() {
         ],
         1,
     );
-    let _server = Killed(child);
+    let _server = KillOnDrop(child);
     let (host, port) = host_port(&found[0].1);
     std::fs::create_dir_all(sb.path("into")).unwrap();
     let into = sb.path("into");

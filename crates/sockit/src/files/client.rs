@@ -153,10 +153,7 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
-        let file = tokio::fs::File::open(local)
-            .await
-            .map_err(Error::file("cannot open", local))?;
-        let filesize = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
+        let (file, filesize) = open_local(local).await?;
         let offset = if resume {
             let reply = self
                 .call(&Request::Resume {
@@ -179,14 +176,9 @@ impl FileClient {
         progress.begin(&remote.to_string(), filesize, offset);
         // The reader hashes the prefix the server already has without
         // sending it, then streams and hashes the rest.
-        let mut reader = DiskReader::spawn(file.into_std().await, offset, filesize - offset);
-        while let Some(chunk) = reader.next().await {
-            let chunk = chunk.map_err(Error::file("reading", local))?;
-            self.conn.write_all(&chunk).await?;
-            progress.advance(chunk.len() as u64);
-            reader.recycle(chunk);
-        }
-        let xxh3 = reader.finish().await.map_err(Error::file("reading", local))?;
+        let xxh3 = self
+            .stream_file(file, local, offset, filesize - offset, progress)
+            .await?;
         self.send(&Request::Commit { xxh3: xxh3.clone() }).await?;
         let reply = self.reply().await;
         progress.end();
@@ -214,24 +206,14 @@ impl FileClient {
         progress: &mut dyn Progress,
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
-        let file = tokio::fs::File::open(local)
-            .await
-            .map_err(Error::file("cannot open", local))?;
-        let filesize = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
+        let (file, filesize) = open_local(local).await?;
         let mut header = Header::new();
         header.insert("cmd".into(), "put".into());
         header.insert("filename".into(), remote_name.into());
         header.insert("filesize".into(), filesize.into());
         self.conn.write_header(&header).await?;
         progress.begin(remote_name, filesize, 0);
-        let mut reader = DiskReader::spawn(file.into_std().await, 0, filesize);
-        while let Some(chunk) = reader.next().await {
-            let chunk = chunk.map_err(Error::file("reading", local))?;
-            self.conn.write_all(&chunk).await?;
-            progress.advance(chunk.len() as u64);
-            reader.recycle(chunk);
-        }
-        let xxh3 = reader.finish().await.map_err(Error::file("reading", local))?;
+        let xxh3 = self.stream_file(file, local, 0, filesize, progress).await?;
         self.conn.shutdown().await?;
         progress.end();
         Ok(Transfer {
@@ -422,6 +404,26 @@ impl FileClient {
         })
     }
 
+    /// Sends `len` bytes of `file` from `offset` as a body; returns the
+    /// XXH3 of the whole file up to the end (prefix included).
+    async fn stream_file(
+        &mut self,
+        file: tokio::fs::File,
+        local: &Path,
+        offset: u64,
+        len: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<String, Error> {
+        let mut reader = DiskReader::spawn(file.into_std().await, offset, len);
+        while let Some(chunk) = reader.next().await {
+            let chunk = chunk.map_err(Error::file("reading", local))?;
+            self.conn.write_all(&chunk).await?;
+            progress.advance(chunk.len() as u64);
+            reader.recycle(chunk);
+        }
+        reader.finish().await.map_err(Error::file("reading", local))
+    }
+
     async fn send(&mut self, request: &Request) -> Result<(), Error> {
         self.conn.write_header(&request.to_header()).await
     }
@@ -464,6 +466,15 @@ impl FileClient {
             }
         }
     }
+}
+
+/// Opens a local file to send, with its size.
+async fn open_local(local: &Path) -> Result<(tokio::fs::File, u64), Error> {
+    let file = tokio::fs::File::open(local)
+        .await
+        .map_err(Error::file("cannot open", local))?;
+    let size = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
+    Ok((file, size))
 }
 
 /// `dir/.name.sockit-part`: hidden, beside the target, same filesystem.
