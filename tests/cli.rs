@@ -496,3 +496,51 @@ fn a_bad_config_is_refused_with_file_line_and_key() {
         .code(2)
         .stderr(predicate::str::contains("cannot read nope.toml"));
 }
+
+#[test]
+fn bench_echo_reports_requests_and_latency_over_tcp_and_udp() {
+    let sb = Sandbox::new();
+    let (echo, found) = support::start_listeners(
+        &sb,
+        &[
+            "echo",
+            "serve",
+            "--tcp",
+            "127.0.0.1:0",
+            "--udp",
+            "127.0.0.1:0",
+            "--insecure-no-auth",
+        ],
+        2,
+    );
+    let _echo = KillOnDrop(echo);
+    for (proto, extra) in [("tcp", &[][..]), ("udp", &["--udp"][..])] {
+        let addr = &found.iter().find(|f| f.0 == proto).unwrap().1;
+        let out = sb
+            .assert_cmd()
+            .args([
+                "bench",
+                "echo",
+                addr,
+                "--connections",
+                "4",
+                "--duration",
+                "1",
+                "--json",
+                "--insecure-no-auth",
+            ])
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let report: Value = serde_json::from_slice(&out).unwrap();
+        // A shape check, not a speed check: it ran, it measured, nothing failed.
+        assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(report["connections"], 4);
+        assert_eq!(report["connect_failures"], 0);
+        assert_eq!(report["udp"], proto == "udp");
+        assert!(report["p50_us"].as_u64().unwrap() <= report["p99_us"].as_u64().unwrap());
+    }
+}
