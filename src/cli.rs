@@ -21,8 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve a folder over the framed file protocol (zero configuration:
-    /// ./sockit-data on 127.0.0.1:8080 with a generated key).
+    /// Serve files (zero configuration: ./sockit-data on 127.0.0.1:8080 with
+    /// a generated key), or with --config any set of services at once.
     #[command(after_help = "Examples:
   sockit serve                                  # ./sockit-data on 127.0.0.1:8080
   sockit serve --listen 0.0.0.0:9000 --root /srv/drop --key-file ~/.sockit-key
