@@ -64,9 +64,6 @@ pub struct Put {
     pub trailer: bool,
 }
 
-/// The command names on the wire.
-pub const COMMANDS: [&str; 9] = ["put", "resume", "get", "ls", "stat", "rm", "mkdir", "commit", "exec"];
-
 /// Why a header is not a request this server can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {

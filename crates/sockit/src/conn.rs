@@ -193,8 +193,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
             .await
             .map_err(Error::io("closing the connection"))
     }
-
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
 }

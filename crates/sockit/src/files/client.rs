@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use sockit_proto::exec::{Command as ExecCommand, Outcome as ExecResult, split_body};
-use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, parse_reply};
+use sockit_proto::files::{Entry, EntryKind, Put, Request, parse_reply};
 use sockit_proto::frame::{FrameEvent, FrameLimits, Header, size_field};
 use sockit_proto::path::RelPath;
 
@@ -530,12 +530,4 @@ async fn walk_local(root: PathBuf) -> Result<Vec<(RelPath, bool)>, Error> {
     })
     .await
     .map_err(|e| Error::Protocol(e.to_string()))?
-}
-
-/// Maps a refusal code for callers that branch on it.
-pub fn remote_code(err: &Error) -> Option<ErrorCode> {
-    match err {
-        Error::Remote(r) => Some(r.code),
-        _ => None,
-    }
 }
