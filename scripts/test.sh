@@ -39,8 +39,10 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "fuzz (short run)"
-scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+log "fuzz (short runs)"
+for target in frame_decoder proto_parsers; do
+  scripts/fuzz.sh "${FUZZ_SECONDS:-15}" "$target"
+done
 
 # Last, so the runner's summary closes the output.
 log "tests"
