@@ -242,12 +242,9 @@ async fn exec_needs_authentication() {
     assert!(!marker.exists(), "an unauthenticated command must never run");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn classic_raw_commands_and_frames_share_the_port() {
-    let srv = TestServer::start(exec_server_config(true)).await;
-    let mut s = srv.raw().await;
-    // A two-byte command: decided by the pause, not by 4 bytes.
-    s.write_all(b"pwd").await.unwrap();
+/// The seed's exec client's read: `struct.unpack('i')`, the JSON header,
+/// then exactly `data_size` bytes.
+async fn read_classic_reply(s: &mut TcpStream) -> Vec<u8> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).await.unwrap();
     let mut head = vec![0u8; i32::from_le_bytes(len) as usize];
@@ -255,15 +252,20 @@ async fn classic_raw_commands_and_frames_share_the_port() {
     let head: serde_json::Value = serde_json::from_slice(&head).unwrap();
     let mut out = vec![0u8; head["data_size"].as_u64().unwrap() as usize];
     s.read_exact(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn classic_raw_commands_and_frames_share_the_port() {
+    let srv = TestServer::start(exec_server_config(true)).await;
+    let mut s = srv.raw().await;
+    // A two-byte command: decided by the pause, not by 4 bytes.
+    s.write_all(b"pwd").await.unwrap();
+    let out = read_classic_reply(&mut s).await;
     assert_eq!(String::from_utf8(out).unwrap().trim(), srv.root.to_str().unwrap());
     // stderr wins when there is any, as in the seed.
     s.write_all(b"ls /nonexistent-dir").await.unwrap();
-    s.read_exact(&mut len).await.unwrap();
-    let mut head = vec![0u8; i32::from_le_bytes(len) as usize];
-    s.read_exact(&mut head).await.unwrap();
-    let head: serde_json::Value = serde_json::from_slice(&head).unwrap();
-    let mut out = vec![0u8; head["data_size"].as_u64().unwrap() as usize];
-    s.read_exact(&mut out).await.unwrap();
+    let out = read_classic_reply(&mut s).await;
     assert!(
         String::from_utf8_lossy(&out).contains("No such file"),
         "{}",
