@@ -33,15 +33,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Au
         .await
         .map_err(Error::io("sending the challenge"))?;
     let mut answer = vec![0u8; auth.digest.answer_len()];
-    stream.read_exact(&mut answer).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Error::Closed {
-            op: "reading the challenge answer",
-        },
-        _ => Error::Io {
-            op: "reading the challenge answer",
-            source: e,
-        },
-    })?;
+    stream.read_exact(&mut answer).await.map_err(Error::read_exact(
+        "reading the challenge answer",
+        "reading the challenge answer",
+    ))?;
     if auth.digest.verify(&auth.key, &challenge, &answer) {
         Ok(())
     } else {
@@ -53,15 +48,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Au
 /// it closes the connection, which the client sees on its next read.
 pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Auth) -> Result<(), Error> {
     let mut challenge = [0u8; CHALLENGE_LEN];
-    stream.read_exact(&mut challenge).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Error::Closed {
-            op: "waiting for the auth challenge (does the server use --insecure-no-auth?)",
-        },
-        _ => Error::Io {
-            op: "reading the auth challenge",
-            source: e,
-        },
-    })?;
+    stream.read_exact(&mut challenge).await.map_err(Error::read_exact(
+        "reading the auth challenge",
+        "waiting for the auth challenge (does the server use --insecure-no-auth?)",
+    ))?;
     let answer = auth.digest.answer(&auth.key, &challenge);
     stream
         .write_all(&answer)

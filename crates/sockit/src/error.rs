@@ -69,6 +69,15 @@ impl Error {
         move |source| Self::Io { op, source }
     }
 
+    /// For an exact read: the peer closing early is `Closed { op: closed }`
+    /// (worth its own wording), anything else an I/O error during `op`.
+    pub(crate) fn read_exact(op: &'static str, closed: &'static str) -> impl FnOnce(io::Error) -> Self {
+        move |source| match source.kind() {
+            io::ErrorKind::UnexpectedEof => Self::Closed { op: closed },
+            _ => Self::Io { op, source },
+        }
+    }
+
     pub(crate) fn file(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| Self::File { op, path, source }
