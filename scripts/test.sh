@@ -11,6 +11,9 @@ log() { printf '\n== %s\n' "$*"; }
 declare -A PEERS=(
   [python3]=python3
   [mount]=mount
+  [ncat]=ncat
+  [socat]=socat
+  [ipcalc]=ipcalc
 )
 
 install_peers() {

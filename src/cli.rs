@@ -86,6 +86,173 @@ stdout and stderr are printed separately; the exit code is the command's.")]
   sockit download serve --listen 127.0.0.1:7890 --root ./public --insecure-no-auth
   sockit download 127.0.0.1:7890 report.pdf -o saved.pdf --insecure-no-auth")]
     Download(DownloadArgs),
+    /// The network debugging assistant: netcat's habits with NetAssist's
+    /// display (hex, encodings, timestamps, checksums, message framing).
+    #[command(after_help = "Examples:
+  sockit nc example.org 80                      # TCP client; stdin EOF half-closes
+  sockit nc -l 9000                             # wait for one client on port 9000
+  sockit nc -lk 127.0.0.1 9000 --broadcast-to-all   # a room of clients, lines tagged by client
+  sockit nc -u 192.168.1.20 8080 --encoding gbk # UDP peer speaking GBK, like NetAssist
+  sockit nc -ul -k 127.0.0.1 7788 --timestamps  # many UDP peers on one socket, timestamped
+  sockit nc 127.0.0.1 502 --send-hex --hex      # type `01 03 00 00 00 01`, see replies as hex
+  sockit nc 127.0.0.1 502 --send-hex --append crc16-modbus
+  sockit nc 127.0.0.1 9000 --data ping --interval 1000 --count 5
+  sockit nc 127.0.0.1 8080 --frame json-frame   # decode sockit's framed protocol
+  sockit nc -z 127.0.0.1 20-25 --json           # port check: open / closed / filtered")]
+    Nc(NcArgs),
+    /// Subnet calculator: class A-E, address kind, mask, network, broadcast,
+    /// host range and count, binary view; subnet splits; IPv6 prefixes.
+    #[command(after_help = "Examples:
+  sockit ipcalc 192.168.1.10/24
+  sockit ipcalc 172.16.5.4 255.255.240.0
+  sockit ipcalc 10.0.0.0/8 --split 10
+  sockit ipcalc 192.168.0.0/16 --contains 192.168.7.9
+  sockit ipcalc 2001:db8::1/64 --json")]
+    Ipcalc(IpcalcArgs),
+    /// Look a name up through the system resolver: every IPv4 and IPv6 address.
+    #[command(after_help = "Examples:
+  sockit resolve localhost
+  sockit resolve example.org -4 --json")]
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NcArgs {
+    /// HOST PORT to connect to; with -l, [ADDR] PORT to listen on; with -z,
+    /// HOST PORTS where PORTS is 80, 20-25 or 22,80,443.
+    #[arg(value_name = "HOST PORT", num_args = 0..=2)]
+    pub target: Vec<String>,
+    /// Listen instead of connecting.
+    #[arg(short = 'l', long)]
+    pub listen: bool,
+    /// With -l the port to listen on; otherwise the local port to send from.
+    #[arg(short = 'p', value_name = "PORT")]
+    pub port: Option<u16>,
+    /// UDP instead of TCP.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// Keep listening: many TCP clients at once, or many UDP peers.
+    #[arg(short = 'k', long)]
+    pub keep_open: bool,
+    /// Numeric addresses only: no name lookups.
+    #[arg(short = 'n')]
+    pub numeric: bool,
+    /// Seconds allowed to connect, and of silence before giving up.
+    #[arg(short = 'w', value_name = "SECS")]
+    pub wait: Option<f64>,
+    /// Quit this many seconds after stdin ends, even if the peer has not closed.
+    #[arg(short = 'q', value_name = "SECS")]
+    pub quit_after_eof: Option<f64>,
+    /// Port check: report open / closed / filtered without sending data.
+    #[arg(short = 'z')]
+    pub zero_io: bool,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Local address to send from (client) or listen on (-l).
+    #[arg(short = 's', value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
+    /// Keep the write side open when stdin ends (no half-close).
+    #[arg(long)]
+    pub no_shutdown: bool,
+    /// Show what arrives as a hexdump (offsets, `<` / `>` direction).
+    #[arg(long)]
+    pub hex: bool,
+    /// Read typed lines as hex bytes: `01 02 ff`, `0x01,0x02`, `0102ff`.
+    #[arg(long)]
+    pub send_hex: bool,
+    /// Text encoding for both directions: utf-8, gbk, gb2312, gb18030, shift_jis.
+    #[arg(long, default_value = "utf-8", value_parser = parse_encoding)]
+    pub encoding: sockit_proto::assist::text::TextEncoding,
+    /// Log mode: one line per message, with a millisecond timestamp.
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Send --data / --data-file every MS milliseconds instead of reading stdin.
+    #[arg(long, value_name = "MS", requires = "payload")]
+    pub interval: Option<u64>,
+    /// How many times to send the payload [default: 1, or forever with --interval].
+    #[arg(long, value_name = "N", requires = "payload")]
+    pub count: Option<u64>,
+    /// Send this text (encoded, with --append) instead of reading stdin.
+    #[arg(long, value_name = "TEXT", group = "payload")]
+    pub data: Option<String>,
+    /// Send this file's bytes instead of reading stdin.
+    #[arg(long, value_name = "FILE", group = "payload")]
+    pub data_file: Option<PathBuf>,
+    /// Append to each send, in order: crlf, lf, cr, sum8, xor8, crc16-modbus.
+    #[arg(long, value_name = "WHAT", value_parser = parse_append)]
+    pub append: Vec<sockit_proto::assist::append::Append>,
+    /// Split what arrives into messages: line, len32le, json-frame.
+    #[arg(long, value_name = "MODE", value_parser = parse_frame)]
+    pub frame: Option<sockit_proto::assist::messages::FrameMode>,
+    /// Live RX/TX byte and message counters on stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Write a timestamped copy of the session (both directions) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// With -lk, send typed input to every client (default: the newest).
+    #[arg(long)]
+    pub broadcast_to_all: bool,
+    /// With -lk, the most clients at once; more are turned away.
+    #[arg(long, default_value_t = sockit::nc::DEFAULT_MAX_CLIENTS)]
+    pub max_clients: usize,
+    /// Raw output even with -k: bytes as they arrive, with no client tags.
+    #[arg(long, conflicts_with_all = ["hex", "timestamps", "frame", "json"])]
+    pub raw: bool,
+    /// One JSON object per line: port reports with -z, session events otherwise.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IpcalcArgs {
+    /// ADDR, ADDR/PREFIX or ADDR/MASK (IPv4 or IPv6).
+    pub address: String,
+    /// A netmask given separately, as in `ipcalc 10.0.0.1 255.0.0.0`.
+    pub mask: Option<String>,
+    /// List the subnets of this prefix length the network splits into.
+    #[arg(long, value_name = "PREFIX")]
+    pub split: Option<u32>,
+    /// Say whether this address is inside the network (exit 1 if not).
+    #[arg(long, value_name = "ADDR")]
+    pub contains: Option<std::net::IpAddr>,
+    /// Leave out the binary view.
+    #[arg(long)]
+    pub no_binary: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    pub name: String,
+    /// IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_encoding(s: &str) -> Result<sockit_proto::assist::text::TextEncoding, String> {
+    s.parse()
+        .map_err(|e: sockit_proto::assist::text::TextError| e.to_string())
+}
+
+fn parse_append(s: &str) -> Result<sockit_proto::assist::append::Append, String> {
+    s.parse()
+        .map_err(|e: sockit_proto::assist::append::UnknownAppend| e.to_string())
+}
+
+fn parse_frame(s: &str) -> Result<sockit_proto::assist::messages::FrameMode, String> {
+    s.parse()
+        .map_err(|e: sockit_proto::assist::messages::SplitError| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod config;
+mod nc_view;
 mod output;
 
 use std::process::ExitCode;
@@ -42,7 +43,12 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(args.verbose);
+    // nc's -v is netcat's (connection notices); its log level starts at -vvv.
+    let log_level = match args.command {
+        cli::Command::Nc(_) => args.verbose.saturating_sub(2),
+        _ => args.verbose,
+    };
+    init_logging(log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -50,7 +56,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    match runtime.block_on(commands::run(args.command)) {
+    match runtime.block_on(commands::run(args.command, args.verbose)) {
         Ok(code) => code,
         Err(err) => report(&err),
     }
@@ -66,7 +72,10 @@ fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     eprintln!("sockit: {err:#}");
-    if err.chain().any(|c| c.is::<UsageError>()) {
+    let usage = err
+        .chain()
+        .any(|c| c.is::<UsageError>() || matches!(c.downcast_ref::<sockit::Error>(), Some(sockit::Error::Usage(_))));
+    if usage {
         ExitCode::from(exit::USAGE)
     } else {
         ExitCode::from(exit::FAILED)

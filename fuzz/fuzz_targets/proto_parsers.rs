@@ -4,14 +4,21 @@
 //! - exec::classify decides on 4+ bytes, and on any non-empty bytes once paused;
 //! - a time reply never exceeds its limit;
 //! - an upper-cased datagram is never longer than the request;
-//! - any JSON object parses to a request or a typed error.
+//! - any JSON object parses to a request or a typed error;
+//! - typed hex that parses formats back to the same bytes;
+//! - a parsed subnet's network contains its address and its hosts;
+//! - the nc message splitters never buffer past their caps, and a line
+//!   message never holds a newline.
 #![no_main]
 
 use chrono::{FixedOffset, TimeZone};
 use libfuzzer_sys::fuzz_target;
+use sockit_proto::assist::hex;
+use sockit_proto::assist::messages::{FrameMode, MAX_LINE, Message, Splitter};
 use sockit_proto::exec::{Opening, classify};
 use sockit_proto::files::Request;
 use sockit_proto::path::RelPath;
+use sockit_proto::subnet::Net;
 use sockit_proto::{clock, echo};
 
 fuzz_target!(|data: &[u8]| {
@@ -43,5 +50,31 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(serde_json::Value::Object(header)) = serde_json::from_slice(data) {
         let _ = Request::from_header(&header);
+    }
+
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(bytes) = hex::parse(text) {
+            assert_eq!(hex::parse(&hex::format(&bytes)).ok(), Some(bytes));
+        }
+        if let Ok(Net::V4(n)) = Net::parse(text, None) {
+            let (first, last) = n.hosts();
+            assert!(n.contains(n.addr()) && n.contains(first) && n.contains(last));
+            assert!(first <= last);
+        }
+    }
+
+    for mode in [FrameMode::Line, FrameMode::Len32Le, FrameMode::JsonFrame] {
+        let mut splitter = Splitter::new(mode);
+        // Fed in two pieces so reassembly across reads is exercised.
+        let (a, b) = data.split_at(data.len() / 2);
+        for piece in [a, b] {
+            splitter.push(piece);
+            while let Ok(Some(message)) = splitter.next_message() {
+                if let Message::Line { text, .. } = message {
+                    assert!(text.len() <= MAX_LINE && !text.contains(&b'\n'));
+                }
+            }
+        }
+        let _ = splitter.finish();
     }
 });

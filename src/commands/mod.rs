@@ -4,6 +4,8 @@
 mod bench;
 mod files;
 mod lifecycle;
+mod nc;
+mod netfacts;
 mod serve;
 mod services;
 
@@ -17,7 +19,7 @@ use sockit_proto::auth::Digest;
 use crate::UsageError;
 use crate::cli::{AuthArgs, Command, DigestArg};
 
-pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(a) => serve::run(a).await,
         Command::Put(a) => files::put(a).await,
@@ -30,6 +32,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Echo(a) => services::echo(a).await,
         Command::Time(a) => services::time(a).await,
         Command::Download(a) => services::download(a).await,
+        Command::Nc(a) => nc::run(a, verbose).await,
+        Command::Ipcalc(a) => netfacts::ipcalc(&a),
+        Command::Resolve(a) => netfacts::resolve(&a).await,
         Command::Bench(a) => bench::run(a).await,
     }
 }

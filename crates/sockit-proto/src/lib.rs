@@ -1,6 +1,8 @@
 //! sockit's wire formats and protocol logic, with no I/O.
 //!
 //! # Layout
+//! - [`assist`]: the network debugging assistant's encodings, hex, checksums
+//!   and message splitting (`nc`).
 //! - [`frame`]: the framed protocol of the seeds (length prefix, JSON header,
 //!   body), decoded incrementally from a caller-owned buffer.
 //! - [`files`]: the file service's requests and replies on top of frames.
@@ -10,12 +12,14 @@
 //! - [`echo`]: the upper-case echo, streaming and per datagram.
 //! - [`exec`]: remote exec's replies and spotting the classic raw-command client.
 //! - [`clock`]: the time services' formats (seed strftime, RFC 867, RFC 868).
+//! - [`subnet`]: IPv4/IPv6 subnet maths for `ipcalc`.
 //!
 //! Nothing here reads a clock, a socket, a file or a random source: callers
 //! pass bytes, time and randomness in. That keeps every decoder total and
 //! testable without a runtime.
 #![forbid(unsafe_code)]
 
+pub mod assist;
 pub mod auth;
 pub mod checksum;
 pub mod clock;
@@ -24,3 +28,4 @@ pub mod exec;
 pub mod files;
 pub mod frame;
 pub mod path;
+pub mod subnet;

@@ -51,6 +51,10 @@ pub enum Error {
     },
     #[error("the server sent nothing (no such file, or a wrong key?)")]
     NothingSent,
+    #[error("cannot resolve '{name}'")]
+    Resolve { name: String, source: io::Error },
+    #[error("'{name}' has no {family} address")]
+    NoAddress { name: String, family: &'static str },
     #[error("{0}")]
     Usage(String),
 }

@@ -14,6 +14,8 @@
 //! - [`files`]: the file service (server side) and its client.
 //! - [`echo`], [`clock`], [`download`]: the small classic services;
 //!   [`clients`]: their clients.
+//! - [`nc`]: the network debugging assistant (client, listener, UDP peer,
+//!   port checks, name lookups).
 //! - [`bench`]: load generators for `sockit bench` (echo load, idle holders).
 //! - [`error`]: the library's error type.
 //!
@@ -32,6 +34,7 @@ pub mod echo;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod nc;
 pub mod sandbox;
 pub mod server;
 pub mod udp;

@@ -1,0 +1,17 @@
+//! The network debugging assistant's pure parts (`sockit nc`): what a typed
+//! line becomes on the wire and how arriving bytes are shown.
+//!
+//! - [`text`]: encodings for both directions (UTF-8, GBK, GB18030, Shift_JIS).
+//! - [`hex`]: `--send-hex` input and the hexdump of what arrives.
+//! - [`append`]: line endings and checksums appended to each send.
+//! - [`compose`]: a typed line or payload turned into the bytes sent.
+//! - [`messages`]: splitting a byte stream into messages for display.
+//!
+//! No sockets and no terminal here: the driver moves bytes, the binary
+//! prints.
+
+pub mod append;
+pub mod compose;
+pub mod hex;
+pub mod messages;
+pub mod text;

@@ -1,0 +1,234 @@
+//! The network debugging assistant's driver (`sockit nc`): a TCP client,
+//! TCP listener (one client, or many with `keep_listening`), UDP peer, and
+//! port checks.
+//!
+//! Input arrives on a channel (the binary reads stdin on its own thread);
+//! everything that happens leaves as an [`NcEvent`] on another channel. This
+//! module never prints and never decides how bytes look: encodings, hex and
+//! message splitting are the binary's display, built on `sockit_proto::assist`.
+//!
+//! - [`stream`]: one TCP connection: reading, writing, half-close, deadlines.
+//! - [`tcp`]: connecting and listening.
+//! - [`udp`]: the UDP peer, connected or listening for many peers.
+//! - [`scan`]: `-z` port checks.
+//! - [`resolve`]: names to addresses through the system resolver.
+
+pub mod resolve;
+pub mod scan;
+mod stream;
+pub mod tcp;
+pub mod udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How long a listener keeps at most this many clients (`-k`): enough for a
+/// classroom, bounded so a flood of connects cannot exhaust descriptors.
+pub const DEFAULT_MAX_CLIENTS: usize = 256;
+
+/// Sends queued per client in listen mode; a client that lets more pile up
+/// is disconnected rather than stalling the others.
+pub const CLIENT_QUEUE: usize = 64;
+
+/// UDP peers remembered in `-k` listen mode (for `--broadcast-to-all`);
+/// the oldest is forgotten first.
+pub const MAX_UDP_PEERS: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn admits(self, addr: &SocketAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => addr.is_ipv4(),
+            Family::V6 => addr.is_ipv6(),
+        }
+    }
+}
+
+/// Everything that shapes a session; the defaults are netcat's.
+#[derive(Debug, Clone)]
+pub struct NcOptions {
+    pub family: Family,
+    /// `-s` / `-p` in client mode: the local address to send from.
+    pub source: Option<SocketAddr>,
+    /// `-w`: the limit on connecting, and on a session with no traffic.
+    pub timeout: Option<Duration>,
+    /// `-q`: quit this long after input ends, whether or not the peer has.
+    pub quit_after_eof: Option<Duration>,
+    /// Half-close the write side when input ends (off with `--no-shutdown`).
+    pub half_close: bool,
+    /// `-k`: keep listening after the first client.
+    pub keep_listening: bool,
+    /// In listen mode, input goes to every client instead of the newest.
+    pub broadcast_to_all: bool,
+    pub max_clients: usize,
+    /// Report what was sent as [`NcEvent::Sent`] (for `>` lines in logs).
+    pub report_sent: bool,
+}
+
+impl Default for NcOptions {
+    fn default() -> Self {
+        Self {
+            family: Family::Any,
+            source: None,
+            timeout: None,
+            quit_after_eof: None,
+            half_close: true,
+            keep_listening: false,
+            broadcast_to_all: false,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            report_sent: false,
+        }
+    }
+}
+
+/// A peer's number within one run: 1 for the first client, and so on.
+pub type PeerId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NcEvent {
+    Listening(SocketAddr),
+    Connected {
+        id: PeerId,
+        peer: SocketAddr,
+        local: SocketAddr,
+    },
+    Received {
+        id: PeerId,
+        peer: SocketAddr,
+        data: Bytes,
+    },
+    Sent {
+        id: PeerId,
+        peer: SocketAddr,
+        data: Bytes,
+    },
+    /// Input has ended and the write side was shut down (or left open).
+    InputDone,
+    Closed {
+        id: PeerId,
+        peer: SocketAddr,
+        reason: CloseReason,
+    },
+    /// A client was turned away because `max_clients` are connected.
+    Refused {
+        peer: SocketAddr,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its side.
+    PeerClosed,
+    /// `-q` expired after input ended.
+    QuitAfterEof,
+    /// `-w` expired with no traffic either way.
+    Idle,
+    /// It fell more than [`CLIENT_QUEUE`] sends behind.
+    TooSlow,
+    /// ICMP said nothing listens there (UDP), or the connection was reset.
+    Error(String),
+}
+
+/// Live counters for `--stats`, updated as bytes move.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub rx_bytes: AtomicU64,
+    pub rx_messages: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub tx_messages: AtomicU64,
+}
+
+impl Stats {
+    fn received(&self, len: usize) {
+        self.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.rx_messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sent(&self, len: usize) {
+        self.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.tx_messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (rx bytes, rx messages, tx bytes, tx messages)
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.rx_bytes.load(Ordering::Relaxed),
+            self.rx_messages.load(Ordering::Relaxed),
+            self.tx_bytes.load(Ordering::Relaxed),
+            self.tx_messages.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The channels a session runs between.
+#[derive(Debug)]
+pub struct Session {
+    pub input: mpsc::Receiver<Bytes>,
+    pub events: mpsc::Sender<NcEvent>,
+    pub stats: Arc<Stats>,
+}
+
+impl Session {
+    async fn emit(&self, event: NcEvent) {
+        // The display went away: nothing left to show, the run is ending.
+        let _ = self.events.send(event).await;
+    }
+}
+
+/// `-w` as an idle deadline: it expires only when no byte moved for the
+/// whole period, whichever direction. `activity` is any counter that
+/// changes whenever a byte moves.
+#[derive(Debug)]
+struct IdleClock {
+    limit: Option<Duration>,
+    seen: u64,
+    since: Instant,
+}
+
+impl IdleClock {
+    fn new(limit: Option<Duration>, activity: &AtomicU64) -> Self {
+        Self {
+            limit,
+            seen: activity.load(Ordering::Relaxed),
+            since: Instant::now(),
+        }
+    }
+
+    /// Sleeps until the deadline; true if nothing moved for the whole
+    /// period, false if traffic moved the deadline on.
+    async fn expired(&mut self, activity: &AtomicU64) -> bool {
+        let Some(limit) = self.limit else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep_until(self.since + limit).await;
+        let now = activity.load(Ordering::Relaxed);
+        if now == self.seen {
+            return true;
+        }
+        self.seen = now;
+        self.since = Instant::now();
+        false
+    }
+}
+
+/// The `-q` deadline once input has ended; never while input is open.
+async fn quit_deadline(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,140 @@
+//! One TCP connection of a session: input written as it arrives, what the
+//! peer sends reported as it arrives, both at once (writing never waits for
+//! reading, so a peer that echoes a large upload cannot deadlock us).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{CloseReason, IdleClock, NcEvent, PeerId, Stats, quit_deadline};
+
+/// Bytes asked of the kernel per read: large enough to pipe a file at
+/// loopback speed, and only grown into as data arrives.
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ConnRules {
+    pub half_close: bool,
+    pub idle: Option<Duration>,
+    pub quit_after_eof: Option<Duration>,
+    pub report_sent: bool,
+}
+
+/// Runs one connection until the peer closes, a deadline passes or
+/// `cancel` fires; reports Connected first and Closed last.
+pub(super) async fn run(
+    stream: TcpStream,
+    id: PeerId,
+    input: &mut mpsc::Receiver<Bytes>,
+    events: &mpsc::Sender<NcEvent>,
+    stats: &Stats,
+    rules: ConnRules,
+    cancel: &CancellationToken,
+) -> CloseReason {
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+        return CloseReason::Error("the connection closed at once".into());
+    };
+    let _ = events.send(NcEvent::Connected { id, peer, local }).await;
+    let reason = exchange(stream, id, input, events, stats, rules, cancel).await;
+    let _ = events
+        .send(NcEvent::Closed {
+            id,
+            peer,
+            reason: reason.clone(),
+        })
+        .await;
+    reason
+}
+
+async fn exchange(
+    stream: TcpStream,
+    id: PeerId,
+    input: &mut mpsc::Receiver<Bytes>,
+    events: &mpsc::Sender<NcEvent>,
+    stats: &Stats,
+    rules: ConnRules,
+    cancel: &CancellationToken,
+) -> CloseReason {
+    let Ok(peer) = stream.peer_addr() else {
+        return CloseReason::Error("the connection closed at once".into());
+    };
+    let (mut reader, writer) = stream.into_split();
+    let activity = AtomicU64::new(0);
+    let mut idle = IdleClock::new(rules.idle, &activity);
+    let pump = pump_input(input, writer, id, peer, events, stats, rules, &activity);
+    tokio::pin!(pump);
+    let mut pumping = true;
+    // Kept so that --no-shutdown leaves the write side open until the end.
+    let mut _open_writer: Option<OwnedWriteHalf> = None;
+    let mut quit_at: Option<Instant> = None;
+    let mut buf = BytesMut::new();
+    loop {
+        if buf.capacity() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) => return CloseReason::PeerClosed,
+                Ok(n) => {
+                    activity.fetch_add(1, Ordering::Relaxed);
+                    stats.received(n);
+                    let data = buf.split().freeze();
+                    let _ = events.send(NcEvent::Received { id, peer, data }).await;
+                }
+                Err(e) => return CloseReason::Error(e.to_string()),
+            },
+            pumped = &mut pump, if pumping => {
+                pumping = false;
+                match pumped {
+                    Ok(writer) => {
+                        _open_writer = writer;
+                        let _ = events.send(NcEvent::InputDone).await;
+                        quit_at = rules.quit_after_eof.map(|q| Instant::now() + q);
+                    }
+                    Err(e) => return CloseReason::Error(e.to_string()),
+                }
+            }
+            () = quit_deadline(quit_at) => return CloseReason::QuitAfterEof,
+            expired = idle.expired(&activity) => if expired {
+                return CloseReason::Idle;
+            },
+            () = cancel.cancelled() => return CloseReason::TooSlow,
+        }
+    }
+}
+
+/// Writes input until it ends, then half-closes (or hands the writer back
+/// to be held open).
+#[allow(clippy::too_many_arguments)]
+async fn pump_input(
+    input: &mut mpsc::Receiver<Bytes>,
+    mut writer: OwnedWriteHalf,
+    id: PeerId,
+    peer: std::net::SocketAddr,
+    events: &mpsc::Sender<NcEvent>,
+    stats: &Stats,
+    rules: ConnRules,
+    activity: &AtomicU64,
+) -> std::io::Result<Option<OwnedWriteHalf>> {
+    while let Some(chunk) = input.recv().await {
+        writer.write_all(&chunk).await?;
+        activity.fetch_add(1, Ordering::Relaxed);
+        stats.sent(chunk.len());
+        if rules.report_sent {
+            let _ = events.send(NcEvent::Sent { id, peer, data: chunk }).await;
+        }
+    }
+    if rules.half_close {
+        writer.shutdown().await?;
+        Ok(None)
+    } else {
+        Ok(Some(writer))
+    }
+}

@@ -1,0 +1,216 @@
+//! TCP sessions: connecting (`sockit nc HOST PORT`) and listening
+//! (`-l`, one client; `-l -k`, many at once with input fanned out).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::stream::{self, ConnRules};
+use super::{CLIENT_QUEUE, CloseReason, NcEvent, NcOptions, PeerId, Session, Stats, quit_deadline};
+use crate::Error;
+use crate::server::DEFAULT_BACKLOG;
+
+/// Connects to the first of `addrs` that answers (each within `-w`), then
+/// runs the session until the peer closes or a deadline passes.
+pub async fn connect(addrs: &[SocketAddr], opts: &NcOptions, mut session: Session) -> Result<CloseReason, Error> {
+    let stream = open(addrs, opts).await?;
+    let _ = stream.set_nodelay(true);
+    let rules = rules(opts);
+    let cancel = CancellationToken::new();
+    let reason = stream::run(
+        stream,
+        1,
+        &mut session.input,
+        &session.events,
+        &session.stats,
+        rules,
+        &cancel,
+    )
+    .await;
+    Ok(reason)
+}
+
+/// A connected stream to the first address that accepts.
+pub async fn open(addrs: &[SocketAddr], opts: &NcOptions) -> Result<TcpStream, Error> {
+    let mut last = None;
+    for &addr in addrs {
+        let attempt = async {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }
+            .map_err(Error::io("creating a socket"))?;
+            if let Some(source) = opts.source {
+                socket.set_reuseaddr(true).map_err(Error::io("setting SO_REUSEADDR"))?;
+                socket.bind(source).map_err(|source_err| Error::Bind {
+                    addr: source,
+                    source: source_err,
+                })?;
+            }
+            socket.connect(addr).await.map_err(|source| Error::Connect {
+                addr: addr.to_string(),
+                source,
+            })
+        };
+        let result = match opts.timeout {
+            Some(after) => tokio::time::timeout(after, attempt)
+                .await
+                .unwrap_or(Err(Error::Timeout {
+                    op: "connecting",
+                    after,
+                })),
+            None => attempt.await,
+        };
+        match result {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Usage("no address to connect to".into())))
+}
+
+/// Binds a listener with SO_REUSEADDR and a backlog that survives a burst.
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    let bind_err = |source| Error::Bind { addr, source };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(bind_err)?;
+    socket.set_reuseaddr(true).map_err(bind_err)?;
+    socket.bind(addr).map_err(bind_err)?;
+    socket.listen(DEFAULT_BACKLOG).map_err(bind_err)
+}
+
+/// Serves one client (then returns, as netcat does), or with `-k` many
+/// clients until input ends and `-q` expires, or forever.
+pub async fn serve(listener: TcpListener, opts: &NcOptions, mut session: Session) -> Result<CloseReason, Error> {
+    if let Ok(addr) = listener.local_addr() {
+        session.emit(NcEvent::Listening(addr)).await;
+    }
+    if opts.keep_listening {
+        return serve_many(listener, opts, session).await;
+    }
+    let (stream, _) = listener.accept().await.map_err(Error::io("accepting a connection"))?;
+    // Like netcat, one client per run: stop listening so nobody else queues.
+    drop(listener);
+    let _ = stream.set_nodelay(true);
+    let cancel = CancellationToken::new();
+    let reason = stream::run(
+        stream,
+        1,
+        &mut session.input,
+        &session.events,
+        &session.stats,
+        rules(opts),
+        &cancel,
+    )
+    .await;
+    Ok(reason)
+}
+
+/// A client as the listener's owner loop sees it.
+#[derive(Debug)]
+struct Client {
+    /// None once input has ended: its connection has been half-closed.
+    queue: Option<mpsc::Sender<Bytes>>,
+    cancel: CancellationToken,
+}
+
+async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -> Result<CloseReason, Error> {
+    let Session {
+        mut input,
+        events,
+        stats,
+    } = session;
+    let stats: Arc<Stats> = stats;
+    let mut clients: HashMap<PeerId, Client> = HashMap::new();
+    let mut newest: Vec<PeerId> = Vec::new();
+    let (done_tx, mut done_rx) = mpsc::channel::<PeerId>(opts.max_clients.max(1));
+    let mut next_id: PeerId = 1;
+    let mut input_open = true;
+    let mut quit_at: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors or a connection reset in the
+                        // queue: the listener itself is fine.
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                if clients.len() >= opts.max_clients {
+                    let _ = events.send(NcEvent::Refused { peer }).await;
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let id = next_id;
+                next_id += 1;
+                let (tx, mut rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
+                let cancel = CancellationToken::new();
+                // A client that joins after input ended keeps its queue open
+                // (unused), so it is not half-closed: it may still talk to us.
+                let conn_rules = rules(opts);
+                let (events, stats, done, token) = (events.clone(), Arc::clone(&stats), done_tx.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    stream::run(stream, id, &mut rx, &events, &stats, conn_rules, &token).await;
+                    let _ = done.send(id).await;
+                });
+                clients.insert(id, Client { queue: Some(tx), cancel });
+                newest.push(id);
+            }
+            Some(id) = done_rx.recv() => {
+                clients.remove(&id);
+                newest.retain(|&c| c != id);
+            }
+            chunk = input.recv(), if input_open && !clients.is_empty() => match chunk {
+                Some(data) => {
+                    let targets: Vec<PeerId> = if opts.broadcast_to_all {
+                        newest.clone()
+                    } else {
+                        newest.last().copied().into_iter().collect()
+                    };
+                    for id in targets {
+                        let Some(client) = clients.get(&id) else { continue };
+                        let Some(queue) = &client.queue else { continue };
+                        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(data.clone()) {
+                            // It stopped reading: drop it, keep the others going.
+                            client.cancel.cancel();
+                        }
+                    }
+                }
+                None => {
+                    input_open = false;
+                    for client in clients.values_mut() {
+                        // Closing its queue makes its connection half-close.
+                        client.queue = None;
+                    }
+                    let _ = events.send(NcEvent::InputDone).await;
+                    quit_at = opts.quit_after_eof.map(|q| Instant::now() + q);
+                }
+            },
+            () = quit_deadline(quit_at) => return Ok(CloseReason::QuitAfterEof),
+        }
+    }
+}
+
+fn rules(opts: &NcOptions) -> ConnRules {
+    ConnRules {
+        half_close: opts.half_close,
+        idle: opts.timeout,
+        quit_after_eof: opts.quit_after_eof,
+        report_sent: opts.report_sent,
+    }
+}

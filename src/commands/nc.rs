@@ -1,0 +1,380 @@
+//! `sockit nc`: arguments into a session, stdin into the input channel,
+//! events into the view.
+
+use std::io::{BufRead as _, Read as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use sockit::nc::{self, CloseReason, Family, NcEvent, NcOptions, Session, Stats};
+use sockit_proto::assist::compose::Composer;
+
+use crate::UsageError;
+use crate::cli::NcArgs;
+use crate::exit;
+use crate::nc_view::{Mode, View, ViewOptions};
+
+/// Input chunks queued between stdin and the socket: enough to keep a
+/// pipe streaming, small enough that a stalled peer stops stdin reads.
+const INPUT_QUEUE: usize = 16;
+
+/// Events queued for the display.
+const EVENT_QUEUE: usize = 256;
+
+/// Largest stdin read per send. For UDP each read is one datagram, so it
+/// stays under the IPv4 UDP payload limit.
+const TCP_READ: usize = 64 * 1024;
+const UDP_READ: usize = 65_507;
+
+/// How often `--stats` redraws its counters.
+const STATS_EVERY: Duration = Duration::from_millis(500);
+
+pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
+    };
+    if args.zero_io {
+        return scan(&args, family).await;
+    }
+    let opts = NcOptions {
+        family,
+        source: None,
+        timeout: seconds(args.wait, "-w")?,
+        quit_after_eof: seconds(args.quit_after_eof, "-q")?,
+        half_close: !args.no_shutdown,
+        keep_listening: args.keep_open,
+        broadcast_to_all: args.broadcast_to_all,
+        max_clients: args.max_clients.max(1),
+        report_sent: args.hex || args.timestamps || args.frame.is_some() || args.json || args.log.is_some(),
+    };
+    let opts = with_source(opts, &args);
+    if args.keep_open && !args.listen {
+        return Err(UsageError("-k needs -l".into()).into());
+    }
+    let composer = Composer {
+        encoding: args.encoding,
+        send_hex: args.send_hex,
+        append: args.append.clone(),
+    };
+    let log = match &args.log {
+        Some(path) => Some(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        None => None,
+    };
+    let mode = if args.json {
+        Mode::Json
+    } else if args.hex {
+        Mode::Hex
+    } else if args.timestamps || args.frame.is_some() || (args.keep_open && !args.raw) {
+        Mode::Log
+    } else {
+        Mode::Raw
+    };
+
+    let (input_tx, input_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
+    let (events_tx, events_rx) = mpsc::channel::<NcEvent>(EVENT_QUEUE);
+    let stats = Arc::new(Stats::default());
+    let session = Session {
+        input: input_rx,
+        events: events_tx,
+        stats: Arc::clone(&stats),
+    };
+
+    // Bind or resolve before reading any input, so a mistake is reported
+    // at once and nothing typed is lost.
+    let endpoint = endpoint(&args, family).await?;
+    let announce_listen = matches!(&endpoint, Endpoint::Listen(addr) if addr.port() == 0);
+    let view = ViewOptions {
+        mode,
+        timestamps: args.timestamps,
+        encoding: args.encoding,
+        frame: args.frame,
+        many_peers: args.keep_open,
+        verbose: verbose > 0,
+        announce_listen,
+    };
+    let done = CancellationToken::new();
+    let display = tokio::spawn(show(View::new(view, tokio::io::stdout(), log), events_rx, done.clone()));
+    let ticker = args
+        .stats
+        .then(|| tokio::spawn(draw_stats(Arc::clone(&stats), done.clone())));
+
+    let chunk = if args.udp { UDP_READ } else { TCP_READ };
+    match (&args.data, &args.data_file) {
+        (None, None) => read_stdin(input_tx, composer, chunk),
+        (text, file) => {
+            let payload = payload(text.as_deref(), file.as_deref(), &composer)?;
+            let count = args.count.unwrap_or(if args.interval.is_some() { u64::MAX } else { 1 });
+            let every = Duration::from_millis(args.interval.unwrap_or(0));
+            tokio::spawn(send_periodically(input_tx, payload, count, every));
+        }
+    }
+
+    let session_run = drive(endpoint, args.udp, opts, session);
+    let outcome = tokio::select! {
+        r = session_run => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    done.cancel();
+    let _ = display.await;
+    if let Some(t) = ticker {
+        let _ = t.await;
+    }
+    match outcome {
+        None => Ok(ExitCode::from(exit::INTERRUPTED)),
+        Some(Err(e)) => Err(e),
+        Some(Ok(CloseReason::Error(e))) => {
+            eprintln!("sockit: {e}");
+            Ok(ExitCode::from(exit::FAILED))
+        }
+        Some(Ok(_)) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+enum Endpoint {
+    Connect(Vec<SocketAddr>),
+    Listen(SocketAddr),
+}
+
+async fn endpoint(args: &NcArgs, family: Family) -> anyhow::Result<Endpoint> {
+    if args.listen {
+        let (host, port) = match (args.target.as_slice(), args.port) {
+            ([], Some(p)) => (None, p),
+            ([port], None) => (None, parse_port(port)?),
+            ([host], Some(p)) => (Some(host.as_str()), p),
+            ([host, port], None) => (Some(host.as_str()), parse_port(port)?),
+            _ => return Err(UsageError("with -l give PORT, -p PORT, or ADDR PORT".into()).into()),
+        };
+        let ip = match (host, args.source) {
+            (Some(h), _) => h
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .map_err(|_| UsageError(format!("'{h}' is not an address to listen on")))?,
+            (None, Some(s)) => s,
+            // netcat's default: every interface of the family.
+            (None, None) if family == Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            (None, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        return Ok(Endpoint::Listen(SocketAddr::new(ip, port)));
+    }
+    let [host, port] = args.target.as_slice() else {
+        return Err(UsageError("give HOST PORT to connect to (or -l PORT to listen)".into()).into());
+    };
+    let port = parse_port(port)?;
+    let addrs = nc::resolve::socket_addrs(host, port, family, args.numeric).await?;
+    Ok(Endpoint::Connect(addrs))
+}
+
+async fn drive(endpoint: Endpoint, udp: bool, mut opts: NcOptions, session: Session) -> anyhow::Result<CloseReason> {
+    Ok(match endpoint {
+        Endpoint::Connect(addrs) => {
+            if udp {
+                nc::udp::connect(&addrs, &opts, session).await?
+            } else {
+                nc::tcp::connect(&addrs, &opts, session).await?
+            }
+        }
+        Endpoint::Listen(addr) => {
+            opts.source = None;
+            if udp {
+                nc::udp::serve(nc::udp::bind(addr)?, &opts, session).await?
+            } else {
+                nc::tcp::serve(nc::tcp::bind(addr)?, &opts, session).await?
+            }
+        }
+    })
+}
+
+/// Applies the source options once the endpoint is known (client mode).
+fn with_source(mut opts: NcOptions, args: &NcArgs) -> NcOptions {
+    if !args.listen && (args.source.is_some() || args.port.is_some()) {
+        let ip = args.source.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        opts.source = Some(SocketAddr::new(ip, args.port.unwrap_or(0)));
+    }
+    opts
+}
+
+async fn show<W: tokio::io::AsyncWrite + Unpin>(
+    mut view: View<W>,
+    mut events: mpsc::Receiver<NcEvent>,
+    done: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            biased;
+            e = events.recv() => e,
+            () = done.cancelled() => events.try_recv().ok(),
+        };
+        let Some(event) = event else { break };
+        if view.show(&event).await.is_err() {
+            // stdout is gone (a closed pipe): nothing more can be shown.
+            break;
+        }
+        if events.is_empty() && view.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = view.flush().await;
+}
+
+async fn draw_stats(stats: Arc<Stats>, done: CancellationToken) {
+    let line = |s: &Stats| {
+        let (rb, rm, tb, tm) = s.snapshot();
+        format!("rx {rb} bytes / {rm} msgs   tx {tb} bytes / {tm} msgs")
+    };
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(STATS_EVERY) => eprint!("\r{}", line(&stats)),
+            () = done.cancelled() => break,
+        }
+    }
+    eprintln!("\r{}", line(&stats));
+}
+
+/// Reads stdin on its own thread: byte for byte when nothing transforms
+/// it, line by line when hex, an encoding or suffixes do.
+fn read_stdin(tx: mpsc::Sender<Bytes>, composer: Composer, chunk: usize) {
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut stdin = stdin.lock();
+        if !composer.transforms() {
+            let mut buf = vec![0u8; chunk];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx
+                            .blocking_send(Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match stdin.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => match composer.line(&line) {
+                    Ok(bytes) if bytes.is_empty() => {}
+                    Ok(bytes) => {
+                        if tx.blocking_send(Bytes::from(bytes)).is_err() {
+                            break;
+                        }
+                    }
+                    // A typo in one line must not end the session.
+                    Err(e) => eprintln!("sockit: not sent: {e}"),
+                },
+            }
+        }
+    });
+}
+
+fn payload(text: Option<&str>, file: Option<&Path>, composer: &Composer) -> anyhow::Result<Bytes> {
+    let bytes = match (text, file) {
+        (Some(t), _) => composer
+            .line(t.as_bytes())
+            .map_err(|e| UsageError(format!("--data: {e}")))?,
+        (None, Some(path)) => {
+            let mut data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            composer.finish(&mut data);
+            data
+        }
+        (None, None) => Vec::new(),
+    };
+    Ok(Bytes::from(bytes))
+}
+
+async fn send_periodically(tx: mpsc::Sender<Bytes>, payload: Bytes, count: u64, every: Duration) {
+    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for _ in 0..count {
+        ticker.tick().await;
+        if tx.send(payload.clone()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn scan(args: &NcArgs, family: Family) -> anyhow::Result<ExitCode> {
+    let [host, ports] = args.target.as_slice() else {
+        return Err(UsageError("-z needs HOST PORTS (PORTS: 80, 20-25 or 22,80,443)".into()).into());
+    };
+    let ports = parse_ports(ports)?;
+    let addrs = nc::resolve::socket_addrs(host, 0, family, args.numeric).await?;
+    let target = addrs.first().map(SocketAddr::ip).context("no address to check")?;
+    let opts = with_source(
+        NcOptions {
+            timeout: seconds(args.wait, "-w")?,
+            ..NcOptions::default()
+        },
+        args,
+    );
+    let reports = nc::scan::check(target, &ports, args.udp, &opts, nc::scan::DEFAULT_PARALLEL).await;
+    let mut any_open = false;
+    for r in &reports {
+        any_open |= r.state == nc::scan::PortState::Open;
+        if args.json {
+            crate::output::json_line(&serde_json::json!({
+                "host": r.addr.ip().to_string(),
+                "port": r.addr.port(),
+                "protocol": r.protocol,
+                "state": r.state,
+                "millis": r.millis,
+            }));
+        } else {
+            println!("{} {}/{} {}", r.addr.ip(), r.addr.port(), r.protocol, r.state.as_str());
+        }
+    }
+    Ok(if any_open {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILED)
+    })
+}
+
+fn parse_port(text: &str) -> anyhow::Result<u16> {
+    text.parse()
+        .map_err(|_| UsageError(format!("'{text}' is not a port (0-65535)")).into())
+}
+
+/// `80`, `20-25`, `22,80,443` or a mix; at most 65,536 ports.
+fn parse_ports(text: &str) -> anyhow::Result<Vec<u16>> {
+    let mut ports = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (parse_port(lo)?, parse_port(hi)?);
+                if lo > hi {
+                    return Err(UsageError(format!("port range {part} runs backwards")).into());
+                }
+                ports.extend(lo..=hi);
+            }
+            None => ports.push(parse_port(part)?),
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
+}
+
+fn seconds(value: Option<f64>, flag: &str) -> anyhow::Result<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) if (0.0..1e9).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(UsageError(format!("{flag} {s}: expected a number of seconds")).into()),
+    }
+}
