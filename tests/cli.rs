@@ -257,22 +257,8 @@ fn a_busy_port_is_a_clear_error() {
 #[test]
 fn echo_time_and_download_clients_talk_to_their_servers() {
     let sb = Sandbox::new();
-    let (echo, found) = support::start_listeners(
-        &sb,
-        &[
-            "echo",
-            "serve",
-            "--tcp",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-            "--upper",
-        ],
-        2,
-    );
-    let _echo = KillOnDrop(echo);
-    let tcp = &found.iter().find(|f| f.0 == "tcp").unwrap().1;
-    let udp = &found.iter().find(|f| f.0 == "udp").unwrap().1;
+    let (_echo, tcp, udp) = support::start_echo(&sb, &["--upper"]);
+    let (tcp, udp) = (&tcp, &udp);
     // TCP echo is behind the default key, which serve created.
     sb.assert_cmd()
         .args(["echo", tcp, "hello", "你好"])

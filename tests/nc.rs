@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{KillOnDrop, Sandbox, start_listeners};
+use support::{KillOnDrop, Sandbox, start_echo};
 
 /// Long enough for any loaded machine; only a hang reaches it.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -182,6 +182,18 @@ fn tcp_peer<T: Send + 'static>(
     (addr, handle)
 }
 
+/// A peer that reads exactly `want` bytes, answers `reply`, and returns
+/// what it read.
+fn exchange_peer(want: usize, reply: &[u8]) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+    let reply = reply.to_vec();
+    tcp_peer(move |mut s| {
+        let mut got = vec![0u8; want];
+        s.read_exact(&mut got).unwrap();
+        s.write_all(&reply).unwrap();
+        got
+    })
+}
+
 fn read_all(mut stream: TcpStream) -> Vec<u8> {
     let mut got = Vec::new();
     stream.read_to_end(&mut got).unwrap();
@@ -246,22 +258,7 @@ fn no_shutdown_keeps_the_write_side_open() {
 #[test]
 fn against_sockit_echo_server() {
     let sandbox = Sandbox::new();
-    let (_server, found) = start_listeners(
-        &sandbox,
-        &[
-            "echo",
-            "serve",
-            "--tcp",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-            "--insecure-no-auth",
-        ],
-        2,
-    );
-    let _server = KillOnDrop(_server);
-    let tcp = &found.iter().find(|f| f.0 == "tcp").unwrap().1;
-    let udp = &found.iter().find(|f| f.0 == "udp").unwrap().1;
+    let (_server, tcp, udp) = start_echo(&sandbox, &["--insecure-no-auth"]);
     let (host, port) = tcp.rsplit_once(':').unwrap();
     let (status, out, _) = run_nc(&sandbox, &[host, port], "hello 你好\n".as_bytes());
     assert!(status.success());
@@ -497,12 +494,8 @@ fn port_check_open_and_closed() {
 
 #[test]
 fn gbk_round_trip() {
-    let (addr, peer) = tcp_peer(|mut s| {
-        let mut got = [0u8; 5];
-        s.read_exact(&mut got).unwrap();
-        s.write_all(&[0xd4, 0xd9, 0xbc, 0xfb, b'\n']).unwrap(); // 再见 in GBK
-        got
-    });
+    // Answers with 再见 in GBK.
+    let (addr, peer) = exchange_peer(5, &[0xd4, 0xd9, 0xbc, 0xfb, b'\n']);
     let sandbox = Sandbox::new();
     let port = addr.port().to_string();
     let (status, out, _) = run_nc(
@@ -521,12 +514,7 @@ fn gbk_round_trip() {
 
 #[test]
 fn hex_send_and_show() {
-    let (addr, peer) = tcp_peer(|mut s| {
-        let mut got = [0u8; 3];
-        s.read_exact(&mut got).unwrap();
-        s.write_all(&[0x00, 0x01, 0xfe, b'A']).unwrap();
-        got
-    });
+    let (addr, peer) = exchange_peer(3, &[0x00, 0x01, 0xfe, b'A']);
     let sandbox = Sandbox::new();
     let port = addr.port().to_string();
     let (status, out, err) = run_nc(

@@ -77,6 +77,16 @@ pub fn start_listeners(sandbox: &Sandbox, args: &[&str], lines: usize) -> (Child
     (child, found)
 }
 
+/// `sockit echo serve` on TCP and UDP (port 0) with `extra` flags; returns
+/// the server (killed on drop) and its TCP and UDP addresses.
+pub fn start_echo(sandbox: &Sandbox, extra: &[&str]) -> (KillOnDrop, String, String) {
+    let mut args = vec!["echo", "serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let (child, found) = start_listeners(sandbox, &args, 2);
+    let addr_of = |proto: &str| found.iter().find(|f| f.0 == proto).unwrap().1.clone();
+    (KillOnDrop(child), addr_of("tcp"), addr_of("udp"))
+}
+
 /// A running server, killed (by its PID) when dropped.
 #[derive(Debug)]
 pub struct Server {

@@ -2,6 +2,7 @@
 //! peer sends reported as it arrives, both at once (writing never waits for
 //! reading, so a peer that echoes a large upload cannot deadlock us).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -27,23 +28,32 @@ pub(super) struct ConnRules {
     pub report_sent: bool,
 }
 
+/// Who a connection reports as and to: its number, the event channel,
+/// the counters, and its rules.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Link<'a> {
+    pub id: PeerId,
+    pub events: &'a mpsc::Sender<NcEvent>,
+    pub stats: &'a Stats,
+    pub rules: ConnRules,
+}
+
 /// Runs one connection until the peer closes, a deadline passes or
 /// `cancel` fires; reports Connected first and Closed last.
 pub(super) async fn run(
     stream: TcpStream,
-    id: PeerId,
+    link: Link<'_>,
     input: &mut mpsc::Receiver<Bytes>,
-    events: &mpsc::Sender<NcEvent>,
-    stats: &Stats,
-    rules: ConnRules,
     cancel: &CancellationToken,
 ) -> CloseReason {
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
         return CloseReason::Error("the connection closed at once".into());
     };
-    let _ = events.send(NcEvent::Connected { id, peer, local }).await;
-    let reason = exchange(stream, id, input, events, stats, rules, cancel).await;
-    let _ = events
+    let id = link.id;
+    let _ = link.events.send(NcEvent::Connected { id, peer, local }).await;
+    let reason = exchange(stream, peer, link, input, cancel).await;
+    let _ = link
+        .events
         .send(NcEvent::Closed {
             id,
             peer,
@@ -55,20 +65,21 @@ pub(super) async fn run(
 
 async fn exchange(
     stream: TcpStream,
-    id: PeerId,
+    peer: SocketAddr,
+    link: Link<'_>,
     input: &mut mpsc::Receiver<Bytes>,
-    events: &mpsc::Sender<NcEvent>,
-    stats: &Stats,
-    rules: ConnRules,
     cancel: &CancellationToken,
 ) -> CloseReason {
-    let Ok(peer) = stream.peer_addr() else {
-        return CloseReason::Error("the connection closed at once".into());
-    };
+    let Link {
+        id,
+        events,
+        stats,
+        rules,
+    } = link;
     let (mut reader, writer) = stream.into_split();
     let activity = AtomicU64::new(0);
     let mut idle = IdleClock::new(rules.idle, &activity);
-    let pump = pump_input(input, writer, id, peer, events, stats, rules, &activity);
+    let pump = pump_input(input, writer, peer, link, &activity);
     tokio::pin!(pump);
     let mut pumping = true;
     // Kept so that --no-shutdown leaves the write side open until the end.
@@ -112,26 +123,29 @@ async fn exchange(
 
 /// Writes input until it ends, then half-closes (or hands the writer back
 /// to be held open).
-#[allow(clippy::too_many_arguments)]
 async fn pump_input(
     input: &mut mpsc::Receiver<Bytes>,
     mut writer: OwnedWriteHalf,
-    id: PeerId,
-    peer: std::net::SocketAddr,
-    events: &mpsc::Sender<NcEvent>,
-    stats: &Stats,
-    rules: ConnRules,
+    peer: SocketAddr,
+    link: Link<'_>,
     activity: &AtomicU64,
 ) -> std::io::Result<Option<OwnedWriteHalf>> {
     while let Some(chunk) = input.recv().await {
         writer.write_all(&chunk).await?;
         activity.fetch_add(1, Ordering::Relaxed);
-        stats.sent(chunk.len());
-        if rules.report_sent {
-            let _ = events.send(NcEvent::Sent { id, peer, data: chunk }).await;
+        link.stats.sent(chunk.len());
+        if link.rules.report_sent {
+            let _ = link
+                .events
+                .send(NcEvent::Sent {
+                    id: link.id,
+                    peer,
+                    data: chunk,
+                })
+                .await;
         }
     }
-    if rules.half_close {
+    if link.rules.half_close {
         writer.shutdown().await?;
         Ok(None)
     } else {

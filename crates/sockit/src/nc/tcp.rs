@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::stream::{self, ConnRules};
+use super::stream::{self, ConnRules, Link};
 use super::{CLIENT_QUEUE, CloseReason, NcEvent, NcOptions, PeerId, Session, Stats, quit_deadline};
 use crate::Error;
 use crate::server::DEFAULT_BACKLOG;
@@ -20,20 +20,7 @@ use crate::server::DEFAULT_BACKLOG;
 /// runs the session until the peer closes or a deadline passes.
 pub async fn connect(addrs: &[SocketAddr], opts: &NcOptions, mut session: Session) -> Result<CloseReason, Error> {
     let stream = open(addrs, opts).await?;
-    let _ = stream.set_nodelay(true);
-    let rules = rules(opts);
-    let cancel = CancellationToken::new();
-    let reason = stream::run(
-        stream,
-        1,
-        &mut session.input,
-        &session.events,
-        &session.stats,
-        rules,
-        &cancel,
-    )
-    .await;
-    Ok(reason)
+    Ok(run_one(stream, opts, &mut session).await)
 }
 
 /// A connected stream to the first address that accepts.
@@ -102,19 +89,7 @@ pub async fn serve(listener: TcpListener, opts: &NcOptions, mut session: Session
     let (stream, _) = listener.accept().await.map_err(Error::io("accepting a connection"))?;
     // Like netcat, one client per run: stop listening so nobody else queues.
     drop(listener);
-    let _ = stream.set_nodelay(true);
-    let cancel = CancellationToken::new();
-    let reason = stream::run(
-        stream,
-        1,
-        &mut session.input,
-        &session.events,
-        &session.stats,
-        rules(opts),
-        &cancel,
-    )
-    .await;
-    Ok(reason)
+    Ok(run_one(stream, opts, &mut session).await)
 }
 
 /// A client as the listener's owner loop sees it.
@@ -165,7 +140,8 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                 let conn_rules = rules(opts);
                 let (events, stats, done, token) = (events.clone(), Arc::clone(&stats), done_tx.clone(), cancel.clone());
                 tokio::spawn(async move {
-                    stream::run(stream, id, &mut rx, &events, &stats, conn_rules, &token).await;
+                    let link = Link { id, events: &events, stats: &stats, rules: conn_rules };
+                    stream::run(stream, link, &mut rx, &token).await;
                     let _ = done.send(id).await;
                 });
                 clients.insert(id, Client { queue: Some(tx), cancel });
@@ -204,6 +180,18 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
             () = quit_deadline(quit_at) => return Ok(CloseReason::QuitAfterEof),
         }
     }
+}
+
+/// The one connection of a client run or a single-client listener.
+async fn run_one(stream: TcpStream, opts: &NcOptions, session: &mut Session) -> CloseReason {
+    let _ = stream.set_nodelay(true);
+    let link = Link {
+        id: 1,
+        events: &session.events,
+        stats: &session.stats,
+        rules: rules(opts),
+    };
+    stream::run(stream, link, &mut session.input, &CancellationToken::new()).await
 }
 
 fn rules(opts: &NcOptions) -> ConnRules {
