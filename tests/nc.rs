@@ -707,3 +707,28 @@ fn frame_line_and_json_frame() {
     );
     assert!(out.contains("< body piece of 2 bytes: ok"), "{out}");
 }
+
+#[test]
+fn verbose_notices_and_address_families() {
+    let (addr, _peer) = tcp_peer(read_all);
+    let sandbox = Sandbox::new();
+    let port = addr.port().to_string();
+    let (status, _, err) = run_nc(&sandbox, &["-v", "127.0.0.1", &port], b"x");
+    assert!(status.success());
+    assert!(err.contains(&format!("{addr} connected (local 127.0.0.1:")), "{err}");
+    assert!(err.contains(&format!("{addr} closed: by the peer")), "{err}");
+    // -6 refuses an IPv4 target instead of quietly using it.
+    let (status, _, err) = run_nc(&sandbox, &["-6", "127.0.0.1", &port], b"");
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("has no IPv6 address"), "{err}");
+    if let Ok(v6) = TcpListener::bind("[::1]:0") {
+        let port = v6.local_addr().unwrap().port().to_string();
+        std::thread::spawn(move || {
+            let (mut s, _) = v6.accept().unwrap();
+            s.write_all(b"over ipv6").unwrap();
+        });
+        let (status, out, _) = run_nc(&sandbox, &["-6", "::1", &port], b"");
+        assert!(status.success());
+        assert_eq!(out, b"over ipv6");
+    }
+}
