@@ -13,6 +13,8 @@
 //! - [`exec`]: remote exec's replies and spotting the classic raw-command client.
 //! - [`clock`]: the time services' formats (seed strftime, RFC 867, RFC 868).
 //! - [`subnet`]: IPv4/IPv6 subnet maths for `ipcalc`.
+//! - [`tftp`]: TFTP packets, option negotiation, netascii and the transfer
+//!   state machine.
 //!
 //! Nothing here reads a clock, a socket, a file or a random source: callers
 //! pass bytes, time and randomness in. That keeps every decoder total and
@@ -29,3 +31,4 @@ pub mod files;
 pub mod frame;
 pub mod path;
 pub mod subnet;
+pub mod tftp;
