@@ -114,6 +114,105 @@ stdout and stderr are printed separately; the exit code is the command's.")]
   sockit resolve localhost
   sockit resolve example.org -4 --json")]
     Resolve(ResolveArgs),
+    /// TFTP server and client: RFC 1350 with blksize, timeout, tsize and
+    /// windowsize options, netascii, and uploads kept only when complete.
+    #[command(subcommand)]
+    Tftp(TftpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TftpCommand {
+    /// Serve a folder over TFTP (read-only unless --allow-write).
+    #[command(after_help = "Examples:
+  sockit tftp serve --root ./firmware                       # 127.0.0.1:69, read-only
+  sudo sockit tftp serve --listen 0.0.0.0:69 --root /srv/tftp   # devices on the LAN boot from it
+  sockit tftp serve --listen 127.0.0.1:0 --root . --allow-write --allow-create")]
+    Serve(TftpServeArgs),
+    /// Download REMOTE into LOCAL (default: REMOTE's file name).
+    #[command(after_help = "Examples:
+  sockit tftp get 192.168.1.1 config.bin
+  sockit tftp get 127.0.0.1:6969 images/boot.img boot.img --blksize 1468 --windowsize 16
+  sockit tftp get 10.0.0.5 motd.txt --mode netascii
+  sockit tftp get 10.0.0.5 big.iso --no-options          # plain RFC 1350")]
+    Get(TftpClientArgs),
+    /// Upload LOCAL (default: REMOTE) as REMOTE.
+    #[command(after_help = "Examples:
+  sockit tftp put 192.168.1.1 new-firmware.bin
+  sockit tftp put 127.0.0.1:6969 uploads/log.txt ./today.log --blksize 1468")]
+    Put(TftpClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TftpServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:69")]
+    pub listen: SocketAddr,
+    /// Folder to serve; created if missing.
+    #[arg(long, default_value = "sockit-data")]
+    pub root: PathBuf,
+    /// Accept uploads (they replace existing files only, unless --allow-create).
+    #[arg(long)]
+    pub allow_write: bool,
+    /// Uploads may create new files.
+    #[arg(long, requires = "allow_write")]
+    pub allow_create: bool,
+    /// Largest block size granted (8-65464).
+    #[arg(long, value_name = "N", default_value_t = sockit_proto::tftp::options::MAX_BLKSIZE,
+          value_parser = clap::value_parser!(u16).range(8..=65464))]
+    pub max_blksize: u16,
+    /// Largest window granted (RFC 7440).
+    #[arg(long, value_name = "N", default_value_t = sockit::tftp::server::DEFAULT_MAX_WINDOWSIZE,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_windowsize: u16,
+    /// Most transfers at once; more are refused.
+    #[arg(long, value_name = "N", default_value_t = sockit::tftp::server::DEFAULT_MAX_TRANSFERS)]
+    pub max_transfers: usize,
+    /// Largest upload accepted, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_upload: Option<u64>,
+    /// Seconds before a block is sent again (unless the client negotiates one).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub timeout: f64,
+    /// Retransmissions before a transfer is given up.
+    #[arg(long, value_name = "N", default_value_t = sockit_proto::tftp::transfer::DEFAULT_MAX_RETRIES)]
+    pub retries: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct TftpClientArgs {
+    /// The server: HOST or HOST:PORT (port 69 when left out).
+    pub server: String,
+    /// The file's name on the server.
+    pub remote: String,
+    /// The local file [default: REMOTE's file name].
+    pub local: Option<PathBuf>,
+    /// Block size to ask for (8-65464); 1468 fills an Ethernet frame.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=65464))]
+    pub blksize: Option<u16>,
+    /// Blocks per acknowledgement (RFC 7440).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub windowsize: Option<u16>,
+    /// Retransmission timeout in seconds (1-255), also asked of the server.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u8).range(1..))]
+    pub timeout: Option<u8>,
+    /// Transfer mode.
+    #[arg(long, value_enum, default_value_t = TftpMode::Octet)]
+    pub mode: TftpMode,
+    /// Ask for no options at all (plain RFC 1350, as tftp-hpa sends).
+    #[arg(long, conflicts_with_all = ["blksize", "windowsize", "timeout"])]
+    pub no_options: bool,
+    /// Retransmissions before giving up.
+    #[arg(long, value_name = "N", default_value_t = sockit_proto::tftp::transfer::DEFAULT_MAX_RETRIES)]
+    pub retries: u32,
+    /// One JSON object per line (progress and the summary).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TftpMode {
+    Octet,
+    Netascii,
 }
 
 #[derive(Debug, Args)]

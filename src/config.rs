@@ -85,6 +85,8 @@ pub enum Kind {
     Rfc868,
     /// The one-shot download service.
     Download,
+    /// TFTP (`udp`, `root`, `allow_write`, `allow_create`, `max_blksize`).
+    Tftp,
 }
 
 impl Kind {
@@ -96,6 +98,7 @@ impl Kind {
             Self::Daytime => "daytime",
             Self::Rfc868 => "rfc868",
             Self::Download => "download",
+            Self::Tftp => "tftp",
         }
     }
 }
@@ -129,6 +132,15 @@ pub struct Section {
     pub exec_max_output: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_header: Option<u32>,
+    /// tftp: accept uploads (over existing files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_write: Option<bool>,
+    /// tftp: uploads may create new files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_create: Option<bool>,
+    /// tftp: the largest block size granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_blksize: Option<u16>,
     #[serde(flatten)]
     pub settings: Settings,
 }
@@ -146,6 +158,9 @@ impl Section {
             exec_timeout: None,
             exec_max_output: None,
             max_header: None,
+            allow_write: None,
+            allow_create: None,
+            max_blksize: None,
             settings: Settings::default(),
         }
     }
@@ -170,6 +185,7 @@ impl Section {
             Kind::Echo => &["tcp", "udp", "upper"],
             Kind::Time => &["udp"],
             Kind::Daytime | Kind::Rfc868 => &["tcp", "udp"],
+            Kind::Tftp => &["udp", "root", "allow_write", "allow_create", "max_blksize"],
         };
         let set = [
             ("listen", self.listen.is_some()),
@@ -181,6 +197,9 @@ impl Section {
             ("exec_timeout", self.exec_timeout.is_some()),
             ("exec_max_output", self.exec_max_output.is_some()),
             ("max_header", self.max_header.is_some()),
+            ("allow_write", self.allow_write.is_some()),
+            ("allow_create", self.allow_create.is_some()),
+            ("max_blksize", self.max_blksize.is_some()),
         ];
         set.into_iter()
             .filter(|(key, present)| *present && !allowed.contains(key))
@@ -222,7 +241,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         if !section.has_listener() {
             let wants = match kind {
                 Kind::Files | Kind::Download => "`listen`",
-                Kind::Time => "`udp`",
+                Kind::Time | Kind::Tftp => "`udp`",
                 Kind::Echo | Kind::Daytime | Kind::Rfc868 => "`tcp` or `udp`",
             };
             return Err(UsageError(format!(

@@ -12,6 +12,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use sockit::server::{ServerConfig, Service, TcpServer};
+use sockit::tftp::server::{TftpConfig, TftpServer};
 use sockit::udp::{DatagramService, UdpServer};
 
 use crate::exit;
@@ -50,6 +51,14 @@ impl Listeners {
         let addr = server.local_addr();
         self.running
             .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
+        Ok(addr)
+    }
+
+    /// Binds the TFTP server; returns the bound address to announce.
+    pub fn tftp(&mut self, addr: SocketAddr, config: TftpConfig) -> anyhow::Result<SocketAddr> {
+        let server = TftpServer::bind(addr, config)?;
+        let addr = server.local_addr();
+        self.running.push(Box::pin(server.run(self.shutdown.clone())));
         Ok(addr)
     }
 

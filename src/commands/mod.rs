@@ -8,6 +8,7 @@ mod nc;
 mod netfacts;
 mod serve;
 mod services;
+mod tftp;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,7 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Nc(a) => nc::run(a, verbose).await,
         Command::Ipcalc(a) => netfacts::ipcalc(&a),
         Command::Resolve(a) => netfacts::resolve(&a).await,
+        Command::Tftp(c) => tftp::run(c).await,
         Command::Bench(a) => bench::run(a).await,
     }
 }

@@ -15,10 +15,12 @@ use sockit::server::{
     DEFAULT_BACKLOG, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     ServerConfig,
 };
+use sockit::tftp::server::TftpConfig;
 use sockit_proto::frame::{DEFAULT_MAX_HEADER_LEN, FrameLimits};
 
 use super::lifecycle::Listeners;
 use super::server_auth;
+
 use crate::UsageError;
 use crate::cli::{AuthArgs, ServeArgs};
 use crate::config::{self, Config, Kind, Section, Settings};
@@ -163,6 +165,20 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 println!("listening on udp {addr} (echo)");
             }
         }
+        Kind::Tftp => {
+            let udp = section
+                .udp
+                .ok_or_else(|| UsageError("a tftp service needs `udp`".into()))?;
+            let mut config = TftpConfig::new(section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()));
+            config.allow_write = section.allow_write.unwrap_or(false);
+            config.allow_create = section.allow_create.unwrap_or(false);
+            if let Some(max) = section.max_blksize {
+                config.max_blksize = max;
+            }
+            let note = tftp_note(&config);
+            let addr = listeners.tftp(udp, config)?;
+            println!("listening on udp {addr} (tftp, {note})");
+        }
         kind @ (Kind::Time | Kind::Daytime | Kind::Rfc868) => {
             let (protocol, name) = match kind {
                 Kind::Time => (TimeProtocol::Strftime, "time"),
@@ -181,4 +197,13 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
         }
     }
     Ok(())
+}
+
+/// `read-only`, `read-write` or `read-write, create` for a TFTP banner.
+pub fn tftp_note(config: &TftpConfig) -> &'static str {
+    match (config.allow_write, config.allow_create) {
+        (false, _) => "read-only",
+        (true, false) => "read-write",
+        (true, true) => "read-write, create",
+    }
 }

@@ -55,6 +55,8 @@ pub enum Error {
     Resolve { name: String, source: io::Error },
     #[error("'{name}' has no {family} address")]
     NoAddress { name: String, family: &'static str },
+    #[error(transparent)]
+    Tftp(#[from] sockit_proto::tftp::transfer::Failure),
     #[error("{0}")]
     Usage(String),
 }

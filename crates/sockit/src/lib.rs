@@ -37,6 +37,7 @@ pub mod files;
 pub mod nc;
 pub mod sandbox;
 pub mod server;
+pub mod tftp;
 pub mod udp;
 
 pub use error::Error;

@@ -1,0 +1,195 @@
+//! The TFTP client: `get` and `put`, with options when asked for, and the
+//! fallback to plain RFC 1350 when the server refuses them with ERROR 8
+//! (a server that ignores options needs no fallback: it simply sends no
+//! OACK, and the transfer runs with the defaults).
+//!
+//! A download is written beside its destination and renamed into place
+//! once the last block has arrived; a failed one leaves nothing behind.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use sockit_proto::tftp::options::{Ask, Settings};
+use sockit_proto::tftp::packet::{ErrorCode, Mode};
+use sockit_proto::tftp::transfer::{self, Failure, Transfer};
+
+use super::drive::{self, Disk, Observer, Outcome};
+use crate::Error;
+use crate::disk::{DiskReader, DiskWriter};
+
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    pub ask: Ask,
+    pub mode: Mode,
+    pub config: transfer::Config,
+}
+
+/// What a finished transfer reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub retransmits: u64,
+    pub settings: Settings,
+    /// The server refused the options (ERROR 8) and the transfer was
+    /// retried as plain RFC 1350.
+    pub fell_back: bool,
+}
+
+/// Downloads `remote` into `local`.
+pub async fn get(
+    server: SocketAddr,
+    remote: &str,
+    local: &Path,
+    opts: ClientOptions,
+    observer: &mut dyn Observer,
+) -> Result<Summary, Error> {
+    let part = part_path(local);
+    let mut result = get_once(server, remote, local, &part, opts, observer).await;
+    if let Some(plain) = fallback(&result, opts) {
+        result = get_once(server, remote, local, &part, plain, observer)
+            .await
+            .map(Summary::fell_back);
+    }
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&part).await;
+    }
+    result
+}
+
+/// Uploads `local` as `remote`.
+pub async fn put(
+    server: SocketAddr,
+    local: &Path,
+    remote: &str,
+    opts: ClientOptions,
+    observer: &mut dyn Observer,
+) -> Result<Summary, Error> {
+    let result = put_once(server, local, remote, opts, observer).await;
+    match fallback(&result, opts) {
+        Some(plain) => put_once(server, local, remote, plain, observer)
+            .await
+            .map(Summary::fell_back),
+        None => result,
+    }
+}
+
+/// The options to retry with when the server refused ours with ERROR 8:
+/// none at all.
+fn fallback(result: &Result<Summary, Error>, opts: ClientOptions) -> Option<ClientOptions> {
+    match result {
+        Err(Error::Tftp(Failure::Remote {
+            code: ErrorCode::OptionsRefused,
+            ..
+        })) if !opts.ask.is_empty() => Some(ClientOptions {
+            ask: Ask::default(),
+            ..opts
+        }),
+        _ => None,
+    }
+}
+
+impl Summary {
+    fn fell_back(mut self) -> Self {
+        self.fell_back = true;
+        self
+    }
+}
+
+async fn get_once(
+    server: SocketAddr,
+    remote: &str,
+    local: &Path,
+    part: &Path,
+    opts: ClientOptions,
+    observer: &mut dyn Observer,
+) -> Result<Summary, Error> {
+    let socket = super::bind_udp(unspecified(server))?;
+    let file = std::fs::File::create(part).map_err(Error::file("creating", part))?;
+    let writer = DiskWriter::open(file, 0, false)
+        .await
+        .map_err(Error::file("writing", part))?;
+    let started = Instant::now();
+    let mut transfer = Transfer::client(started, server, remote, opts.mode, opts.ask, true, opts.config);
+    let mut disk = Disk::Write(writer);
+    let never = CancellationToken::new();
+    let outcome = drive::run(&socket, &mut transfer, &mut disk, observer, &never, true).await;
+    let written = match std::mem::replace(&mut disk, Disk::Done) {
+        Disk::Write(w) => w.finish().await.map(|_| ()).map_err(Error::file("writing", part)),
+        _ => Ok(()),
+    };
+    let summary = summarize(&outcome, started, transfer.settings())?;
+    written?;
+    tokio::fs::rename(part, local)
+        .await
+        .map_err(Error::file("renaming into place", local))?;
+    // The dally: repeat the last ACK if the server did not hear it.
+    let _ = drive::run(&socket, &mut transfer, &mut disk, observer, &never, false).await;
+    Ok(summary)
+}
+
+async fn put_once(
+    server: SocketAddr,
+    local: &Path,
+    remote: &str,
+    opts: ClientOptions,
+    observer: &mut dyn Observer,
+) -> Result<Summary, Error> {
+    let file = std::fs::File::open(local).map_err(Error::file("opening", local))?;
+    let len = file.metadata().map_err(Error::file("reading", local))?.len();
+    let mut ask = opts.ask;
+    if !ask.is_empty() && opts.mode == Mode::Octet {
+        // Tell the server the size up front, so it can refuse at once.
+        ask.tsize = Some(len);
+    }
+    let socket = super::bind_udp(unspecified(server))?;
+    let started = Instant::now();
+    let mut transfer = Transfer::client(started, server, remote, opts.mode, ask, false, opts.config);
+    let mut disk = Disk::Read(DiskReader::spawn(file, 0, len));
+    let never = CancellationToken::new();
+    let outcome = drive::run(&socket, &mut transfer, &mut disk, observer, &never, false).await;
+    if let Disk::Read(reader) = disk {
+        if let Err(e) = reader.finish().await {
+            return Err(Error::file("reading", local)(e));
+        }
+    }
+    summarize(&outcome, started, transfer.settings())
+}
+
+fn summarize(outcome: &Outcome, started: Instant, settings: Settings) -> Result<Summary, Error> {
+    if let Some(e) = &outcome.disk_error {
+        return Err(Error::Io {
+            op: "reading the file",
+            source: std::io::Error::new(e.kind(), e.to_string()),
+        });
+    }
+    outcome.result.clone().map_err(Error::Tftp)?;
+    let finished = outcome.completed_at.unwrap_or_else(Instant::now);
+    Ok(Summary {
+        bytes: outcome.stats.bytes,
+        elapsed: finished - started,
+        retransmits: outcome.stats.retransmits,
+        settings,
+        fell_back: false,
+    })
+}
+
+fn part_path(local: &Path) -> PathBuf {
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    local.with_file_name(format!(".{name}.sockit-part"))
+}
+
+fn unspecified(server: SocketAddr) -> SocketAddr {
+    let ip = if server.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    SocketAddr::new(ip, 0)
+}

@@ -1,0 +1,427 @@
+//! The TFTP server: one listening socket for requests, and for every
+//! transfer a task with its own socket (a new TID, RFC 1350 §4).
+//!
+//! - Every name goes through the [`Sandbox`]: no `..`, nothing outside the
+//!   root, no symlink out of it. A leading `/` means the root, as with
+//!   `tftpd -s`.
+//! - Read-only unless `allow_write`; new files only with `allow_create`.
+//!   Uploads are written under the private folder and renamed into place
+//!   when the last block has arrived, so no one sees half a file.
+//! - A request from a client TID whose transfer is still running is a
+//!   duplicate and is answered once, by that transfer.
+//! - The request's source address may be forged, so a refusal is never
+//!   longer than the request (no amplification), junk gets no answer, and
+//!   the first reply is retransmitted only a few times until the peer
+//!   answers (see `UNVERIFIED_RETRIES`).
+//! - At most `max_transfers` run at once; more are refused with ERROR 0.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use sockit_proto::path::RelPath;
+use sockit_proto::tftp::options::{MAX_BLKSIZE, ServerLimits, negotiate};
+use sockit_proto::tftp::packet::{ErrorCode, Mode, Packet, Request, error_packet};
+use sockit_proto::tftp::transfer::{self, Transfer};
+
+use super::drive::{self, Disk, Quiet};
+use crate::Error;
+use crate::disk::{DiskReader, DiskWriter};
+use crate::files::staging::Staging;
+use crate::sandbox::{Sandbox, SandboxError};
+use crate::udp::MAX_DATAGRAM;
+
+/// Transfers at once: plenty for a lab of devices booting together, and a
+/// bound on sockets and window buffers.
+pub const DEFAULT_MAX_TRANSFERS: usize = 256;
+
+/// The largest window granted. 64 blocks of 1468 bytes is ~94 KiB in
+/// flight; of 65464 bytes, 4 MiB, the socket buffer.
+pub const DEFAULT_MAX_WINDOWSIZE: u16 = 64;
+
+/// How long shutdown waits for transfers in flight.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct TftpConfig {
+    pub root: PathBuf,
+    pub allow_write: bool,
+    pub allow_create: bool,
+    pub max_blksize: u16,
+    pub max_windowsize: u16,
+    pub max_transfers: usize,
+    /// Largest upload accepted (checked against tsize and while writing).
+    pub max_upload: Option<u64>,
+    pub transfer: transfer::Config,
+}
+
+impl TftpConfig {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            allow_write: false,
+            allow_create: false,
+            max_blksize: MAX_BLKSIZE,
+            max_windowsize: DEFAULT_MAX_WINDOWSIZE,
+            max_transfers: DEFAULT_MAX_TRANSFERS,
+            max_upload: None,
+            transfer: transfer::Config::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TftpServer {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: TftpConfig,
+    sandbox: Sandbox,
+    staging: Staging,
+}
+
+/// Why a request is refused: the code and a short text for the peer.
+#[derive(Debug)]
+struct Refusal(ErrorCode, &'static str);
+
+impl TftpServer {
+    /// Binds the request socket and opens the root.
+    pub fn bind(addr: SocketAddr, config: TftpConfig) -> Result<Self, Error> {
+        let sandbox = Sandbox::open(&config.root).map_err(Error::file("opening the root", &config.root))?;
+        let staging_dir = sandbox.private_dir().join("tftp-partial");
+        let staging = Staging::new(staging_dir.clone()).map_err(Error::file("creating", staging_dir))?;
+        let socket = super::bind_udp(addr)?;
+        let local_addr = socket.local_addr().map_err(Error::io("reading the bound address"))?;
+        Ok(Self {
+            socket,
+            local_addr,
+            shared: Arc::new(Shared {
+                config,
+                sandbox,
+                staging,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown`, then waits (bounded) for transfers in flight.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let mut active: HashSet<SocketAddr> = HashSet::new();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let received = tokio::select! {
+                r = self.socket.recv_from(&mut buf) => r,
+                Some(peer) = done_rx.recv() => {
+                    active.remove(&peer);
+                    continue;
+                }
+                () = shutdown.cancelled() => break,
+            };
+            let (n, peer) = match received {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(error = %e, "tftp receive failed");
+                    continue;
+                }
+            };
+            let datagram = buf.get(..n).unwrap_or_default();
+            let (request, is_read) = match Packet::decode(datagram) {
+                Ok(Packet::Rrq(r)) => (r, true),
+                Ok(Packet::Wrq(r)) => (r, false),
+                // Junk, or a packet meant for a transfer: no answer, since
+                // the source may be forged.
+                _ => {
+                    tracing::debug!(%peer, len = n, "tftp: not a request; ignored");
+                    continue;
+                }
+            };
+            if active.contains(&peer) {
+                tracing::debug!(%peer, "tftp: duplicate request; the running transfer answers it");
+                continue;
+            }
+            if active.len() >= self.shared.config.max_transfers {
+                self.refuse(peer, n, Refusal(ErrorCode::NotDefined, "server busy"))
+                    .await;
+                continue;
+            }
+            active.insert(peer);
+            let shared = Arc::clone(&self.shared);
+            let (done, shutdown) = (done_tx.clone(), shutdown.clone());
+            let local_ip = self.local_addr.ip();
+            tracker.spawn(async move {
+                serve_transfer(shared, local_ip, peer, request, is_read, n, &shutdown).await;
+                let _ = done.send(peer);
+            });
+        }
+        tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+            tracing::warn!("tftp: transfers still running after the drain timeout");
+        }
+    }
+
+    async fn refuse(&self, peer: SocketAddr, request_len: usize, refusal: Refusal) {
+        let _ = self.socket.send_to(&bounded_error(refusal, request_len), peer).await;
+    }
+}
+
+async fn serve_transfer(
+    shared: Arc<Shared>,
+    local_ip: IpAddr,
+    peer: SocketAddr,
+    request: Request,
+    is_read: bool,
+    request_len: usize,
+    shutdown: &CancellationToken,
+) {
+    let socket = match super::bind_udp(SocketAddr::new(local_ip, 0)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "tftp: no socket for a transfer");
+            return;
+        }
+    };
+    let name = request.filename.clone();
+    let started = Instant::now();
+    let outcome = if is_read {
+        read(&shared, &socket, peer, &request, shutdown).await
+    } else {
+        write(&shared, &socket, peer, &request, shutdown).await
+    };
+    match outcome {
+        Ok(bytes) => {
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(%peer, file = %name, bytes, secs, op = if is_read { "read" } else { "write" }, "tftp transfer done");
+        }
+        Err(Some(refusal)) => {
+            tracing::info!(%peer, file = %name, reason = refusal.1, "tftp request refused");
+            let _ = socket.send_to(&bounded_error(refusal, request_len), peer).await;
+        }
+        Err(None) => {}
+    }
+}
+
+/// The file's path under the root. A leading `/` means the root.
+async fn resolve(shared: &Shared, name: &str) -> Result<(RelPath, PathBuf), Refusal> {
+    let relative = name.trim_start_matches('/');
+    let path = RelPath::parse(relative).map_err(|_| Refusal(ErrorCode::AccessViolation, "access violation"))?;
+    match shared.sandbox.resolve(&path).await {
+        Ok(full) => Ok((path, full)),
+        Err(SandboxError::Escapes) => Err(Refusal(ErrorCode::AccessViolation, "access violation")),
+        Err(SandboxError::Io(_)) => Err(Refusal(ErrorCode::FileNotFound, "file not found")),
+    }
+}
+
+fn check_mode(request: &Request) -> Result<(), Refusal> {
+    if request.mode == Mode::Mail {
+        return Err(Refusal(ErrorCode::IllegalOperation, "mail mode is not supported"));
+    }
+    Ok(())
+}
+
+fn limits(config: &TftpConfig) -> ServerLimits {
+    ServerLimits {
+        max_blksize: config.max_blksize,
+        max_windowsize: config.max_windowsize,
+    }
+}
+
+fn oack_of(options: &sockit_proto::tftp::packet::Options) -> Option<Bytes> {
+    (!options.is_empty()).then(|| {
+        Packet::Oack {
+            options: options.clone(),
+        }
+        .encode()
+    })
+}
+
+/// Serves a read: `Ok(bytes sent)`, `Err(Some)` to refuse, `Err(None)`
+/// when the transfer itself failed (already logged).
+async fn read(
+    shared: &Shared,
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    request: &Request,
+    shutdown: &CancellationToken,
+) -> Result<u64, Option<Refusal>> {
+    check_mode(request)?;
+    let (_, full) = resolve(shared, &request.filename).await?;
+    let file = std::fs::File::open(&full).map_err(|e| Some(open_refusal(&e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|_| Refusal(ErrorCode::FileNotFound, "file not found"))?;
+    if !meta.is_file() {
+        return Err(Some(Refusal(ErrorCode::FileNotFound, "not a file")));
+    }
+    let n = negotiate(
+        &request.options,
+        request.mode,
+        true,
+        Some(meta.len()),
+        limits(&shared.config),
+    );
+    let mut transfer = Transfer::server_read(
+        Instant::now(),
+        peer,
+        request,
+        n.settings,
+        oack_of(&n.oack),
+        shared.config.transfer,
+    );
+    let mut disk = Disk::Read(DiskReader::spawn(file, 0, meta.len()));
+    let outcome = drive::run(socket, &mut transfer, &mut disk, &mut Quiet, shutdown, false).await;
+    if let Disk::Read(reader) = disk {
+        let _ = reader.finish().await;
+    }
+    match outcome.result {
+        Ok(()) => Ok(outcome.stats.bytes),
+        Err(f) => {
+            tracing::info!(%peer, file = %request.filename, error = %f, "tftp read failed");
+            Err(None)
+        }
+    }
+}
+
+async fn write(
+    shared: &Shared,
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    request: &Request,
+    shutdown: &CancellationToken,
+) -> Result<u64, Option<Refusal>> {
+    check_mode(request)?;
+    if !shared.config.allow_write {
+        return Err(Some(Refusal(ErrorCode::AccessViolation, "writes are disabled")));
+    }
+    let (path, full) = resolve(shared, &request.filename).await?;
+    match tokio::fs::metadata(&full).await {
+        Ok(m) if !m.is_file() => return Err(Some(Refusal(ErrorCode::AccessViolation, "not a file"))),
+        Ok(_) => {}
+        Err(_) if shared.config.allow_create => {}
+        Err(_) => {
+            return Err(Some(Refusal(
+                ErrorCode::FileNotFound,
+                "file not found (creating is disabled)",
+            )));
+        }
+    }
+    if let Some(parent) = full.parent() {
+        if !tokio::fs::metadata(parent).await.is_ok_and(|m| m.is_dir()) {
+            return Err(Some(Refusal(ErrorCode::FileNotFound, "no such folder")));
+        }
+    }
+    let n = negotiate(&request.options, request.mode, false, None, limits(&shared.config));
+    if let (Some(size), Some(max)) = (n.settings.tsize, shared.config.max_upload) {
+        if size > max {
+            return Err(Some(Refusal(ErrorCode::DiskFull, "file too large")));
+        }
+    }
+    let Some(_claim) = shared.staging.claim(&path) else {
+        return Err(Some(Refusal(
+            ErrorCode::AccessViolation,
+            "an upload of this file is running",
+        )));
+    };
+    let part = shared.staging.begin(&path, n.settings.tsize.unwrap_or(0)).await;
+    let part = match part {
+        Ok(f) => f.into_std().await,
+        Err(_) => return Err(Some(Refusal(ErrorCode::AccessViolation, "cannot create the file"))),
+    };
+    let writer = DiskWriter::open(part, 0, false).await;
+    let Ok(writer) = writer else {
+        shared.staging.discard(&path).await;
+        return Err(Some(Refusal(ErrorCode::AccessViolation, "cannot create the file")));
+    };
+    let mut transfer = Transfer::server_write(
+        Instant::now(),
+        peer,
+        request,
+        n.settings,
+        oack_of(&n.oack),
+        shared.config.transfer,
+    );
+    let mut disk = Disk::Write(writer);
+    let mut limit = UploadLimit(shared.config.max_upload);
+
+    let outcome = drive::run(socket, &mut transfer, &mut disk, &mut limit, shutdown, true).await;
+    let written = match std::mem::replace(&mut disk, Disk::Done) {
+        Disk::Write(w) => w.finish().await.map(|_| ()),
+        _ => Ok(()),
+    };
+    let committed = match (&outcome.result, written) {
+        (Ok(()), Ok(())) => shared.staging.commit(&path, &full).await.map_err(|e| e.to_string()),
+        (Ok(()), Err(e)) => Err(e.to_string()),
+        (Err(f), _) => Err(f.to_string()),
+    };
+    if let Err(reason) = &committed {
+        shared.staging.discard(&path).await;
+        tracing::info!(%peer, file = %request.filename, error = %reason, "tftp write failed; nothing kept");
+        if outcome.result.is_ok() {
+            transfer.abort(ErrorCode::DiskFull, "could not store the file");
+        }
+    }
+    // The dally: answer a repeated last block until the peer is satisfied.
+    let _ = drive::run(socket, &mut transfer, &mut disk, &mut Quiet, shutdown, false).await;
+    committed.map(|()| outcome.stats.bytes).map_err(|_| None)
+}
+
+/// Stops an upload that grows past `max_upload` (a client may send no
+/// tsize, or a false one).
+#[derive(Debug)]
+struct UploadLimit(Option<u64>);
+
+impl drive::Observer for UploadLimit {
+    fn progress(&mut self, bytes: u64) -> bool {
+        self.0.is_none_or(|max| bytes <= max)
+    }
+}
+
+fn open_refusal(e: &std::io::Error) -> Refusal {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Refusal(ErrorCode::AccessViolation, "access violation"),
+        _ => Refusal(ErrorCode::FileNotFound, "file not found"),
+    }
+}
+
+/// ERROR for a refused request, cut so it is never longer than the request
+/// that caused it: the request's source address may be forged.
+fn bounded_error(refusal: Refusal, request_len: usize) -> Bytes {
+    let Refusal(code, text) = refusal;
+    // 4 bytes of opcode and code, and the NUL.
+    let room = request_len.saturating_sub(5);
+    let text = text.get(..room.min(text.len())).unwrap_or_default();
+    error_packet(code, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_never_longer_than_the_request() {
+        for len in 0..64 {
+            let e = bounded_error(Refusal(ErrorCode::FileNotFound, "file not found"), len);
+            assert!(e.len() <= len.max(5), "{len}: {}", e.len());
+        }
+        assert_eq!(
+            &bounded_error(Refusal(ErrorCode::AccessViolation, "access violation"), 100)[..],
+            b"\x00\x05\x00\x02access violation\x00"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! `sockit tftp serve|get|put`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use sockit::files::Progress as _;
+use sockit::tftp::client::{self, ClientOptions, Summary};
+use sockit::tftp::server::TftpConfig;
+use sockit_proto::tftp::options::{Ask, Settings};
+use sockit_proto::tftp::packet::Mode;
+use sockit_proto::tftp::transfer;
+
+use super::lifecycle::Listeners;
+use super::serve::tftp_note;
+use crate::UsageError;
+use crate::cli::{TftpClientArgs, TftpCommand, TftpMode, TftpServeArgs};
+use crate::output::{Reporter, human_bytes, json_line};
+
+/// The TFTP port (RFC 1350).
+const TFTP_PORT: u16 = 69;
+
+pub async fn run(command: TftpCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TftpCommand::Serve(a) => serve(a).await,
+        TftpCommand::Get(a) => transfer(a, true).await,
+        TftpCommand::Put(a) => transfer(a, false).await,
+    }
+}
+
+async fn serve(args: TftpServeArgs) -> anyhow::Result<ExitCode> {
+    if !(0.01..=255.0).contains(&args.timeout) {
+        return Err(UsageError(format!("--timeout {}: expected 0.01 to 255 seconds", args.timeout)).into());
+    }
+    let mut config = TftpConfig::new(args.root);
+    config.allow_write = args.allow_write;
+    config.allow_create = args.allow_create;
+    config.max_blksize = args.max_blksize;
+    config.max_windowsize = args.max_windowsize;
+    config.max_transfers = args.max_transfers.max(1);
+    config.max_upload = args.max_upload;
+    config.transfer = transfer::Config {
+        timeout: Duration::from_secs_f64(args.timeout),
+        max_retries: args.retries,
+    };
+    let note = tftp_note(&config);
+    let root = config.root.clone();
+    let mut listeners = Listeners::new()?;
+    let addr = listeners.tftp(args.listen, config).with_context(|| {
+        if args.listen.port() < 1024 {
+            "ports below 1024 need root (or CAP_NET_BIND_SERVICE)"
+        } else {
+            ""
+        }
+        .to_string()
+    })?;
+    println!("listening on udp {addr} (tftp, {note})");
+    println!("serving {}", std::fs::canonicalize(&root).unwrap_or(root).display());
+    Ok(listeners.serve().await)
+}
+
+async fn transfer(args: TftpClientArgs, is_get: bool) -> anyhow::Result<ExitCode> {
+    let server = server_addr(&args.server).await?;
+    let mode = match args.mode {
+        TftpMode::Octet => Mode::Octet,
+        TftpMode::Netascii => Mode::Netascii,
+    };
+    let ask = if args.no_options {
+        Ask::default()
+    } else {
+        Ask {
+            blksize: args.blksize,
+            timeout: args.timeout,
+            windowsize: args.windowsize,
+            // A read asks for the size (for the progress bar); a write
+            // states it (set by the client from the file).
+            tsize: (mode == Mode::Octet && is_get).then_some(0),
+        }
+    };
+    let config = transfer::Config {
+        timeout: args
+            .timeout
+            .map_or(transfer::DEFAULT_TIMEOUT, |s| Duration::from_secs(u64::from(s))),
+        max_retries: args.retries,
+    };
+    let opts = ClientOptions { ask, mode, config };
+    let remote_name = args.remote.rsplit('/').next().unwrap_or(&args.remote).to_string();
+    let local = args.local.clone().unwrap_or_else(|| PathBuf::from(&remote_name));
+    let mut progress = TftpProgress::new(args.json, &args.remote);
+    let verb = if is_get { "get" } else { "put" };
+    let result = if is_get {
+        client::get(server, &args.remote, &local, opts, &mut progress).await
+    } else {
+        client::put(server, &local, &args.remote, opts, &mut progress).await
+    };
+    progress.reporter.end();
+    let summary = result.with_context(|| format!("tftp {verb} {} from {server} failed", args.remote))?;
+    report(verb, &args.remote, &summary, args.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `HOST`, `HOST:PORT`, `[V6]:PORT`; port 69 when left out.
+async fn server_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| UsageError(format!("'{p}' is not a port")))?,
+        ),
+        _ => (text, TFTP_PORT),
+    };
+    let addrs = sockit::nc::resolve::socket_addrs(host, port, sockit::nc::Family::Any, false).await?;
+    addrs.into_iter().next().context("no address for the server")
+}
+
+fn report(verb: &str, name: &str, s: &Summary, json: bool) {
+    let secs = s.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { s.bytes as f64 / secs } else { 0.0 };
+    let Settings {
+        blksize, windowsize, ..
+    } = s.settings;
+    if json {
+        json_line(&json!({
+            "event": "done", "op": verb, "name": name, "bytes": s.bytes, "seconds": secs,
+            "mb_per_s": rate / 1e6, "retransmits": s.retransmits, "blksize": blksize,
+            "windowsize": windowsize, "fell_back": s.fell_back,
+        }));
+        return;
+    }
+    if s.fell_back {
+        eprintln!("note: the server refused the options (ERROR 8); sent as plain RFC 1350");
+    }
+    println!(
+        "{verb} {name}: {} in {secs:.2}s ({:.1} MB/s), blksize {blksize}, windowsize {windowsize}, {} retransmissions",
+        human_bytes(s.bytes),
+        rate / 1e6,
+        s.retransmits
+    );
+}
+
+/// Progress for a TFTP transfer, through the same reporter as file transfers.
+struct TftpProgress {
+    reporter: Reporter,
+    name: String,
+    shown: u64,
+    started: bool,
+}
+
+impl TftpProgress {
+    fn new(json: bool, name: &str) -> Self {
+        Self {
+            reporter: Reporter::new(json),
+            name: name.to_string(),
+            shown: 0,
+            started: false,
+        }
+    }
+}
+
+impl sockit::tftp::drive::Observer for TftpProgress {
+    fn negotiated(&mut self, settings: &Settings) {
+        if !self.started {
+            self.started = true;
+            self.reporter.begin(&self.name, settings.tsize.unwrap_or(0), 0);
+        }
+    }
+
+    fn progress(&mut self, bytes: u64) -> bool {
+        if bytes > self.shown {
+            self.reporter.advance(bytes - self.shown);
+            self.shown = bytes;
+        }
+        true
+    }
+}
