@@ -14,6 +14,10 @@ declare -A PEERS=(
   [ncat]=ncat
   [socat]=socat
   [ipcalc]=ipcalc
+  [tftp]=tftp-hpa
+  [in.tftpd]=tftpd-hpa
+  [atftp]=atftp
+  [curl]=curl
 )
 
 install_peers() {
@@ -35,6 +39,27 @@ install_peers() {
 }
 
 install_peers
+
+# atftpd conflicts with tftpd-hpa as a package: unpack it instead, where
+# tests/tftp.rs looks for it.
+ATFTPD_DIR=target/peers/atftpd
+install_atftpd() {
+  [ -x "$ATFTPD_DIR/usr/sbin/atftpd" ] && return 0
+  local tmp
+  tmp=$(mktemp -d)
+  fetch() { (cd "$tmp" && apt-get download -qq atftpd >/dev/null 2>&1); }
+  if fetch || { [ "$(id -u)" = 0 ] && apt-get update -qq && fetch; }; then
+    mkdir -p "$ATFTPD_DIR"
+    dpkg-deb -x "$tmp"/atftpd_*.deb "$ATFTPD_DIR"
+  elif [ "${CI:-}" = true ]; then
+    echo "cannot fetch atftpd (apt-get download atftpd)" >&2
+    exit 1
+  else
+    echo "warning: atftpd unavailable; its interop tests will be skipped" >&2
+  fi
+  rm -rf "$tmp"
+}
+install_atftpd
 
 log "cargo fmt --check"
 cargo fmt --all --check

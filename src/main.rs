@@ -49,7 +49,14 @@ fn main() -> ExitCode {
         _ => args.verbose,
     };
     init_logging(log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // TFTP is lock-step: each block waits for the peer's answer. On one
+    // thread a wake-up is a local poll; on a multi-thread runtime it is a
+    // cross-thread hand-off (futex, eventfd) that costs more than the block.
+    let mut builder = match args.command {
+        cli::Command::Tftp(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sockit: cannot start the runtime: {e}");

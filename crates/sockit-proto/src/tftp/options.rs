@@ -213,10 +213,12 @@ mod tests {
         pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
     }
 
+    type Pairs = &'static [(&'static str, &'static str)];
+
     /// The negotiation table: what the server answers to each offer.
     #[test]
     fn server_negotiation_table() {
-        let cases: &[(&[(&str, &str)], bool, Mode, &[(&str, &str)], Settings)] = &[
+        let cases: &[(Pairs, bool, Mode, Pairs, Settings)] = &[
             // Nothing asked: no OACK, RFC 1350 defaults.
             (&[], true, Mode::Octet, &[], Settings::default()),
             (

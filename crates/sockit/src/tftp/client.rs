@@ -47,14 +47,17 @@ pub async fn get(
     opts: ClientOptions,
     observer: &mut dyn Observer,
 ) -> Result<Summary, Error> {
-    let part = part_path(local);
+    // A device or pipe (/dev/null, a FIFO) is written to directly: there is
+    // no file to put in place, and a rename would replace the device.
+    let direct = tokio::fs::metadata(local).await.is_ok_and(|m| !m.is_file());
+    let part = if direct { local.to_path_buf() } else { part_path(local) };
     let mut result = get_once(server, remote, local, &part, opts, observer).await;
     if let Some(plain) = fallback(&result, opts) {
         result = get_once(server, remote, local, &part, plain, observer)
             .await
             .map(Summary::fell_back);
     }
-    if result.is_err() {
+    if result.is_err() && !direct {
         let _ = tokio::fs::remove_file(&part).await;
     }
     result
@@ -108,27 +111,39 @@ async fn get_once(
     observer: &mut dyn Observer,
 ) -> Result<Summary, Error> {
     let socket = super::bind_udp(unspecified(server))?;
-    let file = std::fs::File::create(part).map_err(Error::file("creating", part))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(part != local)
+        .open(part)
+        .map_err(Error::file("creating", part))?;
     let writer = DiskWriter::open(file, 0, false)
         .await
         .map_err(Error::file("writing", part))?;
     let started = Instant::now();
     let mut transfer = Transfer::client(started, server, remote, opts.mode, opts.ask, true, opts.config);
-    let mut disk = Disk::Write(writer);
+    let mut disk = Disk::Write(Box::new(writer));
     let never = CancellationToken::new();
     let outcome = drive::run(&socket, &mut transfer, &mut disk, observer, &never, true).await;
     let written = match std::mem::replace(&mut disk, Disk::Done) {
         Disk::Write(w) => w.finish().await.map(|_| ()).map_err(Error::file("writing", part)),
         _ => Ok(()),
     };
-    let summary = summarize(&outcome, started, transfer.settings())?;
-    written?;
-    tokio::fs::rename(part, local)
-        .await
-        .map_err(Error::file("renaming into place", local))?;
-    // The dally: repeat the last ACK if the server did not hear it.
+    let finished = summarize(&outcome, started, transfer.settings()).and_then(|summary| {
+        written?;
+        Ok(summary)
+    });
+    if finished.is_ok() && part != local {
+        if let Err(e) = tokio::fs::rename(part, local).await {
+            transfer.abort(ErrorCode::AccessViolation, "the client could not store the file");
+            let _ = drive::run(&socket, &mut transfer, &mut disk, observer, &never, false).await;
+            return Err(Error::file("renaming into place", local)(e));
+        }
+    }
+    // Sends the last ACK (or the ERROR), then dallies: the ACK is repeated
+    // if the server did not hear it.
     let _ = drive::run(&socket, &mut transfer, &mut disk, observer, &never, false).await;
-    Ok(summary)
+    finished
 }
 
 async fn put_once(

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use bytes::BytesMut;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -14,11 +15,18 @@ use sockit_proto::tftp::transfer::{Event, Failure, Stats, Transfer};
 use crate::disk::{DiskReader, DiskWriter};
 use crate::udp::MAX_DATAGRAM;
 
+/// Received bytes gathered before a write: one hand-off to the disk thread
+/// per 256 KiB instead of one per block (a wake-up per 512-byte block
+/// costs more than the block).
+const WRITE_BATCH: usize = 256 * 1024;
+
 /// Where the file bytes come from or go.
 #[derive(Debug)]
 pub(crate) enum Disk {
     Read(DiskReader),
-    Write(DiskWriter),
+    // Boxed: the writer carries its hash state, and the other variants
+    // are small.
+    Write(Box<DiskWriter>),
     /// Nothing left to move: the receiver's dally after completion.
     Done,
 }
@@ -50,8 +58,9 @@ pub(crate) struct Outcome {
 }
 
 /// Runs until the transfer is finished, or with `until_complete` until its
-/// last byte is delivered or acknowledged, so the caller can put the file
-/// in place before the receiver's dally (call again with [`Disk::Done`]).
+/// outcome is decided, with its last ACK or ERROR still unsent: the caller
+/// puts the file in place (or removes it), then calls again with
+/// [`Disk::Done`] to send it and dally.
 pub(crate) async fn run(
     socket: &UdpSocket,
     transfer: &mut Transfer,
@@ -64,6 +73,7 @@ pub(crate) async fn run(
     let mut result: Option<Result<(), Failure>> = None;
     let mut completed_at = None;
     let mut disk_error = None;
+    let mut batch = BytesMut::new();
     loop {
         if let Disk::Read(reader) = disk {
             while transfer.wants_data() {
@@ -81,19 +91,23 @@ pub(crate) async fn run(
                 }
             }
         }
+        if !observer.progress(transfer.stats().bytes) {
+            transfer.abort(ErrorCode::DiskFull, "file too large");
+        }
         while let Some(event) = transfer.poll_event() {
             match event {
                 Event::Negotiated(s) => observer.negotiated(&s),
                 Event::Data(bytes) => {
-                    let ok = match disk {
-                        Disk::Write(writer) => writer.write(bytes).await,
-                        Disk::Read(_) | Disk::Done => true,
-                    };
-                    if !ok {
+                    batch.extend_from_slice(&bytes);
+                    if batch.len() >= WRITE_BATCH && !flush(disk, &mut batch).await {
                         transfer.abort(ErrorCode::DiskFull, "disk full or write error");
                     }
                 }
                 Event::Complete => {
+                    if !flush(disk, &mut batch).await {
+                        transfer.abort(ErrorCode::DiskFull, "disk full or write error");
+                        continue;
+                    }
                     completed_at = Some(Instant::now());
                     result = Some(Ok(()));
                 }
@@ -104,8 +118,11 @@ pub(crate) async fn run(
                 }
             }
         }
-        if !observer.progress(transfer.stats().bytes) {
-            transfer.abort(ErrorCode::DiskFull, "file too large");
+        if until_complete && result.is_some() {
+            // Decided: the caller puts the file in place (or removes it)
+            // before the last ACK or the ERROR goes out, so the peer never
+            // hears "done" before the file is there.
+            break;
         }
         while let Some(tx) = transfer.poll_transmit() {
             if let Err(e) = socket.send_to(&tx.data, tx.to).await {
@@ -113,7 +130,7 @@ pub(crate) async fn run(
                 tracing::debug!(to = %tx.to, error = %e, "tftp send failed");
             }
         }
-        if transfer.is_finished() || (until_complete && completed_at.is_some()) {
+        if transfer.is_finished() {
             break;
         }
         let deadline = transfer.poll_timeout();
@@ -128,10 +145,22 @@ pub(crate) async fn run(
         }
     }
     Outcome {
-        result: result.unwrap_or(Err(Failure::Protocol("ended without completing"))),
+        result: result.unwrap_or(Err(Failure::Aborted("ended without completing".into()))),
         stats: transfer.stats(),
         completed_at,
         disk_error,
+    }
+}
+
+/// Hands the gathered bytes to the disk thread; false once it has failed.
+async fn flush(disk: &mut Disk, batch: &mut BytesMut) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let chunk = batch.split().freeze();
+    match disk {
+        Disk::Write(writer) => writer.write(chunk).await,
+        Disk::Read(_) | Disk::Done => true,
     }
 }
 

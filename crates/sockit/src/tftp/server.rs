@@ -356,7 +356,7 @@ async fn write(
         oack_of(&n.oack),
         shared.config.transfer,
     );
-    let mut disk = Disk::Write(writer);
+    let mut disk = Disk::Write(Box::new(writer));
     let mut limit = UploadLimit(shared.config.max_upload);
 
     let outcome = drive::run(socket, &mut transfer, &mut disk, &mut limit, shutdown, true).await;
@@ -399,14 +399,14 @@ fn open_refusal(e: &std::io::Error) -> Refusal {
     }
 }
 
-/// ERROR for a refused request, cut so it is never longer than the request
-/// that caused it: the request's source address may be forged.
+/// ERROR for a refused request, never longer than the request that caused
+/// it (its source address may be forged). The text goes along when it
+/// fits; otherwise the code alone says what happened.
 fn bounded_error(refusal: Refusal, request_len: usize) -> Bytes {
     let Refusal(code, text) = refusal;
     // 4 bytes of opcode and code, and the NUL.
-    let room = request_len.saturating_sub(5);
-    let text = text.get(..room.min(text.len())).unwrap_or_default();
-    error_packet(code, text)
+    let fits = text.len() + 5 <= request_len;
+    error_packet(code, if fits { text } else { "" })
 }
 
 #[cfg(test)]

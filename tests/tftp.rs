@@ -1,0 +1,730 @@
+//! TFTP end to end with independent implementations: sockit's server with
+//! tftp-hpa, curl, atftp and the seed's Python client; sockit's client with
+//! tftpd-hpa and atftpd. Plus what a hostile network sends the server.
+//!
+//! tftpd-hpa and atftpd cannot announce a port they picked, so they get a
+//! port that was free a moment before (bound to port 0, then released).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use support::{KillOnDrop, Sandbox, start_listeners};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn have(cmd: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(cmd)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{cmd} is required for the TFTP interop tests in CI"
+        );
+        eprintln!("skipping: {cmd} not found");
+    }
+    ok
+}
+
+fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    std::fs::write(path, &data).unwrap();
+    data
+}
+
+fn sha256(path: &Path) -> String {
+    let mut h = Sha256::new();
+    h.update(std::fs::read(path).unwrap());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `sockit tftp serve` on port 0 with `extra` flags; returns it and its address.
+fn sockit_server(sandbox: &Sandbox, root: &Path, extra: &[&str]) -> (KillOnDrop, SocketAddr) {
+    let mut args = vec![
+        "tftp",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--root",
+        root.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (child, found) = start_listeners(sandbox, &args, 1);
+    assert_eq!(found[0].0, "udp");
+    (KillOnDrop(child), found[0].1.parse().unwrap())
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+fn dirs(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
+    let root = sandbox.path("root");
+    let client = sandbox.path("client");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&client).unwrap();
+    (root, client)
+}
+
+// ---- sockit's server, independent clients ----
+
+#[test]
+fn server_with_tftp_hpa_plain_rfc_1350() {
+    if !have("tftp", &["-V"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    let data = random_file(&root.join("a.bin"), 100_000, 1);
+    let (_server, addr) = sockit_server(&sandbox, &root, &["--allow-write", "--allow-create"]);
+    let port = addr.port().to_string();
+    let got = client.join("a.bin");
+    let out = run(Command::new("tftp").args([
+        "-m",
+        "binary",
+        "127.0.0.1",
+        &port,
+        "-c",
+        "get",
+        "a.bin",
+        got.to_str().unwrap(),
+    ]));
+    assert!(got.exists(), "{out:?}");
+    assert_eq!(std::fs::read(&got).unwrap(), data);
+    run(Command::new("tftp").args([
+        "-m",
+        "binary",
+        "127.0.0.1",
+        &port,
+        "-c",
+        "put",
+        got.to_str().unwrap(),
+        "up.bin",
+    ]));
+    assert_eq!(std::fs::read(root.join("up.bin")).unwrap(), data);
+}
+
+#[test]
+fn server_with_curl_options() {
+    if !have("curl", &["--version"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    let data = random_file(&root.join("b.bin"), 300_001, 2);
+    let (_server, addr) = sockit_server(&sandbox, &root, &["--allow-write", "--allow-create"]);
+    // curl always sends blksize, tsize and timeout.
+    let got = client.join("b.bin");
+    let out = run(Command::new("curl").args([
+        "-sS",
+        "--tftp-blksize",
+        "1468",
+        "-o",
+        got.to_str().unwrap(),
+        &format!("tftp://{addr}/b.bin"),
+    ]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&got).unwrap(), data);
+    let out = run(Command::new("curl").args([
+        "-sS",
+        "--tftp-blksize",
+        "1468",
+        "-T",
+        got.to_str().unwrap(),
+        &format!("tftp://{addr}/c.bin"),
+    ]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(root.join("c.bin")).unwrap(), data);
+}
+
+#[test]
+fn server_with_atftp_windowsize_16() {
+    if !have("atftp", &["--help"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    let data = random_file(&root.join("w.bin"), 500_000, 3);
+    let (_server, addr) = sockit_server(&sandbox, &root, &["--allow-write", "--allow-create"]);
+    let port = addr.port().to_string();
+    let got = client.join("w.bin");
+    let opts = ["--option", "blksize 1468", "--option", "windowsize 16"];
+    let out = run(Command::new("atftp").args(opts).args([
+        "-g",
+        "-r",
+        "w.bin",
+        "-l",
+        got.to_str().unwrap(),
+        "127.0.0.1",
+        &port,
+    ]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&got).unwrap(), data);
+    let out = run(Command::new("atftp").args(opts).args([
+        "-p",
+        "-r",
+        "w2.bin",
+        "-l",
+        got.to_str().unwrap(),
+        "127.0.0.1",
+        &port,
+    ]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(root.join("w2.bin")).unwrap(), data);
+}
+
+#[test]
+fn forty_mib_both_ways_past_the_block_wrap() {
+    if !have("tftp", &["-V"]) {
+        return;
+    }
+    // 40 MiB at 512-byte blocks is 81,920 blocks: numbers wrap at 65,535.
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    random_file(&root.join("big.bin"), 40 << 20, 4);
+    let want = sha256(&root.join("big.bin"));
+    let (_server, addr) = sockit_server(&sandbox, &root, &["--allow-write", "--allow-create"]);
+    let port = addr.port().to_string();
+    let got = client.join("big.bin");
+    run(Command::new("tftp").args([
+        "-m",
+        "binary",
+        "127.0.0.1",
+        &port,
+        "-c",
+        "get",
+        "big.bin",
+        got.to_str().unwrap(),
+    ]));
+    assert_eq!(sha256(&got), want, "get");
+    run(Command::new("tftp").args([
+        "-m",
+        "binary",
+        "127.0.0.1",
+        &port,
+        "-c",
+        "put",
+        got.to_str().unwrap(),
+        "back.bin",
+    ]));
+    assert_eq!(sha256(&root.join("back.bin")), want, "put");
+}
+
+#[test]
+fn the_seed_python_client_downloads() {
+    if !have("python3", &["--version"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    // Over 65,536 blocks would take the seed's client long; 1,000 blocks
+    // (and a file whose size is a multiple of 512) show the rules.
+    let data = random_file(&root.join("test.jpg"), 512 * 1000, 5);
+    let (_server, addr) = sockit_server(&sandbox, &root, &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/seed_tftp_client.py");
+    let got = client.join("test.jpg");
+    let out = run(Command::new("python3").arg(script).args([
+        "127.0.0.1",
+        &addr.port().to_string(),
+        "test.jpg",
+        got.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(std::fs::read(&got).unwrap(), data);
+}
+
+// ---- sockit's client, independent servers ----
+
+/// tftpd-hpa in the foreground on a free port, serving `root`.
+fn tftpd_hpa(root: &Path) -> Option<(KillOnDrop, SocketAddr)> {
+    if !have("in.tftpd", &["-V"]) {
+        return None;
+    }
+    let port = free_udp_port();
+    let user = if rustix_is_root() { "nobody" } else { "root" };
+    open_up(root);
+    let child = Command::new("in.tftpd")
+        .args([
+            "-L",
+            "-a",
+            &format!("127.0.0.1:{port}"),
+            "-s",
+            "-c",
+            "-u",
+            user,
+            "-B",
+            "65464",
+        ])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Some((KillOnDrop(child), format!("127.0.0.1:{port}").parse().unwrap()))
+}
+
+/// atftpd, unpacked by scripts/test.sh (it conflicts with tftpd-hpa as a package).
+fn atftpd(root: &Path) -> Option<(KillOnDrop, SocketAddr)> {
+    let bin = std::env::var_os("SOCKIT_ATFTPD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers/atftpd/usr/sbin/atftpd"));
+    if !bin.exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "atftpd is required in CI (scripts/test.sh unpacks it)"
+        );
+        eprintln!("skipping: atftpd not unpacked at {}", bin.display());
+        return None;
+    }
+    let port = free_udp_port();
+    open_up(root);
+    let (user, group) = if rustix_is_root() {
+        ("nobody", "nogroup")
+    } else {
+        ("root", "root")
+    };
+    let mut child = Command::new(bin)
+        .args([
+            "--daemon",
+            "--no-fork",
+            "--port",
+            &port.to_string(),
+            "--bind-address",
+            "127.0.0.1",
+        ])
+        .args(["--user", user, "--group", group, "--logfile", "-"])
+        .arg(root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // atftpd logs once it is serving; wait for that line (bounded).
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    let started = Instant::now();
+    while started.elapsed() < PATIENCE {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("atftpd started") || l.contains("Trace") || l.contains("port") => break,
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Some((KillOnDrop(child), format!("127.0.0.1:{port}").parse().unwrap()))
+}
+
+fn rustix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// The daemons drop to nobody: the root must be theirs to read and write.
+fn open_up(root: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for entry in std::fs::read_dir(root).unwrap() {
+        std::fs::set_permissions(entry.unwrap().path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+}
+
+fn sockit_client(sandbox: &Sandbox, args: &[&str]) -> Output {
+    sandbox.cmd().arg("tftp").args(args).output().unwrap()
+}
+
+/// get and put through sockit's client against `server`, with each set of options.
+fn client_round_trips(sandbox: &Sandbox, root: &Path, client: &Path, server: SocketAddr, option_sets: &[&[&str]]) {
+    let data = std::fs::read(root.join("src.bin")).unwrap();
+    for (i, opts) in option_sets.iter().enumerate() {
+        let got = client.join(format!("got{i}.bin"));
+        let out = sockit_client(
+            sandbox,
+            &[
+                &["get", &server.to_string(), "src.bin", got.to_str().unwrap()][..],
+                opts,
+            ]
+            .concat(),
+        );
+        assert!(
+            out.status.success(),
+            "get {opts:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::read(&got).unwrap() == data, "get {opts:?}");
+        let remote = format!("put{i}.bin");
+        // tftpd-hpa -c and atftpd create files; allow them to.
+        let out = sockit_client(
+            sandbox,
+            &[&["put", &server.to_string(), &remote, got.to_str().unwrap()][..], opts].concat(),
+        );
+        assert!(
+            out.status.success(),
+            "put {opts:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::read(root.join(&remote)).unwrap() == data, "put {opts:?}");
+    }
+}
+
+#[test]
+fn client_against_tftpd_hpa() {
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    random_file(&root.join("src.bin"), 700_000, 6);
+    let Some((_daemon, addr)) = tftpd_hpa(&root) else {
+        return;
+    };
+    // tftpd-hpa ignores windowsize: its OACK leaves it out and the client
+    // runs lock-step.
+    let sets: &[&[&str]] = &[
+        &["--no-options"],
+        &[],
+        &["--blksize", "1468"],
+        &["--blksize", "65464", "--windowsize", "16"],
+    ];
+    client_round_trips(&sandbox, &root, &client, addr, sets);
+    let sink = client.join("sink.bin");
+    let out = sockit_client(
+        &sandbox,
+        &[
+            "get",
+            &addr.to_string(),
+            "src.bin",
+            sink.to_str().unwrap(),
+            "--windowsize",
+            "8",
+            "--json",
+        ],
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(out.stdout.lines().last().unwrap().unwrap().as_bytes()).unwrap();
+    assert_eq!(summary["windowsize"], 1, "{summary}");
+}
+
+#[test]
+fn client_against_atftpd() {
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    random_file(&root.join("src.bin"), 700_000, 7);
+    let Some((_daemon, addr)) = atftpd(&root) else { return };
+    let sets: &[&[&str]] = &[&["--no-options"], &["--blksize", "1468", "--windowsize", "16"]];
+    client_round_trips(&sandbox, &root, &client, addr, sets);
+}
+
+#[test]
+fn netascii_matches_tftp_hpa() {
+    if !have("tftp", &["-V"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    let mut text = String::new();
+    for i in 0..2000 {
+        text.push_str(&format!("line {i}\n"));
+        if i % 9 == 0 {
+            text.push_str("bare\rcarriage\n");
+        }
+    }
+    std::fs::write(root.join("t.txt"), &text).unwrap();
+    let Some((_hpa, hpa)) = tftpd_hpa(&root) else { return };
+    let (_server, ours) = sockit_server(&sandbox, &root, &[]);
+    // tftp-hpa's client in netascii, from tftpd-hpa and from sockit: the
+    // same bytes come out (and they are the original text).
+    let from_hpa = client.join("hpa.txt");
+    let from_ours = client.join("ours.txt");
+    for (server, out) in [(hpa, &from_hpa), (ours, &from_ours)] {
+        run(Command::new("tftp").args([
+            "-m",
+            "netascii",
+            "127.0.0.1",
+            &server.port().to_string(),
+            "-c",
+            "get",
+            "t.txt",
+            out.to_str().unwrap(),
+        ]));
+    }
+    assert_eq!(std::fs::read(&from_ours).unwrap(), std::fs::read(&from_hpa).unwrap());
+    assert_eq!(std::fs::read_to_string(&from_ours).unwrap(), text);
+    // sockit's client in netascii from tftpd-hpa gets the text too.
+    let got = client.join("mine.txt");
+    let out = sockit_client(
+        &sandbox,
+        &[
+            "get",
+            &hpa.to_string(),
+            "t.txt",
+            got.to_str().unwrap(),
+            "--mode",
+            "netascii",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), text);
+}
+
+// ---- refusals and hostile input ----
+
+/// Sends one request and returns the first reply (from whichever port).
+fn request(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.send_to(packet, server).unwrap();
+    let mut buf = [0u8; 1024];
+    let (n, _) = s.recv_from(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+fn rrq(name: &str) -> Vec<u8> {
+    [&[0, 1][..], name.as_bytes(), b"\0octet\0"].concat()
+}
+
+fn wrq(name: &str) -> Vec<u8> {
+    [&[0, 2][..], name.as_bytes(), b"\0octet\0"].concat()
+}
+
+fn error_code(reply: &[u8]) -> u16 {
+    assert_eq!(&reply[..2], &[0, 5], "an ERROR packet: {reply:?}");
+    u16::from_be_bytes([reply[2], reply[3]])
+}
+
+#[test]
+fn names_outside_the_root_are_refused() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    std::fs::write(sandbox.path("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(sandbox.path("secret.txt"), root.join("link.txt")).unwrap();
+    std::fs::write(root.join("ok.txt"), "fine").unwrap();
+    let (_server, addr) = sockit_server(&sandbox, &root, &[]);
+    for name in [
+        "../secret.txt",
+        "/../secret.txt",
+        "a/../../secret.txt",
+        "link.txt",
+        ".sockit/tftp-partial/x",
+        "..\\secret.txt",
+    ] {
+        assert_eq!(error_code(&request(addr, &rrq(name))), 2, "{name}");
+    }
+    assert_eq!(error_code(&request(addr, &rrq("missing.txt"))), 1);
+    // A leading slash means the root, as with tftpd -s.
+    let reply = request(addr, &rrq("/ok.txt"));
+    assert_eq!(&reply[..4], &[0, 3, 0, 1]);
+    assert_eq!(&reply[4..], b"fine");
+    // mail mode is refused with ERROR 4.
+    assert_eq!(error_code(&request(addr, b"\0\x01ok.txt\0mail\0")), 4);
+}
+
+#[test]
+fn writes_need_allow_write_and_creating_needs_allow_create() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    std::fs::write(root.join("exists.bin"), "old").unwrap();
+    let (_ro, ro) = sockit_server(&sandbox, &root, &[]);
+    assert_eq!(error_code(&request(ro, &wrq("exists.bin"))), 2);
+    let (_rw, rw) = sockit_server(&sandbox, &root, &["--allow-write"]);
+    assert_eq!(
+        error_code(&request(rw, &wrq("new.bin"))),
+        1,
+        "no creating without --allow-create"
+    );
+    assert_eq!(request(rw, &wrq("exists.bin")), [0, 4, 0, 0], "overwriting is allowed");
+    assert_eq!(
+        std::fs::read(root.join("exists.bin")).unwrap(),
+        b"old",
+        "unchanged until an upload completes"
+    );
+}
+
+#[test]
+fn an_upload_over_the_limit_leaves_nothing() {
+    if !have("tftp", &["-V"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    let src = client.join("big.bin");
+    random_file(&src, 50_000, 8);
+    let (_server, addr) = sockit_server(
+        &sandbox,
+        &root,
+        &["--allow-write", "--allow-create", "--max-upload", "20000"],
+    );
+    // With tsize the refusal is immediate (ERROR 3).
+    let out = sockit_client(&sandbox, &["put", &addr.to_string(), "big.bin", src.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("file too large"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without tsize (tftp-hpa) the upload is cut off as it passes the limit.
+    run(Command::new("tftp").args([
+        "-m",
+        "binary",
+        "127.0.0.1",
+        &addr.port().to_string(),
+        "-c",
+        "put",
+        src.to_str().unwrap(),
+        "big2.bin",
+    ]));
+    assert!(!root.join("big.bin").exists() && !root.join("big2.bin").exists());
+    let partials: Vec<_> = std::fs::read_dir(root.join(".sockit/tftp-partial")).unwrap().collect();
+    assert!(partials.is_empty(), "partial uploads are removed: {partials:?}");
+}
+
+fn alive(child: &mut Child) -> bool {
+    child.try_wait().unwrap().is_none()
+}
+
+#[test]
+fn junk_at_the_listen_port_leaves_the_server_serving() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    std::fs::write(root.join("ok.txt"), "fine").unwrap();
+    let (mut server, addr) = sockit_server(&sandbox, &root, &[]);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Malformed packets of every length 0-600, each opcode, then 1,000
+    // random datagrams.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for len in 0..=600usize {
+        let mut p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if len >= 2 {
+            p[0] = 0;
+            p[1] = (len % 7) as u8;
+        }
+        s.send_to(&p, addr).unwrap();
+    }
+    for _ in 0..1000 {
+        let len = (next() % 1500) as usize;
+        let p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        s.send_to(&p, addr).unwrap();
+    }
+    assert!(alive(&mut server.0));
+    let reply = request(addr, &rrq("ok.txt"));
+    assert_eq!(&reply[..4], &[0, 3, 0, 1]);
+    assert_eq!(&reply[4..], b"fine");
+}
+
+#[test]
+fn an_ack_flood_for_old_blocks_changes_nothing() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    let data = random_file(&root.join("f.bin"), 512 * 300 + 17, 9);
+    let (_server, addr) = sockit_server(&sandbox, &root, &[]);
+    // A client that acknowledges each block, then repeats a burst of old
+    // ACKs: every DATA must still arrive exactly once (no Sorcerer's Apprentice).
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.send_to(&rrq("f.bin"), addr).unwrap();
+    let mut got = Vec::new();
+    let mut seen = std::collections::HashMap::<u16, usize>::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let (n, tid) = s.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..2], &[0, 3]);
+        let block = u16::from_be_bytes([buf[2], buf[3]]);
+        *seen.entry(block).or_default() += 1;
+        if seen[&block] == 1 {
+            got.extend_from_slice(&buf[4..n]);
+        }
+        s.send_to(&[0, 4, buf[2], buf[3]], tid).unwrap();
+        for old in 0..5u16 {
+            let stale = block.saturating_sub(old + 1).to_be_bytes();
+            s.send_to(&[0, 4, stale[0], stale[1]], tid).unwrap();
+        }
+        if n < 516 {
+            break;
+        }
+    }
+    assert!(got == data);
+    assert!(
+        seen.values().all(|&c| c == 1),
+        "each block sent once: {:?}",
+        seen.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_config_file_runs_tftp() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    std::fs::write(root.join("ok.txt"), "fine").unwrap();
+    let config = format!(
+        "[[service]]\nkind = \"tftp\"\nudp = \"127.0.0.1:0\"\nroot = \"{}\"\n",
+        root.display()
+    );
+    std::fs::create_dir_all(sandbox.path("work")).unwrap();
+    std::fs::write(sandbox.path("work/sockit.toml"), config).unwrap();
+    let (child, found) = start_listeners(&sandbox, &["serve", "--config", "sockit.toml"], 1);
+    let _server = KillOnDrop(child);
+    assert_eq!(found[0].2, "tftp, read-only");
+    let reply = request(found[0].1.parse().unwrap(), &rrq("ok.txt"));
+    assert_eq!(&reply[4..], b"fine");
+}
+
+#[test]
+fn client_errors_are_clear() {
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    let (_server, addr) = sockit_server(&sandbox, &root, &[]);
+    let target = client.join("nothing.bin");
+    let out = sockit_client(
+        &sandbox,
+        &["get", &addr.to_string(), "nothing.bin", target.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("sockit: tftp get nothing.bin") && err.contains("file not found"),
+        "{err}"
+    );
+    assert!(!target.exists(), "a failed download leaves no file");
+    assert!(std::fs::read_dir(&client).unwrap().next().is_none(), "nor a partial");
+    // Nothing listening: the retries run out.
+    let port = free_udp_port();
+    let out = sockit_client(
+        &sandbox,
+        &[
+            "get",
+            &format!("127.0.0.1:{port}"),
+            "x",
+            "--timeout",
+            "1",
+            "--retries",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
