@@ -173,10 +173,17 @@ impl Packet {
                 // Be lenient with a missing NUL: the message is for humans.
                 let text = rest.strip_suffix(&[0]).unwrap_or(rest);
                 let text = text.split(|&b| b == 0).next().unwrap_or_default();
-                let text = text.get(..MAX_STRING).unwrap_or(text);
+                let mut message = String::from_utf8_lossy(text).into_owned();
+                // Cut at a character boundary, after replacement (which can
+                // make the text longer than the bytes were).
+                let mut end = message.len().min(MAX_STRING);
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
                 Ok(Packet::Error {
                     code: ErrorCode::from_u16(code),
-                    message: String::from_utf8_lossy(text).into_owned(),
+                    message,
                 })
             }
             6 => Ok(Packet::Oack {
@@ -408,6 +415,19 @@ mod tests {
             many.extend_from_slice(format!("o{i}\x001\x00").as_bytes());
         }
         assert_eq!(Packet::decode(&many), Err(PacketError::TooManyOptions));
+    }
+
+    #[test]
+    fn an_error_text_that_is_not_utf8_round_trips() {
+        // Found by fuzzing: replacement characters make the text longer
+        // than its bytes, so the cut must come after replacement.
+        let wire = [&b"\x00\x05\xcb\xcb"[..], &[0xcb; 600]].concat();
+        let packet = Packet::decode(&wire).unwrap();
+        let Packet::Error { message, .. } = &packet else {
+            panic!("not an error")
+        };
+        assert!(message.len() <= MAX_STRING);
+        assert_eq!(Packet::decode(&packet.encode()).unwrap(), packet);
     }
 
     #[test]
