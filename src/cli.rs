@@ -204,6 +204,10 @@ pub struct TftpClientArgs {
     /// Retransmissions before giving up.
     #[arg(long, value_name = "N", default_value_t = sockit_proto::tftp::transfer::DEFAULT_MAX_RETRIES)]
     pub retries: u32,
+    /// After a download, wait one timeout to repeat the last ACK if the
+    /// server did not hear it (RFC 1350 §6); off by default, as in tftp-hpa.
+    #[arg(long)]
+    pub dally: bool,
     /// One JSON object per line (progress and the summary).
     #[arg(long)]
     pub json: bool,

@@ -46,6 +46,7 @@ async fn serve(args: TftpServeArgs) -> anyhow::Result<ExitCode> {
     config.transfer = transfer::Config {
         timeout: Duration::from_secs_f64(args.timeout),
         max_retries: args.retries,
+        dally: true,
     };
     let note = tftp_note(&config);
     let root = config.root.clone();
@@ -86,18 +87,19 @@ async fn transfer(args: TftpClientArgs, is_get: bool) -> anyhow::Result<ExitCode
             .timeout
             .map_or(transfer::DEFAULT_TIMEOUT, |s| Duration::from_secs(u64::from(s))),
         max_retries: args.retries,
+        dally: args.dally,
     };
     let opts = ClientOptions { ask, mode, config };
     let remote_name = args.remote.rsplit('/').next().unwrap_or(&args.remote).to_string();
     let local = args.local.clone().unwrap_or_else(|| PathBuf::from(&remote_name));
-    let mut progress = TftpProgress::new(args.json, &args.remote);
+    let progress = Box::new(TftpProgress::new(args.json, &args.remote));
     let verb = if is_get { "get" } else { "put" };
+    // The progress bar is cleared when the client drops the observer.
     let result = if is_get {
-        client::get(server, &args.remote, &local, opts, &mut progress).await
+        client::get(server, &args.remote, &local, opts, progress).await
     } else {
-        client::put(server, &local, &args.remote, opts, &mut progress).await
+        client::put(server, &local, &args.remote, opts, progress).await
     };
-    progress.reporter.end();
     let summary = result.with_context(|| format!("tftp {verb} {} from {server} failed", args.remote))?;
     report(verb, &args.remote, &summary, args.json);
     Ok(ExitCode::SUCCESS)
@@ -161,6 +163,12 @@ impl TftpProgress {
             shown: 0,
             started: false,
         }
+    }
+}
+
+impl Drop for TftpProgress {
+    fn drop(&mut self) {
+        self.reporter.end();
     }
 }
 

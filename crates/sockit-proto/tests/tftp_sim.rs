@@ -204,6 +204,7 @@ fn run(
     let config = Config {
         timeout: Duration::from_millis(200),
         max_retries: 30,
+        dally: true,
     };
     let mut client = End::new(addr(CLIENT), if is_read { Vec::new() } else { file.to_vec() });
     let mut server = End::new(addr(SERVER_TID), if is_read { file.to_vec() } else { Vec::new() });
@@ -490,6 +491,18 @@ fn duplicate_data_is_acked_again_but_delivered_once() {
     assert!(!t.is_finished(), "dallying");
     t.handle_timeout(t.poll_timeout().unwrap());
     assert!(t.is_finished());
+
+    // Without a dally (a client's choice) it is finished at the last ACK.
+    let config = Config {
+        dally: false,
+        ..Config::default()
+    };
+    let mut t = Transfer::server_write(now, client, &request, Settings::default(), None, config);
+    t.handle_datagram(now, client, &data_packet(1, b"end"));
+    let (tx, events) = drain(&mut t);
+    assert_eq!(tx, [ack_packet(0), ack_packet(1)]);
+    assert!(events.contains(&Event::Complete));
+    assert!(t.is_finished());
 }
 
 #[test]
@@ -608,6 +621,7 @@ fn retries_are_bounded() {
     let config = Config {
         timeout: Duration::from_secs(1),
         max_retries: 3,
+        dally: true,
     };
     let mut t = Transfer::client(start, server, "f", Mode::Octet, Ask::default(), true, config);
     let mut sent = drain(&mut t).0.len();

@@ -40,6 +40,10 @@ pub struct Config {
     /// Used unless a timeout option is negotiated.
     pub timeout: Duration,
     pub max_retries: u32,
+    /// After the last ACK, stay one timeout to repeat it if the last block
+    /// comes again (RFC 1350 §6). Servers do; clients such as tftp-hpa and
+    /// curl do not, since the file is already complete on their side.
+    pub dally: bool,
 }
 
 impl Default for Config {
@@ -47,6 +51,7 @@ impl Default for Config {
         Self {
             timeout: DEFAULT_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            dally: true,
         }
     }
 }
@@ -602,6 +607,11 @@ impl Transfer {
         }
         if last {
             self.events.push_back(Event::Complete);
+            if !self.config.dally {
+                self.state = State::Done;
+                self.timer = None;
+                return;
+            }
         }
         self.arm(now);
     }

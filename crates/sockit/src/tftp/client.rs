@@ -6,6 +6,7 @@
 //! A download is written beside its destination and renamed into place
 //! once the last block has arrived; a failed one leaves nothing behind.
 
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,9 +17,8 @@ use sockit_proto::tftp::options::{Ask, Settings};
 use sockit_proto::tftp::packet::{ErrorCode, Mode};
 use sockit_proto::tftp::transfer::{self, Failure, Transfer};
 
-use super::drive::{self, Disk, Observer, Outcome};
+use super::drive::{self, Disk, Job, Observer, Outcome};
 use crate::Error;
-use crate::disk::{DiskReader, DiskWriter};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ClientOptions {
@@ -45,16 +45,18 @@ pub async fn get(
     remote: &str,
     local: &Path,
     opts: ClientOptions,
-    observer: &mut dyn Observer,
+    mut observer: Box<dyn Observer>,
 ) -> Result<Summary, Error> {
     // A device or pipe (/dev/null, a FIFO) is written to directly: there is
     // no file to put in place, and a rename would replace the device.
     let direct = tokio::fs::metadata(local).await.is_ok_and(|m| !m.is_file());
     let part = if direct { local.to_path_buf() } else { part_path(local) };
-    let mut result = get_once(server, remote, local, &part, opts, observer).await;
+    let (mut result, back) = get_once(server, remote, local, &part, opts, observer).await;
+    observer = back;
     if let Some(plain) = fallback(&result, opts) {
         result = get_once(server, remote, local, &part, plain, observer)
             .await
+            .0
             .map(Summary::fell_back);
     }
     if result.is_err() && !direct {
@@ -69,12 +71,13 @@ pub async fn put(
     local: &Path,
     remote: &str,
     opts: ClientOptions,
-    observer: &mut dyn Observer,
+    observer: Box<dyn Observer>,
 ) -> Result<Summary, Error> {
-    let result = put_once(server, local, remote, opts, observer).await;
+    let (result, observer) = put_once(server, local, remote, opts, observer).await;
     match fallback(&result, opts) {
         Some(plain) => put_once(server, local, remote, plain, observer)
             .await
+            .0
             .map(Summary::fell_back),
         None => result,
     }
@@ -102,48 +105,52 @@ impl Summary {
     }
 }
 
+type Attempt = (Result<Summary, Error>, Box<dyn Observer>);
+
 async fn get_once(
     server: SocketAddr,
     remote: &str,
     local: &Path,
     part: &Path,
     opts: ClientOptions,
-    observer: &mut dyn Observer,
-) -> Result<Summary, Error> {
-    let socket = super::bind_udp(unspecified(server))?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(part != local)
-        .open(part)
-        .map_err(Error::file("creating", part))?;
-    let writer = DiskWriter::open(file, 0, false)
-        .await
-        .map_err(Error::file("writing", part))?;
-    let started = Instant::now();
-    let mut transfer = Transfer::client(started, server, remote, opts.mode, opts.ask, true, opts.config);
-    let mut disk = Disk::Write(Box::new(writer));
-    let never = CancellationToken::new();
-    let outcome = drive::run(&socket, &mut transfer, &mut disk, observer, &never, true).await;
-    let written = match std::mem::replace(&mut disk, Disk::Done) {
-        Disk::Write(w) => w.finish().await.map(|_| ()).map_err(Error::file("writing", part)),
-        _ => Ok(()),
-    };
-    let finished = summarize(&outcome, started, transfer.settings()).and_then(|summary| {
-        written?;
-        Ok(summary)
+    observer: Box<dyn Observer>,
+) -> Attempt {
+    let opened = super::bind_blocking(unspecified(server)).and_then(|socket| {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(part != local)
+            .open(part)
+            .map_err(Error::file("creating", part))?;
+        Ok((socket, file))
     });
+    let (socket, file) = match opened {
+        Ok(o) => o,
+        Err(e) => return (Err(e), observer),
+    };
+    let started = Instant::now();
+    let transfer = Transfer::client(started, server, remote, opts.mode, opts.ask, true, opts.config);
+    let job = Job {
+        socket,
+        transfer,
+        disk: Disk::Write(drive::writer(file)),
+        observer,
+        shutdown: CancellationToken::new(),
+    };
+    let (mut job, outcome) = drive::run_on_thread(job, true).await;
+    let mut finished = summarize(&outcome, started, job.transfer.settings());
     if finished.is_ok() && part != local {
         if let Err(e) = tokio::fs::rename(part, local).await {
-            transfer.abort(ErrorCode::AccessViolation, "the client could not store the file");
-            let _ = drive::run(&socket, &mut transfer, &mut disk, observer, &never, false).await;
-            return Err(Error::file("renaming into place", local)(e));
+            job.transfer
+                .abort(ErrorCode::AccessViolation, "the client could not store the file");
+            finished = Err(Error::file("renaming into place", local)(e));
         }
     }
-    // Sends the last ACK (or the ERROR), then dallies: the ACK is repeated
-    // if the server did not hear it.
-    let _ = drive::run(&socket, &mut transfer, &mut disk, observer, &never, false).await;
-    finished
+    // Sends the last ACK (or the ERROR); the client does not dally unless
+    // configured to (see `transfer::Config::dally`).
+    job.disk = Disk::Done;
+    let (job, _) = drive::run_on_thread(job, false).await;
+    (finished, job.observer)
 }
 
 async fn put_once(
@@ -151,34 +158,41 @@ async fn put_once(
     local: &Path,
     remote: &str,
     opts: ClientOptions,
-    observer: &mut dyn Observer,
-) -> Result<Summary, Error> {
-    let file = std::fs::File::open(local).map_err(Error::file("opening", local))?;
-    let len = file.metadata().map_err(Error::file("reading", local))?.len();
+    observer: Box<dyn Observer>,
+) -> Attempt {
+    let opened = std::fs::File::open(local)
+        .map_err(Error::file("opening", local))
+        .and_then(|file| {
+            let len = file.metadata().map_err(Error::file("reading", local))?.len();
+            Ok((file, len, super::bind_blocking(unspecified(server))?))
+        });
+    let (file, len, socket) = match opened {
+        Ok(o) => o,
+        Err(e) => return (Err(e), observer),
+    };
     let mut ask = opts.ask;
     if !ask.is_empty() && opts.mode == Mode::Octet {
         // Tell the server the size up front, so it can refuse at once.
         ask.tsize = Some(len);
     }
-    let socket = super::bind_udp(unspecified(server))?;
     let started = Instant::now();
-    let mut transfer = Transfer::client(started, server, remote, opts.mode, ask, false, opts.config);
-    let mut disk = Disk::Read(DiskReader::spawn(file, 0, len));
-    let never = CancellationToken::new();
-    let outcome = drive::run(&socket, &mut transfer, &mut disk, observer, &never, false).await;
-    if let Disk::Read(reader) = disk {
-        if let Err(e) = reader.finish().await {
-            return Err(Error::file("reading", local)(e));
-        }
-    }
-    summarize(&outcome, started, transfer.settings())
+    let transfer = Transfer::client(started, server, remote, opts.mode, ask, false, opts.config);
+    let job = Job {
+        socket,
+        transfer,
+        disk: Disk::Read(file),
+        observer,
+        shutdown: CancellationToken::new(),
+    };
+    let (job, outcome) = drive::run_on_thread(job, false).await;
+    (summarize(&outcome, started, job.transfer.settings()), job.observer)
 }
 
 fn summarize(outcome: &Outcome, started: Instant, settings: Settings) -> Result<Summary, Error> {
     if let Some(e) = &outcome.disk_error {
         return Err(Error::Io {
-            op: "reading the file",
-            source: std::io::Error::new(e.kind(), e.to_string()),
+            op: "reading or writing the file",
+            source: io::Error::new(e.kind(), e.to_string()),
         });
     }
     outcome.result.clone().map_err(Error::Tftp)?;

@@ -5,7 +5,7 @@
 //!
 //! - [`server`]: `TftpServer`, reads and writes through the Sandbox.
 //! - [`client`]: `get` and `put`.
-//! - [`drive`]: the transfer loop both use.
+//! - [`drive`]: the transfer loop both use (a blocking thread per transfer).
 
 pub mod client;
 pub mod drive;
@@ -24,14 +24,22 @@ use crate::Error;
 /// caps this at net.core.rmem_max / wmem_max.
 pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
-/// A UDP socket with large buffers, bound to `addr`.
-pub(crate) fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, Error> {
+/// A blocking UDP socket with large buffers, bound to `addr`: what a
+/// transfer's thread uses.
+pub(crate) fn bind_blocking(addr: SocketAddr) -> Result<std::net::UdpSocket, Error> {
     let bind_err = |source| Error::Bind { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None).map_err(bind_err)?;
     // Best effort: a smaller buffer still works, just with more loss.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.set_nonblocking(true).map_err(bind_err)?;
     socket.bind(&addr.into()).map_err(bind_err)?;
-    UdpSocket::from_std(socket.into()).map_err(bind_err)
+    Ok(socket.into())
+}
+
+/// The same, for the server's request socket on the runtime.
+pub(crate) fn bind_async(addr: SocketAddr) -> Result<UdpSocket, Error> {
+    let socket = bind_blocking(addr)?;
+    let bind_err = |source| Error::Bind { addr, source };
+    socket.set_nonblocking(true).map_err(bind_err)?;
+    UdpSocket::from_std(socket).map_err(bind_err)
 }

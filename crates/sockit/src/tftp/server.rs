@@ -32,9 +32,8 @@ use sockit_proto::tftp::options::{MAX_BLKSIZE, ServerLimits, negotiate};
 use sockit_proto::tftp::packet::{ErrorCode, Mode, Packet, Request, error_packet};
 use sockit_proto::tftp::transfer::{self, Transfer};
 
-use super::drive::{self, Disk, Quiet};
+use super::drive::{self, Disk, Job, Quiet};
 use crate::Error;
-use crate::disk::{DiskReader, DiskWriter};
 use crate::files::staging::Staging;
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::udp::MAX_DATAGRAM;
@@ -102,7 +101,7 @@ impl TftpServer {
         let sandbox = Sandbox::open(&config.root).map_err(Error::file("opening the root", &config.root))?;
         let staging_dir = sandbox.private_dir().join("tftp-partial");
         let staging = Staging::new(staging_dir.clone()).map_err(Error::file("creating", staging_dir))?;
-        let socket = super::bind_udp(addr)?;
+        let socket = super::bind_async(addr)?;
         let local_addr = socket.local_addr().map_err(Error::io("reading the bound address"))?;
         Ok(Self {
             socket,
@@ -190,7 +189,7 @@ async fn serve_transfer(
     request_len: usize,
     shutdown: &CancellationToken,
 ) {
-    let socket = match super::bind_udp(SocketAddr::new(local_ip, 0)) {
+    let socket = match super::bind_blocking(SocketAddr::new(local_ip, 0)) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "tftp: no socket for a transfer");
@@ -199,10 +198,11 @@ async fn serve_transfer(
     };
     let name = request.filename.clone();
     let started = Instant::now();
+    let refusal_socket = socket.try_clone();
     let outcome = if is_read {
-        read(&shared, &socket, peer, &request, shutdown).await
+        read(&shared, socket, peer, &request, shutdown).await
     } else {
-        write(&shared, &socket, peer, &request, shutdown).await
+        write(&shared, socket, peer, &request, shutdown).await
     };
     match outcome {
         Ok(bytes) => {
@@ -211,7 +211,9 @@ async fn serve_transfer(
         }
         Err(Some(refusal)) => {
             tracing::info!(%peer, file = %name, reason = refusal.1, "tftp request refused");
-            let _ = socket.send_to(&bounded_error(refusal, request_len), peer).await;
+            if let Ok(s) = refusal_socket {
+                let _ = s.send_to(&bounded_error(refusal, request_len), peer);
+            }
         }
         Err(None) => {}
     }
@@ -255,7 +257,7 @@ fn oack_of(options: &sockit_proto::tftp::packet::Options) -> Option<Bytes> {
 /// when the transfer itself failed (already logged).
 async fn read(
     shared: &Shared,
-    socket: &UdpSocket,
+    socket: std::net::UdpSocket,
     peer: SocketAddr,
     request: &Request,
     shutdown: &CancellationToken,
@@ -276,7 +278,7 @@ async fn read(
         Some(meta.len()),
         limits(&shared.config),
     );
-    let mut transfer = Transfer::server_read(
+    let transfer = Transfer::server_read(
         Instant::now(),
         peer,
         request,
@@ -284,11 +286,14 @@ async fn read(
         oack_of(&n.oack),
         shared.config.transfer,
     );
-    let mut disk = Disk::Read(DiskReader::spawn(file, 0, meta.len()));
-    let outcome = drive::run(socket, &mut transfer, &mut disk, &mut Quiet, shutdown, false).await;
-    if let Disk::Read(reader) = disk {
-        let _ = reader.finish().await;
-    }
+    let job = Job {
+        socket,
+        transfer,
+        disk: Disk::Read(file),
+        observer: Box::new(Quiet),
+        shutdown: shutdown.clone(),
+    };
+    let (_, outcome) = drive::run_on_thread(job, false).await;
     match outcome.result {
         Ok(()) => Ok(outcome.stats.bytes),
         Err(f) => {
@@ -300,7 +305,7 @@ async fn read(
 
 async fn write(
     shared: &Shared,
-    socket: &UdpSocket,
+    socket: std::net::UdpSocket,
     peer: SocketAddr,
     request: &Request,
     shutdown: &CancellationToken,
@@ -338,17 +343,11 @@ async fn write(
             "an upload of this file is running",
         )));
     };
-    let part = shared.staging.begin(&path, n.settings.tsize.unwrap_or(0)).await;
-    let part = match part {
+    let part = match shared.staging.begin(&path, n.settings.tsize.unwrap_or(0)).await {
         Ok(f) => f.into_std().await,
         Err(_) => return Err(Some(Refusal(ErrorCode::AccessViolation, "cannot create the file"))),
     };
-    let writer = DiskWriter::open(part, 0, false).await;
-    let Ok(writer) = writer else {
-        shared.staging.discard(&path).await;
-        return Err(Some(Refusal(ErrorCode::AccessViolation, "cannot create the file")));
-    };
-    let mut transfer = Transfer::server_write(
+    let transfer = Transfer::server_write(
         Instant::now(),
         peer,
         request,
@@ -356,29 +355,32 @@ async fn write(
         oack_of(&n.oack),
         shared.config.transfer,
     );
-    let mut disk = Disk::Write(Box::new(writer));
-    let mut limit = UploadLimit(shared.config.max_upload);
-
-    let outcome = drive::run(socket, &mut transfer, &mut disk, &mut limit, shutdown, true).await;
-    let written = match std::mem::replace(&mut disk, Disk::Done) {
-        Disk::Write(w) => w.finish().await.map(|_| ()),
-        _ => Ok(()),
+    let observer = Box::new(UploadLimit(shared.config.max_upload));
+    let job = Job {
+        socket,
+        transfer,
+        disk: Disk::Write(drive::writer(part)),
+        observer,
+        shutdown: shutdown.clone(),
     };
-    let committed = match (&outcome.result, written) {
-        (Ok(()), Ok(())) => shared.staging.commit(&path, &full).await.map_err(|e| e.to_string()),
-        (Ok(()), Err(e)) => Err(e.to_string()),
-        (Err(f), _) => Err(f.to_string()),
+    let (mut job, outcome) = drive::run_on_thread(job, true).await;
+    let stored = match (&outcome.result, &outcome.disk_error) {
+        (Ok(()), None) => shared.staging.commit(&path, &full).await.map_err(|e| e.to_string()),
+        (_, Some(e)) => Err(e.to_string()),
+        (Err(f), None) => Err(f.to_string()),
     };
-    if let Err(reason) = &committed {
+    if let Err(reason) = &stored {
         shared.staging.discard(&path).await;
         tracing::info!(%peer, file = %request.filename, error = %reason, "tftp write failed; nothing kept");
         if outcome.result.is_ok() {
-            transfer.abort(ErrorCode::DiskFull, "could not store the file");
+            job.transfer.abort(ErrorCode::DiskFull, "could not store the file");
         }
     }
-    // The dally: answer a repeated last block until the peer is satisfied.
-    let _ = drive::run(socket, &mut transfer, &mut disk, &mut Quiet, shutdown, false).await;
-    committed.map(|()| outcome.stats.bytes).map_err(|_| None)
+    // Closes the file, then sends the last ACK (or the ERROR) and dallies:
+    // a repeated last block is answered until the peer is satisfied.
+    job.disk = Disk::Done;
+    let _ = drive::run_on_thread(job, false).await;
+    stored.map(|()| outcome.stats.bytes).map_err(|_| None)
 }
 
 /// Stops an upload that grows past `max_upload` (a client may send no
