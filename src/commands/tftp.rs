@@ -100,7 +100,8 @@ async fn transfer(args: TftpClientArgs, is_get: bool) -> anyhow::Result<ExitCode
     } else {
         client::put(server, &local, &args.remote, opts, progress).await
     };
-    let summary = result.with_context(|| format!("tftp {verb} {} from {server} failed", args.remote))?;
+    let direction = if is_get { "from" } else { "to" };
+    let summary = result.with_context(|| format!("tftp {verb} {} {direction} {server} failed", args.remote))?;
     report(verb, &args.remote, &summary, args.json);
     Ok(ExitCode::SUCCESS)
 }

@@ -77,7 +77,7 @@ pub enum Event {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
-    #[error("the peer sent an error: {message} ({code})")]
+    #[error("the peer refused: {}", remote_text(*code, message))]
     Remote { code: ErrorCode, message: String },
     #[error("no answer after {0} retransmissions")]
     TimedOut(u32),
@@ -87,6 +87,17 @@ pub enum Failure {
     Protocol(&'static str),
     #[error("aborted: {0}")]
     Aborted(String),
+}
+
+/// A peer's ERROR as a reader wants it: its own text when it says more
+/// than the code, then the code's meaning.
+fn remote_text(code: ErrorCode, message: &str) -> String {
+    let meaning = code.to_string();
+    if message.is_empty() || message.eq_ignore_ascii_case(&meaning) {
+        meaning
+    } else {
+        format!("{message} ({meaning})")
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
