@@ -728,3 +728,74 @@ fn client_errors_are_clear() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn the_transfer_limit_and_duplicate_requests() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    std::fs::write(root.join("a.txt"), vec![b'a'; 2000]).unwrap();
+    let (_server, addr) = sockit_server(&sandbox, &root, &["--max-transfers", "1", "--timeout", "5"]);
+    // The first client asks twice and never acknowledges: one transfer
+    // runs, and it answers once (the retransmission is 5 s away).
+    let first = UdpSocket::bind("127.0.0.1:0").unwrap();
+    first.send_to(&rrq("a.txt"), addr).unwrap();
+    first.send_to(&rrq("a.txt"), addr).unwrap();
+    first.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 1024];
+    let (n, _) = first.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 3, 0, 1]);
+    assert_eq!(n, 516);
+    first.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    assert!(
+        first.recv_from(&mut buf).is_err(),
+        "the duplicate request got no second answer"
+    );
+    // A second client while the one transfer runs: ERROR 0, server busy.
+    assert_eq!(error_code(&request(addr, &rrq("a.txt"))), 0);
+}
+
+#[test]
+fn the_client_falls_back_when_options_are_refused() {
+    // A server that refuses any option with ERROR 8, as some embedded ones do.
+    let listen = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = listen.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        listen.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut requests = Vec::new();
+        for _ in 0..2 {
+            let (n, client) = listen.recv_from(&mut buf).unwrap();
+            requests.push(buf[..n].to_vec());
+            let tid = UdpSocket::bind("127.0.0.1:0").unwrap();
+            tid.set_read_timeout(Some(PATIENCE)).unwrap();
+            let with_options = buf[..n].ends_with(b"\0") && buf[..n].windows(7).any(|w| w == b"blksize");
+            if with_options {
+                tid.send_to(b"\0\x05\0\x08no options here\0", client).unwrap();
+            } else {
+                tid.send_to(b"\0\x03\0\x01plain", client).unwrap();
+                let (n, _) = tid.recv_from(&mut buf).unwrap();
+                assert_eq!(&buf[..n], &[0, 4, 0, 1]);
+            }
+        }
+        requests
+    });
+    let sandbox = Sandbox::new();
+    let (_, client) = dirs(&sandbox);
+    let got = client.join("f.txt");
+    let out = sockit_client(
+        &sandbox,
+        &[
+            "get",
+            &addr.to_string(),
+            "f.txt",
+            got.to_str().unwrap(),
+            "--blksize",
+            "1468",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&got).unwrap(), b"plain");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the options"));
+    let requests = server.join().unwrap();
+    assert!(requests[1].ends_with(b"f.txt\0octet\0"), "the retry is plain RFC 1350");
+}
