@@ -114,10 +114,69 @@ stdout and stderr are printed separately; the exit code is the command's.")]
   sockit resolve localhost
   sockit resolve example.org -4 --json")]
     Resolve(ResolveArgs),
+    /// A chat room: a TCP server that forwards every line to every member
+    /// (any line client works, nc included), and a client to join it.
+    #[command(subcommand)]
+    Chat(ChatCommand),
     /// TFTP server and client: RFC 1350 with blksize, timeout, tsize and
     /// windowsize options, netascii, and uploads kept only when complete.
     #[command(subcommand)]
     Tftp(TftpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChatCommand {
+    /// Run a chat room.
+    #[command(after_help = "Examples:
+  sockit chat serve --listen 127.0.0.1:7070                      # members use the default key
+  sockit chat serve --listen 0.0.0.0:7070 --insecure-no-auth     # nc/ncat can join: nc HOST 7070
+
+In the room: /nick NAME, /who, /msg NICK TEXT, /me ACTION, /quit, /help.")]
+    Serve(ChatServeArgs),
+    /// Join a chat room: type lines, see everyone's.
+    #[command(after_help = "Examples:
+  sockit chat join 127.0.0.1:7070 --nick alice
+  sockit chat join 10.0.0.5:7070 --nick 小明 --encoding gbk --insecure-no-auth")]
+    Join(ChatJoinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChatServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Most members at once.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Listen backlog.
+    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG)]
+    pub backlog: u32,
+    /// Seconds a member may send nothing before it is disconnected.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub idle_timeout: u64,
+    /// Lines queued for a member before it counts as fallen behind and is
+    /// disconnected.
+    #[arg(long, value_name = "LINES", default_value_t = sockit::chat::DEFAULT_MEMBER_QUEUE)]
+    pub queue: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatJoinArgs {
+    /// The room: HOST:PORT.
+    pub addr: String,
+    /// The nick to take (the room names you guestN otherwise).
+    #[arg(long)]
+    pub nick: Option<String>,
+    /// Your terminal's encoding; the room speaks UTF-8.
+    #[arg(long, default_value = "utf-8", value_parser = parse_encoding)]
+    pub encoding: sockit_proto::assist::text::TextEncoding,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Seconds to wait for the room to answer.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

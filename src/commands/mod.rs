@@ -2,6 +2,7 @@
 //! library calls and output.
 
 mod bench;
+mod chat;
 mod files;
 mod lifecycle;
 mod nc;
@@ -37,6 +38,7 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Ipcalc(a) => netfacts::ipcalc(&a),
         Command::Resolve(a) => netfacts::resolve(&a).await,
         Command::Tftp(c) => tftp::run(c).await,
+        Command::Chat(c) => chat::run(c).await,
         Command::Bench(a) => bench::run(a).await,
     }
 }

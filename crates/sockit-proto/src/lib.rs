@@ -6,6 +6,7 @@
 //! - [`frame`]: the framed protocol of the seeds (length prefix, JSON header,
 //!   body), decoded incrementally from a caller-owned buffer.
 //! - [`files`]: the file service's requests and replies on top of frames.
+//! - [`chat`]: the chat room's line protocol, commands and nicks.
 //! - [`auth`]: the HMAC challenge/response handshake and the shared key.
 //! - [`path`]: peer-supplied names parsed into safe relative paths.
 //! - [`checksum`]: the streaming hashes that verify transfers end to end.
@@ -23,6 +24,7 @@
 
 pub mod assist;
 pub mod auth;
+pub mod chat;
 pub mod checksum;
 pub mod clock;
 pub mod echo;

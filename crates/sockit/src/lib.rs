@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod chat;
 pub mod clients;
 pub mod clock;
 pub mod conn;

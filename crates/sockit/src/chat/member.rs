@@ -1,0 +1,150 @@
+//! One member's connection: lines in (capped, UTF-8 checked) to the room,
+//! the member's queue out to the socket, and the goodbye when the room
+//! drops it for falling behind.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufWriter};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use sockit_proto::chat::{Input, Line as ReadLine, LineReader, MAX_LINE};
+
+use super::room::{Command, Line, Room};
+use crate::Error;
+use crate::server::{ConnContext, Service};
+
+/// How long the goodbye to a dropped member may take: it is not reading,
+/// so this must not wait on it for long.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct ChatService {
+    room: Room,
+    queue: usize,
+}
+
+impl ChatService {
+    /// A room with `queue` lines of slack per member.
+    pub fn new(queue: usize) -> Self {
+        Self {
+            room: Room::spawn(),
+            queue: queue.max(1),
+        }
+    }
+}
+
+impl Service for ChatService {
+    async fn serve<S>(&self, stream: S, ctx: ConnContext) -> Result<(), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (queue_tx, queue) = mpsc::channel::<Line>(self.queue);
+        let kick = CancellationToken::new();
+        let (reply_tx, reply) = oneshot::channel();
+        let join = Command::Join {
+            peer: ctx.peer,
+            queue: queue_tx,
+            kick: kick.clone(),
+            reply: reply_tx,
+        };
+        if !self.room.send(join).await {
+            return Ok(());
+        }
+        let Ok(id) = reply.await else { return Ok(()) };
+        let (mut reader, writer) = tokio::io::split(stream);
+        // Writing runs beside reading: a member that does not read blocks
+        // only its own writer, and the room's kick still reaches it.
+        let done = CancellationToken::new();
+        let mut writing = tokio::spawn(write_lines(
+            writer,
+            queue,
+            [kick.clone(), ctx.shutdown.clone(), done.clone()],
+        ));
+        let mut lines = LineReader::default();
+        let mut buf = vec![0u8; 4096];
+        let mut pending: Vec<Command> = Vec::new();
+        let idle = tokio::time::sleep(ctx.idle_timeout);
+        tokio::pin!(idle);
+        let mut writer_finished = false;
+        let outcome = loop {
+            tokio::select! {
+                read = reader.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break Ok(()),
+                    Ok(n) => {
+                        idle.as_mut().reset(tokio::time::Instant::now() + ctx.idle_timeout);
+                        lines.push(buf.get(..n).unwrap_or_default(), |line| pending.push(match line {
+                            ReadLine::Text(text) => Command::Input { id, input: Input::parse(&text) },
+                            ReadLine::TooLong => Command::Tell { id, line: format!("line longer than {MAX_LINE} bytes; not sent") },
+                            ReadLine::NotUtf8 => Command::Tell { id, line: "line is not UTF-8; not sent".into() },
+                        }));
+                        for command in pending.drain(..) {
+                            if !self.room.send(command).await {
+                                break;
+                            }
+                        }
+                    }
+                },
+                // The writer ended: /quit, dropped, shutdown, or the peer is gone.
+                _ = &mut writing => {
+                    writer_finished = true;
+                    break Ok(());
+                }
+                () = &mut idle => break Err(Error::Timeout { op: "waiting for the member", after: ctx.idle_timeout }),
+            }
+        };
+        let _ = self.room.send(Command::Leave { id }).await;
+        done.cancel();
+        if !writer_finished {
+            let _ = writing.await;
+        }
+        outcome
+    }
+}
+
+/// Writes the member's queue to the socket until the room lets go (queue
+/// closed: /quit), the room drops the member (kick: it fell behind), the
+/// server shuts down, or the socket fails.
+async fn write_lines<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::Receiver<Line>, stops: [CancellationToken; 3]) {
+    // kick: the room dropped the member; shutdown: the server stops;
+    // done: the member's side ended (no one left to tell).
+    let [kick, shutdown, done] = stops;
+    let mut writer = BufWriter::new(writer);
+    let goodbye = loop {
+        let line = tokio::select! {
+            line = queue.recv() => line,
+            () = kick.cancelled() => break Some("!!! you fell too far behind; disconnected\n"),
+            () = shutdown.cancelled() => break Some("*** the server is shutting down\n"),
+            () = done.cancelled() => break None,
+        };
+        let Some(line) = line else { break Some("*** bye\n") };
+        tokio::select! {
+            written = write_batch(&mut writer, &mut queue, line) => if written.is_err() { break None },
+            // A write stuck on a member that does not read is abandoned.
+            () = kick.cancelled() => break Some("\n!!! you fell too far behind; disconnected\n"),
+            () = shutdown.cancelled() => break Some("\n*** the server is shutting down\n"),
+            () = done.cancelled() => break None,
+        }
+    };
+    if let Some(text) = goodbye {
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+            writer.write_all(text.as_bytes()).await?;
+            writer.flush().await
+        })
+        .await;
+    }
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, writer.shutdown()).await;
+}
+
+/// Writes `first` and whatever else is queued, then flushes once.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    writer: &mut BufWriter<W>,
+    queue: &mut mpsc::Receiver<Line>,
+    first: Line,
+) -> std::io::Result<()> {
+    writer.write_all(first.as_bytes()).await?;
+    while let Ok(line) = queue.try_recv() {
+        writer.write_all(line.as_bytes()).await?;
+    }
+    writer.flush().await
+}

@@ -1,0 +1,207 @@
+//! The chat room with real TCP clients on 127.0.0.1: delivery to every
+//! member exactly once and in order, joins and leaves, private messages,
+//! nicks, a member that never reads, and bad lines.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use sockit::chat::ChatService;
+
+/// Only a hang reaches this.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Member {
+    lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    out: OwnedWriteHalf,
+}
+
+impl Member {
+    /// Connects, takes the welcome, and renames itself.
+    async fn join(addr: SocketAddr, nick: &str) -> Member {
+        let (r, w) = TcpStream::connect(addr).await.unwrap().into_split();
+        let mut m = Member {
+            lines: BufReader::new(r).lines(),
+            out: w,
+        };
+        let welcome = m.next().await;
+        assert!(welcome.starts_with("*** welcome, guest"), "{welcome}");
+        m.say(&format!("/nick {nick}")).await;
+        m.until(&format!("is now known as {nick}")).await;
+        m
+    }
+
+    async fn say(&mut self, line: &str) {
+        self.out.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    }
+
+    async fn next(&mut self) -> String {
+        tokio::time::timeout(PATIENCE, self.lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("connection closed")
+    }
+
+    /// Reads until a line containing `needle`; returns the lines before it.
+    async fn until(&mut self, needle: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let line = self.next().await;
+            if line.contains(needle) {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+}
+
+fn room() -> (SocketAddr, tokio_util::sync::CancellationToken) {
+    common::spawn_tcp(ChatService::new(sockit::chat::DEFAULT_MEMBER_QUEUE), None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_members_get_every_message_once_and_in_order() {
+    let (addr, _stop) = room();
+    const MEMBERS: usize = 50;
+    const EACH: usize = 10;
+    let mut members = Vec::new();
+    for i in 0..MEMBERS {
+        members.push(Member::join(addr, &format!("m{i}")).await);
+    }
+    // Everyone has seen everyone join before the talking starts.
+    let last = format!("m{}", MEMBERS - 1);
+    for m in members.iter_mut().take(MEMBERS - 1) {
+        m.until(&format!("is now known as {last}")).await;
+    }
+    let mut tasks = Vec::new();
+    for (i, mut m) in members.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for k in 0..EACH {
+                m.say(&format!("msg {k} from m{i}")).await;
+            }
+            // Collect the others' messages: (MEMBERS - 1) * EACH of them.
+            let mut per_sender: HashMap<String, Vec<usize>> = HashMap::new();
+            let mut count = 0;
+            while count < (MEMBERS - 1) * EACH {
+                let line = m.next().await;
+                let Some(rest) = line.strip_prefix('<') else { continue };
+                let (from, text) = rest.split_once("> ").unwrap();
+                assert_ne!(from, format!("m{i}"), "a member never gets its own message back");
+                let k: usize = text.split(' ').nth(1).unwrap().parse().unwrap();
+                per_sender.entry(from.to_string()).or_default().push(k);
+                count += 1;
+            }
+            (m, per_sender)
+        }));
+    }
+    for task in tasks {
+        let (_m, per_sender) = task.await.unwrap();
+        assert_eq!(per_sender.len(), MEMBERS - 1);
+        for (from, seq) in per_sender {
+            assert_eq!(
+                seq,
+                (0..EACH).collect::<Vec<_>>(),
+                "from {from}: exactly once, in order"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn joins_leaves_nicks_and_private_messages() {
+    let (addr, _stop) = room();
+    let mut alice = Member::join(addr, "alice").await;
+    let mut bob = Member::join(addr, "bob").await;
+    alice.until("is now known as bob").await;
+    let mut carol = Member::join(addr, "carol").await;
+    alice.until("is now known as carol").await;
+    bob.until("is now known as carol").await;
+
+    // A taken nick (case does not matter) and an invalid one are refused.
+    bob.say("/nick ALICE").await;
+    assert_eq!(bob.next().await, "!!! ALICE is taken");
+    bob.say("/nick two words").await;
+    assert!(bob.next().await.starts_with("!!! ' ' is not allowed in a nick"));
+
+    // A private message reaches only its target.
+    alice.say("/msg bob secret").await;
+    assert_eq!(bob.next().await, "*alice* secret");
+    assert_eq!(alice.next().await, "-> bob: secret");
+    alice.say("/msg nobody hello").await;
+    assert_eq!(alice.next().await, "!!! no one here is called nobody");
+    alice.say("public").await;
+    assert_eq!(
+        carol.next().await,
+        "<alice> public",
+        "carol never saw the private message"
+    );
+    assert_eq!(bob.next().await, "<alice> public");
+
+    bob.say("/me waves").await;
+    assert_eq!(alice.next().await, "* bob waves");
+    carol.next().await;
+    carol.say("/who").await;
+    assert_eq!(carol.next().await, "*** 3 here: alice, bob, carol");
+
+    // /quit says bye and leaves; a dropped connection leaves too.
+    carol.say("/quit").await;
+    assert_eq!(carol.next().await, "*** bye");
+    assert!(carol.lines.next_line().await.unwrap().is_none(), "closed after bye");
+    assert_eq!(alice.next().await, "*** carol left");
+    drop(bob);
+    assert_eq!(alice.next().await, "*** bob left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_never_reads_is_dropped_and_the_room_goes_on() {
+    let (addr, _stop) = room();
+    let mut talker = Member::join(addr, "talker").await;
+    let mut listener = Member::join(addr, "listener").await;
+    let stalled = Member::join(addr, "stalled").await;
+    talker.until("now known as stalled").await;
+    listener.until("now known as stalled").await;
+    // `stalled` never reads again. Lines of 1 KB fill its socket buffers,
+    // then its queue; the room must drop it, not wait for it.
+    let line = "x".repeat(1000);
+    let mut sent = 0;
+    let mut dropped = false;
+    while sent < 20_000 && !dropped {
+        talker.say(&line).await;
+        sent += 1;
+        let got = listener.next().await;
+        if got == "*** stalled left (fell too far behind)" {
+            dropped = true;
+            assert_eq!(listener.next().await, format!("<talker> {line}"));
+        } else {
+            assert_eq!(got, format!("<talker> {line}"));
+        }
+    }
+    assert!(dropped, "the stalled member was dropped after {sent} lines");
+    // The room keeps delivering.
+    talker.say("still here").await;
+    listener.until("<talker> still here").await;
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn over_long_lines_and_invalid_utf8_get_a_clear_error() {
+    let (addr, _stop) = room();
+    let mut a = Member::join(addr, "a").await;
+    let mut b = Member::join(addr, "b").await;
+    a.until("now known as b").await;
+    let long = "y".repeat(sockit_proto::chat::MAX_LINE + 1);
+    a.say(&long).await;
+    assert_eq!(a.next().await, "!!! line longer than 4096 bytes; not sent");
+    a.out.write_all(b"\xff\xfe bad\n").await.unwrap();
+    assert_eq!(a.next().await, "!!! line is not UTF-8; not sent");
+    a.say("fine").await;
+    assert_eq!(b.next().await, "<a> fine", "b saw neither bad line");
+}

@@ -1,0 +1,100 @@
+//! `sockit chat serve|join`.
+
+use std::io::BufRead as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use sockit::chat::ChatService;
+use sockit::server::ServerConfig;
+use sockit_proto::assist::text::{TextDecoder, TextEncoding};
+use sockit_proto::chat::Nick;
+
+use super::lifecycle::Listeners;
+use super::{client_auth, server_auth};
+use crate::UsageError;
+use crate::cli::{ChatCommand, ChatJoinArgs, ChatServeArgs};
+
+pub async fn run(command: ChatCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ChatCommand::Serve(a) => serve(a).await,
+        ChatCommand::Join(a) => join(a).await,
+    }
+}
+
+async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
+    let auth = server_auth(&args.auth)?;
+    let auth_note = match &auth {
+        Some(a) => format!("auth: hmac-{}", a.digest.name()),
+        None => "auth: OFF".to_string(),
+    };
+    let mut config = ServerConfig::new(args.listen, auth);
+    config.max_connections = args.max_connections.max(1);
+    config.backlog = args.backlog;
+    config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    let mut listeners = Listeners::new()?;
+    let addr = listeners.tcp(config, ChatService::new(args.queue))?;
+    println!("listening on tcp {addr} (chat, {auth_note})");
+    Ok(listeners.serve().await)
+}
+
+async fn join(args: ChatJoinArgs) -> anyhow::Result<ExitCode> {
+    let nick = args
+        .nick
+        .as_deref()
+        .map(Nick::parse)
+        .transpose()
+        .map_err(|e| UsageError(format!("--nick: {e}")))?;
+    let auth = client_auth(&args.auth)?;
+    let (input_tx, input) = mpsc::channel::<String>(64);
+    let (output, mut lines) = mpsc::channel::<String>(256);
+    let encoding = args.encoding;
+    // stdin on its own thread: typed lines, decoded from the terminal's encoding.
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            match stdin.read_until(b'\n', &mut raw) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let (text, _) = TextDecoder::decode_message(encoding, &raw);
+                    let text = text.trim_end_matches(['\n', '\r']).to_string();
+                    if input_tx.blocking_send(text).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let printer = tokio::spawn(async move {
+        use std::io::Write as _;
+        while let Some(line) = lines.recv().await {
+            let shown = match encoding {
+                TextEncoding::Utf8 => line.into_bytes(),
+                // What the terminal cannot show becomes '?', not an error.
+                other => other.encode(&line).unwrap_or_else(|_| {
+                    line.chars()
+                        .map(|c| other.encode(&c.to_string()).unwrap_or_else(|_| b"?".to_vec()))
+                        .collect::<Vec<_>>()
+                        .concat()
+                }),
+            };
+            let mut out = std::io::stdout().lock();
+            if out
+                .write_all(&shown)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let result = sockit::chat::client::join(&args.addr, auth.as_ref(), nick.as_ref(), input, output, timeout).await;
+    let _ = printer.await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
