@@ -11,9 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use sockit_proto::chat::{HELP, Input, Nick, Output};
 
-/// Lines queued per member (about 256 KiB at typical chat line lengths).
-/// A member further behind than this is disconnected.
-pub const DEFAULT_MEMBER_QUEUE: usize = 256;
+/// Lines queued per member (a few hundred KiB at chat line lengths). A
+/// member further behind than this is disconnected. It must absorb a burst:
+/// 50 members saying 10 lines each at once is 490 lines for every member.
+pub const DEFAULT_MEMBER_QUEUE: usize = 1024;
+
+/// Commands handled before the room yields, so members' writers get to
+/// drain their queues during a burst instead of after it.
+const YIELD_EVERY: u32 = 32;
 
 /// Commands queued for the room: members wait (backpressure) beyond this.
 const ROOM_QUEUE: usize = 4096;
@@ -80,7 +85,12 @@ impl Room {
 
 async fn run(mut rx: mpsc::Receiver<Command>) {
     let mut state = State::default();
+    let mut handled = 0u32;
     while let Some(command) = rx.recv().await {
+        handled = handled.wrapping_add(1);
+        if handled % YIELD_EVERY == 0 {
+            tokio::task::yield_now().await;
+        }
         match command {
             Command::Join {
                 peer,
