@@ -751,6 +751,30 @@ pub enum BenchCommand {
         #[command(flatten)]
         auth: AuthArgs,
     },
+    /// Room fan-out: M members join a line-forwarding server (sockit's
+    /// chat room, ncat --broker), S of them send, all count deliveries.
+    #[command(after_help = "Examples:
+  sockit bench chat 127.0.0.1:7070 --members 1000 --senders 10 --messages 200 --insecure-no-auth
+  sockit bench chat 127.0.0.1:7071 --members 1000 --insecure-no-auth --json   # an ncat --broker")]
+    Chat {
+        addr: SocketAddr,
+        #[arg(long, short = 'm', default_value_t = 100)]
+        members: usize,
+        #[arg(long, short = 's', default_value_t = 10)]
+        senders: usize,
+        /// Messages per sender.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        /// Seconds to wait for a delivery before counting the rest missing.
+        #[arg(long, default_value_t = 10)]
+        drain: u64,
+        #[arg(long, default_value_t = sockit::bench::DEFAULT_CONNECT_PARALLELISM)]
+        connect_parallelism: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
     /// Open N connections and hold them idle (prints `holding N` when ready).
     Idle {
         addr: SocketAddr,

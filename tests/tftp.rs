@@ -386,7 +386,17 @@ fn client_round_trips(sandbox: &Sandbox, root: &Path, client: &Path, server: Soc
             "put {opts:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(std::fs::read(root.join(&remote)).unwrap() == data, "put {opts:?}");
+        // atftpd and tftpd-hpa acknowledge the last block before they close
+        // the file: wait (bounded) until their write lands.
+        let target = root.join(&remote);
+        let started = Instant::now();
+        while std::fs::read(&target).ok().as_deref() != Some(&data[..]) {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "put {opts:?}: the server's file never matched"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

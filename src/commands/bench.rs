@@ -54,6 +54,49 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        BenchCommand::Chat {
+            addr,
+            members,
+            senders,
+            messages,
+            drain,
+            connect_parallelism,
+            json,
+            auth,
+        } => {
+            let load = sockit::bench::chat::ChatLoad {
+                addr,
+                auth: client_auth(&auth)?,
+                members,
+                senders,
+                messages,
+                drain: Duration::from_secs(drain.max(1)),
+                connect_parallelism,
+            };
+            let r = sockit::bench::chat::chat(load).await?;
+            if json {
+                crate::output::json_line(&serde_json::to_value(&r)?);
+            } else {
+                println!(
+                    "{} members, {} senders: {} of {} deliveries in {:.2}s ({:.0}/s), missing {}, p50 {} us, p99 {} us, max {} us",
+                    r.members,
+                    r.senders,
+                    r.delivered,
+                    r.expected,
+                    r.seconds,
+                    r.deliveries_per_sec,
+                    r.missing,
+                    r.p50_us,
+                    r.p99_us,
+                    r.max_us
+                );
+            }
+            Ok(if r.missing == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(crate::exit::FAILED)
+            })
+        }
         BenchCommand::Idle {
             addr,
             connections,

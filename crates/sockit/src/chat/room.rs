@@ -11,10 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use sockit_proto::chat::{HELP, Input, Nick, Output};
 
-/// Lines queued per member (a few hundred KiB at chat line lengths). A
-/// member further behind than this is disconnected. It must absorb a burst:
-/// 50 members saying 10 lines each at once is 490 lines for every member.
-pub const DEFAULT_MEMBER_QUEUE: usize = 1024;
+/// Lines queued per member before it counts as fallen behind and is
+/// disconnected. Lines are shared between all queues, so a slot costs a
+/// pointer, not a line: 8192 slots are 128 KiB per member at most. It must
+/// absorb bursts: 1,000 members joining send every member 1,000 notices,
+/// and 10 members talking at full speed outrun any one member's writer
+/// for a while on a busy machine.
+pub const DEFAULT_MEMBER_QUEUE: usize = 8192;
 
 /// Commands handled before the room yields, so members' writers get to
 /// drain their queues during a burst instead of after it.

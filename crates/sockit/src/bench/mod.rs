@@ -16,6 +16,8 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::Error;
 use crate::auth::{self, Auth};
 
+pub mod chat;
+
 /// Connects allowed in flight at once while opening the load's connections:
 /// a burst beyond the listen backlog only measures SYN retries.
 pub const DEFAULT_CONNECT_PARALLELISM: usize = 200;
