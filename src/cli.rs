@@ -118,6 +118,12 @@ stdout and stderr are printed separately; the exit code is the command's.")]
     /// (any line client works, nc included), and a client to join it.
     #[command(subcommand)]
     Chat(ChatCommand),
+    /// Two-way UDP chat with one peer: send what you type, show what
+    /// arrives (from anyone) with its sender and the time.
+    #[command(after_help = "Examples:
+  sockit udpchat --listen 0.0.0.0:7788 --peer 192.168.1.20:7788
+  sockit udpchat --listen 127.0.0.1:7788 --peer 127.0.0.1:7789 --encoding gbk   # to NetAssist or the seeds' GBK chat")]
+    Udpchat(UdpChatArgs),
     /// TFTP server and client: RFC 1350 with blksize, timeout, tsize and
     /// windowsize options, netascii, and uploads kept only when complete.
     #[command(subcommand)]
@@ -177,6 +183,22 @@ pub struct ChatJoinArgs {
     /// Seconds to wait for the room to answer.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct UdpChatArgs {
+    /// Address to receive on; port 0 picks one (printed on stderr).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Where typed lines go.
+    #[arg(long)]
+    pub peer: SocketAddr,
+    /// Text encoding on the wire: utf-8, gbk, gb2312, gb18030, shift_jis.
+    #[arg(long, default_value = "utf-8", value_parser = parse_encoding)]
+    pub encoding: sockit_proto::assist::text::TextEncoding,
+    /// One JSON object per message instead of text lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ mod netfacts;
 mod serve;
 mod services;
 mod tftp;
+mod udpchat;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,7 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Resolve(a) => netfacts::resolve(&a).await,
         Command::Tftp(c) => tftp::run(c).await,
         Command::Chat(c) => chat::run(c).await,
+        Command::Udpchat(a) => udpchat::run(a).await,
         Command::Bench(a) => bench::run(a).await,
     }
 }

@@ -14,6 +14,7 @@
 //! - [`files`]: the file service (server side) and its client.
 //! - [`echo`], [`clock`], [`download`]: the small classic services;
 //!   [`clients`]: their clients.
+//! - [`udpchat`]: two-way UDP chat with one peer.
 //! - [`nc`]: the network debugging assistant (client, listener, UDP peer,
 //!   port checks, name lookups).
 //! - [`bench`]: load generators for `sockit bench` (echo load, idle holders).
@@ -40,5 +41,6 @@ pub mod sandbox;
 pub mod server;
 pub mod tftp;
 pub mod udp;
+pub mod udpchat;
 
 pub use error::Error;

@@ -1,0 +1,82 @@
+//! `sockit udpchat`: typed lines to the peer, arrivals shown with sender and time.
+
+use std::io::{BufRead as _, Write as _};
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use sockit::udpchat::{self, UdpChatEvent};
+use sockit_proto::assist::text::TextDecoder;
+
+use crate::cli::UdpChatArgs;
+use crate::output::json_line;
+
+pub async fn run(args: UdpChatArgs) -> anyhow::Result<ExitCode> {
+    let socket = sockit::nc::udp::bind(args.listen)?;
+    let local = socket.local_addr()?;
+    eprintln!("listening on udp {local} (udpchat, peer {})", args.peer);
+    let (input_tx, input) = mpsc::channel::<Bytes>(64);
+    let (events_tx, mut events) = mpsc::channel::<UdpChatEvent>(256);
+    let encoding = args.encoding;
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stdin.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = line.trim_end_matches(['\n', '\r']);
+                    match encoding.encode(text) {
+                        Ok(bytes) => {
+                            if input_tx.blocking_send(Bytes::from(bytes)).is_err() {
+                                break;
+                            }
+                        }
+                        // One line that cannot be encoded does not end the chat.
+                        Err(e) => eprintln!("sockit: not sent: {e}"),
+                    }
+                }
+            }
+        }
+    });
+    let chat = tokio::spawn(udpchat::run(socket, args.peer, input, events_tx));
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                show(&event, encoding, args.json);
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(crate::exit::INTERRUPTED)),
+        }
+    }
+    let _ = chat.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(event: &UdpChatEvent, encoding: sockit_proto::assist::text::TextEncoding, json: bool) {
+    let time = chrono::Local::now().format("%H:%M:%S%.3f").to_string();
+    match event {
+        UdpChatEvent::Received { from, data } => {
+            let (text, _) = TextDecoder::decode_message(encoding, data);
+            if json {
+                json_line(
+                    &json!({"event": "message", "time": time, "from": from.to_string(), "text": text, "bytes": data.len()}),
+                );
+            } else {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "[{time}] {from}: {text}").and_then(|()| out.flush());
+            }
+        }
+        UdpChatEvent::Sent { .. } => {}
+        UdpChatEvent::PeerNotListening => {
+            if json {
+                json_line(&json!({"event": "peer-not-listening", "time": time}));
+            } else {
+                eprintln!("[{time}] the peer's host says nothing listens on that port");
+            }
+        }
+    }
+}
