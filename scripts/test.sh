@@ -18,6 +18,7 @@ declare -A PEERS=(
   [in.tftpd]=tftpd-hpa
   [atftp]=atftp
   [curl]=curl
+  [ip]=iproute2
 )
 
 install_peers() {

@@ -124,6 +124,9 @@ stdout and stderr are printed separately; the exit code is the command's.")]
   sockit udpchat --listen 0.0.0.0:7788 --peer 192.168.1.20:7788
   sockit udpchat --listen 127.0.0.1:7788 --peer 127.0.0.1:7789 --encoding gbk   # to NetAssist or the seeds' GBK chat")]
     Udpchat(UdpChatArgs),
+    /// UDP broadcast: send to every interface's broadcast address, or listen.
+    #[command(subcommand)]
+    Broadcast(BroadcastCommand),
     /// TFTP server and client: RFC 1350 with blksize, timeout, tsize and
     /// windowsize options, netascii, and uploads kept only when complete.
     #[command(subcommand)]
@@ -199,6 +202,41 @@ pub struct UdpChatArgs {
     /// One JSON object per message instead of text lines.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BroadcastCommand {
+    /// Send TEXT to the broadcast address of each interface --bind covers.
+    #[command(after_help = "Examples:
+  sockit broadcast send hello                        # every interface's broadcast address, port 7788
+  sockit broadcast send --bind 192.168.4.75 --port 9000 'on this LAN only'
+  sockit broadcast send --bind 127.0.0.1 test         # loopback only (127.255.255.255)")]
+    Send {
+        /// The text to send.
+        text: String,
+        #[arg(long, default_value_t = 7788)]
+        port: u16,
+        /// Local address to send from: 0.0.0.0 means every interface.
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: std::net::Ipv4Addr,
+        #[arg(long, default_value = "utf-8", value_parser = parse_encoding)]
+        encoding: sockit_proto::assist::text::TextEncoding,
+    },
+    /// Print every datagram that arrives on the port.
+    #[command(after_help = "Examples:
+  sockit broadcast listen
+  sockit broadcast listen --port 9000 --json")]
+    Listen {
+        #[arg(long, default_value_t = 7788)]
+        port: u16,
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: std::net::Ipv4Addr,
+        #[arg(long, default_value = "utf-8", value_parser = parse_encoding)]
+        encoding: sockit_proto::assist::text::TextEncoding,
+        /// One JSON object per datagram.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! library calls and output.
 
 mod bench;
+mod broadcast;
 mod chat;
 mod files;
 mod lifecycle;
@@ -40,6 +41,7 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Resolve(a) => netfacts::resolve(&a).await,
         Command::Tftp(c) => tftp::run(c).await,
         Command::Chat(c) => chat::run(c).await,
+        Command::Broadcast(c) => broadcast::run(c).await,
         Command::Udpchat(a) => udpchat::run(a).await,
         Command::Bench(a) => bench::run(a).await,
     }

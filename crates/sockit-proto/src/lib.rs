@@ -6,6 +6,7 @@
 //! - [`frame`]: the framed protocol of the seeds (length prefix, JSON header,
 //!   body), decoded incrementally from a caller-owned buffer.
 //! - [`files`]: the file service's requests and replies on top of frames.
+//! - [`broadcast`]: which broadcast addresses a bind address covers.
 //! - [`chat`]: the chat room's line protocol, commands and nicks.
 //! - [`auth`]: the HMAC challenge/response handshake and the shared key.
 //! - [`path`]: peer-supplied names parsed into safe relative paths.
@@ -24,6 +25,7 @@
 
 pub mod assist;
 pub mod auth;
+pub mod broadcast;
 pub mod chat;
 pub mod checksum;
 pub mod clock;

@@ -14,6 +14,7 @@
 //! - [`files`]: the file service (server side) and its client.
 //! - [`echo`], [`clock`], [`download`]: the small classic services;
 //!   [`clients`]: their clients.
+//! - [`broadcast`]: UDP broadcast to the interfaces a bind address covers.
 //! - [`udpchat`]: two-way UDP chat with one peer.
 //! - [`nc`]: the network debugging assistant (client, listener, UDP peer,
 //!   port checks, name lookups).
@@ -26,6 +27,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod broadcast;
 pub mod chat;
 pub mod clients;
 pub mod clock;
