@@ -7,7 +7,7 @@ mod support;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use support::{KillOnDrop, Sandbox, start_listeners};
+use support::{KillOnDrop, Sandbox, peer_available, start_listeners};
 
 /// A line-based process: stdin and stdout piped, killed on drop.
 struct Peer {
@@ -58,18 +58,9 @@ impl Drop for Peer {
     }
 }
 
-fn have_ncat() -> bool {
-    let ok = Command::new("ncat").arg("--version").output().is_ok();
-    if !ok {
-        assert!(std::env::var("CI").is_err(), "ncat is required in CI");
-        eprintln!("skipping: ncat not found");
-    }
-    ok
-}
-
 #[test]
 fn ncat_and_a_gbk_terminal_share_a_room() {
-    if !have_ncat() {
+    if !peer_available("ncat", &["--version"]) {
         return;
     }
     let sandbox = Sandbox::new();

@@ -10,30 +10,13 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{KillOnDrop, Sandbox, start_echo};
+use support::{KillOnDrop, Sandbox, peer_available, start_echo};
 
 /// Long enough for any loaded machine; only a hang reaches it.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn all_bytes() -> Vec<u8> {
     (0..=255u8).collect()
-}
-
-fn peer_available(cmd: &str) -> bool {
-    let ok = Command::new(cmd)
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{cmd} is required for interop tests in CI"
-        );
-        eprintln!("skipping: {cmd} not found");
-    }
-    ok
 }
 
 /// A `sockit nc` process with every stream piped.
@@ -204,7 +187,7 @@ fn read_all(mut stream: TcpStream) -> Vec<u8> {
 
 #[test]
 fn binary_round_trip_through_socat_cat_and_half_close() {
-    if !peer_available("socat") {
+    if !peer_available("socat", &["-h"]) {
         return;
     }
     // cat echoes until our half-close, then exits and closes: every byte
@@ -219,7 +202,7 @@ fn binary_round_trip_through_socat_cat_and_half_close() {
 
 #[test]
 fn a_reply_sent_after_eof_is_received() {
-    if !peer_available("socat") {
+    if !peer_available("socat", &["-h"]) {
         return;
     }
     let (_socat, port) = socat_listen(&[
@@ -328,7 +311,7 @@ fn idle_timeout_and_quit_after_eof() {
 
 #[test]
 fn listener_with_ncat_as_the_client_both_ways() {
-    if !peer_available("ncat") {
+    if !peer_available("ncat", &["-h"]) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -398,7 +381,7 @@ fn keep_listening_serves_many_clients_and_broadcasts() {
 #[test]
 fn udp_listener_with_socat_and_many_peers() {
     let sandbox = Sandbox::new();
-    if peer_available("socat") {
+    if peer_available("socat", &["-h"]) {
         let (mut nc, addr) = Nc::listen(&sandbox, &["-u", "-l", "127.0.0.1", "0"]);
         let mut socat = Command::new("socat")
             .args(["-", &format!("UDP:{addr}")])

@@ -15,26 +15,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use support::{KillOnDrop, Sandbox, start_listeners};
+use support::{KillOnDrop, Sandbox, peer_available, start_listeners};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn have(cmd: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(cmd)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{cmd} is required for the TFTP interop tests in CI"
-        );
-        eprintln!("skipping: {cmd} not found");
-    }
-    ok
-}
 
 fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -92,7 +75,7 @@ fn dirs(sandbox: &Sandbox) -> (PathBuf, PathBuf) {
 
 #[test]
 fn server_with_tftp_hpa_plain_rfc_1350() {
-    if !have("tftp", &["-V"]) {
+    if !peer_available("tftp", &["-V"]) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -128,7 +111,7 @@ fn server_with_tftp_hpa_plain_rfc_1350() {
 
 #[test]
 fn server_with_curl_options() {
-    if !have("curl", &["--version"]) {
+    if !peer_available("curl", &["--version"]) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -161,7 +144,7 @@ fn server_with_curl_options() {
 
 #[test]
 fn server_with_atftp_windowsize_16() {
-    if !have("atftp", &["--help"]) {
+    if !peer_available("atftp", &["--help"]) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -197,7 +180,7 @@ fn server_with_atftp_windowsize_16() {
 
 #[test]
 fn forty_mib_both_ways_past_the_block_wrap() {
-    if !have("tftp", &["-V"]) {
+    if !peer_available("tftp", &["-V"]) {
         return;
     }
     // 40 MiB at 512-byte blocks is 81,920 blocks: numbers wrap at 65,535.
@@ -234,7 +217,7 @@ fn forty_mib_both_ways_past_the_block_wrap() {
 
 #[test]
 fn the_seed_python_client_downloads() {
-    if !have("python3", &["--version"]) {
+    if !peer_available("python3", &["--version"]) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -259,7 +242,7 @@ fn the_seed_python_client_downloads() {
 
 /// tftpd-hpa in the foreground on a free port, serving `root`.
 fn tftpd_hpa(root: &Path) -> Option<(KillOnDrop, SocketAddr)> {
-    if !have("in.tftpd", &["-V"]) {
+    if !peer_available("in.tftpd", &["-V"]) {
         return None;
     }
     let port = free_udp_port();
@@ -447,7 +430,7 @@ fn client_against_atftpd() {
 
 #[test]
 fn netascii_matches_tftp_hpa() {
-    if !have("tftp", &["-V"]) {
+    if !peer_available("tftp", &["-V"]) {
         return;
     }
     let sandbox = Sandbox::new();
@@ -572,7 +555,7 @@ fn writes_need_allow_write_and_creating_needs_allow_create() {
 
 #[test]
 fn an_upload_over_the_limit_leaves_nothing() {
-    if !have("tftp", &["-V"]) {
+    if !peer_available("tftp", &["-V"]) {
         return;
     }
     let sandbox = Sandbox::new();

@@ -11,6 +11,26 @@ pub fn sockit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sockit"))
 }
 
+/// Whether an independent peer can be run (`cmd probe...` starts). A
+/// missing peer skips the test with a message, except in CI, where the
+/// test script installs every peer and a missing one is a failure.
+pub fn peer_available(cmd: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(cmd)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{cmd} is required for the interop tests in CI"
+        );
+        eprintln!("skipping: {cmd} not found");
+    }
+    ok
+}
+
 /// A temporary home for one test: config folder, server root, client folder.
 #[derive(Debug)]
 pub struct Sandbox {
