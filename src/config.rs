@@ -87,6 +87,8 @@ pub enum Kind {
     Download,
     /// TFTP (`udp`, `root`, `allow_write`, `allow_create`, `max_blksize`).
     Tftp,
+    /// The chat room (`listen`).
+    Chat,
 }
 
 impl Kind {
@@ -99,6 +101,7 @@ impl Kind {
             Self::Rfc868 => "rfc868",
             Self::Download => "download",
             Self::Tftp => "tftp",
+            Self::Chat => "chat",
         }
     }
 }
@@ -182,6 +185,7 @@ impl Section {
                 "max_header",
             ],
             Kind::Download => &["listen", "root"],
+            Kind::Chat => &["listen"],
             Kind::Echo => &["tcp", "udp", "upper"],
             Kind::Time => &["udp"],
             Kind::Daytime | Kind::Rfc868 => &["tcp", "udp"],
@@ -240,7 +244,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         }
         if !section.has_listener() {
             let wants = match kind {
-                Kind::Files | Kind::Download => "`listen`",
+                Kind::Files | Kind::Download | Kind::Chat => "`listen`",
                 Kind::Time | Kind::Tftp => "`udp`",
                 Kind::Echo | Kind::Daytime | Kind::Rfc868 => "`tcp` or `udp`",
             };

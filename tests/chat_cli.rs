@@ -128,3 +128,19 @@ fn the_room_sits_behind_the_auth_layer() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("welcome"));
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_config_file_runs_the_room() {
+    use std::io::Read as _;
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.path("work")).unwrap();
+    let config = "[[service]]\nkind = \"chat\"\nlisten = \"127.0.0.1:0\"\ninsecure_no_auth = true\n";
+    std::fs::write(sandbox.path("work/sockit.toml"), config).unwrap();
+    let (child, found) = start_listeners(&sandbox, &["serve", "--config", "sockit.toml"], 1);
+    let _server = KillOnDrop(child);
+    assert_eq!((found[0].0.as_str(), found[0].2.as_str()), ("tcp", "chat"));
+    let mut member = std::net::TcpStream::connect(&found[0].1).unwrap();
+    let mut welcome = [0u8; 16];
+    member.read_exact(&mut welcome).unwrap();
+    assert_eq!(&welcome, b"*** welcome, gue");
+}

@@ -83,6 +83,9 @@ fn auth_of(s: &Settings) -> anyhow::Result<Option<Auth>> {
     })
 }
 
+/// How long a chat member may stay silent, unless the config says otherwise.
+pub const CHAT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -> ServerConfig {
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let mut c = ServerConfig::new(addr, auth);
@@ -164,6 +167,19 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 let addr = listeners.udp(udp, reuse, echo)?;
                 println!("listening on udp {addr} (echo)");
             }
+        }
+        Kind::Chat => {
+            let listen = section
+                .listen
+                .ok_or_else(|| UsageError("a chat service needs `listen`".into()))?;
+            let service = sockit::chat::ChatService::new(sockit::chat::DEFAULT_MEMBER_QUEUE);
+            let mut config = server_config(listen, s, auth_of(s)?);
+            if s.idle_timeout.is_none() {
+                // Members read more than they write: an hour, as `chat serve`.
+                config.idle_timeout = CHAT_IDLE_TIMEOUT;
+            }
+            let addr = listeners.tcp(config, service)?;
+            println!("listening on tcp {addr} (chat)");
         }
         Kind::Tftp => {
             let udp = section
