@@ -181,9 +181,19 @@ async fn read_member(
     let mut lines = BufReader::new(r).lines();
     let mut count = 0;
     let mut last = None;
-    let _ = go.wait_for(|g| *g).await;
+    // Reading starts at once, so the room's join notices never pile up
+    // unread while the other members connect; the drain deadline applies
+    // only once sending has begun.
     while count < expected {
-        let line = match tokio::time::timeout(drain, lines.next_line()).await {
+        let next = if *go.borrow() {
+            tokio::time::timeout(drain, lines.next_line()).await
+        } else {
+            tokio::select! {
+                line = lines.next_line() => Ok(line),
+                _ = go.changed() => continue,
+            }
+        };
+        let line = match next {
             Ok(Ok(Some(line))) => line,
             _ => break,
         };
