@@ -2,7 +2,7 @@
 //! interface the bind address covers (SO_BROADCAST), and listen for them.
 //! Which addresses those are is `sockit_proto::broadcast::targets`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
@@ -78,6 +78,3 @@ pub async fn listen(socket: UdpSocket, events: mpsc::Sender<(SocketAddr, Bytes)>
         }
     }
 }
-
-/// The default bind: every interface.
-pub const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
