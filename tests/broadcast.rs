@@ -85,6 +85,15 @@ impl Lan {
     }
 }
 
+/// Runs `sockit ARGS` inside namespace `ns`.
+fn sockit_in(ns: &str, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sockit")])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 impl Drop for Lan {
     fn drop(&mut self) {
         // Deleting a namespace deletes the veth end inside it, and its peer.
@@ -131,20 +140,7 @@ fn a_broadcast_reaches_the_other_host_on_the_lan_only() {
 
     // From every interface of host A: its one LAN, not 255.255.255.255 and
     // not loopback.
-    let sent = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lan.a,
-            sockit,
-            "broadcast",
-            "send",
-            "--port",
-            "7788",
-            "hello lan",
-        ])
-        .output()
-        .unwrap();
+    let sent = sockit_in(&lan.a, &["broadcast", "send", "--port", "7788", "hello lan"]);
     assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
     let want = format!("sent 9 bytes to {}.255:7788\n", lan.subnet);
     assert_eq!(String::from_utf8_lossy(&sent.stdout), want);
@@ -159,43 +155,19 @@ fn a_broadcast_reaches_the_other_host_on_the_lan_only() {
 
     // Bound to A's loopback, the broadcast stays on A's loopback: B hears
     // nothing of it, and hears the next LAN broadcast as the next line.
-    let sent = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lan.a,
-            sockit,
-            "broadcast",
-            "send",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "7788",
-            "local",
-        ])
-        .output()
-        .unwrap();
+    let sent = sockit_in(
+        &lan.a,
+        &["broadcast", "send", "--bind", "127.0.0.1", "--port", "7788", "local"],
+    );
     assert_eq!(
         String::from_utf8_lossy(&sent.stdout),
         "sent 5 bytes to 127.255.255.255:7788\n"
     );
     let bound = format!("{}.1", lan.subnet);
-    let sent = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lan.a,
-            sockit,
-            "broadcast",
-            "send",
-            "--bind",
-            &bound,
-            "--port",
-            "7788",
-            "second",
-        ])
-        .output()
-        .unwrap();
+    let sent = sockit_in(
+        &lan.a,
+        &["broadcast", "send", "--bind", &bound, "--port", "7788", "second"],
+    );
     assert!(sent.status.success());
     line.clear();
     out.read_line(&mut line).unwrap();
