@@ -8,6 +8,8 @@
 //! - [`files`]: the file service's requests and replies on top of frames.
 //! - [`broadcast`]: which broadcast addresses a bind address covers.
 //! - [`chat`]: the chat room's line protocol, commands and nicks.
+//! - [`ipmsg`]: IP Messenger / FeiQ packets and the node state machine
+//!   (peer list, acknowledged messages, file offers).
 //! - [`auth`]: the HMAC challenge/response handshake and the shared key.
 //! - [`path`]: peer-supplied names parsed into safe relative paths.
 //! - [`checksum`]: the streaming hashes that verify transfers end to end.
@@ -33,6 +35,7 @@ pub mod echo;
 pub mod exec;
 pub mod files;
 pub mod frame;
+pub mod ipmsg;
 pub mod path;
 pub mod subnet;
 pub mod tftp;
