@@ -19,6 +19,8 @@ declare -A PEERS=(
   [atftp]=atftp
   [curl]=curl
   [ip]=iproute2
+  [iptux]=iptux
+  [Xvfb]=xvfb
 )
 
 install_peers() {

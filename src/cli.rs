@@ -124,6 +124,19 @@ stdout and stderr are printed separately; the exit code is the command's.")]
   sockit udpchat --listen 0.0.0.0:7788 --peer 192.168.1.20:7788
   sockit udpchat --listen 127.0.0.1:7788 --peer 127.0.0.1:7789 --encoding gbk   # to NetAssist or the seeds' GBK chat")]
     Udpchat(UdpChatArgs),
+    /// IP Messenger / FeiQ compatible LAN messenger: see who is on the LAN,
+    /// send acknowledged messages and files.
+    #[command(after_help = "Examples:
+  sockit ipmsg                                          # interactive: /list, /msg, /file, /get, /help
+  sockit ipmsg listen --json                            # one event per line: entry, exit, message, ...
+  sockit ipmsg send --to 192.168.1.20 'hello'           # exit 0 once acknowledged (RECVMSG)
+  sockit ipmsg send --to 192.168.1.20 --file report.pdf 'here it is'
+  sockit ipmsg --bind 127.0.0.1:2426 --peer 127.0.0.2   # loopback only: announce to 127.255.255.255 and 127.0.0.2
+
+Port 2425 (UDP for messages, TCP for files) unless an address says otherwise.
+Text goes out as UTF-8 to peers that advertise it and as GBK to the rest (FeiQ);
+--encoding forces one.")]
+    Ipmsg(IpmsgArgs),
     /// UDP broadcast: send to every interface's broadcast address, or listen.
     #[command(subcommand)]
     Broadcast(BroadcastCommand),
@@ -202,6 +215,81 @@ pub struct UdpChatArgs {
     /// One JSON object per message instead of text lines.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IpmsgArgs {
+    #[command(subcommand)]
+    pub command: Option<IpmsgCommand>,
+    #[command(flatten)]
+    pub node: IpmsgNodeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IpmsgNodeArgs {
+    /// Address (UDP and TCP) to use; port 2425 unless given. A loopback
+    /// address keeps every announcement on loopback.
+    #[arg(long, global = true, default_value = "0.0.0.0:2425", value_parser = parse_ipmsg_addr)]
+    pub bind: SocketAddr,
+    /// Hosts to announce to directly, besides the broadcast addresses (repeatable).
+    #[arg(long, global = true, value_parser = parse_ipmsg_addr)]
+    pub peer: Vec<SocketAddr>,
+    /// Login name in every packet (default: $USER).
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// Host name in every packet (default: this host's name).
+    #[arg(long, global = true)]
+    pub host: Option<String>,
+    /// Name shown in peers' lists (default: the user name).
+    #[arg(long, global = true)]
+    pub nick: Option<String>,
+    #[arg(long, global = true, default_value = "")]
+    pub group: String,
+    /// auto (UTF-8 to peers that advertise it, GBK to others), or always
+    /// utf-8, gbk or gb18030.
+    #[arg(long, global = true, default_value = "auto", value_parser = parse_ipmsg_encoding)]
+    pub encoding: IpmsgEncoding,
+    /// Do not announce to broadcast addresses, only to --peer hosts.
+    #[arg(long, global = true)]
+    pub no_broadcast: bool,
+    /// Wait this long for RECVMSG before sending again.
+    #[arg(long, global = true, default_value = "1000")]
+    pub retry_ms: u64,
+    /// Sends of one message before it is reported undelivered.
+    #[arg(long, global = true, default_value_t = sockit_proto::ipmsg::node::DEFAULT_MAX_ATTEMPTS)]
+    pub attempts: u32,
+    /// Folder received files are saved in.
+    #[arg(long, global = true, default_value = ".")]
+    pub inbox: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IpmsgCommand {
+    /// Report what happens on the LAN: entries, exits, messages.
+    Listen {
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+        /// Download every offered file into --inbox.
+        #[arg(long)]
+        accept_files: bool,
+    },
+    /// Send one message; exit 0 once the peer acknowledges it, 1 if it never does.
+    Send {
+        /// The peer (port 2425 unless given).
+        #[arg(long, value_parser = parse_ipmsg_addr)]
+        to: SocketAddr,
+        /// Attach a file (repeatable); the command then waits for the peer to fetch it.
+        #[arg(long)]
+        file: Vec<std::path::PathBuf>,
+        /// With --file: how long to wait for the peer to fetch the files.
+        #[arg(long, default_value = "300")]
+        serve_secs: u64,
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+        text: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -460,6 +548,27 @@ pub struct ResolveArgs {
     pub ipv6: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+/// An address with the port optional (IPMSG's 2425).
+fn parse_ipmsg_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, sockit_proto::ipmsg::DEFAULT_PORT))
+        .map_err(|_| format!("'{s}' is not an address (IP or IP:PORT)"))
+}
+
+/// `auto` (None: chosen per peer) or one encoding for every peer.
+#[derive(Debug, Clone, Copy)]
+pub struct IpmsgEncoding(pub Option<sockit_proto::assist::text::TextEncoding>);
+
+fn parse_ipmsg_encoding(s: &str) -> Result<IpmsgEncoding, String> {
+    if s == "auto" {
+        return Ok(IpmsgEncoding(None));
+    }
+    parse_encoding(s).map(|e| IpmsgEncoding(Some(e)))
 }
 
 fn parse_encoding(s: &str) -> Result<sockit_proto::assist::text::TextEncoding, String> {

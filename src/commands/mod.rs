@@ -5,6 +5,7 @@ mod bench;
 mod broadcast;
 mod chat;
 mod files;
+mod ipmsg;
 mod lifecycle;
 mod nc;
 mod netfacts;
@@ -43,6 +44,7 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Chat(c) => chat::run(c).await,
         Command::Broadcast(c) => broadcast::run(c).await,
         Command::Udpchat(a) => udpchat::run(a).await,
+        Command::Ipmsg(a) => ipmsg::run(a).await,
         Command::Bench(a) => bench::run(a).await,
     }
 }

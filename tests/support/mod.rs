@@ -7,6 +7,8 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+pub mod netns;
+
 pub fn sockit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sockit"))
 }

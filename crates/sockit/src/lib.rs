@@ -16,6 +16,8 @@
 //!   [`clients`]: their clients.
 //! - [`broadcast`]: UDP broadcast to the interfaces a bind address covers.
 //! - [`udpchat`]: two-way UDP chat with one peer.
+//! - [`ipmsg`]: the IP Messenger / FeiQ node (owner task over the protocol
+//!   machine) and its file attachments over TCP.
 //! - [`nc`]: the network debugging assistant (client, listener, UDP peer,
 //!   port checks, name lookups).
 //! - [`bench`]: load generators for `sockit bench` (echo load, idle holders).
@@ -38,6 +40,7 @@ pub mod echo;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod ipmsg;
 pub mod nc;
 pub mod sandbox;
 pub mod server;

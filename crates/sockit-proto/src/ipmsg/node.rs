@@ -221,6 +221,11 @@ impl Node {
         self.peers.values().find(|p| p.addr.ip() == ip)
     }
 
+    /// The highest packet number used so far.
+    pub fn last_packet_no(&self) -> u64 {
+        self.last_packet_no
+    }
+
     pub fn pending_count(&self) -> usize {
         self.pending.len()
     }
