@@ -10,7 +10,10 @@
 //! - the nc message splitters never buffer past their caps, and a line
 //!   message never holds a newline;
 //! - a TFTP packet that decodes re-encodes to bytes that decode the same,
-//!   and a transfer machine fed the bytes as datagrams never panics.
+//!   and a transfer machine fed the bytes as datagrams never panics;
+//! - an IPMSG packet that decodes and fits re-encodes to one that decodes
+//!   the same, and a node fed the bytes as datagrams answers each with at
+//!   most a bounded number of packets and keeps its peer list bounded.
 #![no_main]
 
 use chrono::{FixedOffset, TimeZone};
@@ -24,7 +27,7 @@ use sockit_proto::subnet::Net;
 use sockit_proto::tftp::options::{Ask, Settings};
 use sockit_proto::tftp::packet::{self as tftp_packet, Mode, Packet};
 use sockit_proto::tftp::transfer::{Config, Transfer};
-use sockit_proto::{clock, echo};
+use sockit_proto::{clock, echo, ipmsg};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
@@ -85,6 +88,28 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(packet) = Packet::decode(data) {
         assert_eq!(Packet::decode(&packet.encode()), Ok(packet));
+    }
+
+    if let Ok(packet) = ipmsg::Packet::decode(data) {
+        if let Ok(bytes) = packet.encode() {
+            let again = ipmsg::Packet::decode(&bytes).expect("our own encoding decodes");
+            assert_eq!((again.packet_no, again.command, &again.user), (packet.packet_no, packet.command, &packet.user));
+        }
+    }
+    let now = std::time::Instant::now();
+    let mut config = ipmsg::Config::new("me", "box", ([127, 0, 0, 1], 2425).into());
+    config.max_peers = 4;
+    let mut node = ipmsg::Node::new(config, now, 1_700_000_000);
+    for (i, piece) in data.split(|&b| b == b'|').enumerate() {
+        let from = ([127, 0, 1, (i % 7) as u8], 2425).into();
+        node.handle_datagram(now, from, piece);
+        let mut answers = 0;
+        while node.poll_transmit().is_some() {
+            answers += 1;
+        }
+        assert!(answers <= 1, "one datagram, one answer at most");
+        while node.poll_event().is_some() {}
+        assert!(node.peers().count() <= 4);
     }
     let now = std::time::Instant::now();
     let peer: std::net::SocketAddr = ([127, 0, 0, 1], 4000).into();
