@@ -934,6 +934,10 @@ pub enum BenchCommand {
         /// Messages per sender.
         #[arg(long, default_value_t = 200)]
         messages: usize,
+        /// Pace the senders: this many lines a second in all, spread evenly
+        /// (default: as fast as the server takes them).
+        #[arg(long)]
+        rate: Option<f64>,
         /// Seconds to wait for a delivery before counting the rest missing.
         #[arg(long, default_value_t = 10)]
         drain: u64,

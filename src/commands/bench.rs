@@ -59,6 +59,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             members,
             senders,
             messages,
+            rate,
             drain,
             connect_parallelism,
             json,
@@ -70,6 +71,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
                 members,
                 senders,
                 messages,
+                rate: rate.filter(|r| *r > 0.0),
                 drain: Duration::from_secs(drain.max(1)),
                 connect_parallelism,
             };

@@ -13,12 +13,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use memchr::memmem;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::Error;
 use crate::auth::{self, Auth};
+
+/// The line that proves a member is in the room: the first member sends it
+/// once everyone has connected, and sending starts when every other member
+/// has seen it. A connected socket is not yet a member (the server has
+/// still to accept and register it), and lines sent before a member joins
+/// rightly never reach it.
+const SYNC: &str = "bench-sync";
+
+/// What starts a counted line's token.
+const TOKEN: &[u8] = b"bench:";
+
+/// Per-member read buffer: many lines per read when the relay batches.
+const READ_BUF: usize = 16 * 1024;
+
+/// How often the sync line is repeated while members are still joining.
+const SYNC_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct ChatLoad {
@@ -29,6 +46,9 @@ pub struct ChatLoad {
     pub senders: usize,
     /// Messages each sender sends.
     pub messages: usize,
+    /// Lines a second from all senders together, spread evenly; `None`
+    /// sends as fast as the server takes them.
+    pub rate: Option<f64>,
     /// Longest wait for the deliveries once sending is done.
     pub drain: Duration,
     pub connect_parallelism: usize,
@@ -50,6 +70,8 @@ pub struct ChatReport {
     pub p99_us: u64,
     pub max_us: u64,
     pub connect_failures: u64,
+    /// Members that never saw the sync line (not in the room when sending began).
+    pub unsynced: u64,
 }
 
 pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
@@ -87,13 +109,52 @@ pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
     // would half-close that member) until the run is over.
     let mut listening = Vec::new();
     let mut expected = 0u64;
+    let member_count = streams.len();
+    let (ready_tx, mut ready) = mpsc::channel::<()>(member_count.max(1));
+    let mut sync_from = None;
     for (i, stream) in streams.into_iter().enumerate() {
         let (r, w) = stream.into_split();
         let mine = senders as u64 * per_sender - if i < senders { per_sender } else { 0 };
         expected += mine;
-        readers.push(tokio::spawn(read_member(r, mine, epoch, load.drain, go.clone())));
+        let reader = Reader {
+            expected: mine,
+            epoch,
+            drain: load.drain,
+            needs_sync: i != 0,
+            ready: ready_tx.clone(),
+            go: go.clone(),
+        };
+        readers.push(tokio::spawn(reader.run(r)));
+        if i == 0 {
+            sync_from = Some(w);
+            continue;
+        }
         if i < senders {
-            writers.push(tokio::spawn(send_member(w, i, load.messages, epoch, go.clone())));
+            writers.push(tokio::spawn(send_member(w, i, load.messages, per_sender_rate(load.rate, senders), epoch, go.clone())));
+        } else {
+            listening.push(w);
+        }
+    }
+    drop(ready_tx);
+    let mut synced = 0u64;
+    if let Some(mut w) = sync_from {
+        // Sent again and again: a member that joins after one sync line
+        // waits for the next.
+        let sync_deadline = tokio::time::Instant::now() + load.drain;
+        let mut resend = tokio::time::interval(SYNC_EVERY);
+        while synced < member_count as u64 {
+            tokio::select! {
+                _ = resend.tick() => {
+                    let _ = w.write_all(format!("{SYNC}\n").as_bytes()).await;
+                }
+                got = tokio::time::timeout_at(sync_deadline, ready.recv()) => match got {
+                    Ok(Some(())) => synced += 1,
+                    _ => break,
+                },
+            }
+        }
+        if senders > 0 {
+            writers.insert(0, tokio::spawn(send_member(w, 0, load.messages, per_sender_rate(load.rate, senders), epoch, go.clone())));
         } else {
             listening.push(w);
         }
@@ -137,20 +198,41 @@ pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
         p99_us: latency.value_at_quantile(0.99),
         max_us: latency.max(),
         connect_failures,
+        unsynced: (member_count as u64).saturating_sub(synced),
     })
+}
+
+fn per_sender_rate(rate: Option<f64>, senders: usize) -> Option<f64> {
+    rate.map(|r| r / senders.max(1) as f64)
 }
 
 async fn send_member(
     mut w: tokio::net::tcp::OwnedWriteHalf,
     id: usize,
     messages: usize,
+    rate: Option<f64>,
     epoch: Instant,
     mut go: watch::Receiver<bool>,
 ) -> (u64, tokio::net::tcp::OwnedWriteHalf) {
     let _ = go.wait_for(|g| *g).await;
+    let started = Instant::now();
     let mut sent = 0;
     let mut batch = Vec::with_capacity(64 * 1024);
     for seq in 0..messages {
+        if let Some(rate) = rate {
+            // Line `seq` is due `seq / rate` seconds in; what is due goes
+            // out together, so the pace holds above the timer's resolution.
+            let due = started + Duration::from_secs_f64(seq as f64 / rate);
+            if due > Instant::now() {
+                if !batch.is_empty() {
+                    if w.write_all(&batch).await.is_err() {
+                        break;
+                    }
+                    batch.clear();
+                }
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
         let micros = epoch.elapsed().as_micros();
         batch.extend_from_slice(format!("bench:{id}:{seq}:{micros}\n").as_bytes());
         // Small batches: each line still carries its own send time.
@@ -167,61 +249,110 @@ async fn send_member(
     (sent, w)
 }
 
-/// Counts this member's deliveries until it has them all, or until the
-/// connection closes, or `drain` passes with nothing new.
-async fn read_member(
-    r: tokio::net::tcp::OwnedReadHalf,
+struct Reader {
     expected: u64,
     epoch: Instant,
     drain: Duration,
-    mut go: watch::Receiver<bool>,
-) -> (u64, Option<Histogram<u64>>, Option<Instant>) {
-    // Three significant digits is a valid precision, so this is always Some.
-    let mut hist = Histogram::<u64>::new(3).ok();
-    let mut lines = BufReader::new(r).lines();
-    let mut count = 0;
-    let mut last = None;
-    // Reading starts at once, so the room's join notices never pile up
-    // unread while the other members connect; the drain deadline applies
-    // only once sending has begun.
-    while count < expected {
-        let next = if *go.borrow() {
-            tokio::time::timeout(drain, lines.next_line()).await
-        } else {
-            tokio::select! {
-                line = lines.next_line() => Ok(line),
-                _ = go.changed() => continue,
-            }
-        };
-        let line = match next {
-            Ok(Ok(Some(line))) => line,
-            _ => break,
-        };
-        // A relay that forwards raw reads (ncat --broker) may glue two
-        // senders' lines together: count every whole token in the line.
-        let now = epoch.elapsed().as_micros() as u64;
-        for token in line.split("bench:").skip(1) {
-            let Some(micros) = token_micros(token) else { continue };
-            if let Some(h) = hist.as_mut() {
-                let _ = h.record(now.saturating_sub(micros));
-            }
-            count += 1;
-            last = Some(Instant::now());
-        }
-    }
-    (count, hist, last)
+    /// Wait for the sync line before reporting ready (all but its sender).
+    needs_sync: bool,
+    ready: mpsc::Sender<()>,
+    go: watch::Receiver<bool>,
 }
 
-/// The send time in `SENDER:SEQ:MICROS`, if the token is whole.
-fn token_micros(token: &str) -> Option<u64> {
-    let mut fields = token.splitn(3, ':');
-    fields.next()?.parse::<usize>().ok()?;
-    fields.next()?.parse::<usize>().ok()?;
+impl Reader {
+    /// Counts this member's deliveries until it has them all, or until the
+    /// connection closes, or `drain` passes with nothing new.
+    ///
+    /// Reads raw bytes and finds tokens with memchr rather than building a
+    /// String per line: the load generator shares the machine with the
+    /// server, and every cycle it spends is one the server does not get.
+    async fn run(mut self, mut r: tokio::net::tcp::OwnedReadHalf) -> (u64, Option<Histogram<u64>>, Option<Instant>) {
+        // Three significant digits is a valid precision, so this is always Some.
+        let mut hist = Histogram::<u64>::new(3).ok();
+        let mut buf = vec![0u8; READ_BUF];
+        // Bytes after the last newline, kept for the next read.
+        let mut held = 0usize;
+        let mut count = 0;
+        let mut last = None;
+        let token = memmem::Finder::new(TOKEN);
+        let sync = memmem::Finder::new(SYNC);
+        // Reading starts at once, so the room's join notices never pile up
+        // unread while the other members connect.
+        let mut synced = !self.needs_sync;
+        if synced {
+            let _ = self.ready.send(()).await;
+        }
+        while count < self.expected {
+            let room = buf.get_mut(held..).unwrap_or_default();
+            if room.is_empty() {
+                // A line longer than the buffer holds no whole token we
+                // could use; drop it.
+                held = 0;
+                continue;
+            }
+            let read = if synced && *self.go.borrow() {
+                // The drain deadline applies only once sending has begun.
+                tokio::time::timeout(self.drain, r.read(room)).await
+            } else if synced {
+                tokio::select! {
+                    n = r.read(room) => Ok(n),
+                    _ = self.go.changed() => continue,
+                }
+            } else {
+                tokio::time::timeout(self.drain, r.read(room)).await
+            };
+            let n = match read {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => break,
+            };
+            let filled = held + n;
+            let data = buf.get(..filled).unwrap_or_default();
+            let whole = memchr::memrchr(b'\n', data).map_or(0, |i| i + 1);
+            let lines = data.get(..whole).unwrap_or_default();
+            if !synced && sync.find(lines).is_some() {
+                synced = true;
+                let _ = self.ready.send(()).await;
+            }
+            if synced {
+                // A relay that forwards raw reads (ncat --broker) may glue
+                // two senders' lines together: every whole token counts.
+                let now = self.epoch.elapsed().as_micros() as u64;
+                for at in token.find_iter(lines) {
+                    let Some(micros) = lines.get(at + TOKEN.len()..).and_then(token_micros) else {
+                        continue;
+                    };
+                    if let Some(h) = hist.as_mut() {
+                        let _ = h.record(now.saturating_sub(micros));
+                    }
+                    count += 1;
+                }
+                if whole > 0 {
+                    last = Some(Instant::now());
+                }
+            }
+            buf.copy_within(whole..filled, 0);
+            held = filled - whole;
+        }
+        (count, hist, last)
+    }
+}
+
+/// The send time in `SENDER:SEQ:MICROS` (what follows `bench:`), if the
+/// token is whole: it ends at the first byte that is not part of it.
+fn token_micros(token: &[u8]) -> Option<u64> {
+    let mut fields = token.splitn(3, |&b| b == b':');
+    digits(fields.next()?)?;
+    digits(fields.next()?)?;
     let micros = fields.next()?;
-    let digits = micros
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or(micros, |end| micros.get(..end).unwrap_or(""));
-    digits.parse().ok()
+    let end = micros.iter().position(|b| !b.is_ascii_digit()).unwrap_or(micros.len());
+    digits(micros.get(..end)?)
+}
+
+fn digits(field: &[u8]) -> Option<u64> {
+    if field.is_empty() || field.len() > 19 || !field.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(field.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 #[cfg(test)]
@@ -230,9 +361,11 @@ mod tests {
 
     #[test]
     fn tokens_glued_or_cut() {
-        assert_eq!(token_micros("3:17:123456"), Some(123456));
-        assert_eq!(token_micros("3:17:12bench"), Some(12));
-        assert_eq!(token_micros("3:17"), None);
-        assert_eq!(token_micros("x:17:5"), None);
+        assert_eq!(token_micros(b"3:17:123456"), Some(123456));
+        assert_eq!(token_micros(b"3:17:12bench"), Some(12));
+        assert_eq!(token_micros(b"3:17:12\n<x> bench:1"), Some(12));
+        assert_eq!(token_micros(b"3:17"), None);
+        assert_eq!(token_micros(b"x:17:5"), None);
+        assert_eq!(token_micros(b"3:17:"), None);
     }
 }
