@@ -178,10 +178,10 @@ pub struct ChatServeArgs {
     /// Seconds a member may send nothing before it is disconnected.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub idle_timeout: u64,
-    /// Lines queued for a member before it counts as fallen behind and is
+    /// Bytes waiting for a member before it counts as fallen behind and is
     /// disconnected.
-    #[arg(long, value_name = "LINES", default_value_t = sockit::chat::DEFAULT_MEMBER_QUEUE)]
-    pub queue: usize,
+    #[arg(long, value_name = "BYTES", default_value_t = sockit::chat::DEFAULT_MEMBER_BACKLOG)]
+    pub member_backlog: usize,
 }
 
 #[derive(Debug, Args)]

@@ -34,7 +34,7 @@ async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
     config.backlog = args.backlog;
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
     let mut listeners = Listeners::new()?;
-    let addr = listeners.tcp(config, ChatService::new(args.queue))?;
+    let addr = listeners.tcp(config, ChatService::new(args.member_backlog))?;
     println!("listening on tcp {addr} (chat, {auth_note})");
     Ok(listeners.serve().await)
 }

@@ -172,7 +172,7 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             let listen = section
                 .listen
                 .ok_or_else(|| UsageError("a chat service needs `listen`".into()))?;
-            let service = sockit::chat::ChatService::new(sockit::chat::DEFAULT_MEMBER_QUEUE);
+            let service = sockit::chat::ChatService::new(sockit::chat::DEFAULT_MEMBER_BACKLOG);
             let mut config = server_config(listen, s, auth_of(s)?);
             if s.idle_timeout.is_none() {
                 // Members read more than they write: an hour, as `chat serve`.

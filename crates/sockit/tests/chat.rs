@@ -64,7 +64,7 @@ impl Member {
 }
 
 fn room() -> (SocketAddr, tokio_util::sync::CancellationToken) {
-    common::spawn_tcp(ChatService::new(sockit::chat::DEFAULT_MEMBER_QUEUE), None)
+    common::spawn_tcp(ChatService::new(sockit::chat::DEFAULT_MEMBER_BACKLOG), None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,15 +2,19 @@
 //! the member's queue out to the socket, and the goodbye when the room
 //! drops it for falling behind.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufWriter};
-use tokio::sync::{mpsc, oneshot};
+use bytes::{Buf as _, Bytes};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use sockit_proto::chat::{Input, Line as ReadLine, LineReader, MAX_LINE};
 
-use super::room::{Command, Line, Room};
+use super::queue::{QueueRx, queue};
+use super::room::{Command, Room};
 use crate::Error;
 use crate::server::{ConnContext, Service};
 
@@ -18,18 +22,24 @@ use crate::server::{ConnContext, Service};
 /// so this must not wait on it for long.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Chunks gathered into one vectored write: a backlog goes out in a few
+/// system calls, straight from the shared chunks, with no copy into a
+/// write buffer first.
+const MAX_IOV: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct ChatService {
     room: Room,
-    queue: usize,
+    backlog: usize,
 }
 
 impl ChatService {
-    /// A room with `queue` lines of slack per member.
-    pub fn new(queue: usize) -> Self {
+    /// A room where a member may have `backlog` bytes waiting for it
+    /// before it counts as fallen behind.
+    pub fn new(backlog: usize) -> Self {
         Self {
             room: Room::spawn(),
-            queue: queue.max(1),
+            backlog: backlog.max(1),
         }
     }
 }
@@ -39,7 +49,7 @@ impl Service for ChatService {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (queue_tx, queue) = mpsc::channel::<Line>(self.queue);
+        let (queue_tx, queue) = queue(self.backlog);
         let kick = CancellationToken::new();
         let (reply_tx, reply) = oneshot::channel();
         let join = Command::Join {
@@ -105,11 +115,11 @@ impl Service for ChatService {
 /// Writes the member's queue to the socket until the room lets go (queue
 /// closed: /quit), the room drops the member (kick: it fell behind), the
 /// server shuts down, or the socket fails.
-async fn write_lines<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::Receiver<Line>, stops: [CancellationToken; 3]) {
+async fn write_lines<W: AsyncWrite + Unpin>(writer: W, mut queue: QueueRx, stops: [CancellationToken; 3]) {
     // kick: the room dropped the member; shutdown: the server stops;
     // done: the member's side ended (no one left to tell).
     let [kick, shutdown, done] = stops;
-    let mut writer = BufWriter::new(writer);
+    let mut writer = writer;
     let goodbye = loop {
         let line = tokio::select! {
             line = queue.recv() => line,
@@ -136,15 +146,31 @@ async fn write_lines<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::Receiver
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, writer.shutdown()).await;
 }
 
-/// Writes `first` and whatever else is queued, then flushes once.
-async fn write_batch<W: AsyncWrite + Unpin>(
-    writer: &mut BufWriter<W>,
-    queue: &mut mpsc::Receiver<Line>,
-    first: Line,
-) -> std::io::Result<()> {
-    writer.write_all(first.as_bytes()).await?;
-    while let Ok(line) = queue.try_recv() {
-        writer.write_all(line.as_bytes()).await?;
+/// Writes `first` and whatever else is queued, in vectored writes.
+async fn write_batch<W: AsyncWrite + Unpin>(writer: &mut W, queue: &mut QueueRx, first: Bytes) -> std::io::Result<()> {
+    let mut chunks = VecDeque::from([first]);
+    loop {
+        while chunks.len() < MAX_IOV {
+            let Some(chunk) = queue.try_recv() else { break };
+            chunks.push_back(chunk);
+        }
+        if chunks.is_empty() {
+            return writer.flush().await;
+        }
+        let slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(front) = chunks.front_mut() else { break };
+            if written >= front.len() {
+                written -= front.len();
+                chunks.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
     }
-    writer.flush().await
 }

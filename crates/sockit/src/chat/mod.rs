@@ -7,13 +7,16 @@
 //! - [`member`]: one connection as a [`crate::server::Service`], so the room
 //!   sits behind the server skeleton's limits, deadlines and auth layer.
 //!
-//! A slow member never stalls the room: each member has a bounded queue of
-//! lines. A member whose queue is full when the room has a line for it is
+//! - [`queue`]: a member's outgoing queue, bounded in bytes.
+//!
+//! A slow member never stalls the room: each member's queue is bounded in
+//! bytes. A member whose queue is full when the room has lines for it is
 //! told it fell behind and is disconnected; the others carry on.
 
 pub mod client;
 pub mod member;
+pub mod queue;
 pub mod room;
 
 pub use member::ChatService;
-pub use room::{DEFAULT_MEMBER_QUEUE, Room};
+pub use room::{DEFAULT_MEMBER_BACKLOG, Room};

@@ -1,41 +1,49 @@
 //! The room's owner task. Members join with a queue to write to; lines and
 //! commands arrive on one channel, in order, and each is handled whole:
 //! so every member sees every sender's lines in the order they were sent.
+//!
+//! Lines for everyone are batched: the room handles whatever commands are
+//! waiting (up to `MAX_BATCH`), then sends each member one chunk holding
+//! all of the batch's lines meant for it. Under load that is one queue
+//! push and one socket write per member per batch, not per line, the way a
+//! raw relay forwards a whole read at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use sockit_proto::chat::{HELP, Input, Nick, Output};
 
-/// Lines queued per member before it counts as fallen behind and is
-/// disconnected. Lines are shared between all queues, so a slot costs a
-/// pointer, not a line: 8192 slots are 128 KiB per member at most. It must
-/// absorb bursts: 1,000 members joining send every member 1,000 notices,
-/// and 10 members talking at full speed outrun any one member's writer
-/// for a while on a busy machine.
-pub const DEFAULT_MEMBER_QUEUE: usize = 8192;
+use super::queue::{Full, QueueTx};
 
-/// Commands handled before the room yields, so members' writers get to
-/// drain their queues during a burst instead of after it.
-const YIELD_EVERY: u32 = 32;
+/// Bytes queued for a member before it counts as fallen behind and is
+/// disconnected. Chunks are shared between members, so this bounds what a
+/// slow member holds on to, not a copy per member. It must absorb bursts:
+/// 1,000 members joining send every member 1,000 notices (25 KiB), and 10
+/// members talking at full speed outrun any one member's writer for a
+/// while on a busy machine (1 MiB is some 30,000 short lines).
+pub const DEFAULT_MEMBER_BACKLOG: usize = 1 << 20;
+
+/// Commands handled in one batch before the room sends and yields, so
+/// members' writers drain their queues during a burst, not after it.
+const MAX_BATCH: usize = 256;
+
+/// A batch is sent early once its lines reach this size, bounding a chunk.
+const MAX_CHUNK: usize = 64 * 1024;
 
 /// Commands queued for the room: members wait (backpressure) beyond this.
 const ROOM_QUEUE: usize = 4096;
 
 pub type MemberId = u64;
 
-/// A line as members receive it (newline included), shared by all queues.
-pub type Line = Arc<str>;
-
 #[derive(Debug)]
 pub(crate) enum Command {
     Join {
         peer: SocketAddr,
-        queue: mpsc::Sender<Line>,
+        queue: QueueTx,
         kick: CancellationToken,
         reply: oneshot::Sender<MemberId>,
     },
@@ -62,7 +70,7 @@ pub struct Room {
 #[derive(Debug)]
 struct Member {
     nick: Nick,
-    queue: mpsc::Sender<Line>,
+    queue: QueueTx,
     kick: CancellationToken,
 }
 
@@ -71,6 +79,9 @@ struct State {
     members: HashMap<MemberId, Member>,
     by_nick: HashMap<String, MemberId>,
     next_id: MemberId,
+    /// Lines for everyone (but their sender) not sent yet, in order.
+    batch: Vec<(Option<MemberId>, String)>,
+    batch_bytes: usize,
 }
 
 impl Room {
@@ -88,12 +99,24 @@ impl Room {
 
 async fn run(mut rx: mpsc::Receiver<Command>) {
     let mut state = State::default();
-    let mut handled = 0u32;
-    while let Some(command) = rx.recv().await {
-        handled = handled.wrapping_add(1);
-        if handled % YIELD_EVERY == 0 {
+    while let Some(first) = rx.recv().await {
+        state.handle(first);
+        let mut handled = 1;
+        while handled < MAX_BATCH {
+            let Ok(command) = rx.try_recv() else { break };
+            state.handle(command);
+            handled += 1;
+        }
+        state.flush();
+        if handled > 1 {
             tokio::task::yield_now().await;
         }
+    }
+}
+
+impl State {
+    fn handle(&mut self, command: Command) {
+        let state = self;
         match command {
             Command::Join {
                 peer,
@@ -133,9 +156,7 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
             }
         }
     }
-}
 
-impl State {
     fn input(&mut self, id: MemberId, input: Input) {
         let Some(nick) = self.members.get(&id).map(|m| m.nick.clone()) else {
             return;
@@ -217,48 +238,64 @@ impl State {
         }
     }
 
-    /// Sends a line to every member but `except`; members whose queue is
-    /// full are dropped, and the others hear that they left.
+    /// Adds a line for every member but `except` to the batch.
     fn broadcast(&mut self, except: Option<MemberId>, output: &Output<'_>) {
-        let line: Line = Arc::from(format!("{output}\n"));
-        let mut slow = Vec::new();
-        for (&id, member) in &self.members {
-            if Some(id) == except {
-                continue;
-            }
-            if let Err(mpsc::error::TrySendError::Full(_)) = member.queue.try_send(Arc::clone(&line)) {
-                slow.push(id);
-            }
+        let line = format!("{output}\n");
+        self.batch_bytes += line.len();
+        self.batch.push((except, line));
+        if self.batch_bytes >= MAX_CHUNK {
+            self.flush();
         }
-        for id in slow {
-            if let Some(member) = self.remove(id) {
-                // The member's task tells it why, past its full queue.
-                member.kick.cancel();
-                tracing::info!(nick = %member.nick, "dropped: fell too far behind");
-                self.broadcast(
-                    None,
-                    &Output::Notice(&format!("{} left (fell too far behind)", member.nick)),
-                );
+    }
+
+    /// Sends the batch: one shared chunk for members who sent none of its
+    /// lines, a chunk of their own for those who did. Members whose queue
+    /// is full are dropped, and the others hear that they left.
+    fn flush(&mut self) {
+        while !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_bytes = 0;
+            let senders: HashSet<MemberId> = batch.iter().filter_map(|(except, _)| *except).collect();
+            let shared = lines_for(&batch, None);
+            let mut slow = Vec::new();
+            for (&id, member) in &self.members {
+                let chunk = if senders.contains(&id) {
+                    lines_for(&batch, Some(id))
+                } else {
+                    shared.clone()
+                };
+                if !chunk.is_empty() && member.queue.push(chunk) == Err(Full) {
+                    slow.push(id);
+                }
+            }
+            for id in slow {
+                self.drop_slow(id);
             }
         }
     }
 
+    /// Sends a line to one member, after everything before it.
     fn tell(&mut self, id: MemberId, output: &Output<'_>) {
-        let full = match self.members.get(&id) {
-            Some(member) => matches!(
-                member.queue.try_send(Arc::from(format!("{output}\n"))),
-                Err(mpsc::error::TrySendError::Full(_))
-            ),
-            None => false,
-        };
+        self.flush();
+        let full = self
+            .members
+            .get(&id)
+            .is_some_and(|m| m.queue.push(Bytes::from(format!("{output}\n"))) == Err(Full));
         if full {
-            if let Some(member) = self.remove(id) {
-                member.kick.cancel();
-                self.broadcast(
-                    None,
-                    &Output::Notice(&format!("{} left (fell too far behind)", member.nick)),
-                );
-            }
+            self.drop_slow(id);
+            self.flush();
+        }
+    }
+
+    fn drop_slow(&mut self, id: MemberId) {
+        if let Some(member) = self.remove(id) {
+            // The member's task tells it why, past its full queue.
+            member.kick.cancel();
+            tracing::info!(nick = %member.nick, "dropped: fell too far behind");
+            self.broadcast(
+                None,
+                &Output::Notice(&format!("{} left (fell too far behind)", member.nick)),
+            );
         }
     }
 
@@ -280,4 +317,17 @@ impl State {
             n += 1;
         }
     }
+}
+
+/// The batch's lines for one member: all of them, or all but `member`'s own.
+fn lines_for(batch: &[(Option<MemberId>, String)], member: Option<MemberId>) -> Bytes {
+    let mine = |except: &Option<MemberId>| member.is_some() && *except == member;
+    let len = batch.iter().filter(|(e, _)| !mine(e)).map(|(_, l)| l.len()).sum();
+    let mut out = BytesMut::with_capacity(len);
+    for (except, line) in batch {
+        if !mine(except) {
+            out.extend_from_slice(line.as_bytes());
+        }
+    }
+    out.freeze()
 }
