@@ -261,6 +261,9 @@ pub struct IpmsgNodeArgs {
     /// Folder received files are saved in.
     #[arg(long, global = true, default_value = ".")]
     pub inbox: std::path::PathBuf,
+    /// Largest file accepted, in bytes; larger offers are refused unfetched.
+    #[arg(long, global = true, default_value_t = 4 << 30)]
+    pub max_file: u64,
 }
 
 #[derive(Debug, Subcommand)]

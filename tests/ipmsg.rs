@@ -262,7 +262,13 @@ fn hostile_packets_and_file_requests_are_refused_and_the_node_keeps_working() {
     let bob = listen(
         &sb,
         "127.0.0.1:0",
-        &["--accept-files", "--inbox", inbox.to_str().unwrap()],
+        &[
+            "--accept-files",
+            "--inbox",
+            inbox.to_str().unwrap(),
+            "--max-file",
+            "1000000",
+        ],
     );
     let evil = UdpSocket::bind("127.0.0.4:0").unwrap();
     evil.set_read_timeout(Some(WAIT)).unwrap();
@@ -280,6 +286,13 @@ fn hostile_packets_and_file_requests_are_refused_and_the_node_keeps_working() {
     let ack = evil_recv(&evil);
     assert_eq!(mode(&ack), 0x21, "the offer itself is acknowledged: {ack}");
     assert!(!sb.path("escape.txt").exists() && !inbox.parent().unwrap().join("escape.txt").exists());
+
+    // An offer over --max-file is refused before a byte is fetched.
+    let big = "1:1700000001:u:h:2097440:big\x000:huge.bin:10000000000:0:1:\x07\0";
+    evil.send_to(big.as_bytes(), bob.addr).unwrap();
+    let refused = bob.wait_for("refusal", |e| e["event"] == "error" && e["name"] == "huge.bin");
+    assert!(refused["error"].as_str().unwrap().contains("--max-file"), "{refused}");
+    assert_eq!(mode(&evil_recv(&evil)), 0x21);
 
     // Asking for a file that was never offered gets nothing but a close.
     let mut tcp = TcpStream::connect(bob.addr).unwrap();

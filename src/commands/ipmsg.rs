@@ -83,7 +83,7 @@ async fn start(options: IpmsgOptions, json: bool) -> anyhow::Result<(IpmsgHandle
 
 async fn listen(args: &IpmsgNodeArgs, json: bool, accept_files: bool) -> anyhow::Result<ExitCode> {
     let inbox = if accept_files {
-        Some(Arc::new(Inbox::open(&args.inbox)?))
+        Some(Arc::new(Inbox::open(&args.inbox, args.max_file)?))
     } else {
         None
     };
@@ -193,7 +193,7 @@ const HELP: &str = "commands:
   TEXT                       send to whoever you last messaged or heard from";
 
 async fn interactive(args: &IpmsgNodeArgs) -> anyhow::Result<ExitCode> {
-    let inbox = Arc::new(Inbox::open(&args.inbox)?);
+    let inbox = Arc::new(Inbox::open(&args.inbox, args.max_file)?);
     let (node, mut events) = start(options(args, true, args.peer.clone()), false).await?;
     eprintln!("type /help for commands");
     let (lines_tx, mut lines) = mpsc::channel::<String>(64);

@@ -130,7 +130,14 @@ pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
             continue;
         }
         if i < senders {
-            writers.push(tokio::spawn(send_member(w, i, load.messages, per_sender_rate(load.rate, senders), epoch, go.clone())));
+            writers.push(tokio::spawn(send_member(
+                w,
+                i,
+                load.messages,
+                per_sender_rate(load.rate, senders),
+                epoch,
+                go.clone(),
+            )));
         } else {
             listening.push(w);
         }
@@ -154,7 +161,17 @@ pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
             }
         }
         if senders > 0 {
-            writers.insert(0, tokio::spawn(send_member(w, 0, load.messages, per_sender_rate(load.rate, senders), epoch, go.clone())));
+            writers.insert(
+                0,
+                tokio::spawn(send_member(
+                    w,
+                    0,
+                    load.messages,
+                    per_sender_rate(load.rate, senders),
+                    epoch,
+                    go.clone(),
+                )),
+            );
         } else {
             listening.push(w);
         }

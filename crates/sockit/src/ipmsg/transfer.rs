@@ -59,14 +59,21 @@ pub struct Received {
 pub struct Inbox {
     sandbox: Sandbox,
     staging: Staging,
+    max_file: u64,
 }
 
 impl Inbox {
-    pub fn open(dir: &std::path::Path) -> Result<Inbox, Error> {
+    /// Files offered larger than `max_file` bytes are refused before any
+    /// byte is fetched: a peer's offer is only a claim.
+    pub fn open(dir: &std::path::Path, max_file: u64) -> Result<Inbox, Error> {
         let sandbox = Sandbox::open(dir).map_err(Error::file("opening", dir))?;
         let staging_dir = sandbox.private_dir().join("ipmsg-partial");
         let staging = Staging::new(staging_dir.clone()).map_err(Error::file("creating", staging_dir))?;
-        Ok(Inbox { sandbox, staging })
+        Ok(Inbox {
+            sandbox,
+            staging,
+            max_file,
+        })
     }
 
     pub fn root(&self) -> &std::path::Path {
@@ -210,6 +217,12 @@ pub(super) async fn download(
         return Err(Error::Protocol(format!(
             "refused file name {:?}: not a plain name",
             file.name
+        )));
+    }
+    if file.size > inbox.max_file {
+        return Err(Error::Usage(format!(
+            "refused {}: {} bytes is over the {}-byte limit (--max-file)",
+            file.name, file.size, inbox.max_file
         )));
     }
     let staging = &inbox.staging;
