@@ -2,7 +2,7 @@
 //! listener (`listen`), or as a one-shot sender (`send`).
 
 use std::collections::HashSet;
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -197,24 +197,7 @@ async fn interactive(args: &IpmsgNodeArgs) -> anyhow::Result<ExitCode> {
     let (node, mut events) = start(options(args, true, args.peer.clone()), false).await?;
     eprintln!("type /help for commands");
     let (lines_tx, mut lines) = mpsc::channel::<String>(64);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match stdin.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if lines_tx
-                        .blocking_send(line.trim_end_matches(['\n', '\r']).to_string())
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-    });
+    super::read_stdin_lines(move |line| lines_tx.blocking_send(line.to_string()).is_ok());
     let mut state = Interactive::default();
     let (saved_tx, mut saved) = mpsc::channel::<Value>(64);
     loop {

@@ -109,3 +109,24 @@ fn server_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
         digest: digest(args.auth_digest),
     }))
 }
+
+/// Reads stdin line by line on a thread of its own (interactive input must
+/// not block the runtime), handing each line, without its ending, to
+/// `each` until it returns false or stdin ends.
+pub(crate) fn read_stdin_lines(mut each: impl FnMut(&str) -> bool + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match std::io::BufRead::read_line(&mut stdin, &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if !each(line.trim_end_matches(['\n', '\r'])) {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}

@@ -1,6 +1,6 @@
 //! `sockit udpchat`: typed lines to the peer, arrivals shown with sender and time.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use bytes::Bytes;
@@ -20,26 +20,12 @@ pub async fn run(args: UdpChatArgs) -> anyhow::Result<ExitCode> {
     let (input_tx, input) = mpsc::channel::<Bytes>(64);
     let (events_tx, mut events) = mpsc::channel::<UdpChatEvent>(256);
     let encoding = args.encoding;
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match stdin.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = line.trim_end_matches(['\n', '\r']);
-                    match encoding.encode(text) {
-                        Ok(bytes) => {
-                            if input_tx.blocking_send(Bytes::from(bytes)).is_err() {
-                                break;
-                            }
-                        }
-                        // One line that cannot be encoded does not end the chat.
-                        Err(e) => eprintln!("sockit: not sent: {e}"),
-                    }
-                }
-            }
+    super::read_stdin_lines(move |text| match encoding.encode(text) {
+        Ok(bytes) => input_tx.blocking_send(Bytes::from(bytes)).is_ok(),
+        // One line that cannot be encoded does not end the chat.
+        Err(e) => {
+            eprintln!("sockit: not sent: {e}");
+            true
         }
     });
     let chat = tokio::spawn(udpchat::run(socket, args.peer, input, events_tx));

@@ -112,6 +112,8 @@ pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
     let member_count = streams.len();
     let (ready_tx, mut ready) = mpsc::channel::<()>(member_count.max(1));
     let mut sync_from = None;
+    let sender_rate = per_sender_rate(load.rate, senders);
+    let spawn_sender = |w, i| tokio::spawn(send_member(w, i, load.messages, sender_rate, epoch, go.clone()));
     for (i, stream) in streams.into_iter().enumerate() {
         let (r, w) = stream.into_split();
         let mine = senders as u64 * per_sender - if i < senders { per_sender } else { 0 };
@@ -130,14 +132,7 @@ pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
             continue;
         }
         if i < senders {
-            writers.push(tokio::spawn(send_member(
-                w,
-                i,
-                load.messages,
-                per_sender_rate(load.rate, senders),
-                epoch,
-                go.clone(),
-            )));
+            writers.push(spawn_sender(w, i));
         } else {
             listening.push(w);
         }
@@ -161,17 +156,7 @@ pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
             }
         }
         if senders > 0 {
-            writers.insert(
-                0,
-                tokio::spawn(send_member(
-                    w,
-                    0,
-                    load.messages,
-                    per_sender_rate(load.rate, senders),
-                    epoch,
-                    go.clone(),
-                )),
-            );
+            writers.insert(0, spawn_sender(w, 0));
         } else {
             listening.push(w);
         }
