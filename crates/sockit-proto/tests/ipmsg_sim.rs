@@ -29,6 +29,15 @@ struct Faults {
 }
 
 impl Faults {
+    /// A network that neither drops nor duplicates.
+    fn none() -> Faults {
+        Faults {
+            state: 1,
+            drop_percent: 0,
+            dup_percent: 0,
+        }
+    }
+
     fn roll(&mut self) -> u64 {
         self.state = self
             .state
@@ -100,17 +109,7 @@ fn entry_is_answered_and_both_list_each_other() {
     let mut b = node("bob", "127.0.0.2:2425", now);
     a.announce(now, &[addr("127.0.0.2:2425")], true);
     let mut events = [Vec::new(), Vec::new()];
-    run(
-        &mut a,
-        &mut b,
-        &mut now,
-        &mut Faults {
-            state: 1,
-            drop_percent: 0,
-            dup_percent: 0,
-        },
-        &mut events,
-    );
+    run(&mut a, &mut b, &mut now, &mut Faults::none(), &mut events);
     assert_eq!(a.peers().map(|p| p.nick.as_str()).collect::<Vec<_>>(), ["bob-nick"]);
     assert_eq!(b.peers().map(|p| p.nick.as_str()).collect::<Vec<_>>(), ["alice-nick"]);
     assert!(b.peers().all(|p| p.utf8), "sockit advertises CAPUTF8OPT");
@@ -337,17 +336,7 @@ fn attachments_travel_in_the_file_list() {
     a.send_message(now, addr("127.0.0.2:2425"), "see attached", &files)
         .unwrap();
     let mut events = [Vec::new(), Vec::new()];
-    run(
-        &mut a,
-        &mut b,
-        &mut now,
-        &mut Faults {
-            state: 3,
-            drop_percent: 0,
-            dup_percent: 0,
-        },
-        &mut events,
-    );
+    run(&mut a, &mut b, &mut now, &mut Faults::none(), &mut events);
     let Some(Event::Message(m)) = events[1].iter().find(|e| matches!(e, Event::Message(_))) else {
         panic!("no message: {:?}", events[1]);
     };
