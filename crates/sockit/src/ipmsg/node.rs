@@ -136,7 +136,7 @@ pub async fn start(options: IpmsgOptions) -> Result<(IpmsgHandle, mpsc::Receiver
         events: events_tx.clone(),
     };
     let stop = CancellationToken::new();
-    let files = transfer::OfferService::new(handle.clone(), events_tx);
+    let files = transfer::OfferService::new(handle.weak(), events_tx);
     tokio::spawn(tcp.run(std::sync::Arc::new(files), stop.clone()));
     tokio::spawn(owner.run(requests_rx, stop));
     Ok((handle, events_rx))
@@ -208,14 +208,28 @@ impl IpmsgHandle {
         answer.await.map_err(|_| gone())
     }
 
-    pub(super) async fn find_offer(&self, from: IpAddr, request: FileRequest) -> Option<Offered> {
-        let (reply, answer) = oneshot::channel();
-        self.call(Request::FindOffer { from, request, reply }).await.ok()?;
-        answer.await.ok().flatten()
+    /// A handle that does not keep the node running: the node stops when
+    /// the last full handle goes, so its own file server must not hold one.
+    pub(super) fn weak(&self) -> WeakHandle {
+        WeakHandle(self.requests.downgrade())
     }
 
     async fn call(&self, request: Request) -> Result<(), Error> {
         self.requests.send(request).await.map_err(|_| gone())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct WeakHandle(mpsc::WeakSender<Request>);
+
+impl WeakHandle {
+    /// Which offered file `from` may fetch, while the node still runs.
+    pub(super) async fn find_offer(&self, from: IpAddr, request: FileRequest) -> Option<Offered> {
+        let requests = self.0.upgrade()?;
+        let (reply, answer) = oneshot::channel();
+        requests.send(Request::FindOffer { from, request, reply }).await.ok()?;
+        drop(requests);
+        answer.await.ok().flatten()
     }
 }
 

@@ -16,7 +16,7 @@ use sockit_proto::ipmsg::extra::decode_text;
 use sockit_proto::ipmsg::{FileEntry, FileRequest, Mode, Packet};
 use sockit_proto::path::RelPath;
 
-use super::node::{IpmsgHandle, NodeEvent};
+use super::node::{NodeEvent, WeakHandle};
 use crate::Error;
 use crate::error::deadline;
 use crate::files::staging::Staging;
@@ -83,12 +83,12 @@ impl Inbox {
 
 #[derive(Clone)]
 pub(super) struct OfferService {
-    node: IpmsgHandle,
+    node: WeakHandle,
     events: mpsc::Sender<NodeEvent>,
 }
 
 impl OfferService {
-    pub(super) fn new(node: IpmsgHandle, events: mpsc::Sender<NodeEvent>) -> Self {
+    pub(super) fn new(node: WeakHandle, events: mpsc::Sender<NodeEvent>) -> Self {
         Self { node, events }
     }
 }
