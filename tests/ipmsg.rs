@@ -441,3 +441,54 @@ fn iptux_sees_sockit_and_acknowledges_utf8_and_gbk() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The interactive mode: typed commands, an unknown one reported without
+/// ending the session, and /quit saying goodbye while stdin is still open.
+#[test]
+fn interactive_commands_send_list_and_quit() {
+    let sb = Sandbox::new();
+    let bob = listen(&sb, "127.0.0.2:0", &[]);
+    let mut alice = sb
+        .cmd()
+        .args(["ipmsg", "--bind", "127.0.0.1:0", "--no-broadcast", "--user", "alice"])
+        .args(["--peer", &bob.addr.to_string()])
+        .env("SOCKIT_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = alice.stdin.take().unwrap();
+    let (tx, shown) = mpsc::channel();
+    let out = BufReader::new(alice.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_shown = |what: &str| {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match shown.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("alice never showed {what:?}");
+    };
+    bob.wait_for("alice's entry", |e| e["event"] == "entry" && e["user"] == "alice");
+    wait_shown("+ Bob");
+    writeln!(stdin, "/list\n/msg bob 你好\n/bogus").unwrap();
+    assert!(wait_shown("  1  Bob").contains(&bob.addr.to_string()));
+    bob.wait_for("the message", |e| e["event"] == "message" && e["text"] == "你好");
+    wait_shown("received message");
+    writeln!(stdin, "/quit").unwrap();
+    bob.wait_for("alice's exit", |e| e["event"] == "exit");
+    // stdin stays open: /quit alone ended the session.
+    let out = alice.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown command /bogus"), "{stderr}");
+}

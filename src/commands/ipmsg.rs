@@ -251,10 +251,11 @@ impl Interactive {
     ) -> bool {
         let (word, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
         let rest = rest.trim();
-        let result: anyhow::Result<()> = async {
+        // Ok(false): the user asked to leave.
+        let result: anyhow::Result<bool> = async {
             match word {
                 "" => {}
-                "/quit" => return Err(anyhow::anyhow!("quit")),
+                "/quit" => return Ok(false),
                 "/help" => print_text(HELP),
                 "/list" => {
                     self.list = node.peers().await?;
@@ -305,17 +306,13 @@ impl Interactive {
                     node.send(to, line.trim(), &[]).await?;
                 }
             }
-            Ok(())
+            Ok(true)
         }
         .await;
-        match result {
-            Err(e) if e.to_string() == "quit" => false,
-            Err(e) => {
-                eprintln!("sockit: {e:#}");
-                true
-            }
-            Ok(()) => true,
-        }
+        result.unwrap_or_else(|e| {
+            eprintln!("sockit: {e:#}");
+            true
+        })
     }
 
     /// A number from the last /list, a nick, or an address.
