@@ -390,7 +390,7 @@ fn iptux_sees_sockit_and_acknowledges_utf8_and_gbk() {
         .env("XDG_CONFIG_HOME", &config_home)
         .env("DISPLAY", &display)
         .stdout(std::fs::File::create(&iptux_log).unwrap())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(sb.path("iptux.err")).unwrap())
         .spawn()
         .unwrap();
     let _iptux = KillOnDrop(iptux);
@@ -415,6 +415,11 @@ fn iptux_sees_sockit_and_acknowledges_utf8_and_gbk() {
                 "--encoding",
                 encoding,
             ])
+            // iptux adds a peer to its list on its GUI thread, and a message
+            // from a peer not listed yet is acknowledged but not shown. `send`
+            // waits one retry interval for the answer to its entry (which
+            // comes once the peer is listed); a loaded machine needs longer.
+            .args(["--retry-ms", "3000"])
             .args(["--user", "sockit-user", "--to", "127.0.0.2", text])
             .output()
             .unwrap();
@@ -433,7 +438,8 @@ fn iptux_sees_sockit_and_acknowledges_utf8_and_gbk() {
         if text.contains("hello from sockit, 你好") && text.contains("GBK 也行") {
             break;
         }
-        let debug = std::fs::read_to_string(&iptux_log).unwrap_or_default();
+        let debug = std::fs::read_to_string(&iptux_log).unwrap_or_default()
+            + &std::fs::read_to_string(sb.path("iptux.err")).unwrap_or_default();
         assert!(
             Instant::now() < deadline,
             "iptux's log lacks the messages:\n{text}\niptux:\n{debug}"
