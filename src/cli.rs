@@ -873,6 +873,10 @@ pub struct LsArgs {
     /// List everything below, not just the folder.
     #[arg(short, long)]
     pub recursive: bool,
+    /// List the interrupted uploads the server keeps for `put --resume`
+    /// (path, bytes kept, whole size) instead of files.
+    #[arg(long, conflicts_with_all = ["path", "recursive"])]
+    pub partials: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -892,6 +896,10 @@ pub struct RmArgs {
     /// Remove a folder and everything in it.
     #[arg(short, long)]
     pub recursive: bool,
+    /// Remove the server's kept partial of an interrupted upload of PATH
+    /// (see `ls --partials`), not the file.
+    #[arg(long, conflicts_with = "recursive")]
+    pub partial: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

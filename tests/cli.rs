@@ -530,3 +530,63 @@ fn bench_echo_reports_requests_and_latency_over_tcp_and_udp() {
         assert!(report["p50_us"].as_u64().unwrap() <= report["p99_us"].as_u64().unwrap());
     }
 }
+
+#[test]
+fn kept_partials_can_be_listed_and_removed_and_hostile_names_cannot_fake_lines() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--insecure-no-auth"]);
+    // An interrupted verified upload, as a dropped connection leaves it.
+    {
+        use std::io::Write as _;
+        let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+        let header = br#"{"cmd":"put","filename":"big.iso","filesize":1000,"verify":"xxh3"}"#;
+        s.write_all(&(header.len() as u32).to_le_bytes()).unwrap();
+        s.write_all(header).unwrap();
+        s.write_all(&[0u8; 300]).unwrap();
+    }
+    let partials = || {
+        let out = sb
+            .assert_cmd()
+            .args(["ls", "--partials", "--json", "--insecure-no-auth", "--server", &srv.addr])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut listed = partials();
+    while !listed.contains("big.iso") {
+        assert!(std::time::Instant::now() < deadline, "the partial never showed: {listed}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        listed = partials();
+    }
+    let p: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!((p["size"].as_u64(), p["filesize"].as_u64()), (Some(300), Some(1000)));
+    sb.assert_cmd()
+        .args(["rm", "--partial", "big.iso", "--insecure-no-auth", "--server", &srv.addr])
+        .assert()
+        .success();
+    assert_eq!(partials(), "");
+    sb.assert_cmd()
+        .args(["rm", "--partial", "big.iso", "--insecure-no-auth", "--server", &srv.addr])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no kept partial"));
+
+    // A name with a newline and an ANSI escape is shown escaped, on one line.
+    let root = sb.path("work/sockit-data");
+    std::fs::write(root.join("evil\n-          9  2026-01-01 00:00  fake\u{1b}[2J"), b"x").unwrap();
+    let out = sb
+        .assert_cmd()
+        .args(["ls", "--insecure-no-auth", "--server", &srv.addr])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("evil\\n-") && out.contains("fake\\x1b[2J") && !out.contains('\u{1b}'), "{out}");
+}

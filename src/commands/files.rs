@@ -139,6 +139,23 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
     let path =
         RelPath::parse_dir(&args.path).map_err(|e| UsageError(format!("bad remote name {:?}: {e}", args.path)))?;
     let mut client = connect(&args.client).await?;
+    if args.partials {
+        let kept = client.partials().await.context("cannot list partial uploads")?;
+        for p in &kept {
+            if args.client.json {
+                json_line(&serde_json::to_value(p).unwrap_or_default());
+            } else {
+                let name = sockit_proto::display::escape(&p.path, false);
+                println!(
+                    "partial {:>10} of {:>10}  {}  {name}",
+                    p.size,
+                    p.filesize,
+                    format_time(p.mtime)
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let entries = client
         .ls(&path, args.recursive)
         .await
@@ -163,10 +180,17 @@ pub async fn stat(args: PathArgs) -> anyhow::Result<ExitCode> {
 pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
     let path = remote_path(&args.path)?;
     let mut client = connect(&args.client).await?;
-    client
-        .rm(&path, args.recursive)
-        .await
-        .with_context(|| format!("cannot remove {path}"))?;
+    if args.partial {
+        client
+            .rm_partial(&path)
+            .await
+            .with_context(|| format!("cannot remove the partial upload of {path}"))?;
+    } else {
+        client
+            .rm(&path, args.recursive)
+            .await
+            .with_context(|| format!("cannot remove {path}"))?;
+    }
     if args.client.json {
         json_line(&json!({"event": "removed", "path": path.to_string()}));
     }
@@ -218,9 +242,12 @@ fn print_entry(e: &Entry, json: bool) {
         json_line(&serde_json::to_value(e).unwrap_or_default());
         return;
     }
+    // A hostile server's names must not act on the terminal or fake lines.
+    let path = sockit_proto::display::escape(&e.path, false);
     let (kind, name) = match e.kind {
-        EntryKind::Dir => ("d", format!("{}/", e.path)),
-        EntryKind::File => ("-", e.path.clone()),
+        EntryKind::Dir => ("d", format!("{path}/")),
+        EntryKind::File => ("-", path.into_owned()),
+        EntryKind::Other => ("p", path.into_owned()),
     };
     println!("{kind} {:>10}  {}  {name}", e.size, format_time(e.mtime));
 }

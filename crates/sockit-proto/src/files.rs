@@ -39,6 +39,12 @@ pub enum Request {
         path: RelPath,
         recursive: bool,
     },
+    /// The interrupted uploads the server keeps for a resume.
+    Partials,
+    /// Deletes the kept partial of an interrupted upload of `path`.
+    RmPartial {
+        path: RelPath,
+    },
     Mkdir {
         path: RelPath,
     },
@@ -62,6 +68,9 @@ pub struct Put {
     pub md5: Option<String>,
     /// A [`Request::Commit`] trailer follows the body.
     pub trailer: bool,
+    /// With an `offset`: the XXH3 of the file's first `offset` bytes, which
+    /// the server checks against the partial it kept before appending.
+    pub prefix_xxh3: Option<String>,
 }
 
 /// Why a header is not a request this server can act on.
@@ -168,6 +177,14 @@ pub struct Entry {
 pub enum EntryKind {
     File,
     Dir,
+    /// A named pipe, device or socket: listed, never served.
+    Other,
+}
+
+/// Whether more listing frames follow this one (docs/protocol.md §3.1:
+/// a listing is sent as pages, each its own JSON array).
+pub fn more_pages(reply: &Header) -> bool {
+    reply.get("more").and_then(Value::as_bool).unwrap_or(false)
 }
 
 impl Request {
@@ -188,6 +205,7 @@ impl Request {
                     Some("xxh3") => true,
                     Some(_) => return Err(RequestError::BadField("verify")),
                 },
+                prefix_xxh3: opt_str_field(h, "prefix_xxh3")?.map(str::to_ascii_lowercase),
             }),
             "resume" => Self::Resume {
                 path: RelPath::parse(str_field(h, "filename")?)?,
@@ -204,10 +222,14 @@ impl Request {
             "stat" => Self::Stat {
                 path: RelPath::parse(str_field(h, "path")?)?,
             },
+            "rm" if bool_field(h, "partial")? => Self::RmPartial {
+                path: RelPath::parse(str_field(h, "path")?)?,
+            },
             "rm" => Self::Rm {
                 path: RelPath::parse(str_field(h, "path")?)?,
                 recursive: bool_field(h, "recursive")?,
             },
+            "partials" => Self::Partials,
             "mkdir" => Self::Mkdir {
                 path: RelPath::parse(str_field(h, "path")?)?,
             },
@@ -239,6 +261,9 @@ impl Request {
                 if p.trailer {
                     put("verify", "xxh3".into());
                 }
+                if let Some(prefix) = &p.prefix_xxh3 {
+                    put("prefix_xxh3", prefix.clone().into());
+                }
             }
             Self::Resume { path, filesize } => {
                 put("cmd", "resume".into());
@@ -269,6 +294,12 @@ impl Request {
                 if *recursive {
                     put("recursive", true.into());
                 }
+            }
+            Self::Partials => put("cmd", "partials".into()),
+            Self::RmPartial { path } => {
+                put("cmd", "rm".into());
+                put("path", path.to_string().into());
+                put("partial", true.into());
             }
             Self::Mkdir { path } => {
                 put("cmd", "mkdir".into());
@@ -427,7 +458,10 @@ mod tests {
                 offset: 4,
                 md5: Some("00ff".into()),
                 trailer: true,
+                prefix_xxh3: Some("abcd".into()),
             }),
+            Request::Partials,
+            Request::RmPartial { path: p("d/a.bin") },
             Request::Resume {
                 path: p("x"),
                 filesize: 9,

@@ -16,6 +16,7 @@
 //! - [`echo`]: the upper-case echo, streaming and per datagram.
 //! - [`exec`]: remote exec's replies and spotting the classic raw-command client.
 //! - [`clock`]: the time services' formats (seed strftime, RFC 867, RFC 868).
+//! - [`display`]: peers' text made safe to show on a terminal.
 //! - [`subnet`]: IPv4/IPv6 subnet maths for `ipcalc`.
 //! - [`tftp`]: TFTP packets, option negotiation, netascii and the transfer
 //!   state machine.
@@ -31,6 +32,7 @@ pub mod broadcast;
 pub mod chat;
 pub mod checksum;
 pub mod clock;
+pub mod display;
 pub mod echo;
 pub mod exec;
 pub mod files;

@@ -11,7 +11,7 @@ use tokio::net::{TcpStream, UdpSocket, lookup_host};
 use crate::Error;
 use crate::auth::{self, Auth};
 use crate::error::deadline;
-use crate::files::client::partial_path;
+use crate::partial::partial_path;
 use crate::udp::MAX_DATAGRAM;
 
 /// Connects and, when configured, answers the auth challenge.
@@ -116,9 +116,12 @@ pub async fn download(
     })
     .await?;
     let partial = partial_path(dest);
-    let mut file = tokio::fs::File::create(&partial)
+    let at = partial.clone();
+    let file = tokio::task::spawn_blocking(move || crate::partial::create_fresh(&at))
         .await
+        .map_err(|e| Error::Protocol(e.to_string()))?
         .map_err(Error::file("cannot create", &partial))?;
+    let mut file = tokio::fs::File::from_std(file);
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     let received: Result<(), Error> = async {

@@ -1,11 +1,17 @@
-//! File I/O for transfers: one blocking thread per transfer that reads (or
-//! writes) and hashes, joined to the socket side by a bounded channel.
+//! File I/O for transfers: one thread per transfer that reads (or writes)
+//! and hashes, joined to the socket side by a bounded channel.
 //!
 //! Why not `tokio::fs`: it sends every read and write to the blocking pool
 //! and copies through a buffer of its own, so a 1 GiB stream pays thousands
 //! of hand-offs on its critical path. Here disk, hashing and socket overlap
 //! on separate cores, and read buffers are recycled rather than reallocated
 //! (fresh buffers cost page faults that outweigh the copy).
+//!
+//! Why a thread of its own rather than the blocking pool: a transfer's
+//! thread lives as long as its peer keeps the transfer going (a slow reader
+//! for minutes). On the shared pool, enough such peers would leave no
+//! thread for the short filesystem operations every request needs; those
+//! run through the sandbox's gate, and transfers never compete with them.
 //!
 //! This module owns no protocol: it moves bytes between a file and a
 //! channel, and reports the hash of everything that passed.
@@ -14,8 +20,7 @@ use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 
 use sockit_proto::checksum::{Md5Hash, StreamHash};
 
@@ -31,6 +36,26 @@ pub const PIPE_DEPTH: usize = 4;
 pub struct Hashes {
     pub xxh3: String,
     pub md5: Option<String>,
+    /// The XXH3 of the prefix alone (a resumed transfer's kept bytes).
+    pub prefix_xxh3: String,
+}
+
+/// Runs `work` on a thread of its own; its result arrives on the receiver.
+fn spawn_thread<T: Send + 'static>(name: &str, work: impl FnOnce() -> T + Send + 'static) -> oneshot::Receiver<T> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+        let _ = tx.send(work());
+    });
+    if let Err(e) = spawned {
+        // No thread (out of memory or a thread limit): the receiver sees
+        // the sender dropped, which callers report as an I/O error.
+        tracing::warn!(error = %e, "cannot start a transfer thread");
+    }
+    rx
+}
+
+fn lost_thread(_: oneshot::error::RecvError) -> io::Error {
+    io::Error::other("the transfer thread could not run")
 }
 
 /// Reads a file on its own thread: hashes the first `offset` bytes, then
@@ -39,17 +64,20 @@ pub struct Hashes {
 pub struct DiskReader {
     chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
     spare: mpsc::Sender<Vec<u8>>,
-    task: JoinHandle<io::Result<String>>,
+    prefix: Option<oneshot::Receiver<String>>,
+    task: oneshot::Receiver<io::Result<String>>,
 }
 
 impl DiskReader {
     pub fn spawn(mut file: File, offset: u64, len: u64) -> Self {
         let (tx, chunks) = mpsc::channel(PIPE_DEPTH);
         let (spare, mut spare_rx) = mpsc::channel::<Vec<u8>>(PIPE_DEPTH + 1);
-        let task = tokio::task::spawn_blocking(move || {
+        let (prefix_tx, prefix) = oneshot::channel();
+        let task = spawn_thread("sockit-read", move || {
             let mut hash = StreamHash::new();
             file.seek(SeekFrom::Start(0))?;
             hash_prefix(&mut file, offset, &mut hash, None)?;
+            let _ = prefix_tx.send(hash.hex());
             let mut remaining = len;
             while remaining > 0 {
                 let mut buf = spare_rx.try_recv().unwrap_or_default();
@@ -68,7 +96,26 @@ impl DiskReader {
             }
             Ok(hash.hex())
         });
-        Self { chunks, spare, task }
+        Self {
+            chunks,
+            spare,
+            prefix: Some(prefix),
+            task,
+        }
+    }
+
+    /// The XXH3 of the first `offset` bytes, once they are hashed: what a
+    /// resumed upload offers as proof that it continues the same file.
+    pub async fn prefix_hash(&mut self) -> io::Result<String> {
+        match self.prefix.take() {
+            Some(rx) => match rx.await {
+                Ok(h) => Ok(h),
+                Err(_) => Err(self.chunks.recv().await.and_then(Result::err).unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the resume offset")
+                })),
+            },
+            None => Err(io::Error::other("prefix hash already taken")),
+        }
     }
 
     /// The next chunk; `None` once all `len` bytes were handed out.
@@ -84,7 +131,7 @@ impl DiskReader {
     /// The hash of the prefix and every byte handed out.
     pub async fn finish(self) -> io::Result<String> {
         drop(self.chunks);
-        self.task.await.map_err(io::Error::other)?
+        self.task.await.map_err(lost_thread)?
     }
 }
 
@@ -96,26 +143,36 @@ impl DiskReader {
 pub struct DiskWriter {
     chunks: mpsc::Sender<Bytes>,
     hash: StreamHash,
-    task: JoinHandle<io::Result<Option<String>>>,
+    prefix_xxh3: String,
+    task: oneshot::Receiver<io::Result<Option<String>>>,
+}
+
+/// How a [`DiskWriter`] treats its file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Compute MD5 too (a classic header's `md5`).
+    pub md5: bool,
+    /// Flush the data to disk before reporting it written.
+    pub fsync: bool,
 }
 
 impl DiskWriter {
     /// Hashes the `prefix` bytes already in `file` (a resumed transfer),
     /// then starts the thread that appends every chunk it is given.
-    pub async fn open(file: File, prefix: u64, md5: bool) -> io::Result<Self> {
-        let (mut file, hash, mut md5) = tokio::task::spawn_blocking(move || {
+    pub async fn open(file: File, prefix: u64, options: WriteOptions) -> io::Result<Self> {
+        let ready = spawn_thread("sockit-hash", move || {
             let mut file = file;
             let mut hash = StreamHash::new();
-            let mut md5 = md5.then(Md5Hash::new);
+            let mut md5 = options.md5.then(Md5Hash::new);
             file.seek(SeekFrom::Start(0))?;
             hash_prefix(&mut file, prefix, &mut hash, md5.as_mut())?;
             file.seek(SeekFrom::Start(prefix))?;
             Ok::<_, io::Error>((file, hash, md5))
-        })
-        .await
-        .map_err(io::Error::other)??;
+        });
+        let (mut file, hash, mut md5) = ready.await.map_err(lost_thread)??;
+        let prefix_xxh3 = hash.hex();
         let (chunks, mut rx) = mpsc::channel::<Bytes>(PIPE_DEPTH);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = spawn_thread("sockit-write", move || {
             while let Some(chunk) = rx.blocking_recv() {
                 if let Some(m) = md5.as_mut() {
                     m.update(&chunk);
@@ -123,9 +180,22 @@ impl DiskWriter {
                 file.write_all(&chunk)?;
             }
             file.flush()?;
+            if options.fsync {
+                file.sync_all()?;
+            }
             Ok(md5.map(Md5Hash::hex))
         });
-        Ok(Self { chunks, hash, task })
+        Ok(Self {
+            chunks,
+            hash,
+            prefix_xxh3,
+            task,
+        })
+    }
+
+    /// The XXH3 of the bytes that were already in the file.
+    pub fn prefix_hash(&self) -> &str {
+        &self.prefix_xxh3
     }
 
     /// Hashes and queues a chunk. False once the writer has failed (its
@@ -139,10 +209,11 @@ impl DiskWriter {
     /// Waits for every queued chunk to be written.
     pub async fn finish(self) -> io::Result<Hashes> {
         drop(self.chunks);
-        let md5 = self.task.await.map_err(io::Error::other)??;
+        let md5 = self.task.await.map_err(lost_thread)??;
         Ok(Hashes {
             xxh3: self.hash.hex(),
             md5,
+            prefix_xxh3: self.prefix_xxh3,
         })
     }
 }
@@ -180,6 +251,7 @@ mod tests {
         let data: Vec<u8> = (0..700_000u32).map(|i| (i % 241) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         let mut r = DiskReader::spawn(File::open(&path).unwrap(), 100_000, 600_000);
+        assert_eq!(r.prefix_hash().await.unwrap(), hex_of(&data[..100_000]));
         let mut got = Vec::new();
         while let Some(chunk) = r.next().await {
             let chunk = chunk.unwrap();
@@ -206,7 +278,10 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"hello ").unwrap();
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
-        let mut w = DiskWriter::open(file, 6, true).await.unwrap();
+        let mut w = DiskWriter::open(file, 6, WriteOptions { md5: true, fsync: true })
+            .await
+            .unwrap();
+        assert_eq!(w.prefix_hash(), hex_of(b"hello "));
         assert!(w.write(Bytes::from_static(b"wor")).await);
         assert!(w.write(Bytes::from_static(b"ld")).await);
         let hashes = w.finish().await.unwrap();
@@ -218,7 +293,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_writer_says_so_and_keeps_the_error() {
         let file = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let mut w = DiskWriter::open(file, 0, false).await.unwrap();
+        let mut w = DiskWriter::open(file, 0, WriteOptions::default()).await.unwrap();
         let mut accepted = 0;
         for _ in 0..(PIPE_DEPTH * 4) {
             if !w.write(Bytes::from(vec![0u8; 4096])).await {

@@ -47,23 +47,19 @@ impl Service for Download {
         let raw = String::from_utf8_lossy(name.get(..n).unwrap_or_default()).into_owned();
         // A name typed into nc arrives with its newline.
         let wanted = raw.trim_end_matches(['\r', '\n']);
-        let file = match RelPath::parse(wanted) {
-            Ok(path) => match self.sandbox.resolve(&path).await {
-                Ok(p) => tokio::fs::File::open(p).await.ok(),
-                Err(_) => None,
-            },
-            Err(_) => None,
+        let opened = match RelPath::parse(wanted) {
+            Ok(path) => self.sandbox.open_file(&path).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
-        let Some(file) = file else {
-            tracing::info!(peer = %ctx.peer, name = %wanted, "download refused: no such file here");
-            return Ok(());
-        };
-        let size = match file.metadata().await {
-            Ok(m) if m.is_file() => m.len(),
-            _ => return Ok(()),
+        let (file, size) = match opened {
+            Ok(o) => o,
+            Err(why) => {
+                tracing::info!(peer = %ctx.peer, name = %wanted, reason = %why, "download refused");
+                return Ok(());
+            }
         };
         tracing::info!(peer = %ctx.peer, name = %wanted, size, "download");
-        let mut reader = DiskReader::spawn(file.into_std().await, 0, size);
+        let mut reader = DiskReader::spawn(file, 0, size);
         while let Some(chunk) = reader.next().await {
             let chunk = chunk.map_err(Error::io("reading the file"))?;
             deadline(ctx.idle_timeout, "sending to the peer", async {

@@ -11,6 +11,8 @@
 //! - [`conn`]: a framed connection over any `AsyncRead + AsyncWrite`.
 //! - [`disk`]: per-transfer file threads that read or write and hash.
 //! - [`sandbox`]: the only way from a peer-supplied name to the filesystem.
+//! - [`partial`]: a download's partial file beside its target, never
+//!   written through a planted link.
 //! - [`files`]: the file service (server side) and its client.
 //! - [`echo`], [`clock`], [`download`]: the small classic services;
 //!   [`clients`]: their clients.
@@ -42,6 +44,7 @@ pub mod exec;
 pub mod files;
 pub mod ipmsg;
 pub mod nc;
+pub mod partial;
 pub mod sandbox;
 pub mod server;
 pub mod tftp;

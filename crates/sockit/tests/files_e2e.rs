@@ -220,23 +220,98 @@ async fn resume_with_a_different_file_restarts_or_is_caught() {
         s.shutdown().await.unwrap();
         assert!(closed_by_server(&mut s, common::PATIENCE).await);
     }
-    // Same size, different prefix: the kept part is wrong, and the whole-file
-    // check catches it instead of storing a mix of two files.
+    // Same size, different prefix: the client's resume offers the hash of
+    // its own first 40,000 bytes, the server refuses to append to a partial
+    // that does not match, and the client starts over from zero.
     let mut other = random_bytes(100_000, 4);
     other[99_999] ^= 1;
     let src = srv.local("f");
     std::fs::write(&src, &other).unwrap();
     let mut c = srv.client().await;
-    let err = c.put(&src, &rel("f"), true, &mut NoProgress).await.unwrap_err();
-    assert!(
-        matches!(&err, Error::Remote(r) if r.code == ErrorCode::ChecksumMismatch),
-        "{err}"
-    );
-    assert!(!srv.root.join("f").exists());
-    // The failed attempt dropped the bad partial: a retry starts from zero.
     let t = c.put(&src, &rel("f"), true, &mut NoProgress).await.unwrap();
-    assert_eq!(t.offset, 0);
+    assert_eq!(t.offset, 0, "a partial of another file is never continued");
     assert_eq!(std::fs::read(srv.root.join("f")).unwrap(), other);
+}
+
+/// The raw rules behind resume: an offset needs `verify`, a claimed prefix
+/// must match the kept partial, and a mismatch leaves that partial alone
+/// for the upload that started it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_must_prove_its_prefix_and_never_mixes_two_files() {
+    let srv = TestServer::plain().await;
+    let a = random_bytes(100_000, 5);
+    let b = random_bytes(100_000, 6);
+    {
+        let mut s = srv.raw().await;
+        send(
+            &mut s,
+            &json!({"cmd":"put","filename":"f","filesize":a.len(),"verify":"xxh3"}),
+            &a[..40_000],
+        )
+        .await;
+        s.shutdown().await.unwrap();
+        assert!(closed_by_server(&mut s, common::PATIENCE).await);
+    }
+    let mut s = srv.raw().await;
+    let resume = json!({"cmd":"resume","filename":"f","size":100_000});
+    send(&mut s, &resume, b"").await;
+    assert_eq!(read_reply(&mut s).await.unwrap()["offset"], 40_000);
+    // B's tail with no verify: refused before a byte is appended.
+    send(
+        &mut s,
+        &json!({"cmd":"put","filename":"f","filesize":100_000,"offset":40_000}),
+        &b[40_000..],
+    )
+    .await;
+    assert_eq!(code(&read_reply(&mut s).await.unwrap()), "bad_request");
+    // B's tail claiming B's prefix: refused, A's partial kept.
+    send(
+        &mut s,
+        &json!({"cmd":"put","filename":"f","filesize":100_000,"offset":40_000,"verify":"xxh3",
+                "prefix_xxh3": xxh3(&b[..40_000])}),
+        &b[40_000..],
+    )
+    .await;
+    assert_eq!(code(&read_reply(&mut s).await.unwrap()), "checksum_mismatch");
+    send(&mut s, &json!({"cmd":"commit","xxh3": xxh3(&b)}), b"").await;
+    send(&mut s, &resume, b"").await;
+    assert_eq!(
+        read_reply(&mut s).await.unwrap()["offset"],
+        40_000,
+        "A's partial is intact"
+    );
+    // An old client with verify but no prefix: the whole-file check catches
+    // the mix, and nothing is stored.
+    send(
+        &mut s,
+        &json!({"cmd":"put","filename":"f","filesize":100_000,"offset":40_000,"verify":"xxh3"}),
+        &b[40_000..],
+    )
+    .await;
+    let mut mixed = a[..40_000].to_vec();
+    mixed.extend_from_slice(&b[40_000..]);
+    send(&mut s, &json!({"cmd":"commit","xxh3": xxh3(&b)}), b"").await;
+    assert_eq!(code(&read_reply(&mut s).await.unwrap()), "checksum_mismatch");
+    assert!(!srv.root.join("f").exists());
+    assert_ne!(xxh3(&mixed), xxh3(&b));
+    // A, resuming with the right proof, completes its own file.
+    let src = srv.local("a");
+    std::fs::write(&src, &a).unwrap();
+    {
+        let mut s = srv.raw().await;
+        send(
+            &mut s,
+            &json!({"cmd":"put","filename":"f","filesize":a.len(),"verify":"xxh3"}),
+            &a[..40_000],
+        )
+        .await;
+        s.shutdown().await.unwrap();
+        assert!(closed_by_server(&mut s, common::PATIENCE).await);
+    }
+    let mut c = srv.client().await;
+    let t = c.put(&src, &rel("f"), true, &mut NoProgress).await.unwrap();
+    assert_eq!(t.offset, 40_000);
+    assert_eq!(std::fs::read(srv.root.join("f")).unwrap(), a);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -314,8 +389,8 @@ async fn one_upload_per_path_at_a_time() {
     )
     .await;
     // The first upload is running once its partial holds those 5 bytes.
-    let staging = sockit::files::staging::Staging::new(srv.root.join(".sockit/partial")).unwrap();
-    let part = staging.part_path(&rel("same"));
+    let id = sockit::files::staging::id_of(&rel("same"));
+    let part = srv.root.join(".sockit/partial").join(format!("{id}.part"));
     let started = std::time::Instant::now();
     while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < 5 {
         assert!(started.elapsed() < common::PATIENCE, "the first upload never started");

@@ -255,22 +255,23 @@ async fn three_hundred_idle_connections_do_not_stop_an_honest_client() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_full_disk_is_a_clear_error_and_no_file() {
-    // Simulated: the partial is /dev/full, where every write fails ENOSPC.
+async fn a_link_planted_where_a_partial_goes_is_not_written_through() {
+    // A local user links the partial's name to a file of theirs (here
+    // /dev/full, where every write fails): the upload replaces the link
+    // with a file of its own and succeeds; the link's target is untouched.
     let srv = TestServer::plain().await;
-    let staging = sockit::files::staging::Staging::new(srv.root.join(".sockit/partial")).unwrap();
     let name = RelPath::parse("full.bin").unwrap();
-    std::os::unix::fs::symlink("/dev/full", staging.part_path(&name)).unwrap();
+    let id = sockit::files::staging::id_of(&name);
+    let victim = srv.dir.path().join("victim");
+    std::fs::write(&victim, b"victim").unwrap();
+    std::os::unix::fs::symlink(&victim, srv.root.join(format!(".sockit/partial/{id}.part"))).unwrap();
+    std::os::unix::fs::symlink("/dev/full", srv.root.join(format!(".sockit/partial/{id}.meta"))).unwrap();
     let src = srv.local("full.bin");
     std::fs::write(&src, vec![1u8; 300_000]).unwrap();
     let mut c = srv.client().await;
-    let err = c.put(&src, &name, false, &mut NoProgress).await.unwrap_err();
-    assert!(
-        matches!(&err, Error::Remote(r) if r.code == sockit_proto::files::ErrorCode::NoSpace),
-        "{err}"
-    );
-    assert!(err.to_string().contains("no space left"), "{err}");
-    assert!(!srv.root.join("full.bin").exists());
+    c.put(&src, &name, true, &mut NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(srv.root.join("full.bin")).unwrap(), vec![1u8; 300_000]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
     still_serves(&srv).await;
 }
 

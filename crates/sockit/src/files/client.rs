@@ -13,15 +13,17 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use sockit_proto::exec::{Command as ExecCommand, Outcome as ExecResult, split_body};
-use sockit_proto::files::{Entry, EntryKind, Put, Request, parse_reply};
+use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, more_pages, parse_reply};
 use sockit_proto::frame::{FrameEvent, FrameLimits, Header, size_field};
 use sockit_proto::path::RelPath;
 
 use crate::Error;
 use crate::auth::{self, Auth};
 use crate::conn::FramedConn;
-use crate::disk::{DiskReader, DiskWriter};
+use crate::disk::{DiskReader, DiskWriter, WriteOptions};
 use crate::error::deadline;
+use crate::files::staging::KeptPartial;
+pub use crate::partial::partial_path;
 
 /// Longest wait for the server by default: connect, each read, each write.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -125,9 +127,35 @@ impl FileClient {
             recursive,
         })
         .await?;
+        // Pages until one without "more"; the total is capped here too.
+        let mut entries = Vec::new();
+        let mut budget = MAX_LISTING_BYTES;
+        loop {
+            let (reply, body_len) = self.reply().await?;
+            let body = self.conn.read_body(body_len, budget).await?;
+            budget -= body_len;
+            let page: Vec<Entry> =
+                serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("bad listing: {e}")))?;
+            entries.extend(page);
+            if !more_pages(&reply) {
+                break;
+            }
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(entries)
+    }
+
+    /// The interrupted uploads the server keeps for a resume.
+    pub async fn partials(&mut self) -> Result<Vec<KeptPartial>, Error> {
+        self.send(&Request::Partials).await?;
         let (_, body_len) = self.reply().await?;
         let body = self.conn.read_body(body_len, MAX_LISTING_BYTES).await?;
-        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("bad listing: {e}")))
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("bad list of partials: {e}")))
+    }
+
+    /// Deletes the server's kept partial upload of `path`.
+    pub async fn rm_partial(&mut self, path: &RelPath) -> Result<(), Error> {
+        self.call(&Request::RmPartial { path: path.clone() }).await.map(drop)
     }
 
     pub async fn rm(&mut self, path: &RelPath, recursive: bool) -> Result<(), Error> {
@@ -144,8 +172,25 @@ impl FileClient {
     }
 
     /// Uploads `local` as `remote`, verified by the server against the hash
-    /// computed while sending. With `resume`, continues a kept partial.
+    /// computed while sending. With `resume`, continues a kept partial,
+    /// proving first that it holds this file's start; if it does not (an
+    /// other client's upload of the same name), starts over.
     pub async fn put(
+        &mut self,
+        local: &Path,
+        remote: &RelPath,
+        resume: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, Error> {
+        match self.put_once(local, remote, resume, progress).await {
+            Err(Error::Remote(r)) if resume && r.code == ErrorCode::ChecksumMismatch => {
+                self.put_once(local, remote, false, progress).await
+            }
+            other => other,
+        }
+    }
+
+    async fn put_once(
         &mut self,
         local: &Path,
         remote: &RelPath,
@@ -165,20 +210,25 @@ impl FileClient {
         } else {
             0
         };
+        // The reader hashes the prefix the server already has without
+        // sending it, then streams and hashes the rest.
+        let mut reader = DiskReader::spawn(file, offset, filesize - offset);
+        let prefix_xxh3 = if offset > 0 {
+            Some(reader.prefix_hash().await.map_err(Error::file("reading", local))?)
+        } else {
+            None
+        };
         let put = Request::Put(Put {
             path: remote.clone(),
             filesize,
             offset,
             md5: None,
             trailer: true,
+            prefix_xxh3,
         });
         self.send(&put).await?;
         progress.begin(&remote.to_string(), filesize, offset);
-        // The reader hashes the prefix the server already has without
-        // sending it, then streams and hashes the rest.
-        let xxh3 = self
-            .stream_file(file, local, offset, filesize - offset, progress)
-            .await?;
+        let xxh3 = self.stream_body(reader, local, progress).await?;
         self.send(&Request::Commit { xxh3: xxh3.clone() }).await?;
         let reply = self.reply().await;
         progress.end();
@@ -213,7 +263,8 @@ impl FileClient {
         header.insert("filesize".into(), filesize.into());
         self.conn.write_header(&header).await?;
         progress.begin(remote_name, filesize, 0);
-        let xxh3 = self.stream_file(file, local, 0, filesize, progress).await?;
+        let reader = DiskReader::spawn(file, 0, filesize);
+        let xxh3 = self.stream_body(reader, local, progress).await?;
         self.conn.shutdown().await?;
         progress.end();
         Ok(Transfer {
@@ -236,11 +287,12 @@ impl FileClient {
     ) -> Result<Transfer, Error> {
         let started = Instant::now();
         let partial = partial_path(local);
-        let offset = if resume {
-            tokio::fs::metadata(&partial).await.map_or(0, |m| m.len())
+        let kept = if resume {
+            open_kept_partial(&partial).await?
         } else {
-            0
+            None
         };
+        let offset = kept.as_ref().map_or(0, |(_, len)| *len);
         self.send(&Request::Get {
             path: remote.clone(),
             offset,
@@ -253,9 +305,12 @@ impl FileClient {
         }
         // Only now, with the server committed to sending, touch the disk:
         // a refused get leaves nothing behind.
-        let file = open_partial(&partial, offset).await?;
+        let file = match kept {
+            Some((file, _)) => file,
+            None => create_fresh_partial(&partial).await?,
+        };
         progress.begin(&remote.to_string(), size, offset);
-        let mut writer = DiskWriter::open(file, offset, false)
+        let mut writer = DiskWriter::open(file, offset, WriteOptions::default())
             .await
             .map_err(Error::file("reading", &partial))?;
         let mut writing = true;
@@ -379,6 +434,8 @@ impl FileClient {
                         Err(e) => return Err(e),
                     }
                 }
+                // Pipes and devices on the server are never served.
+                EntryKind::Other => {}
             }
         }
         Ok(summary)
@@ -404,17 +461,14 @@ impl FileClient {
         })
     }
 
-    /// Sends `len` bytes of `file` from `offset` as a body; returns the
-    /// XXH3 of the whole file up to the end (prefix included).
-    async fn stream_file(
+    /// Sends what `reader` hands out as a body; returns the XXH3 of the
+    /// whole file up to the end (prefix included).
+    async fn stream_body(
         &mut self,
-        file: tokio::fs::File,
+        mut reader: DiskReader,
         local: &Path,
-        offset: u64,
-        len: u64,
         progress: &mut dyn Progress,
     ) -> Result<String, Error> {
-        let mut reader = DiskReader::spawn(file.into_std().await, offset, len);
         while let Some(chunk) = reader.next().await {
             let chunk = chunk.map_err(Error::file("reading", local))?;
             self.conn.write_all(&chunk).await?;
@@ -469,36 +523,31 @@ impl FileClient {
 }
 
 /// Opens a local file to send, with its size.
-async fn open_local(local: &Path) -> Result<(tokio::fs::File, u64), Error> {
+async fn open_local(local: &Path) -> Result<(std::fs::File, u64), Error> {
     let file = tokio::fs::File::open(local)
         .await
         .map_err(Error::file("cannot open", local))?;
     let size = file.metadata().await.map_err(Error::file("cannot stat", local))?.len();
-    Ok((file, size))
+    Ok((file.into_std().await, size))
 }
 
-/// `dir/.name.sockit-part`: hidden, beside the target, same filesystem.
-pub fn partial_path(local: &Path) -> PathBuf {
-    let name = local
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    local.with_file_name(format!(".{name}.sockit-part"))
-}
-
-/// The partial to download into: the kept one when resuming from
-/// `offset`, else a fresh (truncated) one.
-async fn open_partial(partial: &Path, offset: u64) -> Result<std::fs::File, Error> {
-    let mut options = tokio::fs::OpenOptions::new();
-    options.read(true).write(true).create(true);
-    if offset == 0 {
-        options.truncate(true);
-    }
-    let file = options
-        .open(partial)
+/// The partial to resume from, if one was kept (never through a link).
+async fn open_kept_partial(partial: &Path) -> Result<Option<(std::fs::File, u64)>, Error> {
+    let at = partial.to_owned();
+    tokio::task::spawn_blocking(move || crate::partial::open_kept(&at))
         .await
-        .map_err(Error::file("cannot create", partial))?;
-    Ok(file.into_std().await)
+        .map_err(|e| Error::Protocol(e.to_string()))?
+        .map_err(Error::file("cannot resume", partial))
+}
+
+/// A fresh partial to download into (a planted link at its name is
+/// removed, never written through).
+async fn create_fresh_partial(partial: &Path) -> Result<std::fs::File, Error> {
+    let at = partial.to_owned();
+    tokio::task::spawn_blocking(move || crate::partial::create_fresh(&at))
+        .await
+        .map_err(|e| Error::Protocol(e.to_string()))?
+        .map_err(Error::file("cannot create", partial))
 }
 
 /// Every file and folder under `root`, parents before children, as

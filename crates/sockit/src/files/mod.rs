@@ -1,7 +1,8 @@
-//! The file service (docs/protocol.md §3): the server side, where partial
-//! uploads are kept, and the client.
+//! The file service (docs/protocol.md §3): the server side, its listings,
+//! where partial uploads are kept, and the client.
 
 pub mod client;
+pub mod listing;
 pub mod service;
 pub mod staging;
 

@@ -8,30 +8,28 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument as _;
 
 use sockit_proto::exec::{Command, Opening, Outcome, classic_reply, framed_reply};
-use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, error_reply, ok_reply};
+use sockit_proto::files::{ErrorCode, Put, Request, error_reply, ok_reply};
 use sockit_proto::frame::{FrameEvent, FrameLimits};
-use sockit_proto::path::{RESERVED_DIR, RelPath};
+use sockit_proto::path::RelPath;
 
-use super::staging::Staging;
+use super::listing::{Listing, ListingError, ListingLimits, entry_of};
+use super::staging::{PartialLimits, Staging, Upload};
 use crate::Error;
 use crate::conn::FramedConn;
-use crate::disk::{DiskReader, DiskWriter, Hashes};
+use crate::disk::{DiskReader, DiskWriter, Hashes, WriteOptions};
 use crate::exec::{self, ExecError, ExecLimits};
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::sandbox::{Gate, Sandbox, SandboxError};
 use crate::server::{ConnContext, Service};
 
-/// Entries one `ls` may return: a listing is built in memory and sent as
-/// one body, so it needs a cap; 100,000 entries is about 10 MiB of JSON.
-pub const DEFAULT_MAX_LISTING: usize = 100_000;
-/// Age after which a partial upload nobody resumed is deleted at start-up.
-pub const DEFAULT_PARTIAL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+pub use super::listing::{DEFAULT_MAX_LISTING, DEFAULT_MAX_LISTING_BYTES};
+pub use super::staging::DEFAULT_PARTIAL_MAX_AGE;
 
 /// How long 1-3 bytes must be followed by silence to count as a classic
 /// client's short command (`ls`), and how long a raw command may pause
@@ -45,8 +43,12 @@ pub const MAX_RAW_COMMAND: usize = 8 * 1024;
 pub struct FileServiceConfig {
     pub root: PathBuf,
     pub frame_limits: FrameLimits,
-    pub max_listing: usize,
-    pub partial_max_age: Duration,
+    pub listing: ListingLimits,
+    pub partials: PartialLimits,
+    /// Flush every upload to disk (file, then folder) before confirming it.
+    pub fsync: bool,
+    /// Bounds filesystem work: operations at once, and a deadline each.
+    pub gate: Gate,
     /// `Some` only with `--allow-exec`: remote exec and its limits.
     pub exec: Option<ExecLimits>,
 }
@@ -56,8 +58,10 @@ impl FileServiceConfig {
         Self {
             root: root.into(),
             frame_limits: FrameLimits::default(),
-            max_listing: DEFAULT_MAX_LISTING,
-            partial_max_age: DEFAULT_PARTIAL_MAX_AGE,
+            listing: ListingLimits::default(),
+            partials: PartialLimits::default(),
+            fsync: false,
+            gate: Gate::default(),
             exec: None,
         }
     }
@@ -96,7 +100,21 @@ impl From<SandboxError> for Refusal {
     fn from(e: SandboxError) -> Self {
         match e {
             SandboxError::Escapes => Refusal::new(ErrorCode::BadPath, "path leaves the served folder"),
+            SandboxError::NotRegular => Refusal::new(
+                ErrorCode::PermissionDenied,
+                "not a regular file (a pipe, device or socket)",
+            ),
+            SandboxError::Timeout(_) => Refusal::new(ErrorCode::Busy, "the server's disk is not answering; try again"),
             SandboxError::Io(e) => refusal(&e),
+        }
+    }
+}
+
+impl From<ListingError> for Refusal {
+    fn from(e: ListingError) -> Self {
+        match e {
+            ListingError::Sandbox(e) => e.into(),
+            too_much => Refusal::new(ErrorCode::TooLarge, too_much.to_string()),
         }
     }
 }
@@ -113,6 +131,10 @@ fn refusal(e: &io::Error) -> Refusal {
         K::DirectoryNotEmpty => (ErrorCode::NotEmpty, "folder is not empty"),
         K::StorageFull | K::QuotaExceeded => (ErrorCode::NoSpace, "no space left on the server"),
         K::FileTooLarge => (ErrorCode::TooLarge, "file too large for the server"),
+        K::ResourceBusy => (ErrorCode::Busy, "an upload of this file is running"),
+        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            (ErrorCode::BadPath, "too many levels of symbolic links")
+        }
         _ => {
             tracing::warn!(error = %e, "i/o error");
             (ErrorCode::Io, "server i/o error")
@@ -125,13 +147,15 @@ type Reply = Result<(), Refusal>;
 
 impl FileService {
     /// Opens the root (creating it) and its private staging folder, and
-    /// sweeps partial uploads older than the configured age.
+    /// sweeps kept partial uploads past their bounds.
     pub fn new(config: FileServiceConfig) -> Result<Self, Error> {
-        let sandbox = Sandbox::open(&config.root).map_err(Error::file("cannot open root folder", &config.root))?;
-        let staging_dir = sandbox.private_dir().join("partial");
-        let staging =
-            Staging::new(staging_dir.clone()).map_err(Error::file("cannot create staging folder", staging_dir))?;
-        staging.sweep(config.partial_max_age);
+        let sandbox = Sandbox::with_gate(&config.root, config.gate.clone())
+            .map_err(Error::file("cannot open root folder", &config.root))?;
+        let staging_dir = sandbox.tree().private_dir("partial").map_err(Error::file(
+            "cannot create staging folder",
+            sandbox.root().join(".sockit/partial"),
+        ))?;
+        let staging = Staging::new(staging_dir, config.partials, config.fsync);
         Ok(Self {
             sandbox,
             staging,
@@ -154,11 +178,31 @@ impl FileService {
                 Ok(()) => return Ok(()),
                 Err(r) => Err(r),
             },
+            Request::Ls { path, recursive } => match self.ls(conn, &path, recursive).await? {
+                Ok(()) => return Ok(()),
+                Err(r) => Err(r),
+            },
             Request::Resume { path, filesize } => self.resume(conn, &path, filesize).await?,
-            Request::Ls { path, recursive } => self.ls(conn, &path, recursive).await?,
             Request::Stat { path } => self.stat(conn, &path).await?,
-            Request::Rm { path, recursive } => self.rm(conn, &path, recursive).await?,
-            Request::Mkdir { path } => self.mkdir(conn, &path).await?,
+            Request::Rm { path, recursive } => {
+                let removed = self.sandbox.run(move |t| t.remove(&path, recursive)).await;
+                self.answer(conn, removed.map_err(Refusal::from)).await?
+            }
+            Request::Mkdir { path } => {
+                let made = self.sandbox.run(move |t| t.make_dirs(&path)).await;
+                self.answer(conn, made.map_err(Refusal::from)).await?
+            }
+            Request::Partials => self.partials(conn).await?,
+            Request::RmPartial { path } => {
+                let staging = self.staging.clone();
+                let removed = self.sandbox.run(move |_| Ok(staging.remove(&path)?)).await;
+                let removed = match removed {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(Refusal::new(ErrorCode::NotFound, "no kept partial upload of that file")),
+                    Err(e) => Err(e.into()),
+                };
+                self.answer(conn, removed).await?
+            }
             Request::Commit { .. } => Err(Refusal::new(ErrorCode::BadRequest, "commit without an upload")),
             Request::Exec(command) => self.exec(conn, &command).await?,
         };
@@ -169,16 +213,20 @@ impl FileService {
         Ok(())
     }
 
+    /// Sends `{"status":"ok"}` for a success; a refusal is the caller's.
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        outcome: Reply,
+    ) -> Result<Reply, Error> {
+        if outcome.is_ok() {
+            conn.write_header(&ok_reply([])).await?;
+        }
+        Ok(outcome)
+    }
+
     async fn put<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>, put: Put) -> Result<(), Error> {
-        let claim = self.staging.claim(&put.path);
-        let prepared = match claim {
-            None => Err(Refusal::new(
-                ErrorCode::Busy,
-                "an upload of this file is already running",
-            )),
-            Some(_) => self.prepare_upload(&put).await,
-        };
-        let (target, mut writer) = match prepared {
+        let (upload, mut writer) = match self.prepare_upload(&put).await {
             Ok(p) => p,
             Err(r) => {
                 send_refusal(conn, &r).await?;
@@ -200,11 +248,12 @@ impl FileService {
                 Ok(Some(FrameEvent::End)) => break,
                 Ok(_) => return Err(Error::Protocol("frame out of order".into())),
                 Err(e) => {
-                    // Interrupted: a sockit client can resume from what was
-                    // written; a classic upload has no resume, so drop it.
+                    // Interrupted: a verified upload can be resumed from
+                    // what was written (its resume must prove the prefix);
+                    // a classic upload has no resume, so its partial goes.
                     let written = writer.finish().await;
-                    if !put.trailer || written.is_err() {
-                        self.staging.discard(&put.path).await;
+                    if put.trailer && written.is_ok() {
+                        self.keep(upload).await;
                     }
                     tracing::info!(path = %put.path, "upload interrupted");
                     return Err(e);
@@ -220,16 +269,13 @@ impl FileService {
                     conn.skip_body().await?;
                     Some(xxh3)
                 }
-                _ => {
-                    self.staging.discard(&put.path).await;
-                    return Err(Error::Protocol("expected a commit after the upload".into()));
-                }
+                _ => return Err(Error::Protocol("expected a commit after the upload".into())),
             }
         } else {
             None
         };
 
-        match self.finish_upload(&put, &target, written, claimed).await {
+        match self.finish_upload(&put, upload, written, claimed).await {
             Ok(xxh3) => {
                 tracing::info!(path = %put.path, size = put.filesize, "upload stored");
                 let reply = ok_reply([("size", put.filesize.into()), ("xxh3", xxh3.into())]);
@@ -237,41 +283,86 @@ impl FileService {
                 conn.flush().await
             }
             Err(r) => {
-                self.staging.discard(&put.path).await;
                 tracing::info!(path = %put.path, code = %r.code, "upload refused");
                 send_refusal(conn, &r).await
             }
         }
     }
 
-    /// Resolves the target, creates its folders and opens the partial
-    /// (fresh, or reopened at the offset) behind a writer thread.
-    async fn prepare_upload(&self, put: &Put) -> Result<(PathBuf, DiskWriter), Refusal> {
-        let target = self.sandbox.resolve(&put.path).await?;
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await?;
+    /// Claims the path, makes its folders, refuses what cannot be stored,
+    /// and opens the partial (fresh, or the kept one at the offset) behind
+    /// a writer thread. A resume proves its prefix before a byte is added.
+    async fn prepare_upload(&self, put: &Put) -> Result<(Upload, DiskWriter), Refusal> {
+        if put.offset > 0 && !put.trailer {
+            return Err(Refusal::new(
+                ErrorCode::BadRequest,
+                "an upload that resumes at an offset must ask for \"verify\"",
+            ));
         }
-        if tokio::fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
-            return Err(Refusal::new(ErrorCode::IsADirectory, "a folder has that name"));
-        }
-        let file = if put.offset == 0 {
-            self.staging.begin(&put.path, put.filesize).await?
-        } else {
-            self.staging
-                .reopen(&put.path, put.filesize, put.offset)
-                .await
-                .ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "offset does not match the kept partial upload"))?
+        let claim = self
+            .staging
+            .claim(&put.path)
+            .ok_or_else(|| Refusal::new(ErrorCode::Busy, "an upload of this file is already running"))?;
+        let staging = self.staging.clone();
+        let (path, filesize, offset) = (put.path.clone(), put.filesize, put.offset);
+        let opened = self
+            .sandbox
+            .run(move |tree| {
+                tree.place_for(&path)?;
+                if free_bytes(&staging).is_some_and(|free| free < filesize - offset) {
+                    return Ok(Err(Refusal::new(
+                        ErrorCode::NoSpace,
+                        "no space left on the server for this file",
+                    )));
+                }
+                Ok(if offset == 0 {
+                    Ok(staging.begin(claim, filesize)?)
+                } else {
+                    staging.resume(claim, filesize, offset)?.ok_or_else(|| {
+                        Refusal::new(ErrorCode::BadRequest, "offset does not match the kept partial upload")
+                    })
+                })
+            })
+            .await??;
+        let (upload, file) = opened;
+        let options = WriteOptions {
+            md5: put.md5.is_some(),
+            fsync: self.config.fsync,
         };
-        let writer = DiskWriter::open(file.into_std().await, put.offset, put.md5.is_some()).await?;
-        Ok((target, writer))
+        let writer = DiskWriter::open(file, put.offset, options).await?;
+        if let Some(claimed) = &put.prefix_xxh3 {
+            if *claimed != writer.prefix_hash() {
+                // Someone else's interrupted upload of this name: leave it.
+                let _ = writer.finish().await;
+                self.keep(upload).await;
+                return Err(Refusal::new(
+                    ErrorCode::ChecksumMismatch,
+                    "the kept partial upload is not the start of this file",
+                ));
+            }
+        }
+        Ok((upload, writer))
+    }
+
+    /// Keeps an interrupted upload's partial for a resume (and applies the
+    /// bounds on kept partials, which lists the folder: off the runtime).
+    async fn keep(&self, upload: Upload) {
+        let _ = self
+            .sandbox
+            .run(move |_| {
+                upload.keep();
+                Ok(())
+            })
+            .await;
     }
 
     /// Checks what arrived against the client's claims and moves it into
-    /// place; the stored file's hash on success.
+    /// place; the stored file's hash on success. On any refusal the upload
+    /// is dropped, and with it the partial.
     async fn finish_upload(
         &self,
         put: &Put,
-        target: &Path,
+        upload: Upload,
         written: io::Result<Hashes>,
         claimed: Option<String>,
     ) -> Result<String, Refusal> {
@@ -292,7 +383,15 @@ impl FileService {
                 ));
             }
         }
-        self.staging.commit(&put.path, target).await?;
+        // Where it goes is resolved again now, not trusted from before the
+        // body: the folder may have changed meanwhile.
+        let path = put.path.clone();
+        self.sandbox
+            .run(move |tree| {
+                let place = tree.place_for(&path)?;
+                Ok(upload.commit(&place)?)
+            })
+            .await?;
         Ok(ours.xxh3)
     }
 
@@ -304,17 +403,8 @@ impl FileService {
         path: &RelPath,
         offset: u64,
     ) -> Result<Reply, Error> {
-        let target = match self.sandbox.resolve(path).await {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e.into())),
-        };
-        let file = match tokio::fs::File::open(&target).await {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(e.into())),
-        };
-        let size = match file.metadata().await {
-            Ok(m) if m.is_dir() => return Ok(Err(Refusal::new(ErrorCode::IsADirectory, "is a folder"))),
-            Ok(m) => m.len(),
+        let (file, size) = match self.sandbox.open_file(path).await {
+            Ok(opened) => opened,
             Err(e) => return Ok(Err(e.into())),
         };
         if offset > size {
@@ -326,15 +416,18 @@ impl FileService {
         conn.skip_body().await?;
         conn.write_header(&ok_reply([("filesize", size.into()), ("offset", offset.into())]))
             .await?;
-        let mut reader = DiskReader::spawn(file.into_std().await, offset, size - offset);
+        let mut reader = DiskReader::spawn(file, offset, size - offset);
         while let Some(chunk) = reader.next().await {
             // A read error mid-body (the file shrank) breaks the promised
             // size: the only honest signal left is to cut the connection.
-            let chunk = chunk.map_err(Error::file("reading", &target))?;
+            let chunk = chunk.map_err(Error::file("reading", path.to_string()))?;
             conn.write_all(&chunk).await?;
             reader.recycle(chunk);
         }
-        let xxh3 = reader.finish().await.map_err(Error::file("reading", &target))?;
+        let xxh3 = reader
+            .finish()
+            .await
+            .map_err(Error::file("reading", path.to_string()))?;
         conn.write_header(&ok_reply([("xxh3", xxh3.into())])).await?;
         conn.flush().await?;
         Ok(Ok(()))
@@ -410,79 +503,67 @@ impl FileService {
         path: &RelPath,
         filesize: u64,
     ) -> Result<Reply, Error> {
-        let Some(_claim) = self.staging.claim(path) else {
+        let Some(claim) = self.staging.claim(path) else {
             return Ok(Err(Refusal::new(
                 ErrorCode::Busy,
                 "an upload of this file is already running",
             )));
         };
-        let offset = self.staging.kept_len(path, filesize).await;
+        let staging = self.staging.clone();
+        let offset = match self.sandbox.run(move |_| Ok(staging.kept_len(&claim, filesize))).await {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(e.into())),
+        };
         conn.write_header(&ok_reply([("offset", offset.into())])).await?;
         Ok(Ok(()))
     }
 
+    /// Streams a listing in pages: `{"status":"ok","data_size":N,"more":true}`
+    /// and N bytes (a JSON array) per page, the last without `more`. A
+    /// listing that outgrows its caps ends with an error frame instead.
     async fn ls<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         conn: &mut FramedConn<S>,
         path: &RelPath,
         recursive: bool,
     ) -> Result<Reply, Error> {
-        let entries = match self.list(path, recursive).await {
-            Ok(e) => e,
-            Err(r) => return Ok(Err(r)),
+        conn.skip_body().await?;
+        let (base, limits) = (path.clone(), self.config.listing);
+        let mut listing = match self
+            .sandbox
+            .run(move |t| Ok(Listing::open(t, &base, recursive, limits)))
+            .await
+        {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => return Ok(Err(e.into())),
+            Err(e) => return Ok(Err(e.into())),
         };
-        let body = serde_json::to_vec(&entries).map_err(|e| Error::Protocol(e.to_string()))?;
-        conn.write_header(&ok_reply([("data_size", body.len().into())])).await?;
-        conn.write_all(&body).await?;
-        Ok(Ok(()))
-    }
-
-    async fn list(&self, path: &RelPath, recursive: bool) -> Result<Vec<Entry>, Refusal> {
-        let dir = self.sandbox.resolve(path).await?;
-        if !tokio::fs::metadata(&dir).await?.is_dir() {
-            return Err(Refusal::new(ErrorCode::NotADirectory, "not a folder"));
-        }
-        let mut entries = Vec::new();
-        let mut pending = vec![(dir, String::new())];
-        while let Some((dir, prefix)) = pending.pop() {
-            let mut read = tokio::fs::read_dir(&dir).await?;
-            while let Some(item) = read.next_entry().await? {
-                let Ok(name) = item.file_name().into_string() else {
-                    continue; // not UTF-8: cannot be named in a JSON header
-                };
-                if prefix.is_empty() && path.is_root() && name == RESERVED_DIR {
-                    continue;
+        loop {
+            let page = self
+                .sandbox
+                .run(move |t| {
+                    let page = listing.next_page(t);
+                    Ok((listing, page))
+                })
+                .await;
+            let (page, done) = match page {
+                Ok((back, Ok(page))) => {
+                    listing = back;
+                    page
                 }
-                let full = item.path();
-                let is_link = item.file_type().await?.is_symlink();
-                if is_link && !self.sandbox.contains(&full).await {
-                    continue;
-                }
-                let Ok(meta) = tokio::fs::metadata(&full).await else {
-                    continue;
-                };
-                let rel = if prefix.is_empty() {
-                    name
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                let entry = entry(rel.clone(), &meta);
-                // Links are listed but not walked: a link to a parent
-                // would otherwise loop.
-                if recursive && entry.kind == EntryKind::Dir && !is_link {
-                    pending.push((full, rel));
-                }
-                entries.push(entry);
-                if entries.len() > self.config.max_listing {
-                    return Err(Refusal::new(
-                        ErrorCode::TooLarge,
-                        format!("more than {} entries; list a sub-folder", self.config.max_listing),
-                    ));
-                }
+                Ok((_, Err(e))) => return Ok(Err(e.into())),
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let mut header = ok_reply([("data_size", page.len().into())]);
+            if !done {
+                header.insert("more".into(), true.into());
+            }
+            conn.write_header(&header).await?;
+            conn.write_all(&page).await?;
+            if done {
+                return Ok(Ok(()));
             }
         }
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(entries)
     }
 
     async fn stat<S: AsyncRead + AsyncWrite + Unpin>(
@@ -490,15 +571,11 @@ impl FileService {
         conn: &mut FramedConn<S>,
         path: &RelPath,
     ) -> Result<Reply, Error> {
-        let meta = match self.sandbox.resolve(path).await {
-            Ok(p) => tokio::fs::metadata(p).await.map_err(Refusal::from),
-            Err(e) => Err(e.into()),
+        let stat = match self.sandbox.stat(path).await {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e.into())),
         };
-        let meta = match meta {
-            Ok(m) => m,
-            Err(r) => return Ok(Err(r)),
-        };
-        let e = entry(path.to_string(), &meta);
+        let e = entry_of(path.to_string(), &stat);
         let fields = serde_json::to_value(&e).map_err(|e| Error::Protocol(e.to_string()))?;
         let mut reply = ok_reply([]);
         if let Value::Object(map) = fields {
@@ -508,49 +585,17 @@ impl FileService {
         Ok(Ok(()))
     }
 
-    async fn rm<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        conn: &mut FramedConn<S>,
-        path: &RelPath,
-        recursive: bool,
-    ) -> Result<Reply, Error> {
-        let removed = self.remove(path, recursive).await;
-        if removed.is_ok() {
-            conn.write_header(&ok_reply([])).await?;
-        }
-        Ok(removed)
-    }
-
-    async fn remove(&self, path: &RelPath, recursive: bool) -> Reply {
-        // Resolve the parent, not the path: removing a symlink removes the
-        // link itself, never what it points to.
-        let target = self.sandbox.resolve(&path.parent()).await?.join(path.file_name());
-        let meta = tokio::fs::symlink_metadata(&target).await?;
-        if meta.is_dir() {
-            if recursive {
-                tokio::fs::remove_dir_all(&target).await?;
-            } else {
-                tokio::fs::remove_dir(&target).await?;
-            }
-        } else {
-            tokio::fs::remove_file(&target).await?;
-        }
-        Ok(())
-    }
-
-    async fn mkdir<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        conn: &mut FramedConn<S>,
-        path: &RelPath,
-    ) -> Result<Reply, Error> {
-        let made = match self.sandbox.resolve(path).await {
-            Ok(dir) => tokio::fs::create_dir_all(dir).await.map_err(Refusal::from),
-            Err(e) => Err(e.into()),
+    /// The kept partial uploads, as one JSON array.
+    async fn partials<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>) -> Result<Reply, Error> {
+        let staging = self.staging.clone();
+        let kept = match self.sandbox.run(move |_| Ok(staging.list()?)).await {
+            Ok(k) => k,
+            Err(e) => return Ok(Err(e.into())),
         };
-        if made.is_ok() {
-            conn.write_header(&ok_reply([])).await?;
-        }
-        Ok(made)
+        let body = serde_json::to_vec(&kept).map_err(|e| Error::Protocol(e.to_string()))?;
+        conn.write_header(&ok_reply([("data_size", body.len().into())])).await?;
+        conn.write_all(&body).await?;
+        Ok(Ok(()))
     }
 }
 
@@ -620,16 +665,9 @@ async fn discard_upload<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn
     Ok(())
 }
 
-fn entry(path: String, meta: &std::fs::Metadata) -> Entry {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    Entry {
-        path,
-        kind: if meta.is_dir() { EntryKind::Dir } else { EntryKind::File },
-        size: if meta.is_dir() { 0 } else { meta.len() },
-        mtime,
-    }
+/// Bytes free for an unprivileged writer on the staging folder's
+/// filesystem; `None` when it cannot be told.
+fn free_bytes(staging: &Staging) -> Option<u64> {
+    let st = rustix::fs::fstatvfs(staging).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }

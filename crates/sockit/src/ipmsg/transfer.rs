@@ -5,6 +5,8 @@
 use std::io::SeekFrom;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use bytes::BytesMut;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncSeekExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -18,8 +20,9 @@ use sockit_proto::path::RelPath;
 
 use super::node::{NodeEvent, WeakHandle};
 use crate::Error;
+use crate::disk::{DiskWriter, WriteOptions};
 use crate::error::deadline;
-use crate::files::staging::Staging;
+use crate::files::staging::{PartialLimits, Staging};
 use crate::sandbox::Sandbox;
 use crate::server::{ConnContext, Service};
 
@@ -67,8 +70,11 @@ impl Inbox {
     /// byte is fetched: a peer's offer is only a claim.
     pub fn open(dir: &std::path::Path, max_file: u64) -> Result<Inbox, Error> {
         let sandbox = Sandbox::open(dir).map_err(Error::file("opening", dir))?;
-        let staging_dir = sandbox.private_dir().join("ipmsg-partial");
-        let staging = Staging::new(staging_dir.clone()).map_err(Error::file("creating", staging_dir))?;
+        let staging_dir = sandbox
+            .tree()
+            .private_dir("ipmsg-partial")
+            .map_err(Error::file("creating", sandbox.root().join(".sockit/ipmsg-partial")))?;
+        let staging = Staging::new(staging_dir, PartialLimits::default(), false);
         Ok(Inbox {
             sandbox,
             staging,
@@ -225,55 +231,59 @@ pub(super) async fn download(
             file.name, file.size, inbox.max_file
         )));
     }
-    let staging = &inbox.staging;
-    let claim = staging
+    let claim = inbox
+        .staging
         .claim(&name)
         .ok_or_else(|| Error::Usage(format!("{} is already being received", file.name)))?;
-    let result = async {
-        let mut stream = deadline(IDLE_TIMEOUT, "connecting for a file", connect_from(local, from)).await?;
-        stream.write_all(packet).await.map_err(Error::io("asking for a file"))?;
-        let mut part = staging
-            .begin(&name, file.size)
-            .await
-            .map_err(Error::file("creating", staging.part_path(&name)))?;
-        let mut left = file.size;
-        let mut buf = vec![0u8; CHUNK];
-        while left > 0 {
-            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            let chunk = buf.get_mut(..want).unwrap_or_default();
-            let n = deadline(IDLE_TIMEOUT, "receiving a file", async {
-                stream.read(chunk).await.map_err(Error::io("receiving a file"))
-            })
-            .await?;
-            if n == 0 {
-                return Err(Error::Closed {
-                    op: "sending the file (it arrived short)",
-                });
-            }
-            part.write_all(chunk.get(..n).unwrap_or_default())
+    let mut stream = deadline(IDLE_TIMEOUT, "connecting for a file", connect_from(local, from)).await?;
+    stream.write_all(packet).await.map_err(Error::io("asking for a file"))?;
+    let (staging, size) = (inbox.staging.clone(), file.size);
+    let (upload, part) = inbox
+        .sandbox
+        .run(move |_| Ok(staging.begin(claim, size)?))
+        .await
+        .map_err(|e| Error::Protocol(format!("cannot stage {}: {e}", file.name)))?;
+    // Dropped on any early return below: the partial goes with it.
+    let options = WriteOptions {
+        md5: false,
+        fsync: true,
+    };
+    let mut writer = DiskWriter::open(part, 0, options)
+        .await
+        .map_err(Error::file("writing", inbox.root().join(".sockit/ipmsg-partial")))?;
+    let mut left = file.size;
+    while left > 0 {
+        let mut chunk = BytesMut::with_capacity(CHUNK);
+        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+        let n = deadline(IDLE_TIMEOUT, "receiving a file", async {
+            (&mut stream)
+                .take(want as u64)
+                .read_buf(&mut chunk)
                 .await
-                .map_err(Error::file("writing", staging.part_path(&name)))?;
-            left -= n as u64;
-        }
-        part.sync_all()
-            .await
-            .map_err(Error::file("writing", staging.part_path(&name)))?;
-        let target = free_name(&inbox.sandbox, &name).await?;
-        staging
-            .commit(&name, &target)
-            .await
-            .map_err(Error::file("moving into place", &target))?;
-        Ok(Received {
-            path: target,
-            bytes: file.size,
+                .map_err(Error::io("receiving a file"))
         })
+        .await?;
+        if n == 0 {
+            return Err(Error::Closed {
+                op: "sending the file (it arrived short)",
+            });
+        }
+        left -= n as u64;
+        if !writer.write(chunk.freeze()).await {
+            break; // the error comes from finish()
+        }
     }
-    .await;
-    if result.is_err() {
-        staging.discard(&name).await;
-    }
-    drop(claim);
-    result
+    writer
+        .finish()
+        .await
+        .map_err(Error::file("writing", inbox.root().join(file.name.as_str())))?;
+    let taken = inbox
+        .sandbox
+        .run(move |tree| Ok(upload.commit_unique(tree, free_names(&name))?))
+        .await
+        .map_err(|e| Error::Protocol(format!("cannot store {}: {e}", file.name)))?;
+    let path = taken.components().fold(inbox.root().to_owned(), |p, c| p.join(c));
+    Ok(Received { path, bytes: file.size })
 }
 
 async fn connect_from(local: SocketAddr, to: SocketAddr) -> Result<TcpStream, Error> {
@@ -293,21 +303,13 @@ async fn connect_from(local: SocketAddr, to: SocketAddr) -> Result<TcpStream, Er
     socket.connect(to).await.map_err(connect_err)
 }
 
-/// The first of `name`, `name.1`, `name.2`, ... that does not exist yet.
-async fn free_name(into: &Sandbox, name: &RelPath) -> Result<PathBuf, Error> {
-    for n in 0..MAX_NAME_SUFFIX {
-        let candidate = if n == 0 {
-            name.clone()
+/// `name`, `name.1`, `name.2`, ...: where a received file may land.
+fn free_names(name: &RelPath) -> impl Iterator<Item = RelPath> + '_ {
+    (0..MAX_NAME_SUFFIX).filter_map(move |n| {
+        if n == 0 {
+            Some(name.clone())
         } else {
-            RelPath::parse(&format!("{}.{n}", name.file_name())).map_err(|e| Error::Protocol(e.to_string()))?
-        };
-        let path = into
-            .resolve(&candidate)
-            .await
-            .map_err(|e| Error::Protocol(format!("refused file name: {e}")))?;
-        if tokio::fs::symlink_metadata(&path).await.is_err() {
-            return Ok(path);
+            RelPath::parse(&format!("{}.{n}", name.file_name())).ok()
         }
-    }
-    Err(Error::Usage(format!("no free name for {}", name.file_name())))
+    })
 }

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -47,10 +47,12 @@ pub async fn get(
     opts: ClientOptions,
     mut observer: Box<dyn Observer>,
 ) -> Result<Summary, Error> {
-    // A device or pipe (/dev/null, a FIFO) is written to directly: there is
-    // no file to put in place, and a rename would replace the device.
-    let direct = tokio::fs::metadata(local).await.is_ok_and(|m| !m.is_file());
-    let part = if direct { local.to_path_buf() } else { part_path(local) };
+    let direct = crate::partial::is_direct_target(local);
+    let part = if direct {
+        local.to_path_buf()
+    } else {
+        crate::partial::partial_path(local)
+    };
     let (mut result, back) = get_once(server, remote, local, &part, opts, observer).await;
     observer = back;
     if let Some(plain) = fallback(&result, opts) {
@@ -116,12 +118,12 @@ async fn get_once(
     observer: Box<dyn Observer>,
 ) -> Attempt {
     let opened = super::bind_blocking(unspecified(server)).and_then(|socket| {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(part != local)
-            .open(part)
-            .map_err(Error::file("creating", part))?;
+        let file = if part == local {
+            std::fs::OpenOptions::new().write(true).open(part)
+        } else {
+            crate::partial::create_fresh(part)
+        }
+        .map_err(Error::file("creating", part))?;
         Ok((socket, file))
     });
     let (socket, file) = match opened {
@@ -204,14 +206,6 @@ fn summarize(outcome: &Outcome, started: Instant, settings: Settings) -> Result<
         settings,
         fell_back: false,
     })
-}
-
-fn part_path(local: &Path) -> PathBuf {
-    let name = local
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    local.with_file_name(format!(".{name}.sockit-part"))
 }
 
 fn unspecified(server: SocketAddr) -> SocketAddr {

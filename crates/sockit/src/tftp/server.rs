@@ -34,7 +34,7 @@ use sockit_proto::tftp::transfer::{self, Transfer};
 
 use super::drive::{self, Disk, Job, Quiet};
 use crate::Error;
-use crate::files::staging::Staging;
+use crate::files::staging::{PartialLimits, Staging};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::udp::MAX_DATAGRAM;
 
@@ -99,8 +99,11 @@ impl TftpServer {
     /// Binds the request socket and opens the root.
     pub fn bind(addr: SocketAddr, config: TftpConfig) -> Result<Self, Error> {
         let sandbox = Sandbox::open(&config.root).map_err(Error::file("opening the root", &config.root))?;
-        let staging_dir = sandbox.private_dir().join("tftp-partial");
-        let staging = Staging::new(staging_dir.clone()).map_err(Error::file("creating", staging_dir))?;
+        let staging_dir = sandbox
+            .tree()
+            .private_dir("tftp-partial")
+            .map_err(Error::file("creating", sandbox.root().join(".sockit/tftp-partial")))?;
+        let staging = Staging::new(staging_dir, PartialLimits::default(), false);
         let socket = super::bind_async(addr)?;
         let local_addr = socket.local_addr().map_err(Error::io("reading the bound address"))?;
         Ok(Self {
@@ -219,14 +222,19 @@ async fn serve_transfer(
     }
 }
 
-/// The file's path under the root. A leading `/` means the root.
-async fn resolve(shared: &Shared, name: &str) -> Result<(RelPath, PathBuf), Refusal> {
-    let relative = name.trim_start_matches('/');
-    let path = RelPath::parse(relative).map_err(|_| Refusal(ErrorCode::AccessViolation, "access violation"))?;
-    match shared.sandbox.resolve(&path).await {
-        Ok(full) => Ok((path, full)),
-        Err(SandboxError::Escapes) => Err(Refusal(ErrorCode::AccessViolation, "access violation")),
-        Err(SandboxError::Io(_)) => Err(Refusal(ErrorCode::FileNotFound, "file not found")),
+/// The requested name as a path under the root. A leading `/` means the
+/// root, as with `tftpd -s`.
+fn parse_name(name: &str) -> Result<RelPath, Refusal> {
+    RelPath::parse(name.trim_start_matches('/')).map_err(|_| Refusal(ErrorCode::AccessViolation, "access violation"))
+}
+
+/// The one mapping from sandbox failures to TFTP errors.
+fn sandbox_refusal(e: &SandboxError) -> Refusal {
+    match e {
+        SandboxError::Escapes => Refusal(ErrorCode::AccessViolation, "access violation"),
+        SandboxError::NotRegular => Refusal(ErrorCode::AccessViolation, "not a regular file"),
+        SandboxError::Timeout(_) => Refusal(ErrorCode::NotDefined, "server busy"),
+        SandboxError::Io(e) => open_refusal(e),
     }
 }
 
@@ -263,21 +271,15 @@ async fn read(
     shutdown: &CancellationToken,
 ) -> Result<u64, Option<Refusal>> {
     check_mode(request)?;
-    let (_, full) = resolve(shared, &request.filename).await?;
-    let file = std::fs::File::open(&full).map_err(|e| Some(open_refusal(&e)))?;
-    let meta = file
-        .metadata()
-        .map_err(|_| Refusal(ErrorCode::FileNotFound, "file not found"))?;
-    if !meta.is_file() {
-        return Err(Some(Refusal(ErrorCode::FileNotFound, "not a file")));
-    }
-    let n = negotiate(
-        &request.options,
-        request.mode,
-        true,
-        Some(meta.len()),
-        limits(&shared.config),
-    );
+    let path = parse_name(&request.filename)?;
+    // Off the runtime, with a deadline; a pipe or device is refused on the
+    // open handle instead of blocking in open(2).
+    let (file, size) = shared
+        .sandbox
+        .open_file(&path)
+        .await
+        .map_err(|e| Some(sandbox_refusal(&e)))?;
+    let n = negotiate(&request.options, request.mode, true, Some(size), limits(&shared.config));
     let transfer = Transfer::server_read(
         Instant::now(),
         peer,
@@ -314,38 +316,52 @@ async fn write(
     if !shared.config.allow_write {
         return Err(Some(Refusal(ErrorCode::AccessViolation, "writes are disabled")));
     }
-    let (path, full) = resolve(shared, &request.filename).await?;
-    match tokio::fs::metadata(&full).await {
-        Ok(m) if !m.is_file() => return Err(Some(Refusal(ErrorCode::AccessViolation, "not a file"))),
-        Ok(_) => {}
-        Err(_) if shared.config.allow_create => {}
-        Err(_) => {
-            return Err(Some(Refusal(
-                ErrorCode::FileNotFound,
-                "file not found (creating is disabled)",
-            )));
-        }
-    }
-    if let Some(parent) = full.parent() {
-        if !tokio::fs::metadata(parent).await.is_ok_and(|m| m.is_dir()) {
-            return Err(Some(Refusal(ErrorCode::FileNotFound, "no such folder")));
-        }
-    }
+    let path = parse_name(&request.filename)?;
     let n = negotiate(&request.options, request.mode, false, None, limits(&shared.config));
     if let (Some(size), Some(max)) = (n.settings.tsize, shared.config.max_upload) {
         if size > max {
             return Err(Some(Refusal(ErrorCode::DiskFull, "file too large")));
         }
     }
-    let Some(_claim) = shared.staging.claim(&path) else {
+    let Some(claim) = shared.staging.claim(&path) else {
         return Err(Some(Refusal(
             ErrorCode::AccessViolation,
             "an upload of this file is running",
         )));
     };
-    let part = match shared.staging.begin(&path, n.settings.tsize.unwrap_or(0)).await {
-        Ok(f) => f.into_std().await,
-        Err(_) => return Err(Some(Refusal(ErrorCode::AccessViolation, "cannot create the file"))),
+    let (staging, allow_create, tsize) = (shared.staging.clone(), shared.config.allow_create, n.settings.tsize);
+    let target = path.clone();
+    let staged = shared
+        .sandbox
+        .run(move |tree| {
+            // TFTP never creates folders: the parent must exist.
+            let place = match tree.parent(&target, true) {
+                Ok(p) => p,
+                Err(SandboxError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Err(Refusal(ErrorCode::FileNotFound, "no such folder")));
+                }
+                Err(e) => return Err(e),
+            };
+            match rustix::fs::statat(&place.dir, place.name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile => {
+                    return Ok(Err(Refusal(ErrorCode::AccessViolation, "not a file")));
+                }
+                Ok(_) => {}
+                Err(_) if allow_create => {}
+                Err(_) => {
+                    return Ok(Err(Refusal(
+                        ErrorCode::FileNotFound,
+                        "file not found (creating is disabled)",
+                    )));
+                }
+            }
+            Ok(Ok(staging.begin(claim, tsize.unwrap_or(0))?))
+        })
+        .await;
+    let (upload, part) = match staged {
+        Ok(Ok(s)) => s,
+        Ok(Err(refusal)) => return Err(Some(refusal)),
+        Err(e) => return Err(Some(sandbox_refusal(&e))),
     };
     let transfer = Transfer::server_write(
         Instant::now(),
@@ -364,21 +380,28 @@ async fn write(
         shutdown: shutdown.clone(),
     };
     let (mut job, outcome) = drive::run_on_thread(job, true).await;
+    // Closes the file before it is moved into place.
+    job.disk = Disk::Done;
     let stored = match (&outcome.result, &outcome.disk_error) {
-        (Ok(()), None) => shared.staging.commit(&path, &full).await.map_err(|e| e.to_string()),
+        (Ok(()), None) => shared
+            .sandbox
+            .run(move |tree| {
+                let place = tree.parent(&path, true)?;
+                Ok(upload.commit(&place)?)
+            })
+            .await
+            .map_err(|e| e.to_string()),
         (_, Some(e)) => Err(e.to_string()),
         (Err(f), None) => Err(f.to_string()),
     };
     if let Err(reason) = &stored {
-        shared.staging.discard(&path).await;
         tracing::info!(%peer, file = %request.filename, error = %reason, "tftp write failed; nothing kept");
         if outcome.result.is_ok() {
             job.transfer.abort(ErrorCode::DiskFull, "could not store the file");
         }
     }
-    // Closes the file, then sends the last ACK (or the ERROR) and dallies:
-    // a repeated last block is answered until the peer is satisfied.
-    job.disk = Disk::Done;
+    // Sends the last ACK (or the ERROR) and dallies: a repeated last block
+    // is answered until the peer is satisfied.
     let _ = drive::run_on_thread(job, false).await;
     stored.map(|()| outcome.stats.bytes).map_err(|_| None)
 }
