@@ -547,7 +547,14 @@ fn kept_partials_can_be_listed_and_removed_and_hostile_names_cannot_fake_lines()
     let partials = || {
         let out = sb
             .assert_cmd()
-            .args(["ls", "--partials", "--json", "--insecure-no-auth", "--server", &srv.addr])
+            .args([
+                "ls",
+                "--partials",
+                "--json",
+                "--insecure-no-auth",
+                "--server",
+                &srv.addr,
+            ])
             .assert()
             .success()
             .get_output()
@@ -558,19 +565,36 @@ fn kept_partials_can_be_listed_and_removed_and_hostile_names_cannot_fake_lines()
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut listed = partials();
     while !listed.contains("big.iso") {
-        assert!(std::time::Instant::now() < deadline, "the partial never showed: {listed}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the partial never showed: {listed}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
         listed = partials();
     }
     let p: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
     assert_eq!((p["size"].as_u64(), p["filesize"].as_u64()), (Some(300), Some(1000)));
     sb.assert_cmd()
-        .args(["rm", "--partial", "big.iso", "--insecure-no-auth", "--server", &srv.addr])
+        .args([
+            "rm",
+            "--partial",
+            "big.iso",
+            "--insecure-no-auth",
+            "--server",
+            &srv.addr,
+        ])
         .assert()
         .success();
     assert_eq!(partials(), "");
     sb.assert_cmd()
-        .args(["rm", "--partial", "big.iso", "--insecure-no-auth", "--server", &srv.addr])
+        .args([
+            "rm",
+            "--partial",
+            "big.iso",
+            "--insecure-no-auth",
+            "--server",
+            &srv.addr,
+        ])
         .assert()
         .failure()
         .stderr(predicate::str::contains("no kept partial"));
@@ -588,5 +612,8 @@ fn kept_partials_can_be_listed_and_removed_and_hostile_names_cannot_fake_lines()
         .clone();
     let out = String::from_utf8(out).unwrap();
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.contains("evil\\n-") && out.contains("fake\\x1b[2J") && !out.contains('\u{1b}'), "{out}");
+    assert!(
+        out.contains("evil\\n-") && out.contains("fake\\x1b[2J") && !out.contains('\u{1b}'),
+        "{out}"
+    );
 }

@@ -792,3 +792,72 @@ fn the_client_falls_back_when_options_are_refused() {
     let requests = server.join().unwrap();
     assert!(requests[1].ends_with(b"f.txt\0octet\0"), "the retry is plain RFC 1350");
 }
+
+/// A named pipe in the root: its RRQ is refused at once, other transfers
+/// go on, and SIGTERM still stops the server. Under `serve --config`, pipe
+/// requests (one per core and more) never freeze the daemon's other
+/// services.
+#[test]
+fn a_named_pipe_never_freezes_the_server() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    std::fs::write(root.join("ok.txt"), "fine").unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(root.join("pipe"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (mut server, addr) = sockit_server(&sandbox, &root, &[]);
+    let started = Instant::now();
+    for _ in 0..8 {
+        assert_eq!(error_code(&request(addr, &rrq("pipe"))), 2, "access violation");
+    }
+    assert_eq!(&request(addr, &rrq("ok.txt"))[4..], b"fine");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let child = &mut server.0;
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the server");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let config = format!(
+        "[[service]]\nkind = \"tftp\"\nudp = \"127.0.0.1:0\"\nroot = \"{}\"\n\n\
+         [[service]]\nkind = \"echo\"\nudp = \"127.0.0.1:0\"\n",
+        root.display()
+    );
+    std::fs::create_dir_all(sandbox.path("work")).unwrap();
+    std::fs::write(sandbox.path("work/sockit.toml"), config).unwrap();
+    let (child, found) = start_listeners(&sandbox, &["serve", "--config", "sockit.toml"], 2);
+    let _daemon = KillOnDrop(child);
+    let tftp: SocketAddr = found
+        .iter()
+        .find(|f| f.2.starts_with("tftp"))
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let echo: SocketAddr = found
+        .iter()
+        .find(|f| f.2.starts_with("echo"))
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..8 {
+        s.send_to(&rrq("pipe"), tftp).unwrap();
+    }
+    assert_eq!(request(echo, b"still here"), b"still here");
+    assert_eq!(&request(tftp, &rrq("ok.txt"))[4..], b"fine");
+}
