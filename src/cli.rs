@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::limits;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sockit",
@@ -170,17 +172,17 @@ pub struct ChatServeArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
     /// Most members at once.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = limits::parser::<usize>(&limits::MAX_CONNECTIONS))]
     pub max_connections: usize,
     /// Listen backlog.
-    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG)]
+    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG, value_parser = limits::parser::<u32>(&limits::BACKLOG))]
     pub backlog: u32,
     /// Seconds a member may send nothing before it is disconnected.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = limits::parser::<u64>(&limits::IDLE_TIMEOUT))]
     pub idle_timeout: u64,
     /// Bytes waiting for a member before it counts as fallen behind and is
     /// disconnected.
-    #[arg(long, value_name = "BYTES", default_value_t = sockit::chat::DEFAULT_MEMBER_BACKLOG)]
+    #[arg(long, value_name = "BYTES", default_value_t = sockit::chat::DEFAULT_MEMBER_BACKLOG, value_parser = limits::parser::<usize>(&limits::MEMBER_BACKLOG))]
     pub member_backlog: usize,
 }
 
@@ -375,8 +377,12 @@ pub struct TftpServeArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub max_windowsize: u16,
     /// Most transfers at once; more are refused.
-    #[arg(long, value_name = "N", default_value_t = sockit::tftp::server::DEFAULT_MAX_TRANSFERS)]
+    #[arg(long, value_name = "N", default_value_t = sockit::tftp::server::DEFAULT_MAX_TRANSFERS, value_parser = limits::parser::<usize>(&limits::MAX_TRANSFERS))]
     pub max_transfers: usize,
+    /// Most transfers from one address at once, so one host cannot take
+    /// every slot.
+    #[arg(long, value_name = "N", default_value_t = sockit::tftp::server::DEFAULT_MAX_PER_PEER, value_parser = limits::parser::<usize>(&limits::MAX_PER_PEER))]
+    pub max_per_peer: usize,
     /// Largest upload accepted, in bytes.
     #[arg(long, value_name = "BYTES")]
     pub max_upload: Option<u64>,
@@ -635,22 +641,41 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
     /// Most connections served at once; more wait in the listen backlog.
-    #[arg(long, default_value_t = sockit::server::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, default_value_t = sockit::server::DEFAULT_MAX_CONNECTIONS, value_parser = limits::parser::<usize>(&limits::MAX_CONNECTIONS))]
     pub max_connections: usize,
+    /// Most connections from one address at once (a slow or hostile host
+    /// cannot take every slot).
+    #[arg(long, value_name = "N", default_value_t = sockit::server::DEFAULT_MAX_PER_PEER, value_parser = limits::parser::<usize>(&limits::MAX_PER_PEER))]
+    pub max_per_peer: usize,
+    /// Seconds a request header may take to arrive once begun.
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_parser = limits::parser::<u64>(&limits::REQUEST_TIMEOUT))]
+    pub request_timeout: u64,
+    /// Slowest an upload may arrive, in bytes/s averaged over a minute
+    /// (0: no minimum).
+    #[arg(long, value_name = "BYTES", default_value_t = sockit::server::DEFAULT_MIN_RATE, value_parser = limits::parser::<u64>(&limits::MIN_RATE))]
+    pub min_rate: u64,
+    /// Bytes of interrupted uploads kept for `put --resume`, in all; the
+    /// oldest are deleted first.
+    #[arg(long, value_name = "BYTES", default_value_t = sockit::files::staging::DEFAULT_MAX_PARTIAL_BYTES, value_parser = limits::parser::<u64>(&limits::MAX_PARTIAL_BYTES))]
+    pub max_partial_bytes: u64,
+    /// Flush each upload to disk (the file, then its folder) before
+    /// confirming it, so a confirmed upload survives a power loss.
+    #[arg(long)]
+    pub fsync: bool,
     /// Listen backlog (pending connections the kernel holds).
-    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG)]
+    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG, value_parser = limits::parser::<u32>(&limits::BACKLOG))]
     pub backlog: u32,
     /// Seconds a client has to answer the auth challenge.
-    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(), value_parser = limits::parser::<u64>(&limits::HANDSHAKE_TIMEOUT))]
     pub handshake_timeout: u64,
     /// Seconds of silence from a client before it is disconnected.
-    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = limits::parser::<u64>(&limits::IDLE_TIMEOUT))]
     pub idle_timeout: u64,
     /// Seconds shutdown waits for transfers in flight.
-    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_DRAIN_TIMEOUT.as_secs(), value_parser = limits::parser::<u64>(&limits::DRAIN_TIMEOUT))]
     pub drain_timeout: u64,
     /// Largest request header accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = sockit_proto::frame::DEFAULT_MAX_HEADER_LEN)]
+    #[arg(long, value_name = "BYTES", default_value_t = sockit_proto::frame::DEFAULT_MAX_HEADER_LEN, value_parser = limits::parser::<u32>(&limits::MAX_HEADER))]
     pub max_header: u32,
     /// Do not set SO_REUSEADDR on the listening socket.
     #[arg(long)]
@@ -660,10 +685,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_exec: bool,
     /// Seconds a command may run before it is killed.
-    #[arg(long, value_name = "SECS", default_value_t = sockit::exec::DEFAULT_EXEC_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECS", default_value_t = sockit::exec::DEFAULT_EXEC_TIMEOUT.as_secs(), value_parser = limits::parser::<u64>(&limits::EXEC_TIMEOUT))]
     pub exec_timeout: u64,
     /// Output kept per stream (stdout, stderr); the rest is cut with a marker.
-    #[arg(long, value_name = "BYTES", default_value_t = sockit::exec::DEFAULT_MAX_OUTPUT)]
+    #[arg(long, value_name = "BYTES", default_value_t = sockit::exec::DEFAULT_MAX_OUTPUT, value_parser = limits::parser::<usize>(&limits::EXEC_MAX_OUTPUT))]
     pub exec_max_output: usize,
 }
 
@@ -673,13 +698,16 @@ pub struct ListenerArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
     /// Most TCP connections served at once.
-    #[arg(long, default_value_t = sockit::server::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, default_value_t = sockit::server::DEFAULT_MAX_CONNECTIONS, value_parser = limits::parser::<usize>(&limits::MAX_CONNECTIONS))]
     pub max_connections: usize,
+    /// Most TCP connections from one address at once.
+    #[arg(long, value_name = "N", default_value_t = sockit::server::DEFAULT_MAX_PER_PEER, value_parser = limits::parser::<usize>(&limits::MAX_PER_PEER))]
+    pub max_per_peer: usize,
     /// Listen backlog.
-    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG)]
+    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG, value_parser = limits::parser::<u32>(&limits::BACKLOG))]
     pub backlog: u32,
     /// Seconds of silence before a TCP client is disconnected.
-    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECS", default_value_t = sockit::server::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = limits::parser::<u64>(&limits::IDLE_TIMEOUT))]
     pub idle_timeout: u64,
     /// Do not set SO_REUSEADDR.
     #[arg(long)]

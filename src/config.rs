@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use crate::UsageError;
 use crate::cli::DigestArg;
+use crate::limits::{self, Limit};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,11 +38,17 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_per_peer: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backlog: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake_timeout: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_rate: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +58,24 @@ pub struct Settings {
 impl Settings {
     fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// Every numeric setting present, with the limit it must respect.
+    fn limited(&self) -> Vec<(&'static Limit, u64)> {
+        let as_u64 = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        [
+            self.max_connections.map(|v| (&limits::MAX_CONNECTIONS, as_u64(v))),
+            self.max_per_peer.map(|v| (&limits::MAX_PER_PEER, as_u64(v))),
+            self.backlog.map(|v| (&limits::BACKLOG, u64::from(v))),
+            self.handshake_timeout.map(|v| (&limits::HANDSHAKE_TIMEOUT, v)),
+            self.idle_timeout.map(|v| (&limits::IDLE_TIMEOUT, v)),
+            self.request_timeout.map(|v| (&limits::REQUEST_TIMEOUT, v)),
+            self.min_rate.map(|v| (&limits::MIN_RATE, v)),
+            self.drain_timeout.map(|v| (&limits::DRAIN_TIMEOUT, v)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -144,6 +169,15 @@ pub struct Section {
     /// tftp: the largest block size granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_blksize: Option<u16>,
+    /// tftp: transfers at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_transfers: Option<usize>,
+    /// files: bytes of interrupted uploads kept for a resume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_partial_bytes: Option<u64>,
+    /// files: flush each upload to disk before confirming it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fsync: Option<bool>,
     #[serde(flatten)]
     pub settings: Settings,
 }
@@ -164,6 +198,9 @@ impl Section {
             allow_write: None,
             allow_create: None,
             max_blksize: None,
+            max_transfers: None,
+            max_partial_bytes: None,
+            fsync: None,
             settings: Settings::default(),
         }
     }
@@ -183,13 +220,22 @@ impl Section {
                 "exec_timeout",
                 "exec_max_output",
                 "max_header",
+                "max_partial_bytes",
+                "fsync",
             ],
             Kind::Download => &["listen", "root"],
             Kind::Chat => &["listen"],
             Kind::Echo => &["tcp", "udp", "upper"],
             Kind::Time => &["udp"],
             Kind::Daytime | Kind::Rfc868 => &["tcp", "udp"],
-            Kind::Tftp => &["udp", "root", "allow_write", "allow_create", "max_blksize"],
+            Kind::Tftp => &[
+                "udp",
+                "root",
+                "allow_write",
+                "allow_create",
+                "max_blksize",
+                "max_transfers",
+            ],
         };
         let set = [
             ("listen", self.listen.is_some()),
@@ -204,11 +250,26 @@ impl Section {
             ("allow_write", self.allow_write.is_some()),
             ("allow_create", self.allow_create.is_some()),
             ("max_blksize", self.max_blksize.is_some()),
+            ("max_transfers", self.max_transfers.is_some()),
+            ("max_partial_bytes", self.max_partial_bytes.is_some()),
+            ("fsync", self.fsync.is_some()),
         ];
         set.into_iter()
             .filter(|(key, present)| *present && !allowed.contains(key))
             .map(|(key, _)| key)
             .collect()
+    }
+
+    /// Every numeric setting present, with the limit it must respect.
+    fn limited(&self) -> Vec<(&'static Limit, u64)> {
+        let mut out = self.settings.limited();
+        let as_u64 = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        out.extend(self.exec_timeout.map(|v| (&limits::EXEC_TIMEOUT, v)));
+        out.extend(self.exec_max_output.map(|v| (&limits::EXEC_MAX_OUTPUT, as_u64(v))));
+        out.extend(self.max_header.map(|v| (&limits::MAX_HEADER, u64::from(v))));
+        out.extend(self.max_transfers.map(|v| (&limits::MAX_TRANSFERS, as_u64(v))));
+        out.extend(self.max_partial_bytes.map(|v| (&limits::MAX_PARTIAL_BYTES, v)));
+        out
     }
 
     fn has_listener(&self) -> bool {
@@ -228,6 +289,18 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
         UsageError(format!("{}{at}: {}", path.display(), e.message()))
     })?;
+    // The same limits as the flags, checked the same way.
+    let sections = std::iter::once(config.defaults.limited()).chain(config.services.iter().map(Section::limited));
+    for limited in sections {
+        for (limit, value) in limited {
+            if let Err(e) = limit.check(value) {
+                let at = key_line(&text, limit.key)
+                    .map(|l| format!(", line {l}"))
+                    .unwrap_or_default();
+                return Err(UsageError(format!("{}{at}: {e}", path.display())).into());
+            }
+        }
+    }
     if config.services.is_empty() {
         return Err(UsageError(format!("{}: no [[service]] tables; nothing to run", path.display())).into());
     }
@@ -289,6 +362,9 @@ fn merge(own: &Settings, defaults: &Settings) -> Settings {
         auth_digest: own.auth_digest.or(defaults.auth_digest),
         insecure_no_auth: own.insecure_no_auth.or(defaults.insecure_no_auth),
         max_connections: own.max_connections.or(defaults.max_connections),
+        max_per_peer: own.max_per_peer.or(defaults.max_per_peer),
+        request_timeout: own.request_timeout.or(defaults.request_timeout),
+        min_rate: own.min_rate.or(defaults.min_rate),
         backlog: own.backlog.or(defaults.backlog),
         handshake_timeout: own.handshake_timeout.or(defaults.handshake_timeout),
         idle_timeout: own.idle_timeout.or(defaults.idle_timeout),
@@ -391,6 +467,21 @@ idle_timeout = 5
 
         let err = parse("[[service]]\nkind = \"echo\"\n").unwrap_err().to_string();
         assert!(err.contains("needs `tcp` or `udp`"), "{err}");
+
+        let err = parse("[[service]]\nkind = \"files\"\nlisten = \"127.0.0.1:1\"\nmax_connections = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 4") && err.contains("max_connections must be at least 1"),
+            "{err}"
+        );
+        let err = parse("[defaults]\nidle_timeout = 0\n[[service]]\nkind = \"echo\"\ntcp = \"127.0.0.1:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("idle_timeout must be at least 1"),
+            "{err}"
+        );
 
         let err = parse("[defaults]\nidle_timeot = 3\n[[service]]\nkind = \"time\"\nudp = \"127.0.0.1:1\"\n")
             .unwrap_err()

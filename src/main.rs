@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod config;
+mod limits;
 mod nc_view;
 mod output;
 

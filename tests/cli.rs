@@ -617,3 +617,36 @@ fn kept_partials_can_be_listed_and_removed_and_hostile_names_cannot_fake_lines()
         "{out}"
     );
 }
+
+#[test]
+fn zero_and_absurd_limits_are_refused_by_flag_and_by_config_alike() {
+    let sb = Sandbox::new();
+    for args in [
+        &["serve", "--max-connections", "0"][..],
+        &["serve", "--idle-timeout", "0"],
+        &["serve", "--handshake-timeout", "0"],
+        &["serve", "--max-header", "0"],
+        &["serve", "--max-per-peer", "0"],
+        &["serve", "--request-timeout", "0"],
+        &["serve", "--max-connections", "99999999999"],
+        &["echo", "serve", "--max-connections", "0"],
+        &["chat", "serve", "--idle-timeout", "0"],
+        &["tftp", "serve", "--max-transfers", "0"],
+    ] {
+        let out = sb.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("must be at"), "{args:?}: {err}");
+    }
+    write(
+        &sb.path("work/sockit.toml"),
+        b"[[service]]\nkind = \"files\"\nlisten = \"127.0.0.1:0\"\nidle_timeout = 0\n",
+    );
+    let out = sb.cmd().args(["serve", "--config", "sockit.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 4") && err.contains("idle_timeout must be at least 1"),
+        "{err}"
+    );
+}

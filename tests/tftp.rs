@@ -861,3 +861,71 @@ fn a_named_pipe_never_freezes_the_server() {
     assert_eq!(request(echo, b"still here"), b"still here");
     assert_eq!(&request(tftp, &rrq("ok.txt"))[4..], b"fine");
 }
+
+/// Read requests nobody acknowledges (their source may be forged) cost
+/// almost nothing: the file is read a block at a time, only once the peer
+/// answers. 256 of them with `blksize 8` once held 718 MiB.
+#[test]
+fn unanswered_requests_cost_almost_no_memory() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    random_file(&root.join("f.bin"), 256 * 1024, 3);
+    let (server, addr) = sockit_server(&sandbox, &root, &["--max-per-peer", "300", "--max-transfers", "300"]);
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    };
+    let before = rss();
+    let mut sockets = Vec::new();
+    for i in 0..256 {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut req = rrq("f.bin");
+        if i % 2 == 0 {
+            req.extend_from_slice(b"blksize\x008\x00");
+        }
+        s.send_to(&req, addr).unwrap();
+        sockets.push(s);
+    }
+    // Every request was answered (OACK or DATA 1), so every transfer runs.
+    for s in &sockets {
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut buf = [0u8; 1024];
+        s.recv_from(&mut buf).unwrap();
+    }
+    let grew = rss().saturating_sub(before);
+    assert!(
+        grew < 64 * 1024 * 1024,
+        "256 unanswered transfers took {} MiB",
+        grew >> 20
+    );
+}
+
+#[test]
+fn one_address_cannot_take_every_transfer_slot() {
+    let sandbox = Sandbox::new();
+    let (root, _) = dirs(&sandbox);
+    std::fs::write(root.join("ok.txt"), "fine").unwrap();
+    let (_server, addr) = sockit_server(&sandbox, &root, &["--max-per-peer", "2"]);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.send_to(&rrq("ok.txt"), addr).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = s.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..2], &[0, 3], "DATA: {:?}", &buf[..n]);
+        held.push(s); // never acknowledged: the transfer holds its slot
+    }
+    assert_eq!(
+        error_code(&request(addr, &rrq("ok.txt"))),
+        0,
+        "the third from 127.0.0.1 is refused"
+    );
+    let other = UdpSocket::bind("127.0.0.2:0").unwrap();
+    other.set_read_timeout(Some(PATIENCE)).unwrap();
+    other.send_to(&rrq("ok.txt"), addr).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = other.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[4..n], b"fine", "another address is served");
+}

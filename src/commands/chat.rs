@@ -30,9 +30,9 @@ async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
         None => "auth: OFF".to_string(),
     };
     let mut config = ServerConfig::new(args.listen, auth);
-    config.max_connections = args.max_connections.max(1);
+    config.max_connections = args.max_connections;
     config.backlog = args.backlog;
-    config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    config.idle_timeout = Duration::from_secs(args.idle_timeout);
     let mut listeners = Listeners::new()?;
     let addr = listeners.tcp(config, ChatService::new(args.member_backlog))?;
     println!("listening on tcp {addr} (chat, {auth_note})");

@@ -13,7 +13,7 @@ use sockit::exec::{DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT, ExecLimits};
 use sockit::files::{FileService, FileServiceConfig};
 use sockit::server::{
     DEFAULT_BACKLOG, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    ServerConfig,
+    DEFAULT_MAX_PER_PEER, DEFAULT_MIN_RATE, DEFAULT_REQUEST_TIMEOUT, ServerConfig,
 };
 use sockit::tftp::server::TftpConfig;
 use sockit_proto::frame::{DEFAULT_MAX_HEADER_LEN, FrameLimits};
@@ -55,6 +55,8 @@ fn from_flags(args: &ServeArgs) -> Config {
     files.exec_timeout = Some(args.exec_timeout);
     files.exec_max_output = Some(args.exec_max_output);
     files.max_header = Some(args.max_header);
+    files.max_partial_bytes = Some(args.max_partial_bytes);
+    files.fsync = Some(args.fsync);
     files.settings = Settings {
         key_file: args.auth.key_file.clone(),
         auth_digest: Some(match args.auth.auth_digest {
@@ -63,6 +65,9 @@ fn from_flags(args: &ServeArgs) -> Config {
         }),
         insecure_no_auth: Some(args.auth.insecure_no_auth),
         max_connections: Some(args.max_connections),
+        max_per_peer: Some(args.max_per_peer),
+        request_timeout: Some(args.request_timeout),
+        min_rate: Some(args.min_rate),
         backlog: Some(args.backlog),
         handshake_timeout: Some(args.handshake_timeout),
         idle_timeout: Some(args.idle_timeout),
@@ -90,6 +95,9 @@ fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let mut c = ServerConfig::new(addr, auth);
     c.max_connections = s.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    c.max_per_peer = s.max_per_peer.unwrap_or(DEFAULT_MAX_PER_PEER);
+    c.request_timeout = secs(s.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+    c.min_rate = s.min_rate.unwrap_or(DEFAULT_MIN_RATE);
     c.backlog = s.backlog.unwrap_or(DEFAULT_BACKLOG);
     c.handshake_timeout = secs(s.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
     c.idle_timeout = secs(s.idle_timeout, DEFAULT_IDLE_TIMEOUT);
@@ -123,6 +131,10 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             files.frame_limits = FrameLimits {
                 max_header_len: section.max_header.unwrap_or(DEFAULT_MAX_HEADER_LEN),
             };
+            if let Some(max) = section.max_partial_bytes {
+                files.partials.max_bytes = max;
+            }
+            files.fsync = section.fsync.unwrap_or(false);
             if allow_exec {
                 files.exec = Some(ExecLimits {
                     timeout: section.exec_timeout.map_or(DEFAULT_EXEC_TIMEOUT, Duration::from_secs),
@@ -190,6 +202,12 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             config.allow_create = section.allow_create.unwrap_or(false);
             if let Some(max) = section.max_blksize {
                 config.max_blksize = max;
+            }
+            if let Some(max) = section.max_transfers {
+                config.max_transfers = max;
+            }
+            if let Some(max) = s.max_per_peer {
+                config.max_per_peer = max;
             }
             let note = tftp_note(&config);
             let addr = listeners.tftp(udp, config)?;

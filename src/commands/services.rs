@@ -26,6 +26,7 @@ use crate::cli::{DownloadArgs, DownloadServe, EchoArgs, EchoServe, ListenerArgs,
 fn tcp_config(addr: SocketAddr, args: &ListenerArgs, auth: Option<Auth>) -> ServerConfig {
     let mut config = ServerConfig::new(addr, auth);
     config.max_connections = args.max_connections;
+    config.max_per_peer = args.max_per_peer;
     config.backlog = args.backlog;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.reuse_address = !args.no_reuse_address;

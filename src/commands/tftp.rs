@@ -41,7 +41,8 @@ async fn serve(args: TftpServeArgs) -> anyhow::Result<ExitCode> {
     config.allow_create = args.allow_create;
     config.max_blksize = args.max_blksize;
     config.max_windowsize = args.max_windowsize;
-    config.max_transfers = args.max_transfers.max(1);
+    config.max_transfers = args.max_transfers;
+    config.max_per_peer = args.max_per_peer;
     config.max_upload = args.max_upload;
     config.transfer = transfer::Config {
         timeout: Duration::from_secs_f64(args.timeout),

@@ -659,3 +659,66 @@ fn retries_are_bounded() {
     }
     assert_eq!(copies, 3, "DATA 1 and 2 retransmissions to an unproven peer");
 }
+
+#[test]
+fn an_unanswered_read_costs_one_block_and_memory_stays_within_the_window() {
+    // A request whose source may be forged: until the peer answers on our
+    // TID, one block is read and cut, whatever the block size.
+    let now = t0();
+    let client = addr(CLIENT);
+    let settings = Settings {
+        blksize: 8,
+        windowsize: 16,
+        ..Settings::default()
+    };
+    let mut t = Transfer::server_read(now, client, &read_request(), settings, None, Config::default());
+    assert_eq!(t.data_wanted(256 * 1024), 8, "one block's worth before any answer");
+    // Even a driver that pushes a whole read chunk gets one block cut.
+    t.push_data(now, &vec![7u8; 256 * 1024]);
+    let (tx, _) = drain(&mut t);
+    assert_eq!(tx.len(), 1);
+    assert!(t.held_bytes() <= 256 * 1024 + 12, "{}", t.held_bytes());
+    assert_eq!(t.data_wanted(256 * 1024), 0);
+    // Once the peer answers, the window opens: 16 blocks cut and sent, the
+    // rest kept as bytes, not thousands of packets.
+    t.handle_datagram(now, client, &ack_packet(1));
+    let (tx, _) = drain(&mut t);
+    assert_eq!(tx.len(), 16);
+    assert!(t.held_bytes() <= 256 * 1024 + 16 * 12, "{}", t.held_bytes());
+    // Every byte still arrives, in order, as the window moves.
+    let mut block = 1u16;
+    let mut delivered = 8 + tx.iter().map(|p| p.len() - 4).sum::<usize>();
+    loop {
+        block += 16;
+        t.handle_datagram(now, client, &ack_packet(block));
+        let (tx, _) = drain(&mut t);
+        if tx.is_empty() {
+            t.end_data(now);
+            let (tx, _) = drain(&mut t);
+            assert_eq!(tx.len(), 1, "the empty last block");
+            break;
+        }
+        delivered += tx.iter().map(|p| p.len() - 4).sum::<usize>();
+        assert!(t.held_bytes() <= 256 * 1024 + 16 * 12);
+    }
+    assert_eq!(delivered, 256 * 1024);
+}
+
+#[test]
+fn a_read_with_options_reads_nothing_before_ack_0() {
+    let now = t0();
+    let settings = Settings {
+        blksize: 1468,
+        ..Settings::default()
+    };
+    let oack = Bytes::from_static(b"\x00\x06blksize\x001468\x00");
+    let t = Transfer::server_read(
+        now,
+        addr(CLIENT),
+        &read_request(),
+        settings,
+        Some(oack),
+        Config::default(),
+    );
+    assert_eq!(t.data_wanted(256 * 1024), 0);
+}

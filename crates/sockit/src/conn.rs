@@ -1,6 +1,12 @@
 //! A framed connection over any `AsyncRead + AsyncWrite`: the buffer the
 //! frame decoder cuts from, with a deadline on every wait for the peer.
 //!
+//! Beyond the idle deadline (silence), a server's connection keeps a pace:
+//! a request header must arrive whole within the request deadline once it
+//! has begun, and a body must average at least `min_rate` bytes/s over
+//! each rate window (a minute by default). A peer that trickles a byte just under the idle
+//! deadline (a slowloris) is cut off instead of holding a slot.
+//!
 //! `next_event` is cancel-safe (all state is in the buffer and decoder), so
 //! a server can race it against shutdown.
 
@@ -8,12 +14,14 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::time::Instant;
 
 use sockit_proto::exec::{Opening, classify};
 use sockit_proto::frame::{self, FrameDecoder, FrameEvent, FrameLimits, Header};
 
 use crate::Error;
 use crate::error::deadline;
+use crate::server::RATE_WINDOW;
 
 /// Read size: 256 KiB. Buffers of 64 KiB and up bring loopback transfers
 /// close to the copy ceiling; more only adds memory per connection.
@@ -26,6 +34,21 @@ pub struct FramedConn<S> {
     decoder: FrameDecoder,
     /// Longest wait for the peer to send or accept bytes.
     timeout: Duration,
+    pace: Pace,
+    /// When the header now arriving began.
+    header_since: Option<Instant>,
+    /// The body rate window: its start and the bytes in it.
+    window: (Instant, u64),
+}
+
+/// How fast a server expects requests to arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Longest a request header may take once its first byte is in.
+    pub request_timeout: Duration,
+    /// Slowest a body may average over `rate_window`; 0: any.
+    pub min_rate: u64,
+    pub rate_window: Duration,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
@@ -35,25 +58,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
             buf: BytesMut::new(),
             decoder: FrameDecoder::new(limits),
             timeout,
+            pace: Pace {
+                request_timeout: timeout,
+                min_rate: 0,
+                rate_window: RATE_WINDOW,
+            },
+            header_since: None,
+            window: (Instant::now(), 0),
         }
+    }
+
+    /// Holds the peer to `pace` (servers; a client waits as long as its
+    /// timeout allows).
+    #[must_use]
+    pub fn with_pace(mut self, pace: Pace) -> Self {
+        self.pace = pace;
+        self
     }
 
     /// The next frame event; `None` when the peer closed cleanly between frames.
     pub async fn next_event(&mut self) -> Result<Option<FrameEvent>, Error> {
         loop {
             if let Some(ev) = self.decoder.decode(&mut self.buf)? {
+                if matches!(ev, FrameEvent::Header { .. }) {
+                    self.header_since = None;
+                    self.window = (Instant::now(), 0);
+                }
                 return Ok(Some(ev));
             }
             if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
                 self.buf.reserve(READ_CHUNK);
             }
-            let n = deadline(self.timeout, "waiting for the peer", async {
+            let (wait, op) = self.next_wait()?;
+            let n = deadline(wait, op, async {
                 self.stream
                     .read_buf(&mut self.buf)
                     .await
                     .map_err(Error::io("reading from the peer"))
             })
             .await?;
+            if !self.decoder.is_idle() {
+                self.check_rate(n as u64)?;
+            }
             if n == 0 {
                 if self.decoder.is_idle() && self.buf.is_empty() {
                     return Ok(None);
@@ -67,6 +113,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
                 });
             }
         }
+    }
+
+    /// How long the next read may wait, and what a timeout is called: the
+    /// idle deadline, or less while a header is arriving.
+    fn next_wait(&mut self) -> Result<(Duration, &'static str), Error> {
+        let header_arriving = self.decoder.is_idle() && !self.buf.is_empty();
+        if !header_arriving {
+            return Ok((self.timeout, "waiting for the peer"));
+        }
+        let since = *self.header_since.get_or_insert_with(Instant::now);
+        let left = self.pace.request_timeout.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return Err(Error::Timeout {
+                op: "sending a request header",
+                after: self.pace.request_timeout,
+            });
+        }
+        if left < self.timeout {
+            Ok((left, "sending a request header"))
+        } else {
+            Ok((self.timeout, "waiting for the peer"))
+        }
+    }
+
+    /// Counts body bytes; once a rate window has passed, a body that
+    /// averaged less than the minimum rate ends the connection.
+    fn check_rate(&mut self, n: u64) -> Result<(), Error> {
+        if self.pace.min_rate == 0 {
+            return Ok(());
+        }
+        let (start, bytes) = &mut self.window;
+        *bytes += n;
+        let elapsed = start.elapsed();
+        if elapsed < self.pace.rate_window {
+            return Ok(());
+        }
+        let needed = (self.pace.min_rate as f64 * elapsed.as_secs_f64()) as u64;
+        if *bytes < needed {
+            return Err(Error::TooSlow {
+                min_rate: self.pace.min_rate,
+            });
+        }
+        self.window = (Instant::now(), 0);
+        Ok(())
     }
 
     /// Between requests: waits until the next request's first bytes tell a

@@ -29,6 +29,8 @@ pub enum Error {
     Timeout { op: &'static str, after: Duration },
     #[error("peer closed the connection while {op}")]
     Closed { op: &'static str },
+    #[error("peer sent slower than {min_rate} bytes/s")]
+    TooSlow { min_rate: u64 },
     #[error("protocol error")]
     Frame(#[from] FrameError),
     #[error("bad request")]

@@ -2,15 +2,18 @@
 //!
 //! It owns accepting: a connection permit is taken *before* `accept`, so a
 //! full server leaves new peers in the kernel's backlog instead of accepting
-//! and dropping them; accept errors (EMFILE) back off instead of spinning;
+//! and dropping them; one address may hold only `max_per_peer` connections
+//! (more are closed at once), so no single host can take every slot;
+//! accept errors (EMFILE) back off instead of spinning;
 //! each connection is a task with a tracing span; the auth layer runs under
 //! the handshake deadline before the service sees the stream; shutdown stops
 //! accepting, then waits (bounded) for connections to drain. Services own
 //! what happens *on* a connection and must never block.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,8 +36,21 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Time a peer has to answer the auth challenge: a real client answers in
 /// a round trip, so 10 s only matters to the idle and the hostile.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections one address may hold at once: enough for a classroom
+/// behind one NAT, and a bound on what one host can take of the 1,024.
+pub const DEFAULT_MAX_PER_PEER: usize = 64;
 /// Longest silence from a peer mid-session before the connection is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest a request header may take to arrive once it has begun. A header
+/// is at most 64 KiB; a client that trickles it a byte at a time under the
+/// idle timeout (a slowloris) is cut off here.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slowest a body may arrive, in bytes per second averaged over
+/// [`RATE_WINDOW`]: a transfer that trickles slower holds its slot for
+/// nothing. 0 turns the check off.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
+/// The span over which [`DEFAULT_MIN_RATE`] is judged.
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// How long shutdown waits for in-flight connections before dropping them.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,8 +60,13 @@ pub struct ServerConfig {
     pub backlog: u32,
     pub reuse_address: bool,
     pub max_connections: usize,
+    pub max_per_peer: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    pub min_rate: u64,
+    /// The span over which `min_rate` is judged ([`RATE_WINDOW`]).
+    pub rate_window: Duration,
     pub drain_timeout: Duration,
     /// `None` only when the user said `--insecure-no-auth`.
     pub auth: Option<Auth>,
@@ -58,8 +79,12 @@ impl ServerConfig {
             backlog: DEFAULT_BACKLOG,
             reuse_address: true,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_per_peer: DEFAULT_MAX_PER_PEER,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            min_rate: DEFAULT_MIN_RATE,
+            rate_window: RATE_WINDOW,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             auth,
         }
@@ -72,6 +97,11 @@ pub struct ConnContext {
     pub peer: SocketAddr,
     /// Longest wait for this peer.
     pub idle_timeout: Duration,
+    /// Longest a request header may take once begun.
+    pub request_timeout: Duration,
+    /// Slowest a body may arrive (bytes/s over `rate_window`); 0: any.
+    pub min_rate: u64,
+    pub rate_window: Duration,
     /// Cancelled when the server shuts down: finish or abandon the current
     /// request, then return.
     pub shutdown: CancellationToken,
@@ -129,6 +159,7 @@ impl TcpServer {
             local_addr,
         } = self;
         let permits = Arc::new(Semaphore::new(config.max_connections));
+        let per_peer = PerPeer::new(config.max_per_peer);
         let tracker = TaskTracker::new();
         let auth = config.auth.clone().map(Arc::new);
         let mut backoff = Duration::from_millis(5);
@@ -158,10 +189,19 @@ impl TcpServer {
                     continue;
                 }
             };
+            let Some(peer_slot) = per_peer.take(peer.ip()) else {
+                // Closed at once: this host holds its share of the slots.
+                tracing::debug!(%peer, "refused: too many connections from this address");
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let ctx = ConnContext {
                 peer,
                 idle_timeout: config.idle_timeout,
+                request_timeout: config.request_timeout,
+                min_rate: config.min_rate,
+                rate_window: config.rate_window,
                 // A child token per connection: every clone of one token
                 // shares one lock, which each waiting connection would take
                 // on every wake-up; children are cancelled with the parent.
@@ -178,6 +218,7 @@ impl TcpServer {
             tracker.spawn(
                 async move {
                     let _permit = permit;
+                    let _peer_slot = peer_slot;
                     tracing::debug!("accepted");
                     let result = serve_one(stream, ctx, service, auth.as_deref(), handshake_timeout).await;
                     match result {
@@ -224,6 +265,54 @@ async fn serve_one<Svc: Service>(
         }
     }
     service.serve(stream, ctx).await
+}
+
+/// Connections held per address, bounded.
+#[derive(Debug, Clone)]
+struct PerPeer {
+    max: usize,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's share of its address's count; given back on drop.
+#[derive(Debug)]
+struct PeerSlot {
+    ip: IpAddr,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerPeer {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            held: Arc::default(),
+        }
+    }
+
+    fn take(&self, ip: IpAddr) -> Option<PeerSlot> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = held.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            ip,
+            held: Arc::clone(&self.held),
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// `err: cause: cause` on one line, for logs.

@@ -226,8 +226,11 @@ async fn an_idle_client_is_dropped_at_the_idle_deadline() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_hundred_idle_connections_do_not_stop_an_honest_client() {
+    // All from one address here, so the per-address cap is raised: what is
+    // tested is that idle connections cost the server nothing it needs.
     let srv = TestServer::start(Options {
         auth: Some(Digest::Sha256),
+        max_per_peer: 400,
         ..Options::default()
     })
     .await;
@@ -321,4 +324,84 @@ async fn a_full_tmpfs_is_a_clear_error_and_no_file() {
     // The failed upload's space was given back: a small file still fits.
     still_serves(&srv).await;
     srv.stop().await;
+}
+
+/// A connection from `ip` (any address in 127/8 is this host).
+async fn connect_from(ip: &str, to: std::net::SocketAddr) -> Option<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_cannot_hold_every_slot() {
+    let srv = TestServer::start(Options {
+        max_connections: 6,
+        max_per_peer: 4,
+        request_timeout: Duration::from_secs(2),
+        ..Options::default()
+    })
+    .await;
+    // A slowloris from 127.0.0.1: each connection trickles a header one
+    // byte at a time, well under the idle deadline.
+    let header = frame(&json!({"cmd":"ls","path":""}));
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        slow.push(connect_from("127.0.0.1", srv.addr).await.unwrap());
+    }
+    for s in &mut slow {
+        s.write_all(&header[..1]).await.unwrap();
+    }
+    // Its fifth connection is closed at once: the address has its share.
+    let mut fifth = connect_from("127.0.0.1", srv.addr).await.unwrap();
+    assert!(closed_by_server(&mut fifth, PATIENCE).await);
+    // An honest client from another address is served meanwhile.
+    let mut honest = connect_from("127.0.0.2", srv.addr).await.unwrap();
+    send(&mut honest, &json!({"cmd":"ls"}), b"").await;
+    assert_eq!(code(&read_reply(&mut honest).await.unwrap()), "ok");
+    // The tricklers are cut off at the request deadline, not the idle one.
+    let started = Instant::now();
+    for s in &mut slow {
+        for byte in header.iter().skip(1).take(8) {
+            if s.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert!(closed_by_server(s, PATIENCE).await);
+    }
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_trickles_below_the_minimum_rate_is_cut_off() {
+    let srv = TestServer::start(Options {
+        min_rate: 10_000,
+        rate_window: Duration::from_millis(500),
+        ..Options::default()
+    })
+    .await;
+    let mut s = srv.raw().await;
+    send(
+        &mut s,
+        &json!({"cmd":"put","filename":"slow.bin","filesize":1_000_000,"verify":"xxh3"}),
+        &[1u8; 100],
+    )
+    .await;
+    let started = Instant::now();
+    let mut cut = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if s.write_all(&[1u8; 10]).await.is_err() {
+            cut = true;
+            break;
+        }
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(100), s.read(&mut probe)).await {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "a 100 bytes/s upload must be cut off at a 10,000 bytes/s minimum");
+    assert!(!srv.root.join("slow.bin").exists());
+    still_serves(&srv).await;
 }

@@ -146,8 +146,11 @@ enum State {
 #[derive(Debug)]
 struct Sender {
     encoder: Option<netascii::Encoder>,
-    /// Bytes not yet cut into a block.
+    /// Bytes not yet cut into a block: `pending[cut..]`. Cutting only moves
+    /// `cut`; the buffer is compacted when more bytes arrive (then it is
+    /// nearly empty), so a block costs no memmove of the whole buffer.
     pending: Vec<u8>,
+    cut: usize,
     input_done: bool,
     /// DATA packets for blocks acked+1 onwards, with their payload sizes.
     blocks: VecDeque<(Bytes, usize)>,
@@ -389,40 +392,79 @@ impl Transfer {
         }
     }
 
-    /// Sender: true while it can take more file bytes (enough are buffered
-    /// to fill the window once these are used).
-    pub fn wants_data(&self) -> bool {
+    /// Bytes of file data a sender holds: what is buffered and the blocks
+    /// cut for the window. Bounded by one read chunk plus window × blksize.
+    pub fn held_bytes(&self) -> usize {
         match &self.state {
-            State::Sending(s) => !s.input_done && s.blocks.len() < usize::from(self.settings.windowsize),
-            // A write request learns its block size from the reply; until
-            // then bytes would be cut wrongly.
-            _ => false,
+            State::Sending(s) => s.buffered() + s.blocks.iter().map(|(p, _)| p.len()).sum::<usize>(),
+            _ => 0,
         }
     }
 
-    /// Sender: the next file bytes (any amount; they are cut into blocks).
-    pub fn push_data(&mut self, now: Instant, bytes: &[u8]) {
+    /// Sender: true while it can take more file bytes.
+    pub fn wants_data(&self) -> bool {
+        self.data_wanted(1) > 0
+    }
+
+    /// Sender: how many file bytes to read next (0: none now), at most
+    /// `chunk`. Memory stays bounded: blocks are cut only as far as the
+    /// window reaches, and bytes are asked for only while what is buffered
+    /// does not cover the window. Before the peer has answered on our TID
+    /// (its address may be forged), only the first block's worth: an
+    /// unanswered request costs one block, and with options nothing at all
+    /// until ACK 0.
+    pub fn data_wanted(&self, chunk: usize) -> usize {
+        let State::Sending(s) = &self.state else {
+            // A write request learns its block size from the reply; until
+            // then bytes would be cut wrongly.
+            return 0;
+        };
+        if s.input_done || s.handshake.is_some() {
+            return 0;
+        }
         let blksize = usize::from(self.settings.blksize);
+        let room = self.effective_window().saturating_sub(s.blocks.len()) * blksize;
+        let buffered = s.buffered();
+        if buffered >= room.max(1) {
+            return 0;
+        }
+        if self.verified {
+            chunk
+        } else {
+            (room - buffered).min(chunk)
+        }
+    }
+
+    /// Sender: the next file bytes (any amount; they are cut into blocks as
+    /// the window allows, the rest kept until it moves).
+    pub fn push_data(&mut self, now: Instant, bytes: &[u8]) {
         if let State::Sending(s) = &mut self.state {
+            s.pending.drain(..s.cut);
+            s.cut = 0;
             match &mut s.encoder {
                 Some(e) => e.encode(bytes, &mut s.pending),
                 None => s.pending.extend_from_slice(bytes),
             }
-            s.cut_blocks(blksize, false);
         }
         self.fill_window(now);
     }
 
     /// Sender: the file ended; the last (short, maybe empty) block follows.
     pub fn end_data(&mut self, now: Instant) {
-        let blksize = usize::from(self.settings.blksize);
         if let State::Sending(s) = &mut self.state {
-            if !s.input_done {
-                s.input_done = true;
-                s.cut_blocks(blksize, true);
-            }
+            s.input_done = true;
         }
         self.fill_window(now);
+    }
+
+    /// Blocks a sender keeps cut and in flight: the negotiated window once
+    /// the peer has answered, one block before.
+    fn effective_window(&self) -> usize {
+        if self.verified {
+            usize::from(self.settings.windowsize)
+        } else {
+            1
+        }
     }
 
     /// Stops the transfer (a local failure), telling the peer why.
@@ -629,6 +671,8 @@ impl Transfer {
 
     fn fill_window(&mut self, now: Instant) {
         let window = u64::from(self.settings.windowsize);
+        let cut_up_to = self.effective_window();
+        let blksize = usize::from(self.settings.blksize);
         let peer = self.peer_addr();
         let State::Sending(s) = &mut self.state else {
             return;
@@ -636,6 +680,7 @@ impl Transfer {
         if s.handshake.is_some() {
             return;
         }
+        s.cut_blocks(blksize, cut_up_to);
         let mut sent_any = false;
         while s.sent < s.acked + window {
             let index = usize::try_from(s.sent - s.acked).unwrap_or(usize::MAX);
@@ -691,6 +736,7 @@ impl Sender {
         Self {
             encoder: (mode == Mode::Netascii).then_some(netascii::Encoder),
             pending: Vec::new(),
+            cut: 0,
             input_done: false,
             blocks: VecDeque::new(),
             acked: 0,
@@ -700,21 +746,24 @@ impl Sender {
         }
     }
 
-    /// Cuts full blocks from `pending`; at the end, the short last one.
-    fn cut_blocks(&mut self, blksize: usize, at_end: bool) {
-        let mut start = 0;
-        while self.pending.len() - start >= blksize {
-            self.push_block(start, start + blksize);
-            start += blksize;
+    /// Cuts full blocks from `pending` until `window` blocks are cut; once
+    /// input has ended, the short last one.
+    fn cut_blocks(&mut self, blksize: usize, window: usize) {
+        while self.blocks.len() < window && self.buffered() >= blksize {
+            self.push_block(self.cut, self.cut + blksize);
+            self.cut += blksize;
         }
-        if at_end {
+        if self.input_done && self.last_block.is_none() && self.blocks.len() < window {
             // A file that is a multiple of the block size ends with an
             // empty block (RFC 1350 §6).
-            self.push_block(start, self.pending.len());
-            start = self.pending.len();
+            self.push_block(self.cut, self.pending.len());
+            self.cut = self.pending.len();
             self.last_block = Some(self.acked + self.blocks.len() as u64);
         }
-        self.pending.drain(..start);
+    }
+
+    fn buffered(&self) -> usize {
+        self.pending.len() - self.cut
     }
 
     fn push_block(&mut self, from: usize, to: usize) {

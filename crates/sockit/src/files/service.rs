@@ -22,7 +22,7 @@ use sockit_proto::path::RelPath;
 use super::listing::{Listing, ListingError, ListingLimits, entry_of};
 use super::staging::{PartialLimits, Staging, Upload};
 use crate::Error;
-use crate::conn::FramedConn;
+use crate::conn::{FramedConn, Pace};
 use crate::disk::{DiskReader, DiskWriter, Hashes, WriteOptions};
 use crate::exec::{self, ExecError, ExecLimits};
 use crate::sandbox::{Gate, Sandbox, SandboxError};
@@ -604,7 +604,11 @@ impl Service for FileService {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let mut conn = FramedConn::new(stream, self.config.frame_limits, ctx.idle_timeout);
+        let mut conn = FramedConn::new(stream, self.config.frame_limits, ctx.idle_timeout).with_pace(Pace {
+            request_timeout: ctx.request_timeout,
+            min_rate: ctx.min_rate,
+            rate_window: ctx.rate_window,
+        });
         loop {
             // Between requests is the one place shutdown may cut in: an
             // upload in flight finishes (or is discarded) first.

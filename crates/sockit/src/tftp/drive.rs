@@ -120,8 +120,12 @@ pub(crate) fn run(job: &mut Job, until_complete: bool) -> Outcome {
     let _ = socket.set_read_timeout(Some(WAKE_EVERY));
     loop {
         if let Disk::Read(file) = disk {
-            while transfer.wants_data() {
-                match read_some(file, &mut buf) {
+            loop {
+                let want = transfer.data_wanted(FILE_CHUNK);
+                if want == 0 {
+                    break;
+                }
+                match read_some(file, buf.get_mut(..want).unwrap_or_default()) {
                     Ok(0) => transfer.end_data(Instant::now()),
                     Ok(n) => transfer.push_data(Instant::now(), buf.get(..n).unwrap_or_default()),
                     Err(e) => {
@@ -235,11 +239,11 @@ fn send_all(socket: &UdpSocket, outgoing: &[Transmit]) {
     }
 }
 
-/// Reads up to a chunk, retrying interrupted reads; 0 means end of file.
+/// Reads up to `buf.len()` bytes, retrying interrupted reads; 0 means end
+/// of file.
 fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let chunk = buf.get_mut(..FILE_CHUNK).unwrap_or_default();
     loop {
-        match file.read(chunk) {
+        match file.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => return other,
         }

@@ -13,9 +13,12 @@
 //!   longer than the request (no amplification), junk gets no answer, and
 //!   the first reply is retransmitted only a few times until the peer
 //!   answers (see `UNVERIFIED_RETRIES`).
-//! - At most `max_transfers` run at once; more are refused with ERROR 0.
+//! - At most `max_transfers` run at once, and `max_per_peer` from one
+//!   address, so one host cannot take every slot; more are refused with
+//!   ERROR 0. A transfer whose peer has not answered yet holds one block
+//!   (with options, none) until it does.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +45,10 @@ use crate::udp::MAX_DATAGRAM;
 /// bound on sockets and window buffers.
 pub const DEFAULT_MAX_TRANSFERS: usize = 256;
 
+/// Transfers one address may run at once: a device boots with one or two,
+/// and 16 of the 256 slots leaves room for many devices.
+pub const DEFAULT_MAX_PER_PEER: usize = 16;
+
 /// The largest window granted. 64 blocks of 1468 bytes is ~94 KiB in
 /// flight; of 65464 bytes, 4 MiB, the socket buffer.
 pub const DEFAULT_MAX_WINDOWSIZE: u16 = 64;
@@ -57,6 +64,7 @@ pub struct TftpConfig {
     pub max_blksize: u16,
     pub max_windowsize: u16,
     pub max_transfers: usize,
+    pub max_per_peer: usize,
     /// Largest upload accepted (checked against tsize and while writing).
     pub max_upload: Option<u64>,
     pub transfer: transfer::Config,
@@ -71,6 +79,7 @@ impl TftpConfig {
             max_blksize: MAX_BLKSIZE,
             max_windowsize: DEFAULT_MAX_WINDOWSIZE,
             max_transfers: DEFAULT_MAX_TRANSFERS,
+            max_per_peer: DEFAULT_MAX_PER_PEER,
             max_upload: None,
             transfer: transfer::Config::default(),
         }
@@ -125,6 +134,7 @@ impl TftpServer {
     pub async fn run(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
         let mut active: HashSet<SocketAddr> = HashSet::new();
+        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
@@ -132,6 +142,12 @@ impl TftpServer {
                 r = self.socket.recv_from(&mut buf) => r,
                 Some(peer) = done_rx.recv() => {
                     active.remove(&peer);
+                    if let Some(n) = per_ip.get_mut(&peer.ip()) {
+                        *n -= 1;
+                        if *n == 0 {
+                            per_ip.remove(&peer.ip());
+                        }
+                    }
                     continue;
                 }
                 () = shutdown.cancelled() => break,
@@ -158,12 +174,14 @@ impl TftpServer {
                 tracing::debug!(%peer, "tftp: duplicate request; the running transfer answers it");
                 continue;
             }
-            if active.len() >= self.shared.config.max_transfers {
+            let from_ip = per_ip.get(&peer.ip()).copied().unwrap_or(0);
+            if active.len() >= self.shared.config.max_transfers || from_ip >= self.shared.config.max_per_peer {
                 self.refuse(peer, n, Refusal(ErrorCode::NotDefined, "server busy"))
                     .await;
                 continue;
             }
             active.insert(peer);
+            *per_ip.entry(peer.ip()).or_insert(0) += 1;
             let shared = Arc::clone(&self.shared);
             let (done, shutdown) = (done_tx.clone(), shutdown.clone());
             let local_ip = self.local_addr.ip();
@@ -391,8 +409,15 @@ async fn write(
             })
             .await
             .map_err(|e| e.to_string()),
-        (_, Some(e)) => Err(e.to_string()),
-        (Err(f), None) => Err(f.to_string()),
+        // Dropping the upload deletes its partial, before the peer hears.
+        (_, Some(e)) => {
+            drop(upload);
+            Err(e.to_string())
+        }
+        (Err(f), None) => {
+            drop(upload);
+            Err(f.to_string())
+        }
     };
     if let Err(reason) = &stored {
         tracing::info!(%peer, file = %request.filename, error = %reason, "tftp write failed; nothing kept");

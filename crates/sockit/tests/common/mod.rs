@@ -29,6 +29,12 @@ pub struct Options {
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
+    pub max_connections: usize,
+    pub max_per_peer: usize,
+    pub request_timeout: Duration,
+    /// Bytes/s a body must average, over `rate_window`.
+    pub min_rate: u64,
+    pub rate_window: Duration,
     /// Serve this folder instead of a fresh temporary one.
     pub root: Option<PathBuf>,
     /// Allow remote exec with these limits.
@@ -42,6 +48,11 @@ impl Default for Options {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(5),
+            max_connections: sockit::server::DEFAULT_MAX_CONNECTIONS,
+            max_per_peer: sockit::server::DEFAULT_MAX_PER_PEER,
+            request_timeout: sockit::server::DEFAULT_REQUEST_TIMEOUT,
+            min_rate: sockit::server::DEFAULT_MIN_RATE,
+            rate_window: sockit::server::RATE_WINDOW,
             root: None,
             exec: None,
         }
@@ -80,6 +91,11 @@ impl TestServer {
         config.handshake_timeout = opts.handshake_timeout;
         config.idle_timeout = opts.idle_timeout;
         config.drain_timeout = opts.drain_timeout;
+        config.max_connections = opts.max_connections;
+        config.max_per_peer = opts.max_per_peer;
+        config.request_timeout = opts.request_timeout;
+        config.min_rate = opts.min_rate;
+        config.rate_window = opts.rate_window;
         let server = TcpServer::bind(config).unwrap();
         let addr = server.local_addr();
         let shutdown = CancellationToken::new();
