@@ -715,3 +715,178 @@ fn verbose_notices_and_address_families() {
         assert_eq!(out, b"over ipv6");
     }
 }
+
+// ---- half-close: the interop matrix ----
+
+/// Which netcat plays a role in the half-close matrix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Netcat {
+    Sockit,
+    Ncat,
+    OpenBsd,
+}
+
+impl Netcat {
+    fn available(self) -> bool {
+        match self {
+            Netcat::Sockit => true,
+            Netcat::Ncat => peer_available("ncat", &["-h"]),
+            Netcat::OpenBsd => peer_available("nc.openbsd", &["-h"]),
+        }
+    }
+
+    /// The command, with each tool's flag for "half-close on stdin EOF".
+    fn command(self, sandbox: &Sandbox, args: &[&str]) -> Command {
+        let mut cmd = match self {
+            Netcat::Sockit => {
+                let mut c = sandbox.cmd();
+                c.arg("nc");
+                c
+            }
+            Netcat::Ncat => Command::new("ncat"),
+            Netcat::OpenBsd => {
+                let mut c = Command::new("nc.openbsd");
+                c.arg("-N");
+                c
+            }
+        };
+        cmd.args(args);
+        cmd
+    }
+}
+
+/// Starts `tool` listening on 127.0.0.1 with `stdin` from a file and
+/// stdout to a file; returns it once it has announced its address.
+fn listen_with(
+    tool: Netcat,
+    sandbox: &Sandbox,
+    stdin: &std::path::Path,
+    stdout: &std::path::Path,
+) -> (KillOnDrop, u16) {
+    let port = match tool {
+        Netcat::Sockit => 0,
+        // The others cannot announce a port they picked: take one that was
+        // free a moment ago.
+        _ => TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
+    };
+    let port_text = port.to_string();
+    let mut cmd = match tool {
+        Netcat::Sockit => tool.command(sandbox, &["-l", "127.0.0.1", &port_text]),
+        _ => tool.command(sandbox, &["-v", "-l", "127.0.0.1", &port_text]),
+    };
+    let mut child = cmd
+        .stdin(std::fs::File::open(stdin).unwrap())
+        .stdout(std::fs::File::create(stdout).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let announced = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "{tool:?} exited before listening"
+        );
+        if line.contains("istening on") {
+            break line;
+        }
+    };
+    std::thread::spawn(move || for _ in err.lines() {});
+    let port = match tool {
+        Netcat::Sockit => announced.trim().rsplit(':').next().unwrap().parse().unwrap(),
+        _ => port,
+    };
+    (KillOnDrop(child), port)
+}
+
+/// Every pairing of sockit with itself, ncat and nc.openbsd, in both roles,
+/// with either side's input ending first: sockit, whenever its input is the
+/// file, delivers all of it although the other side half-closed before a
+/// byte moved (a peer's end-of-stream ends one direction, not the session),
+/// and exits 0 in every role.
+#[test]
+fn half_close_matrix_delivers_everything_whichever_side_ends_first() {
+    let sandbox = Sandbox::new();
+    let payload = sandbox.path("payload.bin");
+    let data: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&payload, &data).unwrap();
+    let empty = std::path::Path::new("/dev/null");
+    let pairs = [
+        (Netcat::Sockit, Netcat::Sockit),
+        (Netcat::Sockit, Netcat::Ncat),
+        (Netcat::Sockit, Netcat::OpenBsd),
+        (Netcat::Ncat, Netcat::Sockit),
+        (Netcat::OpenBsd, Netcat::Sockit),
+    ];
+    for (listener, client) in pairs {
+        if !listener.available() || !client.available() {
+            continue;
+        }
+        for sender_is_client in [true, false] {
+            let case = format!(
+                "{listener:?} -l / {client:?}, sender is the {}",
+                if sender_is_client { "client" } else { "listener" }
+            );
+            let (l_in, c_in) = if sender_is_client {
+                (empty, payload.as_path())
+            } else {
+                (payload.as_path(), empty)
+            };
+            let l_out = sandbox.path("listener.out");
+            let c_out = sandbox.path("client.out");
+            let (mut l, port) = listen_with(listener, &sandbox, l_in, &l_out);
+            let mut c = client
+                .command(&sandbox, &["127.0.0.1", &port.to_string()])
+                .stdin(std::fs::File::open(c_in).unwrap())
+                .stdout(std::fs::File::create(&c_out).unwrap())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let c_status = wait(&mut c);
+            let l_status = wait(&mut l.0);
+            let received = std::fs::read(if sender_is_client { &l_out } else { &c_out }).unwrap();
+            let sender = if sender_is_client { client } else { listener };
+            if sender == Netcat::Sockit {
+                assert_eq!(received.len(), data.len(), "{case}");
+                assert!(received == data, "{case}: bytes differ");
+            } else {
+                // ncat and nc.openbsd as senders stop when their peer
+                // half-closes (as they do with themselves); what arrived
+                // must still be the file's start, untouched.
+                assert!(data.starts_with(&received), "{case}: bytes differ");
+            }
+            if client == Netcat::Sockit {
+                assert!(c_status.success(), "{case}: sockit client {c_status}");
+            }
+            if listener == Netcat::Sockit {
+                assert!(l_status.success(), "{case}: sockit listener {l_status}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_write_that_fails_is_an_error_not_a_quiet_success() {
+    // The peer reads a little, then closes for good: the rest of our input
+    // cannot be delivered, which must be exit 1.
+    let (addr, peer) = tcp_peer(|mut s| {
+        let mut got = [0u8; 1000];
+        s.read_exact(&mut got).unwrap();
+    });
+    let sandbox = Sandbox::new();
+    let big = sandbox.path("big.bin");
+    std::fs::write(&big, vec![7u8; 32 * 1024 * 1024]).unwrap();
+    let out = sandbox
+        .cmd()
+        .args(["nc", "127.0.0.1", &addr.port().to_string()])
+        .stdin(std::fs::File::open(&big).unwrap())
+        .output()
+        .unwrap();
+    let (status, err) = (out.status, String::from_utf8_lossy(&out.stderr).into_owned());
+    peer.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    // The reset shows on whichever direction meets it first.
+    assert!(err.contains("sending failed") || err.contains("reset"), "{err}");
+}

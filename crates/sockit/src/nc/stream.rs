@@ -82,17 +82,24 @@ async fn exchange(
     let pump = pump_input(input, writer, peer, link, &activity);
     tokio::pin!(pump);
     let mut pumping = true;
+    // The peer's end-of-stream ends only what it sends: our input keeps
+    // going until it ends too (as ncat and nc.openbsd do), so a peer that
+    // half-closes first still gets everything.
+    let mut reading = true;
     // Kept so that --no-shutdown leaves the write side open until the end.
     let mut _open_writer: Option<OwnedWriteHalf> = None;
     let mut quit_at: Option<Instant> = None;
     let mut buf = BytesMut::new();
     loop {
+        if !reading && !pumping {
+            return CloseReason::PeerClosed;
+        }
         if buf.capacity() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
         tokio::select! {
-            read = reader.read_buf(&mut buf) => match read {
-                Ok(0) => return CloseReason::PeerClosed,
+            read = reader.read_buf(&mut buf), if reading => match read {
+                Ok(0) => reading = false,
                 Ok(n) => {
                     activity.fetch_add(1, Ordering::Relaxed);
                     stats.received(n);
@@ -109,7 +116,10 @@ async fn exchange(
                         let _ = events.send(NcEvent::InputDone).await;
                         quit_at = rules.quit_after_eof.map(|q| Instant::now() + q);
                     }
-                    Err(e) => return CloseReason::Error(e.to_string()),
+                    // A write that fails (the peer closed for good, or reset)
+                    // is input that was not delivered: an error, never a
+                    // quiet success.
+                    Err(e) => return CloseReason::Error(format!("sending failed: {e}")),
                 }
             }
             () = quit_deadline(quit_at) => return CloseReason::QuitAfterEof,

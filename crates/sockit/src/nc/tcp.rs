@@ -135,16 +135,23 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                 next_id += 1;
                 let (tx, mut rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
                 let cancel = CancellationToken::new();
-                // A client that joins after input ended keeps its queue open
-                // (unused), so it is not half-closed: it may still talk to us.
-                let conn_rules = rules(opts);
+                let mut conn_rules = rules(opts);
+                // A client that joins after input ended gets nothing to send
+                // but is not half-closed: it may still talk to us, and its
+                // session ends when it closes.
+                let queue = if input_open {
+                    Some(tx)
+                } else {
+                    conn_rules.half_close = false;
+                    None
+                };
                 let (events, stats, done, token) = (events.clone(), Arc::clone(&stats), done_tx.clone(), cancel.clone());
                 tokio::spawn(async move {
                     let link = Link { id, events: &events, stats: &stats, rules: conn_rules };
                     stream::run(stream, link, &mut rx, &token).await;
                     let _ = done.send(id).await;
                 });
-                clients.insert(id, Client { queue: Some(tx), cancel });
+                clients.insert(id, Client { queue, cancel });
                 newest.push(id);
             }
             Some(id) = done_rx.recv() => {
