@@ -71,6 +71,8 @@ async fn join(args: ChatJoinArgs) -> anyhow::Result<ExitCode> {
     let printer = tokio::spawn(async move {
         use std::io::Write as _;
         while let Some(line) = lines.recv().await {
+            // A room other than sockit's may relay escape sequences.
+            let line = sockit_proto::display::escape(&line, true).into_owned();
             let shown = match encoding {
                 TextEncoding::Utf8 => line.into_bytes(),
                 // What the terminal cannot show becomes '?', not an error.

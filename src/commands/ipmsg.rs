@@ -377,11 +377,16 @@ fn print_value(value: &Value, json: bool) {
     match field("event").as_str() {
         "file-received" => print_text(&format!(
             "saved {} ({} bytes) from {}",
-            field("path"),
+            shown(&field("path")),
             value.get("bytes").cloned().unwrap_or_default(),
             field("from")
         )),
-        _ => eprintln!("sockit: {} from {}: {}", field("name"), field("from"), field("error")),
+        _ => eprintln!(
+            "sockit: {} from {}: {}",
+            shown(&field("name")),
+            field("from"),
+            shown(&field("error"))
+        ),
     }
 }
 
@@ -394,20 +399,33 @@ fn time() -> String {
     chrono::Local::now().format("%H:%M:%S").to_string()
 }
 
+/// A peer's word made safe for the terminal: no escape sequence, no line
+/// break that could fake a line of our own.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    sockit_proto::display::escape(text, false)
+}
+
 fn peer_text(p: &Peer) -> String {
     let away = if p.absent { " (away)" } else { "" };
     let group = if p.group.is_empty() {
         String::new()
     } else {
-        format!(" [{}]", p.group)
+        format!(" [{}]", shown(&p.group))
     };
-    format!("{}{group}{away}  {}@{}  {}", p.nick, p.user, p.host, p.addr)
+    format!(
+        "{}{group}{away}  {}@{}  {}",
+        shown(&p.nick),
+        shown(&p.user),
+        shown(&p.host),
+        p.addr
+    )
 }
 
 fn message_text(m: &Message) -> String {
-    let mut line = format!("[{}] {} ({}): {}", time(), m.nick, m.from, m.text);
+    let text = sockit_proto::display::escape_lines(&m.text, "    ");
+    let mut line = format!("[{}] {} ({}): {text}", time(), shown(&m.nick), m.from);
     for f in &m.files {
-        line.push_str(&format!("\n   file: {} ({} bytes)", f.name, f.size));
+        line.push_str(&format!("\n   file: {} ({} bytes)", shown(&f.name), f.size));
     }
     line
 }
@@ -418,7 +436,7 @@ fn event_text(event: &NodeEvent) -> Option<String> {
             Event::Entry { peer, new: true } => format!("[{}] + {}", time(), peer_text(peer)),
             Event::Entry { .. } => return None,
             Event::Absence { peer } => format!("[{}] ~ {}", time(), peer_text(peer)),
-            Event::Exit { addr, nick } => format!("[{}] - {nick} {addr} left", time()),
+            Event::Exit { addr, nick } => format!("[{}] - {} {addr} left", time(), shown(nick)),
             Event::Message(m) => message_text(m),
             Event::Delivered { to, packet_no } => format!("[{}] {to} received message {packet_no}", time()),
             Event::Undelivered {
@@ -433,8 +451,12 @@ fn event_text(event: &NodeEvent) -> Option<String> {
             }
             Event::Malformed { .. } => return None,
         },
-        NodeEvent::FileServed { to, name, bytes } => format!("[{}] {to} fetched {name} ({bytes} bytes)", time()),
-        NodeEvent::FileServeFailed { to, reason } => format!("[{}] file request from {to} failed: {reason}", time()),
+        NodeEvent::FileServed { to, name, bytes } => {
+            format!("[{}] {to} fetched {} ({bytes} bytes)", time(), shown(name))
+        }
+        NodeEvent::FileServeFailed { to, reason } => {
+            format!("[{}] file request from {to} failed: {}", time(), shown(reason))
+        }
     })
 }
 

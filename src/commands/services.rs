@@ -74,7 +74,8 @@ pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
         clients::udp_exchange(&addr, text.as_bytes(), timeout).await?
     } else {
         let auth = client_auth(&args.auth)?;
-        clients::tcp_exchange(&addr, auth.as_ref(), text.as_bytes(), timeout).await?
+        let max = clients::max_echo_reply(text.len());
+        clients::tcp_exchange(&addr, auth.as_ref(), text.as_bytes(), max, timeout).await?
     };
     print_reply(&reply)?;
     Ok(ExitCode::SUCCESS)
@@ -124,7 +125,7 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
             return Err(UsageError("--tcp goes with --daytime or --rfc868; the classic service is UDP".into()).into());
         }
         let auth = client_auth(&args.auth)?;
-        clients::tcp_exchange(&addr, auth.as_ref(), b"", timeout).await?
+        clients::tcp_exchange(&addr, auth.as_ref(), b"", clients::MAX_TIME_REPLY, timeout).await?
     } else {
         let request = if args.rfc868 || args.daytime {
             String::new()

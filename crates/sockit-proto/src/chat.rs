@@ -158,13 +158,26 @@ pub const HELP: &[&str] = &[
     "a line starting with // sends a line starting with /",
 ];
 
-/// Splits a byte stream into lines, refusing any longer than [`MAX_LINE`]
-/// without buffering it: the rest of an over-long line is skipped.
-#[derive(Debug, Default)]
+/// Longest line a room sends: a member's longest line behind its sender's
+/// nick and the room's decoration, with room to spare. A client refuses
+/// more rather than buffer it.
+pub const MAX_ROOM_LINE: usize = MAX_LINE + 1024;
+
+/// Splits a byte stream into lines, refusing any longer than its maximum
+/// ([`MAX_LINE`] unless told) without buffering it: the rest of an
+/// over-long line is skipped.
+#[derive(Debug)]
 pub struct LineReader {
     buf: Vec<u8>,
     /// Inside an over-long line: drop bytes until its newline.
     skipping: bool,
+    max: usize,
+}
+
+impl Default for LineReader {
+    fn default() -> Self {
+        Self::with_max(MAX_LINE)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +188,14 @@ pub enum Line {
 }
 
 impl LineReader {
+    pub fn with_max(max: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            skipping: false,
+            max,
+        }
+    }
+
     /// Feeds bytes; calls `each` for every complete line.
     pub fn push(&mut self, mut data: &[u8], mut each: impl FnMut(Line)) {
         while !data.is_empty() {
@@ -186,7 +207,7 @@ impl LineReader {
                         self.buf.clear();
                         continue;
                     }
-                    if self.buf.len() + head.len() > MAX_LINE {
+                    if self.buf.len() + head.len() > self.max {
                         self.buf.clear();
                         each(Line::TooLong);
                         continue;
@@ -200,7 +221,7 @@ impl LineReader {
                 }
                 None => {
                     if !self.skipping {
-                        if self.buf.len() + data.len() > MAX_LINE {
+                        if self.buf.len() + data.len() > self.max {
                             self.buf.clear();
                             self.skipping = true;
                             each(Line::TooLong);

@@ -37,6 +37,16 @@ pub fn escape(text: &str, keep_tab: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Multi-line text from a peer (a message): controls escaped as by
+/// [`escape`], line breaks kept, and every line after the first indented by
+/// `indent`, so no line of it can pass for a line of the program's own.
+pub fn escape_lines(text: &str, indent: &str) -> String {
+    text.split('\n')
+        .map(|line| escape(line.strip_suffix('\r').unwrap_or(line), true).into_owned())
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
+}
+
 /// C0 and C1 controls, DEL, and the bidirectional embeddings, overrides
 /// and isolates (U+202A-202E, U+2066-2069), plus the line and paragraph
 /// separators.
@@ -70,6 +80,7 @@ mod tests {
         assert_eq!(escape("a\tb", false), "a\\tb");
         assert_eq!(escape("evil\u{202e}txt.exe", false), "evil\\u{202e}txt.exe");
         assert_eq!(escape("\u{9b}2J", false), "\\x9b2J");
+        assert_eq!(escape_lines("one\r\ntwo\u{1b}[2J", "   "), "one\n   two\\x1b[2J");
         assert_eq!(first_control("fine\tline"), None);
         assert_eq!(first_control("bell\u{7}"), Some('\u{7}'));
     }

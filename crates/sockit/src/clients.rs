@@ -14,6 +14,16 @@ use crate::error::deadline;
 use crate::partial::partial_path;
 use crate::udp::MAX_DATAGRAM;
 
+/// Largest reply accepted from a daytime or RFC 868 server over TCP: a
+/// line of text, or 4 bytes.
+pub const MAX_TIME_REPLY: u64 = 4096;
+
+/// Largest reply accepted from an echo server for `sent` bytes: upper-case
+/// echo may lengthen text (`ß` becomes `SS`, up to three times the bytes).
+pub fn max_echo_reply(sent: usize) -> u64 {
+    (sent as u64).saturating_mul(3).saturating_add(4096)
+}
+
 /// Connects and, when configured, answers the auth challenge.
 pub async fn connect(addr: &str, auth: Option<&Auth>, timeout: Duration) -> Result<TcpStream, Error> {
     let mut stream = deadline(timeout, "connecting", async {
@@ -31,22 +41,30 @@ pub async fn connect(addr: &str, auth: Option<&Auth>, timeout: Duration) -> Resu
 }
 
 /// Sends `payload`, half-closes, and returns everything the server sends
-/// back until it closes (TCP echo; TCP daytime and time with an empty payload).
+/// back until it closes (TCP echo; TCP daytime and time with an empty
+/// payload), at most `max_reply` bytes: a server that sends more is
+/// refused, not buffered. The whole exchange has `timeout`.
 pub async fn tcp_exchange(
     addr: &str,
     auth: Option<&Auth>,
     payload: &[u8],
+    max_reply: u64,
     timeout: Duration,
 ) -> Result<Vec<u8>, Error> {
     let mut stream = connect(addr, auth, timeout).await?;
     deadline(timeout, "talking to the server", async {
-        let (mut rd, mut wr) = stream.split();
+        let (rd, mut wr) = stream.split();
         let send = async {
             wr.write_all(payload).await?;
             wr.shutdown().await
         };
         let mut reply = Vec::new();
-        let (sent, read) = tokio::join!(send, rd.read_to_end(&mut reply));
+        // One byte past the cap tells "exactly the cap" from "more".
+        let mut capped = rd.take(max_reply.saturating_add(1));
+        let (sent, read) = tokio::join!(send, capped.read_to_end(&mut reply));
+        if reply.len() as u64 > max_reply {
+            return Err(Error::Protocol(format!("the server sent more than {max_reply} bytes")));
+        }
         sent.map_err(Error::io("sending"))?;
         match read {
             Ok(_) => Ok(reply),

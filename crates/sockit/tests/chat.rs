@@ -205,3 +205,92 @@ async fn over_long_lines_and_invalid_utf8_get_a_clear_error() {
     a.say("fine").await;
     assert_eq!(b.next().await, "<a> fine", "b saw neither bad line");
 }
+
+/// `printf '/who\n' | nc -N HOST PORT`: the member half-closes at once;
+/// every reply it is owed (the welcome, /who's answer, the goodbye) still
+/// reaches it before the room closes. Twenty sessions, every one whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_that_half_closes_gets_every_reply_first() {
+    let (addr, _stop) = room();
+    let _other = Member::join(addr, "present").await;
+    for round in 0..20 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"/who\n").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut all = String::new();
+        tokio::time::timeout(PATIENCE, tokio::io::AsyncReadExt::read_to_string(&mut s, &mut all))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(all.starts_with("*** welcome"), "round {round}: {all:?}");
+        assert!(
+            all.contains("present"),
+            "round {round}: /who's answer is missing: {all:?}"
+        );
+        assert!(all.trim_end().ends_with("*** bye"), "round {round}: {all:?}");
+    }
+}
+
+#[tokio::test]
+async fn control_characters_are_refused_by_the_room() {
+    let (addr, _stop) = room();
+    let mut a = Member::join(addr, "a").await;
+    let mut b = Member::join(addr, "b").await;
+    a.until("now known as b").await;
+    a.say("\u{1b}]0;pwned\u{7}\u{1b}[2J").await;
+    assert_eq!(a.next().await, "!!! line has a control character (U+001B); not sent");
+    a.say("tabs\tare fine").await;
+    a.out.write_all(b"crlf is fine\r\n").await.unwrap();
+    assert_eq!(b.next().await, "<a> tabs\tare fine", "b never saw the escape");
+    assert_eq!(b.next().await, "<a> crlf is fine");
+}
+
+/// A hostile room: bytes without a newline, or no welcome at all. The
+/// client refuses the first at its line cap and gives up on the second at
+/// its deadline, instead of buffering or waiting forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chat_client_caps_what_a_room_sends_and_waits_for_a_welcome_only_so_long() {
+    use tokio::io::AsyncReadExt as _;
+    let flood = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let flood_addr = flood.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = flood.accept().await.unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        while s.write_all(&chunk).await.is_ok() {}
+    });
+    let (_tx, input) = tokio::sync::mpsc::channel(1);
+    let (out, _lines) = tokio::sync::mpsc::channel(16);
+    let err = tokio::time::timeout(
+        PATIENCE,
+        sockit::chat::client::join(&flood_addr.to_string(), None, None, input, out, Duration::from_secs(10)),
+    )
+    .await
+    .expect("a flood must be refused, not buffered")
+    .unwrap_err();
+    assert!(err.to_string().contains("longer than"), "{err}");
+
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = silent.accept().await.unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink).await;
+    });
+    let (_tx, input) = tokio::sync::mpsc::channel(1);
+    let (out, _lines) = tokio::sync::mpsc::channel(16);
+    let err = tokio::time::timeout(
+        PATIENCE,
+        sockit::chat::client::join(
+            &silent_addr.to_string(),
+            None,
+            None,
+            input,
+            out,
+            Duration::from_millis(300),
+        ),
+    )
+    .await
+    .expect("a silent room must time out")
+    .unwrap_err();
+    assert!(matches!(err, sockit::Error::Timeout { .. }), "{err}");
+}

@@ -26,14 +26,20 @@ const T: Duration = Duration::from_secs(10);
 async fn tcp_echo_streams_large_messages_unchanged_and_upper_cases() {
     let (addr, _stop) = spawn_tcp(Echo { upper: false }, None);
     let big = random_bytes(8 * 1024 * 1024, 9);
-    let reply = clients::tcp_exchange(&addr.to_string(), None, &big, PATIENCE)
-        .await
-        .unwrap();
+    let reply = clients::tcp_exchange(
+        &addr.to_string(),
+        None,
+        &big,
+        clients::max_echo_reply(big.len()),
+        PATIENCE,
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.len(), big.len());
     assert!(reply == big, "8 MiB echoed unchanged");
 
     let (addr, _stop) = spawn_tcp(Echo { upper: true }, None);
-    let reply = clients::tcp_exchange(&addr.to_string(), None, "hello 你好 ǆ".as_bytes(), T)
+    let reply = clients::tcp_exchange(&addr.to_string(), None, "hello 你好 ǆ".as_bytes(), 4096, T)
         .await
         .unwrap();
     assert_eq!(String::from_utf8(reply).unwrap(), "HELLO 你好 Ǆ");
@@ -97,7 +103,9 @@ async fn daytime_and_rfc868_answer_on_tcp_and_udp() {
     for protocol in [TimeProtocol::Daytime, TimeProtocol::Rfc868] {
         let (tcp, _a) = spawn_tcp(TimeService { protocol }, None);
         let (udp, _b) = spawn_udp(TimeService { protocol });
-        let over_tcp = clients::tcp_exchange(&tcp.to_string(), None, b"", T).await.unwrap();
+        let over_tcp = clients::tcp_exchange(&tcp.to_string(), None, b"", clients::MAX_TIME_REPLY, T)
+            .await
+            .unwrap();
         let over_udp = clients::udp_exchange(&udp.to_string(), b"", T).await.unwrap();
         for reply in [over_tcp, over_udp] {
             match protocol {
@@ -325,4 +333,33 @@ async fn a_silent_echo_client_is_dropped_at_the_idle_deadline_and_an_active_one_
     let mut silent = TcpStream::connect(addr).await.unwrap();
     assert!(common::closed_by_server(&mut silent, PATIENCE).await);
     stop.cancel();
+}
+
+/// A hostile echo or time server that never stops sending: the clients
+/// refuse past their cap instead of buffering gigabytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_clients_cap_what_a_server_sends() {
+    let flood = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = flood.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = flood.accept().await {
+            tokio::spawn(async move {
+                let chunk = vec![b'x'; 64 * 1024];
+                while s.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    for (payload, max) in [
+        (&b"hi"[..], clients::max_echo_reply(2)),
+        (&b""[..], clients::MAX_TIME_REPLY),
+    ] {
+        let err = tokio::time::timeout(
+            PATIENCE,
+            clients::tcp_exchange(&addr.to_string(), None, payload, max, PATIENCE),
+        )
+        .await
+        .expect("a flood must be refused at the cap")
+        .unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+    }
 }

@@ -3,18 +3,30 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 
-use sockit_proto::chat::Nick;
+use sockit_proto::chat::{Line, LineReader, MAX_ROOM_LINE, Nick};
 
 use crate::Error;
 use crate::auth::Auth;
 use crate::clients::connect;
 
+/// A room that does not answer is noticed by TCP keepalive: after this much
+/// silence the kernel probes, and a dead room ends the session within a
+/// minute or two instead of never. (A quiet room is normal: silence alone
+/// is not a reason to leave.)
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 6;
+
 /// Connects, takes `nick` if given, then relays: each line from `input`
 /// goes to the room, each line from the room to `output`. Returns when the
 /// room closes the connection; input ending sends `/quit`.
+///
+/// The room's first line must arrive within `timeout`; no line may be
+/// longer than [`MAX_ROOM_LINE`] (a room that sends more without a newline
+/// is refused, not buffered).
 pub async fn join(
     addr: &str,
     auth: Option<&Auth>,
@@ -24,31 +36,53 @@ pub async fn join(
     timeout: Duration,
 ) -> Result<(), Error> {
     let stream = connect(addr, auth, timeout).await?;
-    let (reader, mut writer) = stream.into_split();
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+    let (mut reader, mut writer) = stream.into_split();
     if let Some(nick) = nick {
         writer
             .write_all(format!("/nick {nick}\n").as_bytes())
             .await
             .map_err(Error::io("sending the nick"))?;
     }
-    let mut lines = BufReader::new(reader).lines();
+    let mut lines = LineReader::with_max(MAX_ROOM_LINE);
+    let mut buf = vec![0u8; 16 * 1024];
     let mut input_open = true;
     let mut welcomed = false;
+    let welcome_by = tokio::time::Instant::now() + timeout;
     loop {
         tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(line)) => {
-                    welcomed = true;
-                    if output.send(line).await.is_err() {
-                        return Ok(());
+            read = reader.read(&mut buf) => match read {
+                Ok(0) if !welcomed && auth.is_some() => return Err(Error::AuthRejected),
+                Ok(0) if !welcomed => return Err(Error::Closed { op: "joining the room" }),
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    let mut got = Vec::new();
+                    lines.push(buf.get(..n).unwrap_or_default(), |l| got.push(l));
+                    for line in got {
+                        let text = match line {
+                            Line::Text(t) => t,
+                            Line::NotUtf8 => "(the room sent a line that is not UTF-8)".to_owned(),
+                            Line::TooLong => {
+                                return Err(Error::Protocol(format!(
+                                    "the room sent a line longer than {MAX_ROOM_LINE} bytes"
+                                )));
+                            }
+                        };
+                        welcomed = true;
+                        if output.send(text).await.is_err() {
+                            return Ok(());
+                        }
                     }
                 }
-                // Closed before the welcome: the handshake was refused.
-                Ok(None) if !welcomed && auth.is_some() => return Err(Error::AuthRejected),
-                Ok(None) if !welcomed => return Err(Error::Closed { op: "joining the room" }),
-                Ok(None) => return Ok(()),
                 Err(e) => return Err(Error::Io { op: "reading from the room", source: e }),
             },
+            () = tokio::time::sleep_until(welcome_by), if !welcomed => {
+                return Err(Error::Timeout { op: "waiting for the room's welcome", after: timeout });
+            }
             typed = input.recv(), if input_open => match typed {
                 Some(text) => writer.write_all(format!("{text}\n").as_bytes()).await.map_err(Error::io("sending"))?,
                 None => {

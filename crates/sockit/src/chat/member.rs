@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use sockit_proto::chat::{Input, Line as ReadLine, LineReader, MAX_LINE};
+use sockit_proto::display::first_control;
 
 use super::queue::{QueueRx, queue};
 use super::room::{Command, Room};
@@ -21,6 +22,11 @@ use crate::server::{ConnContext, Service};
 /// How long the goodbye to a dropped member may take: it is not reading,
 /// so this must not wait on it for long.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a member that has half-closed (sent its last line and EOF, as
+/// `printf '/who\n' | nc -N` does) is given to receive what it is owed:
+/// the replies to its last lines, then the goodbye.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Chunks gathered into one vectored write: a backlog goes out in a few
 /// system calls, straight from the shared chunks, with no copy into a
@@ -77,14 +83,28 @@ impl Service for ChatService {
         let idle = tokio::time::sleep(ctx.idle_timeout);
         tokio::pin!(idle);
         let mut writer_finished = false;
+        // The member sent end-of-stream: it is done talking, not listening.
+        let mut half_closed = false;
         let outcome = loop {
             tokio::select! {
                 read = reader.read(&mut buf) => match read {
-                    Ok(0) | Err(_) => break Ok(()),
+                    Ok(0) => {
+                        half_closed = true;
+                        break Ok(());
+                    }
+                    Err(_) => break Ok(()),
                     Ok(n) => {
                         idle.as_mut().reset(tokio::time::Instant::now() + ctx.idle_timeout);
                         lines.push(buf.get(..n).unwrap_or_default(), |line| pending.push(match line {
-                            ReadLine::Text(text) => Command::Input { id, input: Input::parse(&text) },
+                            ReadLine::Text(text) => {
+                                // A CRLF client's line ends in \r: not part of the text.
+                                let text = text.strip_suffix('\r').unwrap_or(&text);
+                                match first_control(text) {
+                                    // Escape sequences would act on every member's terminal.
+                                    Some(c) => Command::Tell { id, line: format!("line has a control character (U+{:04X}); not sent", u32::from(c)) },
+                                    None => Command::Input { id, input: Input::parse(text) },
+                                }
+                            }
                             ReadLine::TooLong => Command::Tell { id, line: format!("line longer than {MAX_LINE} bytes; not sent") },
                             ReadLine::NotUtf8 => Command::Tell { id, line: "line is not UTF-8; not sent".into() },
                         }));
@@ -103,7 +123,13 @@ impl Service for ChatService {
                 () = &mut idle => break Err(Error::Timeout { op: "waiting for the member", after: ctx.idle_timeout }),
             }
         };
+        // The room handles commands in order: it answers every line sent
+        // before this, then closes the member's queue, and the writer sends
+        // what is queued and the goodbye before it ends.
         let _ = self.room.send(Command::Leave { id }).await;
+        if half_closed && !writer_finished && tokio::time::timeout(DRAIN_TIMEOUT, &mut writing).await.is_ok() {
+            writer_finished = true;
+        }
         done.cancel();
         if !writer_finished {
             let _ = writing.await;
