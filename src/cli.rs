@@ -171,6 +171,8 @@ pub struct ChatServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
     /// Most members at once.
     #[arg(long, default_value_t = 4096, value_parser = limits::parser::<usize>(&limits::MAX_CONNECTIONS))]
     pub max_connections: usize,
@@ -198,6 +200,8 @@ pub struct ChatJoinArgs {
     pub encoding: sockit_proto::assist::text::TextEncoding,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// Seconds to wait for the room to answer.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
@@ -477,6 +481,20 @@ pub struct NcArgs {
     /// Keep the write side open when stdin ends (no half-close).
     #[arg(long)]
     pub no_shutdown: bool,
+    /// TLS, as ncat's --ssl: connecting, nothing about the server is
+    /// checked unless --ssl-trustfile; listening, the certificate is
+    /// --ssl-cert, or the one `serve --tls` generates.
+    #[arg(long, conflicts_with = "udp")]
+    pub ssl: bool,
+    /// Listening with --ssl: the certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["ssl", "ssl_key"])]
+    pub ssl_cert: Option<PathBuf>,
+    /// Listening with --ssl: the certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["ssl", "ssl_cert"])]
+    pub ssl_key: Option<PathBuf>,
+    /// Connecting with --ssl: verify the server against these CAs (PEM).
+    #[arg(long, value_name = "FILE", requires = "ssl")]
+    pub ssl_trustfile: Option<PathBuf>,
     /// Show what arrives as a hexdump (offsets, `<` / `>` direction).
     #[arg(long)]
     pub hex: bool,
@@ -623,6 +641,36 @@ pub struct AuthArgs {
     pub auth_digest: DigestArg,
 }
 
+/// TLS on a server.
+#[derive(Debug, Args)]
+pub struct ServerTlsArgs {
+    /// Encrypt every TCP connection with TLS. With a key, client and server
+    /// each prove it inside TLS, bound to the channel, so a man in the
+    /// middle fails without any certificate pinning.
+    #[arg(long)]
+    pub tls: bool,
+    /// Certificate chain (PEM) [default: a self-signed one, generated on
+    /// first start and kept beside the key].
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// TLS on a client.
+#[derive(Debug, Args)]
+pub struct ClientTlsArgs {
+    /// Connect with TLS. With a key the server proves it holds the key;
+    /// without one, its certificate is pinned on first use (known_servers
+    /// beside the key) and a changed one refused.
+    #[arg(long)]
+    pub tls: bool,
+    /// Verify the server's certificate against this CA bundle (PEM) instead.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Run the services a TOML file describes (see `--print-config` for the
@@ -640,6 +688,8 @@ pub struct ServeArgs {
     pub root: PathBuf,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
     /// Most connections served at once; more wait in the listen backlog.
     #[arg(long, default_value_t = sockit::server::DEFAULT_MAX_CONNECTIONS, value_parser = limits::parser::<usize>(&limits::MAX_CONNECTIONS))]
     pub max_connections: usize,
@@ -697,6 +747,8 @@ pub struct ServeArgs {
 pub struct ListenerArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: ServerTlsArgs,
     /// Most TCP connections served at once.
     #[arg(long, default_value_t = sockit::server::DEFAULT_MAX_CONNECTIONS, value_parser = limits::parser::<usize>(&limits::MAX_CONNECTIONS))]
     pub max_connections: usize,
@@ -740,6 +792,8 @@ pub struct EchoArgs {
     pub udp: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// Seconds to wait for the reply.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub timeout: u64,
@@ -781,6 +835,8 @@ pub struct TimeArgs {
     pub tcp: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// Seconds to wait for the reply.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub timeout: u64,
@@ -818,6 +874,8 @@ pub struct DownloadArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// Seconds to wait at each step.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
@@ -849,6 +907,8 @@ pub struct ClientArgs {
     pub server: String,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// Seconds to wait for the server at each step.
     #[arg(long, value_name = "SECS", default_value_t = sockit::files::client::DEFAULT_TIMEOUT.as_secs())]
     pub timeout: u64,

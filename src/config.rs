@@ -53,6 +53,13 @@ pub struct Settings {
     pub drain_timeout: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reuse_address: Option<bool>,
+    /// TCP services: encrypt with TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -370,6 +377,9 @@ fn merge(own: &Settings, defaults: &Settings) -> Settings {
         idle_timeout: own.idle_timeout.or(defaults.idle_timeout),
         drain_timeout: own.drain_timeout.or(defaults.drain_timeout),
         reuse_address: own.reuse_address.or(defaults.reuse_address),
+        tls: own.tls.or(defaults.tls),
+        tls_cert: own.tls_cert.clone().or_else(|| defaults.tls_cert.clone()),
+        tls_key: own.tls_key.clone().or_else(|| defaults.tls_key.clone()),
     }
 }
 

@@ -735,6 +735,10 @@ impl Netcat {
         }
     }
 
+    fn speaks_tls(self) -> bool {
+        self != Netcat::OpenBsd
+    }
+
     /// The command, with each tool's flag for "half-close on stdin EOF".
     fn command(self, sandbox: &Sandbox, args: &[&str]) -> Command {
         let mut cmd = match self {
@@ -760,6 +764,7 @@ impl Netcat {
 fn listen_with(
     tool: Netcat,
     sandbox: &Sandbox,
+    ssl: bool,
     stdin: &std::path::Path,
     stdout: &std::path::Path,
 ) -> (KillOnDrop, u16) {
@@ -774,6 +779,9 @@ fn listen_with(
         Netcat::Sockit => tool.command(sandbox, &["-l", "127.0.0.1", &port_text]),
         _ => tool.command(sandbox, &["-v", "-l", "127.0.0.1", &port_text]),
     };
+    if ssl {
+        cmd.arg("--ssl");
+    }
     let mut child = cmd
         .stdin(std::fs::File::open(stdin).unwrap())
         .stdout(std::fs::File::create(stdout).unwrap())
@@ -800,7 +808,8 @@ fn listen_with(
 }
 
 /// Every pairing of sockit with itself, ncat and nc.openbsd, in both roles,
-/// with either side's input ending first: sockit, whenever its input is the
+/// in the clear and (where both speak it) over TLS, with either side's
+/// input ending first: sockit, whenever its input is the
 /// file, delivers all of it although the other side half-closed before a
 /// byte moved (a peer's end-of-stream ends one direction, not the session),
 /// and exits 0 in every role.
@@ -820,13 +829,17 @@ fn half_close_matrix_delivers_everything_whichever_side_ends_first() {
         (Netcat::Ncat, Netcat::Sockit),
         (Netcat::OpenBsd, Netcat::Sockit),
     ];
-    for (listener, client) in pairs {
+    for ((listener, client), ssl) in pairs.into_iter().flat_map(|p| [(p, false), (p, true)]) {
         if !listener.available() || !client.available() {
+            continue;
+        }
+        if ssl && !(listener.speaks_tls() && client.speaks_tls()) {
             continue;
         }
         for sender_is_client in [true, false] {
             let case = format!(
-                "{listener:?} -l / {client:?}, sender is the {}",
+                "{listener:?} -l / {client:?}{}, sender is the {}",
+                if ssl { " over TLS" } else { "" },
                 if sender_is_client { "client" } else { "listener" }
             );
             let (l_in, c_in) = if sender_is_client {
@@ -836,9 +849,12 @@ fn half_close_matrix_delivers_everything_whichever_side_ends_first() {
             };
             let l_out = sandbox.path("listener.out");
             let c_out = sandbox.path("client.out");
-            let (mut l, port) = listen_with(listener, &sandbox, l_in, &l_out);
-            let mut c = client
-                .command(&sandbox, &["127.0.0.1", &port.to_string()])
+            let (mut l, port) = listen_with(listener, &sandbox, ssl, l_in, &l_out);
+            let mut c = client.command(&sandbox, &["127.0.0.1", &port.to_string()]);
+            if ssl {
+                c.arg("--ssl");
+            }
+            let mut c = c
                 .stdin(std::fs::File::open(c_in).unwrap())
                 .stdout(std::fs::File::create(&c_out).unwrap())
                 .stderr(Stdio::null())

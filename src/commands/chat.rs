@@ -12,7 +12,7 @@ use sockit_proto::assist::text::{TextDecoder, TextEncoding};
 use sockit_proto::chat::Nick;
 
 use super::lifecycle::Listeners;
-use super::{client_auth, server_auth};
+use super::{client_dial, server_auth, server_tls, tls_note};
 use crate::UsageError;
 use crate::cli::{ChatCommand, ChatJoinArgs, ChatServeArgs};
 
@@ -33,9 +33,11 @@ async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
     config.max_connections = args.max_connections;
     config.backlog = args.backlog;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
+    config.tls = server_tls(&args.tls, args.auth.key_file.as_deref())?;
+    let tls = tls_note(config.tls.as_ref());
     let mut listeners = Listeners::new()?;
     let addr = listeners.tcp(config, ChatService::new(args.member_backlog))?;
-    println!("listening on tcp {addr} (chat, {auth_note})");
+    println!("listening on tcp {addr} (chat, {auth_note}{tls})");
     Ok(listeners.serve().await)
 }
 
@@ -46,7 +48,7 @@ async fn join(args: ChatJoinArgs) -> anyhow::Result<ExitCode> {
         .map(Nick::parse)
         .transpose()
         .map_err(|e| UsageError(format!("--nick: {e}")))?;
-    let auth = client_auth(&args.auth)?;
+    let dial = client_dial(&args.auth, &args.tls)?;
     let (input_tx, input) = mpsc::channel::<String>(64);
     let (output, mut lines) = mpsc::channel::<String>(256);
     let encoding = args.encoding;
@@ -95,7 +97,7 @@ async fn join(args: ChatJoinArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let result = sockit::chat::client::join(&args.addr, auth.as_ref(), nick.as_ref(), input, output, timeout).await;
+    let result = sockit::chat::client::join(&args.addr, &dial, nick.as_ref(), input, output, timeout).await;
     let _ = printer.await;
     result?;
     Ok(ExitCode::SUCCESS)

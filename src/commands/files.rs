@@ -11,14 +11,16 @@ use sockit::files::{ClientConfig, FileClient, TreeSummary};
 use sockit_proto::files::{Entry, EntryKind};
 use sockit_proto::path::RelPath;
 
-use super::client_auth;
+use super::client_dial;
 use crate::UsageError;
 use crate::cli::{ClientArgs, ExecArgs, GetArgs, LsArgs, PathArgs, PutArgs, RmArgs};
 use crate::exit;
 use crate::output::{Reporter, human_bytes, json_line, transfer_done};
 
 async fn connect(args: &ClientArgs) -> anyhow::Result<FileClient> {
-    let mut config = ClientConfig::new(args.server.clone(), client_auth(&args.auth)?);
+    let dial = client_dial(&args.auth, &args.tls)?;
+    let mut config = ClientConfig::new(args.server.clone(), dial.auth);
+    config.tls = dial.tls;
     config.timeout = Duration::from_secs(args.timeout.max(1));
     Ok(FileClient::connect(&config).await?)
 }

@@ -19,10 +19,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use sockit::auth::{self, Auth};
+use sockit::clients::Dial;
+use sockit::tls::{Acceptor, Identity, Trust};
 use sockit_proto::auth::Digest;
 
 use crate::UsageError;
-use crate::cli::{AuthArgs, Command, DigestArg};
+use crate::cli::{AuthArgs, ClientTlsArgs, Command, DigestArg, ServerTlsArgs};
 
 pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
     match command {
@@ -83,6 +85,56 @@ fn client_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
         key,
         digest: digest(args.auth_digest),
     }))
+}
+
+/// How a client reaches its server: its key and, with `--tls`, how the
+/// server's certificate is trusted (the key proves it; else a CA; else a
+/// pin on first use).
+fn client_dial(auth: &AuthArgs, tls: &ClientTlsArgs) -> anyhow::Result<Dial> {
+    let auth = client_auth(auth)?;
+    let tls = if !tls.tls {
+        None
+    } else if let Some(ca) = &tls.tls_ca {
+        Some(Trust::Ca(ca.clone()))
+    } else if auth.is_some() {
+        Some(Trust::KeyProves)
+    } else {
+        let file = sockit::tls::default_known_servers()
+            .ok_or_else(|| UsageError("no HOME or XDG_CONFIG_HOME for known_servers; pass --tls-ca".into()))?;
+        Some(Trust::Pinned(file))
+    };
+    Ok(Dial { auth, tls })
+}
+
+/// A server's TLS side with `--tls`: the given certificate, or the one
+/// kept beside the key (generated on first start).
+fn server_tls(tls: &ServerTlsArgs, key_file: Option<&std::path::Path>) -> anyhow::Result<Option<Acceptor>> {
+    if !tls.tls {
+        return Ok(None);
+    }
+    let identity = match (&tls.tls_cert, &tls.tls_key) {
+        (Some(cert), Some(key)) => Identity::load(cert, key)?,
+        _ => {
+            let dir = key_file
+                .and_then(std::path::Path::parent)
+                .map(std::path::Path::to_path_buf)
+                .or_else(|| auth::default_key_path().and_then(|k| k.parent().map(std::path::Path::to_path_buf)))
+                .ok_or_else(|| {
+                    UsageError("no HOME or XDG_CONFIG_HOME for the TLS certificate; pass --tls-cert".into())
+                })?;
+            let (identity, created) = Identity::load_or_create(&dir)?;
+            if created {
+                tracing::info!(dir = %dir.display(), "created a TLS certificate");
+            }
+            identity
+        }
+    };
+    Ok(Some(identity.acceptor()?))
+}
+
+/// `, tls: sha256:...` for a banner, or nothing.
+fn tls_note(tls: Option<&Acceptor>) -> String {
+    tls.map(|t| format!(", tls: {}", t.fingerprint())).unwrap_or_default()
 }
 
 /// A server's key: `--key-file`, or the per-user default key, created on

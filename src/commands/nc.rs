@@ -13,11 +13,13 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use sockit::nc::{self, CloseReason, Family, NcEvent, NcOptions, Session, Stats};
+use sockit::nc::{self, CloseReason, Family, NcEvent, NcOptions, NcTls, Session, Stats};
+use sockit::tls::Trust;
 use sockit_proto::assist::compose::Composer;
 
+use super::server_tls;
 use crate::UsageError;
-use crate::cli::NcArgs;
+use crate::cli::{NcArgs, ServerTlsArgs};
 use crate::exit;
 use crate::nc_view::{Mode, View, ViewOptions};
 
@@ -55,6 +57,7 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         broadcast_to_all: args.broadcast_to_all,
         max_clients: args.max_clients.max(1),
         report_sent: args.hex || args.timestamps || args.frame.is_some() || args.json || args.log.is_some(),
+        tls: nc_tls(&args)?,
     };
     let opts = with_source(opts, &args);
     if args.keep_open && !args.listen {
@@ -192,6 +195,27 @@ async fn drive(endpoint: Endpoint, udp: bool, mut opts: NcOptions, session: Sess
             }
         }
     })
+}
+
+/// `--ssl`: the listener's certificate, or how a server is trusted.
+fn nc_tls(args: &NcArgs) -> anyhow::Result<Option<NcTls>> {
+    if !args.ssl {
+        return Ok(None);
+    }
+    if args.listen {
+        let tls = ServerTlsArgs {
+            tls: true,
+            tls_cert: args.ssl_cert.clone(),
+            tls_key: args.ssl_key.clone(),
+        };
+        return Ok(server_tls(&tls, None)?.map(NcTls::Server));
+    }
+    let host = args.target.first().cloned().unwrap_or_default();
+    let trust = match &args.ssl_trustfile {
+        Some(ca) => Trust::Ca(ca.clone()),
+        None => Trust::Anyone,
+    };
+    Ok(Some(NcTls::Client { trust, host }))
 }
 
 /// Applies the source options once the endpoint is known (client mode).

@@ -16,13 +16,14 @@ use sockit::server::{
     DEFAULT_MAX_PER_PEER, DEFAULT_MIN_RATE, DEFAULT_REQUEST_TIMEOUT, ServerConfig,
 };
 use sockit::tftp::server::TftpConfig;
+use sockit::tls::Acceptor;
 use sockit_proto::frame::{DEFAULT_MAX_HEADER_LEN, FrameLimits};
 
 use super::lifecycle::Listeners;
-use super::server_auth;
+use super::{server_auth, server_tls, tls_note};
 
 use crate::UsageError;
-use crate::cli::{AuthArgs, ServeArgs};
+use crate::cli::{AuthArgs, ServeArgs, ServerTlsArgs};
 use crate::config::{self, Config, Kind, Section, Settings};
 
 /// Where zero-config `serve` keeps its files.
@@ -73,6 +74,9 @@ fn from_flags(args: &ServeArgs) -> Config {
         idle_timeout: Some(args.idle_timeout),
         drain_timeout: Some(args.drain_timeout),
         reuse_address: Some(!args.no_reuse_address),
+        tls: Some(args.tls.tls),
+        tls_cert: args.tls.tls_cert.clone(),
+        tls_key: args.tls.tls_key.clone(),
     };
     Config {
         defaults: Settings::default(),
@@ -91,7 +95,20 @@ fn auth_of(s: &Settings) -> anyhow::Result<Option<Auth>> {
 /// How long a chat member may stay silent, unless the config says otherwise.
 pub const CHAT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
-fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -> ServerConfig {
+/// A TCP service's TLS side, when its settings ask for it.
+fn tls_of(s: &Settings) -> anyhow::Result<Option<Acceptor>> {
+    let args = ServerTlsArgs {
+        tls: s.tls.unwrap_or(false),
+        tls_cert: s.tls_cert.clone(),
+        tls_key: s.tls_key.clone(),
+    };
+    if args.tls && args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err(UsageError("tls_cert and tls_key go together".into()).into());
+    }
+    server_tls(&args, s.key_file.as_deref())
+}
+
+fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -> anyhow::Result<ServerConfig> {
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let mut c = ServerConfig::new(addr, auth);
     c.max_connections = s.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
@@ -103,7 +120,8 @@ fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -
     c.idle_timeout = secs(s.idle_timeout, DEFAULT_IDLE_TIMEOUT);
     c.drain_timeout = secs(s.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
     c.reuse_address = s.reuse_address.unwrap_or(true);
-    c
+    c.tls = tls_of(s)?;
+    Ok(c)
 }
 
 /// Binds one service's listeners and announces them. The zero-config
@@ -148,13 +166,15 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 None => "OFF (--insecure-no-auth)".to_owned(),
             };
             let exec_note = if allow_exec { ", exec: ON" } else { "" };
-            let addr = listeners.tcp(server_config(listen, s, auth), service)?;
+            let config = server_config(listen, s, auth)?;
+            let tls = tls_note(config.tls.as_ref());
+            let addr = listeners.tcp(config, service)?;
             if from_file {
-                println!("listening on tcp {addr} (files, {shown_root}, auth: {auth_note}{exec_note})");
+                println!("listening on tcp {addr} (files, {shown_root}, auth: {auth_note}{exec_note}{tls})");
             } else {
                 // The first stdout line is the contract scripts and tests rely on.
                 println!("listening on {addr}");
-                println!("serving {shown_root} (auth: {auth_note}{exec_note})");
+                println!("serving {shown_root} (auth: {auth_note}{exec_note}{tls})");
             }
         }
         Kind::Download => {
@@ -164,16 +184,20 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             let root = section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into());
             let service = Download::new(&root)?;
             let shown = service.root().display().to_string();
-            let addr = listeners.tcp(server_config(listen, s, auth_of(s)?), service)?;
-            println!("listening on tcp {addr} (download, {shown})");
+            let config = server_config(listen, s, auth_of(s)?)?;
+            let tls = tls_note(config.tls.as_ref());
+            let addr = listeners.tcp(config, service)?;
+            println!("listening on tcp {addr} (download, {shown}{tls})");
         }
         Kind::Echo => {
             let echo = Echo {
                 upper: section.upper.unwrap_or(false),
             };
             if let Some(tcp) = section.tcp {
-                let addr = listeners.tcp(server_config(tcp, s, auth_of(s)?), echo)?;
-                println!("listening on tcp {addr} (echo)");
+                let config = server_config(tcp, s, auth_of(s)?)?;
+                let tls = tls_note(config.tls.as_ref());
+                let addr = listeners.tcp(config, echo)?;
+                println!("listening on tcp {addr} (echo{tls})");
             }
             if let Some(udp) = section.udp {
                 let addr = listeners.udp(udp, reuse, echo)?;
@@ -185,13 +209,14 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 .listen
                 .ok_or_else(|| UsageError("a chat service needs `listen`".into()))?;
             let service = sockit::chat::ChatService::new(sockit::chat::DEFAULT_MEMBER_BACKLOG);
-            let mut config = server_config(listen, s, auth_of(s)?);
+            let mut config = server_config(listen, s, auth_of(s)?)?;
             if s.idle_timeout.is_none() {
                 // Members read more than they write: an hour, as `chat serve`.
                 config.idle_timeout = CHAT_IDLE_TIMEOUT;
             }
+            let tls = tls_note(config.tls.as_ref());
             let addr = listeners.tcp(config, service)?;
-            println!("listening on tcp {addr} (chat)");
+            println!("listening on tcp {addr} (chat{tls})");
         }
         Kind::Tftp => {
             let udp = section
@@ -221,8 +246,10 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             };
             let service = TimeService { protocol };
             if let Some(tcp) = section.tcp {
-                let addr = listeners.tcp(server_config(tcp, s, auth_of(s)?), service)?;
-                println!("listening on tcp {addr} ({name})");
+                let config = server_config(tcp, s, auth_of(s)?)?;
+                let tls = tls_note(config.tls.as_ref());
+                let addr = listeners.tcp(config, service)?;
+                println!("listening on tcp {addr} ({name}{tls})");
             }
             if let Some(udp) = section.udp {
                 let addr = listeners.udp(udp, reuse, service)?;

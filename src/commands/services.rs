@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use sockit::auth::Auth;
 use sockit::clients;
 use sockit::clock::{TimeProtocol, TimeService};
 use sockit::download::Download;
@@ -18,19 +17,22 @@ use sockit::server::ServerConfig;
 use sockit_proto::clock::rfc868_decode;
 
 use super::lifecycle::Listeners;
-use super::{client_auth, server_auth};
+use super::{client_dial, server_auth, server_tls, tls_note};
 use crate::UsageError;
 use crate::cli::{DownloadArgs, DownloadServe, EchoArgs, EchoServe, ListenerArgs, TimeArgs, TimeServe};
 
-/// A TCP server config from the small services' flags.
-fn tcp_config(addr: SocketAddr, args: &ListenerArgs, auth: Option<Auth>) -> ServerConfig {
+/// A TCP server config from the small services' flags (auth and TLS
+/// included).
+fn tcp_config(addr: SocketAddr, args: &ListenerArgs) -> anyhow::Result<ServerConfig> {
+    let auth = server_auth(&args.auth)?;
     let mut config = ServerConfig::new(addr, auth);
+    config.tls = server_tls(&args.tls, args.auth.key_file.as_deref())?;
     config.max_connections = args.max_connections;
     config.max_per_peer = args.max_per_peer;
     config.backlog = args.backlog;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.reuse_address = !args.no_reuse_address;
-    config
+    Ok(config)
 }
 
 /// The default port of both echo listeners when none is named.
@@ -55,9 +57,10 @@ pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
         let service = Echo { upper };
         let name = if upper { "echo, upper" } else { "echo" };
         if let Some(addr) = tcp {
-            let auth = server_auth(&listener.auth)?;
-            let bound = listeners.tcp(tcp_config(addr, &listener, auth), service)?;
-            println!("listening on tcp {bound} ({name})");
+            let config = tcp_config(addr, &listener)?;
+            let tls = tls_note(config.tls.as_ref());
+            let bound = listeners.tcp(config, service)?;
+            println!("listening on tcp {bound} ({name}{tls})");
         }
         if let Some(addr) = udp {
             let bound = listeners.udp(addr, !listener.no_reuse_address, service)?;
@@ -73,9 +76,9 @@ pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
     let reply = if args.udp {
         clients::udp_exchange(&addr, text.as_bytes(), timeout).await?
     } else {
-        let auth = client_auth(&args.auth)?;
+        let dial = client_dial(&args.auth, &args.tls)?;
         let max = clients::max_echo_reply(text.len());
-        clients::tcp_exchange(&addr, auth.as_ref(), text.as_bytes(), max, timeout).await?
+        clients::tcp_exchange(&addr, &dial, text.as_bytes(), max, timeout).await?
     };
     print_reply(&reply)?;
     Ok(ExitCode::SUCCESS)
@@ -107,9 +110,10 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
         ] {
             if let Some(addr) = addr {
                 let service = TimeService { protocol };
-                let auth = server_auth(&listener.auth)?;
-                let bound = listeners.tcp(tcp_config(addr, &listener, auth), service)?;
-                println!("listening on tcp {bound} ({name})");
+                let config = tcp_config(addr, &listener)?;
+                let tls = tls_note(config.tls.as_ref());
+                let bound = listeners.tcp(config, service)?;
+                println!("listening on tcp {bound} ({name}{tls})");
                 let bound = listeners.udp(addr, reuse, service)?;
                 println!("listening on udp {bound} ({name})");
             }
@@ -124,8 +128,8 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
         if !(args.rfc868 || args.daytime) {
             return Err(UsageError("--tcp goes with --daytime or --rfc868; the classic service is UDP".into()).into());
         }
-        let auth = client_auth(&args.auth)?;
-        clients::tcp_exchange(&addr, auth.as_ref(), b"", clients::MAX_TIME_REPLY, timeout).await?
+        let dial = client_dial(&args.auth, &args.tls)?;
+        clients::tcp_exchange(&addr, &dial, b"", clients::MAX_TIME_REPLY, timeout).await?
     } else {
         let request = if args.rfc868 || args.daytime {
             String::new()
@@ -155,9 +159,10 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
         let mut listeners = Listeners::new()?;
         let service = Download::new(&root)?;
         let name = format!("download, {}", service.root().display());
-        let auth = server_auth(&listener.auth)?;
-        let bound = listeners.tcp(tcp_config(listen, &listener, auth), service)?;
-        println!("listening on tcp {bound} ({name})");
+        let config = tcp_config(listen, &listener)?;
+        let tls = tls_note(config.tls.as_ref());
+        let bound = listeners.tcp(config, service)?;
+        println!("listening on tcp {bound} ({name}{tls})");
         return Ok(listeners.serve().await);
     }
     let (Some(addr), Some(name)) = (args.addr, args.name) else {
@@ -173,9 +178,9 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
             PathBuf::from(last.ok_or_else(|| UsageError(format!("cannot name a local file after {name:?}; use -o")))?)
         }
     };
-    let auth = client_auth(&args.auth)?;
+    let dial = client_dial(&args.auth, &args.tls)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let bytes = clients::download(&addr, auth.as_ref(), &name, &dest, timeout)
+    let bytes = clients::download(&addr, &dial, &name, &dest, timeout)
         .await
         .with_context(|| format!("cannot download {name}"))?;
     println!("download {name}: {bytes} bytes to {}", dest.display());

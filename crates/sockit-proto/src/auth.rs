@@ -2,6 +2,12 @@
 //! challenge, the client answers with its HMAC under a shared key, the server
 //! compares in constant time.
 //!
+//! Inside TLS the handshake is bound to the channel and runs both ways
+//! ([`BoundRole`]): each side proves the key over both nonces and a TLS
+//! exporter value (RFC 8446 §7.5). A man in the middle holds two TLS
+//! sessions with two different exporter values, so neither proof survives
+//! the relay, and no certificate needs pinning.
+//!
 //! This module owns the arithmetic and the key's form; the socket dance and
 //! where the random bytes come from belong to the caller.
 
@@ -56,6 +62,70 @@ impl Digest {
     }
 }
 
+/// The TLS exporter label of the bound handshake (RFC 8446 §7.5).
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-sockit-auth";
+/// Bytes of exporter output the proofs cover.
+pub const EXPORTER_LEN: usize = 32;
+/// Length of each side's nonce and proof (HMAC-SHA256).
+pub const BOUND_LEN: usize = 32;
+
+/// Who a bound proof speaks for. The role is part of what is signed, so a
+/// proof cannot be reflected back at its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundRole {
+    Client,
+    Server,
+}
+
+impl BoundRole {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Self::Client => b"sockit auth v1 client",
+            Self::Server => b"sockit auth v1 server",
+        }
+    }
+}
+
+/// The channel-bound handshake, inside TLS (docs/protocol.md §2.1):
+///
+/// 1. server → client: `server_nonce` (32 random bytes);
+/// 2. client → server: `client_nonce` (32 random bytes), then the client's
+///    proof;
+/// 3. server → client: the server's proof, sent only if the client's was
+///    right (otherwise the server closes without a word).
+///
+/// A proof is HMAC-SHA256(key, role label ‖ server_nonce ‖ client_nonce ‖
+/// exporter), where exporter is 32 bytes of the TLS exporter with
+/// [`EXPORTER_LABEL`] and no context.
+pub fn bound_proof(key: &Key, role: BoundRole, server_nonce: &[u8], client_nonce: &[u8], exporter: &[u8]) -> Vec<u8> {
+    bound_mac(key, role, server_nonce, client_nonce, exporter)
+        .finalize()
+        .into_bytes()
+        .to_vec()
+}
+
+/// Constant-time check of a bound proof.
+pub fn verify_bound_proof(
+    key: &Key,
+    role: BoundRole,
+    server_nonce: &[u8],
+    client_nonce: &[u8],
+    exporter: &[u8],
+    proof: &[u8],
+) -> bool {
+    bound_mac(key, role, server_nonce, client_nonce, exporter)
+        .verify_slice(proof)
+        .is_ok()
+}
+
+fn bound_mac(key: &Key, role: BoundRole, server_nonce: &[u8], client_nonce: &[u8], exporter: &[u8]) -> Hmac<Sha256> {
+    let mut m = mac::<Hmac<Sha256>>(key, role.label());
+    m.update(server_nonce);
+    m.update(client_nonce);
+    m.update(exporter);
+    m
+}
+
 fn mac<M: Mac + hmac::digest::KeyInit>(key: &Key, challenge: &[u8]) -> M {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut m = <M as Mac>::new_from_slice(&key.0).unwrap_or_else(|_| unreachable!("hmac takes any key length"));
@@ -104,6 +174,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::checksum::hex;
+
+    #[test]
+    fn bound_proofs_depend_on_role_nonces_and_channel() {
+        let key = Key::from_file_text(b"k").unwrap();
+        let (s, c, e) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let proof = bound_proof(&key, BoundRole::Client, &s, &c, &e);
+        assert!(verify_bound_proof(&key, BoundRole::Client, &s, &c, &e, &proof));
+        // Reflected as the server's, from another channel, or under another
+        // key: refused.
+        assert!(!verify_bound_proof(&key, BoundRole::Server, &s, &c, &e, &proof));
+        assert!(!verify_bound_proof(&key, BoundRole::Client, &s, &c, &[4u8; 32], &proof));
+        assert!(!verify_bound_proof(&key, BoundRole::Client, &c, &s, &e, &proof));
+        let other = Key::from_file_text(b"other").unwrap();
+        assert!(!verify_bound_proof(&other, BoundRole::Client, &s, &c, &e, &proof));
+        assert_eq!(proof.len(), BOUND_LEN);
+    }
 
     #[test]
     fn hmac_md5_matches_rfc2104_vector() {

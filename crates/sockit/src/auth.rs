@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use rand::RngCore as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use sockit_proto::auth::{CHALLENGE_LEN, Digest, Key};
+use sockit_proto::auth::{BOUND_LEN, BoundRole, CHALLENGE_LEN, Digest, Key, bound_proof, verify_bound_proof};
 
 use crate::Error;
+use crate::stream::Stream;
 
 /// What a server demands, or a client proves, on connect.
 #[derive(Debug, Clone)]
@@ -48,15 +49,124 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Au
 /// it closes the connection, which the client sees on its next read.
 pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Auth) -> Result<(), Error> {
     let mut challenge = [0u8; CHALLENGE_LEN];
-    stream.read_exact(&mut challenge).await.map_err(Error::read_exact(
-        "reading the auth challenge",
-        "waiting for the auth challenge (does the server use --insecure-no-auth?)",
-    ))?;
+    let mut got = 0;
+    while got < CHALLENGE_LEN {
+        let n = stream
+            .read(challenge.get_mut(got..).unwrap_or_default())
+            .await
+            .map_err(Error::io("reading the auth challenge"))?;
+        if n == 0 {
+            if crate::tls::is_tls_alert(challenge.get(..got).unwrap_or_default()) {
+                return Err(Error::Tls("the server speaks TLS: add --tls".into()));
+            }
+            return Err(Error::Closed {
+                op: "waiting for the auth challenge (does the server use --tls, or --insecure-no-auth?)",
+            });
+        }
+        got += n;
+    }
     let answer = auth.digest.answer(&auth.key, &challenge);
     stream
         .write_all(&answer)
         .await
         .map_err(Error::io("sending the auth answer"))
+}
+
+/// Server side on a connection that may be TLS: the channel-bound, two-way
+/// handshake inside TLS, the classic one on plain TCP.
+pub async fn accept_on(stream: &mut Stream, auth: &Auth) -> Result<(), Error> {
+    match stream.exporter() {
+        Some(exporter) => accept_bound(stream, auth, &exporter).await,
+        None => accept(stream, auth).await,
+    }
+}
+
+/// Client side on a connection that may be TLS; inside TLS the server
+/// must prove the key too before this returns.
+pub async fn answer_on(stream: &mut Stream, auth: &Auth) -> Result<(), Error> {
+    match stream.exporter() {
+        Some(exporter) => answer_bound(stream, auth, &exporter).await,
+        None => answer(stream, auth).await,
+    }
+}
+
+/// The bound handshake, server side (docs/protocol.md §2.1): nonce out,
+/// the client's nonce and proof in, and only if that proof is right, the
+/// server's proof out.
+pub async fn accept_bound<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    auth: &Auth,
+    exporter: &[u8],
+) -> Result<(), Error> {
+    let mut server_nonce = [0u8; BOUND_LEN];
+    rand::rng().fill_bytes(&mut server_nonce);
+    stream
+        .write_all(&server_nonce)
+        .await
+        .map_err(Error::io("sending the challenge"))?;
+    let mut answer = [0u8; 2 * BOUND_LEN];
+    stream.read_exact(&mut answer).await.map_err(Error::read_exact(
+        "reading the challenge answer",
+        "reading the challenge answer",
+    ))?;
+    let (client_nonce, proof) = answer.split_at(BOUND_LEN);
+    if !verify_bound_proof(
+        &auth.key,
+        BoundRole::Client,
+        &server_nonce,
+        client_nonce,
+        exporter,
+        proof,
+    ) {
+        return Err(Error::AuthFailed);
+    }
+    let ours = bound_proof(&auth.key, BoundRole::Server, &server_nonce, client_nonce, exporter);
+    stream
+        .write_all(&ours)
+        .await
+        .map_err(Error::io("sending the server's proof"))?;
+    stream.flush().await.map_err(Error::io("sending the server's proof"))
+}
+
+/// The bound handshake, client side: the server's proof is checked before
+/// any request goes out. A server that does not know the key, or a relay
+/// between two TLS sessions, fails here.
+pub async fn answer_bound<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    auth: &Auth,
+    exporter: &[u8],
+) -> Result<(), Error> {
+    let mut server_nonce = [0u8; BOUND_LEN];
+    stream.read_exact(&mut server_nonce).await.map_err(Error::read_exact(
+        "reading the auth challenge",
+        "waiting for the auth challenge (does the server use --insecure-no-auth?)",
+    ))?;
+    let mut client_nonce = [0u8; BOUND_LEN];
+    rand::rng().fill_bytes(&mut client_nonce);
+    let proof = bound_proof(&auth.key, BoundRole::Client, &server_nonce, &client_nonce, exporter);
+    let mut answer = client_nonce.to_vec();
+    answer.extend_from_slice(&proof);
+    stream
+        .write_all(&answer)
+        .await
+        .map_err(Error::io("sending the auth answer"))?;
+    stream.flush().await.map_err(Error::io("sending the auth answer"))?;
+    let mut theirs = [0u8; BOUND_LEN];
+    if stream.read_exact(&mut theirs).await.is_err() {
+        // The server closes without a word on a wrong answer.
+        return Err(Error::AuthRejected);
+    }
+    if !verify_bound_proof(
+        &auth.key,
+        BoundRole::Server,
+        &server_nonce,
+        &client_nonce,
+        exporter,
+        &theirs,
+    ) {
+        return Err(Error::ServerUnproven);
+    }
+    Ok(())
 }
 
 /// Reads a key file: the secret as text, trailing whitespace stripped.

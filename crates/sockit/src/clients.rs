@@ -12,6 +12,8 @@ use crate::Error;
 use crate::auth::{self, Auth};
 use crate::error::deadline;
 use crate::partial::partial_path;
+use crate::stream::Stream;
+use crate::tls::Trust;
 use crate::udp::MAX_DATAGRAM;
 
 /// Largest reply accepted from a daytime or RFC 868 server over TCP: a
@@ -24,18 +26,32 @@ pub fn max_echo_reply(sent: usize) -> u64 {
     (sent as u64).saturating_mul(3).saturating_add(4096)
 }
 
-/// Connects and, when configured, answers the auth challenge.
-pub async fn connect(addr: &str, auth: Option<&Auth>, timeout: Duration) -> Result<TcpStream, Error> {
-    let mut stream = deadline(timeout, "connecting", async {
+/// How a client reaches a server: its auth, TLS and patience.
+#[derive(Debug, Clone, Default)]
+pub struct Dial {
+    pub auth: Option<Auth>,
+    /// TLS, and how to trust the server's certificate.
+    pub tls: Option<Trust>,
+}
+
+/// Connects, starts TLS when asked, and answers the auth challenge when
+/// configured (inside TLS, the server proves the key too). Each step has
+/// `timeout`.
+pub async fn connect(addr: &str, dial: &Dial, timeout: Duration) -> Result<Stream, Error> {
+    let tcp = deadline(timeout, "connecting", async {
         TcpStream::connect(addr).await.map_err(|source| Error::Connect {
             addr: addr.to_owned(),
             source,
         })
     })
     .await?;
-    let _ = stream.set_nodelay(true);
-    if let Some(a) = auth {
-        deadline(timeout, "authenticating", auth::answer(&mut stream, a)).await?;
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match &dial.tls {
+        Some(trust) => deadline(timeout, "starting TLS", crate::tls::connect(tcp, addr, trust)).await?,
+        None => Stream::Plain(tcp),
+    };
+    if let Some(a) = &dial.auth {
+        deadline(timeout, "authenticating", auth::answer_on(&mut stream, a)).await?;
     }
     Ok(stream)
 }
@@ -46,14 +62,15 @@ pub async fn connect(addr: &str, auth: Option<&Auth>, timeout: Duration) -> Resu
 /// refused, not buffered. The whole exchange has `timeout`.
 pub async fn tcp_exchange(
     addr: &str,
-    auth: Option<&Auth>,
+    dial: &Dial,
     payload: &[u8],
     max_reply: u64,
     timeout: Duration,
 ) -> Result<Vec<u8>, Error> {
-    let mut stream = connect(addr, auth, timeout).await?;
+    let stream = connect(addr, dial, timeout).await?;
+    let authenticated = dial.auth.is_some();
     deadline(timeout, "talking to the server", async {
-        let (rd, mut wr) = stream.split();
+        let (rd, mut wr) = tokio::io::split(stream);
         let send = async {
             wr.write_all(payload).await?;
             wr.shutdown().await
@@ -62,6 +79,9 @@ pub async fn tcp_exchange(
         // One byte past the cap tells "exactly the cap" from "more".
         let mut capped = rd.take(max_reply.saturating_add(1));
         let (sent, read) = tokio::join!(send, capped.read_to_end(&mut reply));
+        if crate::tls::is_tls_alert(&reply) {
+            return Err(Error::Tls("the server speaks TLS: add --tls".into()));
+        }
         if reply.len() as u64 > max_reply {
             return Err(Error::Protocol(format!("the server sent more than {max_reply} bytes")));
         }
@@ -69,7 +89,7 @@ pub async fn tcp_exchange(
         match read {
             Ok(_) => Ok(reply),
             // A server that rejected our auth answer resets the connection.
-            Err(_) if auth.is_some() && reply.is_empty() => Err(Error::AuthRejected),
+            Err(_) if authenticated && reply.is_empty() => Err(Error::AuthRejected),
             Err(e) => Err(Error::Io {
                 op: "reading the reply",
                 source: e,
@@ -118,14 +138,8 @@ pub async fn udp_exchange(addr: &str, payload: &[u8], timeout: Duration) -> Resu
 /// server closes. The file lands at `dest` only if bytes arrived (the
 /// seed's rule: nothing received, no file). The protocol carries no size or
 /// checksum, so the server's close is taken as the end of the file.
-pub async fn download(
-    addr: &str,
-    auth: Option<&Auth>,
-    name: &str,
-    dest: &Path,
-    timeout: Duration,
-) -> Result<u64, Error> {
-    let mut stream = connect(addr, auth, timeout).await?;
+pub async fn download(addr: &str, dial: &Dial, name: &str, dest: &Path, timeout: Duration) -> Result<u64, Error> {
+    let mut stream = connect(addr, dial, timeout).await?;
     deadline(timeout, "sending the name", async {
         stream
             .write_all(name.as_bytes())

@@ -43,6 +43,10 @@ pub enum Error {
     AuthFailed,
     #[error("server closed the connection after the auth handshake (wrong key or --auth-digest?)")]
     AuthRejected,
+    #[error("the server did not prove it holds the key: someone may be in the middle of this TLS connection")]
+    ServerUnproven,
+    #[error("{0}")]
+    Tls(String),
     #[error("bad key in {}", path.display())]
     Key { path: PathBuf, source: KeyError },
     #[error("checksum mismatch for {name}: expected {expected}, got {actual}")]

@@ -9,6 +9,9 @@
 //! - [`auth`]: the HMAC handshake as a layer in front of any service, and
 //!   where keys come from.
 //! - [`conn`]: a framed connection over any `AsyncRead + AsyncWrite`.
+//! - [`stream`]: one connection type, plain TCP or TLS on either side.
+//! - [`tls`]: server identities (given or generated) and how a client
+//!   trusts a server (the key, a pin, a CA).
 //! - [`disk`]: per-transfer file threads that read or write and hash.
 //! - [`sandbox`]: the only way from a peer-supplied name to the filesystem.
 //! - [`partial`]: a download's partial file beside its target, never
@@ -47,7 +50,9 @@ pub mod nc;
 pub mod partial;
 pub mod sandbox;
 pub mod server;
+pub mod stream;
 pub mod tftp;
+pub mod tls;
 pub mod udp;
 pub mod udpchat;
 

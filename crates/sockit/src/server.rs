@@ -25,6 +25,8 @@ use tracing::Instrument as _;
 
 use crate::Error;
 use crate::auth::{self, Auth};
+use crate::stream::Stream;
+use crate::tls::Acceptor;
 
 /// Listen backlog. Backlogs of 5-128 drop SYNs under a burst of connects,
 /// and each dropped SYN costs the client a 1 s retransmit; 1024 absorbs a
@@ -70,6 +72,8 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// `None` only when the user said `--insecure-no-auth`.
     pub auth: Option<Auth>,
+    /// TLS on every connection (`--tls`), before auth and the service.
+    pub tls: Option<Acceptor>,
 }
 
 impl ServerConfig {
@@ -87,6 +91,7 @@ impl ServerConfig {
             rate_window: RATE_WINDOW,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             auth,
+            tls: None,
         }
     }
 }
@@ -215,12 +220,14 @@ impl TcpServer {
             let service = service.clone();
             let auth = auth.clone();
             let handshake_timeout = config.handshake_timeout;
+            let tls = config.tls.clone();
             tracker.spawn(
                 async move {
                     let _permit = permit;
                     let _peer_slot = peer_slot;
                     tracing::debug!("accepted");
-                    let result = serve_one(stream, ctx, service, auth.as_deref(), handshake_timeout).await;
+                    let result =
+                        serve_one(stream, ctx, service, tls.as_ref(), auth.as_deref(), handshake_timeout).await;
                     match result {
                         Ok(()) => tracing::debug!("closed"),
                         Err(e) if e.is_disconnect() => tracing::debug!(error = %e, "peer went away"),
@@ -243,14 +250,32 @@ impl TcpServer {
 }
 
 async fn serve_one<Svc: Service>(
-    mut stream: TcpStream,
+    tcp: TcpStream,
     ctx: ConnContext,
     service: Arc<Svc>,
+    tls: Option<&Acceptor>,
     auth: Option<&Auth>,
     handshake_timeout: Duration,
 ) -> Result<(), Error> {
+    // TLS first, under the same deadline as the auth handshake: a peer that
+    // stalls mid-handshake holds its slot no longer than one that stays mute.
+    let mut stream = match tls {
+        Some(acceptor) => match tokio::time::timeout(handshake_timeout, crate::tls::accept(tcp, acceptor)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!(peer = %ctx.peer, error = %e, "closing");
+                return Ok(());
+            }
+            Err(_) => {
+                tracing::info!(peer = %ctx.peer, "no TLS handshake in time; closing");
+                return Ok(());
+            }
+        },
+        None => Stream::Plain(tcp),
+    };
     if let Some(auth) = auth {
-        let shake = tokio::time::timeout(handshake_timeout, auth::accept(&mut stream, auth)).await;
+        // Inside TLS the handshake is bound to the channel, both ways.
+        let shake = tokio::time::timeout(handshake_timeout, auth::accept_on(&mut stream, auth)).await;
         match shake {
             Ok(Ok(())) => {}
             Ok(Err(Error::AuthFailed)) => {

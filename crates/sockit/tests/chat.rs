@@ -262,7 +262,14 @@ async fn the_chat_client_caps_what_a_room_sends_and_waits_for_a_welcome_only_so_
     let (out, _lines) = tokio::sync::mpsc::channel(16);
     let err = tokio::time::timeout(
         PATIENCE,
-        sockit::chat::client::join(&flood_addr.to_string(), None, None, input, out, Duration::from_secs(10)),
+        sockit::chat::client::join(
+            &flood_addr.to_string(),
+            &Default::default(),
+            None,
+            input,
+            out,
+            Duration::from_secs(10),
+        ),
     )
     .await
     .expect("a flood must be refused, not buffered")
@@ -282,7 +289,7 @@ async fn the_chat_client_caps_what_a_room_sends_and_waits_for_a_welcome_only_so_
         PATIENCE,
         sockit::chat::client::join(
             &silent_addr.to_string(),
-            None,
+            &Default::default(),
             None,
             input,
             out,

@@ -11,7 +11,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use common::{Options, PATIENCE, TestServer, frame, random_bytes, read_reply, spawn_tcp, spawn_udp};
 use serde_json::json;
-use sockit::clients;
+use sockit::clients::{self, Dial};
 use sockit::clock::{TimeProtocol, TimeService};
 use sockit::download::Download;
 use sockit::echo::Echo;
@@ -28,7 +28,7 @@ async fn tcp_echo_streams_large_messages_unchanged_and_upper_cases() {
     let big = random_bytes(8 * 1024 * 1024, 9);
     let reply = clients::tcp_exchange(
         &addr.to_string(),
-        None,
+        &Dial::default(),
         &big,
         clients::max_echo_reply(big.len()),
         PATIENCE,
@@ -39,7 +39,7 @@ async fn tcp_echo_streams_large_messages_unchanged_and_upper_cases() {
     assert!(reply == big, "8 MiB echoed unchanged");
 
     let (addr, _stop) = spawn_tcp(Echo { upper: true }, None);
-    let reply = clients::tcp_exchange(&addr.to_string(), None, "hello 你好 ǆ".as_bytes(), 4096, T)
+    let reply = clients::tcp_exchange(&addr.to_string(), &Dial::default(), "hello 你好 ǆ".as_bytes(), 4096, T)
         .await
         .unwrap();
     assert_eq!(String::from_utf8(reply).unwrap(), "HELLO 你好 Ǆ");
@@ -103,7 +103,7 @@ async fn daytime_and_rfc868_answer_on_tcp_and_udp() {
     for protocol in [TimeProtocol::Daytime, TimeProtocol::Rfc868] {
         let (tcp, _a) = spawn_tcp(TimeService { protocol }, None);
         let (udp, _b) = spawn_udp(TimeService { protocol });
-        let over_tcp = clients::tcp_exchange(&tcp.to_string(), None, b"", clients::MAX_TIME_REPLY, T)
+        let over_tcp = clients::tcp_exchange(&tcp.to_string(), &Dial::default(), b"", clients::MAX_TIME_REPLY, T)
             .await
             .unwrap();
         let over_udp = clients::udp_exchange(&udp.to_string(), b"", T).await.unwrap();
@@ -155,13 +155,15 @@ async fn one_shot_download_sends_the_file_and_nothing_for_bad_names() {
     let a = addr.to_string();
     let dest = dir.path().join("got.bin");
     assert_eq!(
-        clients::download(&a, None, "sub/f.bin", &dest, T).await.unwrap(),
+        clients::download(&a, &Dial::default(), "sub/f.bin", &dest, T)
+            .await
+            .unwrap(),
         data.len() as u64
     );
     assert_eq!(std::fs::read(&dest).unwrap(), data);
     for bad in ["../secret", "/etc/passwd", "missing", "sub"] {
         let out = dir.path().join("bad");
-        let err = clients::download(&a, None, bad, &out, T).await.unwrap_err();
+        let err = clients::download(&a, &Dial::default(), bad, &out, T).await.unwrap_err();
         assert!(matches!(err, sockit::Error::NothingSent), "{bad}: {err}");
         assert!(!out.exists());
     }
@@ -355,7 +357,7 @@ async fn tcp_clients_cap_what_a_server_sends() {
     ] {
         let err = tokio::time::timeout(
             PATIENCE,
-            clients::tcp_exchange(&addr.to_string(), None, payload, max, PATIENCE),
+            clients::tcp_exchange(&addr.to_string(), &Dial::default(), payload, max, PATIENCE),
         )
         .await
         .expect("a flood must be refused at the cap")

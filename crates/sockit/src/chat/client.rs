@@ -9,8 +9,7 @@ use tokio::sync::mpsc;
 use sockit_proto::chat::{Line, LineReader, MAX_ROOM_LINE, Nick};
 
 use crate::Error;
-use crate::auth::Auth;
-use crate::clients::connect;
+use crate::clients::{Dial, connect};
 
 /// A room that does not answer is noticed by TCP keepalive: after this much
 /// silence the kernel probes, and a dead room ends the session within a
@@ -29,19 +28,20 @@ const KEEPALIVE_PROBES: u32 = 6;
 /// is refused, not buffered).
 pub async fn join(
     addr: &str,
-    auth: Option<&Auth>,
+    dial: &Dial,
     nick: Option<&Nick>,
     mut input: mpsc::Receiver<String>,
     output: mpsc::Sender<String>,
     timeout: Duration,
 ) -> Result<(), Error> {
-    let stream = connect(addr, auth, timeout).await?;
+    let stream = connect(addr, dial, timeout).await?;
+    let auth = dial.auth.as_ref();
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(KEEPALIVE_IDLE)
         .with_interval(KEEPALIVE_INTERVAL)
         .with_retries(KEEPALIVE_PROBES);
-    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    let (mut reader, mut writer) = stream.into_split();
+    let _ = socket2::SockRef::from(stream.tcp()).set_tcp_keepalive(&keepalive);
+    let (mut reader, mut writer) = tokio::io::split(stream);
     if let Some(nick) = nick {
         writer
             .write_all(format!("/nick {nick}\n").as_bytes())

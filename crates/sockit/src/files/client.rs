@@ -10,20 +10,20 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-
 use sockit_proto::exec::{Command as ExecCommand, Outcome as ExecResult, split_body};
 use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, more_pages, parse_reply};
 use sockit_proto::frame::{FrameEvent, FrameLimits, Header, size_field};
 use sockit_proto::path::RelPath;
 
 use crate::Error;
-use crate::auth::{self, Auth};
+use crate::auth::Auth;
+use crate::clients::{self, Dial};
 use crate::conn::FramedConn;
 use crate::disk::{DiskReader, DiskWriter, WriteOptions};
-use crate::error::deadline;
 use crate::files::staging::KeptPartial;
 pub use crate::partial::partial_path;
+use crate::stream::Stream;
+use crate::tls::Trust;
 
 /// Longest wait for the server by default: connect, each read, each write.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,6 +35,8 @@ pub struct ClientConfig {
     /// `host:port`.
     pub server: String,
     pub auth: Option<Auth>,
+    /// TLS, and how the server's certificate is trusted.
+    pub tls: Option<Trust>,
     pub timeout: Duration,
     pub frame_limits: FrameLimits,
 }
@@ -44,6 +46,7 @@ impl ClientConfig {
         Self {
             server: server.into(),
             auth,
+            tls: None,
             timeout: DEFAULT_TIMEOUT,
             frame_limits: FrameLimits::default(),
         }
@@ -88,26 +91,20 @@ pub struct TreeSummary {
 
 #[derive(Debug)]
 pub struct FileClient {
-    conn: FramedConn<TcpStream>,
+    conn: FramedConn<Stream>,
     authenticated: bool,
     first_reply: bool,
 }
 
 impl FileClient {
-    /// Connects and, when configured, answers the auth challenge.
+    /// Connects, starts TLS when configured, and answers the auth
+    /// challenge (inside TLS the server proves the key too).
     pub async fn connect(config: &ClientConfig) -> Result<Self, Error> {
-        let connect_err = |source| Error::Connect {
-            addr: config.server.clone(),
-            source,
+        let dial = Dial {
+            auth: config.auth.clone(),
+            tls: config.tls.clone(),
         };
-        let mut stream = deadline(config.timeout, "connecting", async {
-            TcpStream::connect(&config.server).await.map_err(connect_err)
-        })
-        .await?;
-        let _ = stream.set_nodelay(true);
-        if let Some(a) = &config.auth {
-            deadline(config.timeout, "authenticating", auth::answer(&mut stream, a)).await?;
-        }
+        let stream = clients::connect(&config.server, &dial, config.timeout).await?;
         Ok(Self {
             conn: FramedConn::new(stream, config.frame_limits, config.timeout),
             authenticated: config.auth.is_some(),
@@ -504,7 +501,7 @@ impl FileClient {
             // cannot be read as a frame.
             Err(Error::Frame(_)) if first && !self.authenticated => {
                 return Err(Error::Protocol(
-                    "the server did not answer with a frame; it probably requires authentication (drop --insecure-no-auth)"
+                    "the server did not answer with a frame; it probably requires authentication (drop --insecure-no-auth) or TLS (add --tls)"
                         .into(),
                 ));
             }

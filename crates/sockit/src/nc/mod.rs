@@ -77,6 +77,17 @@ pub struct NcOptions {
     pub max_clients: usize,
     /// Report what was sent as [`NcEvent::Sent`] (for `>` lines in logs).
     pub report_sent: bool,
+    /// `--ssl`: TLS on every TCP connection.
+    pub tls: Option<NcTls>,
+}
+
+/// TLS for a session (`--ssl`, as ncat).
+#[derive(Debug, Clone)]
+pub enum NcTls {
+    /// Connecting: how the server is trusted, and the name it was dialed by.
+    Client { trust: crate::tls::Trust, host: String },
+    /// Listening: the certificate shown to clients.
+    Server(crate::tls::Acceptor),
 }
 
 impl Default for NcOptions {
@@ -91,6 +102,7 @@ impl Default for NcOptions {
             broadcast_to_all: false,
             max_clients: DEFAULT_MAX_CLIENTS,
             report_sent: false,
+            tls: None,
         }
     }
 }

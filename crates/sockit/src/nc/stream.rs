@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{CloseReason, IdleClock, NcEvent, PeerId, Stats, quit_deadline};
+use crate::stream::Stream;
 
 /// Bytes asked of the kernel per read: large enough to pipe a file at
 /// loopback speed, and only grown into as data arrives.
@@ -41,7 +40,7 @@ pub(super) struct Link<'a> {
 /// Runs one connection until the peer closes, a deadline passes or
 /// `cancel` fires; reports Connected first and Closed last.
 pub(super) async fn run(
-    stream: TcpStream,
+    stream: Stream,
     link: Link<'_>,
     input: &mut mpsc::Receiver<Bytes>,
     cancel: &CancellationToken,
@@ -64,7 +63,7 @@ pub(super) async fn run(
 }
 
 async fn exchange(
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     link: Link<'_>,
     input: &mut mpsc::Receiver<Bytes>,
@@ -76,7 +75,7 @@ async fn exchange(
         stats,
         rules,
     } = link;
-    let (mut reader, writer) = stream.into_split();
+    let (mut reader, writer) = tokio::io::split(stream);
     let activity = AtomicU64::new(0);
     let mut idle = IdleClock::new(rules.idle, &activity);
     let pump = pump_input(input, writer, peer, link, &activity);
@@ -87,7 +86,7 @@ async fn exchange(
     // half-closes first still gets everything.
     let mut reading = true;
     // Kept so that --no-shutdown leaves the write side open until the end.
-    let mut _open_writer: Option<OwnedWriteHalf> = None;
+    let mut _open_writer: Option<WriteHalf<Stream>> = None;
     let mut quit_at: Option<Instant> = None;
     let mut buf = BytesMut::new();
     loop {
@@ -100,6 +99,10 @@ async fn exchange(
         tokio::select! {
             read = reader.read_buf(&mut buf), if reading => match read {
                 Ok(0) => reading = false,
+                // A TLS peer that closes without close_notify (ncat and
+                // openssl do) has still finished sending, as far as a
+                // byte stream can tell.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => reading = false,
                 Ok(n) => {
                     activity.fetch_add(1, Ordering::Relaxed);
                     stats.received(n);
@@ -135,11 +138,11 @@ async fn exchange(
 /// to be held open).
 async fn pump_input(
     input: &mut mpsc::Receiver<Bytes>,
-    mut writer: OwnedWriteHalf,
+    mut writer: WriteHalf<Stream>,
     peer: SocketAddr,
     link: Link<'_>,
     activity: &AtomicU64,
-) -> std::io::Result<Option<OwnedWriteHalf>> {
+) -> std::io::Result<Option<WriteHalf<Stream>>> {
     while let Some(chunk) = input.recv().await {
         writer.write_all(&chunk).await?;
         activity.fetch_add(1, Ordering::Relaxed);

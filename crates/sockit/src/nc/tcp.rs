@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -12,15 +13,51 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::stream::{self, ConnRules, Link};
-use super::{CLIENT_QUEUE, CloseReason, NcEvent, NcOptions, PeerId, Session, Stats, quit_deadline};
+use super::{CLIENT_QUEUE, CloseReason, NcEvent, NcOptions, NcTls, PeerId, Session, Stats, quit_deadline};
 use crate::Error;
 use crate::server::DEFAULT_BACKLOG;
+use crate::stream::Stream;
 
 /// Connects to the first of `addrs` that answers (each within `-w`), then
 /// runs the session until the peer closes or a deadline passes.
 pub async fn connect(addrs: &[SocketAddr], opts: &NcOptions, mut session: Session) -> Result<CloseReason, Error> {
-    let stream = open(addrs, opts).await?;
+    let tcp = open(addrs, opts).await?;
+    let stream = match &opts.tls {
+        Some(NcTls::Client { trust, host }) => {
+            let shake = crate::tls::connect(tcp, host, trust);
+            match opts.timeout {
+                Some(after) => tokio::time::timeout(after, shake).await.unwrap_or(Err(Error::Timeout {
+                    op: "starting TLS",
+                    after,
+                }))?,
+                None => tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, shake)
+                    .await
+                    .unwrap_or(Err(Error::Timeout {
+                        op: "starting TLS",
+                        after: TLS_HANDSHAKE_TIMEOUT,
+                    }))?,
+            }
+        }
+        _ => Stream::Plain(tcp),
+    };
     Ok(run_one(stream, opts, &mut session).await)
+}
+
+/// Longest a TLS handshake may take when `-w` sets no limit: a peer that
+/// stalls in it would otherwise hold the session (or a listener slot).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A listener's accepted connection, with TLS started when asked.
+async fn start_tls(tcp: TcpStream, opts: &NcOptions) -> Result<Stream, Error> {
+    match &opts.tls {
+        Some(NcTls::Server(acceptor)) => tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, crate::tls::accept(tcp, acceptor))
+            .await
+            .unwrap_or(Err(Error::Timeout {
+                op: "a client's TLS handshake",
+                after: TLS_HANDSHAKE_TIMEOUT,
+            })),
+        _ => Ok(Stream::Plain(tcp)),
+    }
 }
 
 /// A connected stream to the first address that accepts.
@@ -86,9 +123,10 @@ pub async fn serve(listener: TcpListener, opts: &NcOptions, mut session: Session
     if opts.keep_listening {
         return serve_many(listener, opts, session).await;
     }
-    let (stream, _) = listener.accept().await.map_err(Error::io("accepting a connection"))?;
+    let (tcp, _) = listener.accept().await.map_err(Error::io("accepting a connection"))?;
     // Like netcat, one client per run: stop listening so nobody else queues.
     drop(listener);
+    let stream = start_tls(tcp, opts).await?;
     Ok(run_one(stream, opts, &mut session).await)
 }
 
@@ -131,6 +169,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
+                let opts_for_conn = opts.clone();
                 let id = next_id;
                 next_id += 1;
                 let (tx, mut rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
@@ -147,8 +186,17 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                 };
                 let (events, stats, done, token) = (events.clone(), Arc::clone(&stats), done_tx.clone(), cancel.clone());
                 tokio::spawn(async move {
-                    let link = Link { id, events: &events, stats: &stats, rules: conn_rules };
-                    stream::run(stream, link, &mut rx, &token).await;
+                    match start_tls(stream, &opts_for_conn).await {
+                        Ok(stream) => {
+                            let link = Link { id, events: &events, stats: &stats, rules: conn_rules };
+                            stream::run(stream, link, &mut rx, &token).await;
+                        }
+                        Err(e) => {
+                            let _ = events
+                                .send(NcEvent::Closed { id, peer, reason: CloseReason::Error(e.to_string()) })
+                                .await;
+                        }
+                    }
                     let _ = done.send(id).await;
                 });
                 clients.insert(id, Client { queue, cancel });
@@ -190,8 +238,8 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
 }
 
 /// The one connection of a client run or a single-client listener.
-async fn run_one(stream: TcpStream, opts: &NcOptions, session: &mut Session) -> CloseReason {
-    let _ = stream.set_nodelay(true);
+async fn run_one(stream: Stream, opts: &NcOptions, session: &mut Session) -> CloseReason {
+    let _ = stream.tcp().set_nodelay(true);
     let link = Link {
         id: 1,
         events: &session.events,

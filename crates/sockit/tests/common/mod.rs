@@ -35,6 +35,8 @@ pub struct Options {
     /// Bytes/s a body must average, over `rate_window`.
     pub min_rate: u64,
     pub rate_window: Duration,
+    /// Serve over TLS with a certificate generated for the test.
+    pub tls: bool,
     /// Serve this folder instead of a fresh temporary one.
     pub root: Option<PathBuf>,
     /// Allow remote exec with these limits.
@@ -53,6 +55,7 @@ impl Default for Options {
             request_timeout: sockit::server::DEFAULT_REQUEST_TIMEOUT,
             min_rate: sockit::server::DEFAULT_MIN_RATE,
             rate_window: sockit::server::RATE_WINDOW,
+            tls: false,
             root: None,
             exec: None,
         }
@@ -64,6 +67,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub root: PathBuf,
     pub auth: Option<Auth>,
+    pub tls: bool,
     pub shutdown: CancellationToken,
     handle: Option<JoinHandle<()>>,
     pub dir: tempfile::TempDir,
@@ -96,6 +100,11 @@ impl TestServer {
         config.request_timeout = opts.request_timeout;
         config.min_rate = opts.min_rate;
         config.rate_window = opts.rate_window;
+        if opts.tls {
+            let (identity, _) = sockit::tls::Identity::load_or_create(&dir.path().join("tls")).unwrap();
+            config.tls = Some(identity.acceptor().unwrap());
+        }
+        let tls = opts.tls;
         let server = TcpServer::bind(config).unwrap();
         let addr = server.local_addr();
         let shutdown = CancellationToken::new();
@@ -104,6 +113,7 @@ impl TestServer {
             addr,
             root,
             auth,
+            tls,
             shutdown,
             handle: Some(handle),
             dir,
@@ -114,8 +124,17 @@ impl TestServer {
         Self::start(Options::default()).await
     }
 
+    /// A client for this server: with TLS, the key proves the server, or
+    /// without a key, a pin in the test's own known-servers file.
     pub fn client_config(&self) -> ClientConfig {
-        ClientConfig::new(self.addr.to_string(), self.auth.clone())
+        let mut c = ClientConfig::new(self.addr.to_string(), self.auth.clone());
+        if self.tls {
+            c.tls = Some(match &self.auth {
+                Some(_) => sockit::tls::Trust::KeyProves,
+                None => sockit::tls::Trust::Pinned(self.dir.path().join("known_servers")),
+            });
+        }
+        c
     }
 
     pub async fn client(&self) -> FileClient {

@@ -1,0 +1,110 @@
+//! One connection type for every TCP service and client: plain TCP, or TLS
+//! on either side. Services and clients are written once against it; the
+//! server skeleton and `connect` decide which it is.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use sockit_proto::auth::{EXPORTER_LABEL, EXPORTER_LEN};
+
+/// A connected stream, encrypted or not.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::TlsClient(s) => s.get_ref().0,
+            Self::TlsServer(s) => s.get_ref().0,
+        }
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().peer_addr()
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().local_addr()
+    }
+
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Self::Plain(_))
+    }
+
+    /// The TLS exporter value the auth handshake binds to (RFC 8446 §7.5);
+    /// `None` for plain TCP.
+    pub fn exporter(&self) -> Option<[u8; EXPORTER_LEN]> {
+        let out = [0u8; EXPORTER_LEN];
+        match self {
+            Self::Plain(_) => None,
+            Self::TlsClient(s) => s.get_ref().1.export_keying_material(out, EXPORTER_LABEL, None).ok(),
+            Self::TlsServer(s) => s.get_ref().1.export_keying_material(out, EXPORTER_LABEL, None).ok(),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Self::TlsServer(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Self::TlsServer(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::TlsClient(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Self::TlsServer(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::TlsClient(s) => s.is_write_vectored(),
+            Self::TlsServer(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Self::TlsServer(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Self::TlsServer(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
