@@ -13,7 +13,10 @@
 //!   and a transfer machine fed the bytes as datagrams never panics;
 //! - an IPMSG packet that decodes and fits re-encodes to one that decodes
 //!   the same, and a node fed the bytes as datagrams answers each with at
-//!   most a bounded number of packets and keeps its peer list bounded.
+//!   most a bounded number of packets and keeps its peer list bounded;
+//! - a TFTP sender holds no more than one read chunk plus its window;
+//! - text escaped for a terminal holds no control character, and a chat
+//!   line reader never yields a line past its cap.
 #![no_main]
 
 use chrono::{FixedOffset, TimeZone};
@@ -27,7 +30,7 @@ use sockit_proto::subnet::Net;
 use sockit_proto::tftp::options::{Ask, Settings};
 use sockit_proto::tftp::packet::{self as tftp_packet, Mode, Packet};
 use sockit_proto::tftp::transfer::{Config, Transfer};
-use sockit_proto::{clock, echo, ipmsg};
+use sockit_proto::{chat, clock, display, echo, ipmsg};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
@@ -121,6 +124,8 @@ fuzz_target!(|data: &[u8]| {
     ];
     for t in &mut machines {
         t.push_data(now, &[b'\n'; 700]);
+        // Netascii doubles newlines: 1,400 bytes, plus a window of packets.
+        assert!(t.held_bytes() <= 1400 + 4 * 516, "{}", t.held_bytes());
         // Each 64-byte piece is one datagram, from the peer or a stranger.
         for (i, piece) in data.chunks(64).enumerate() {
             let from = if i % 5 == 4 { ([127, 0, 0, 2], 4000).into() } else { peer };
@@ -130,4 +135,17 @@ fuzz_target!(|data: &[u8]| {
             while t.poll_event().is_some() {}
         }
     }
+
+    let text = String::from_utf8_lossy(data);
+    for keep_tab in [false, true] {
+        let shown = display::escape(&text, keep_tab);
+        assert!(shown.chars().all(|c| !c.is_control() || (keep_tab && c == '\t')), "{shown:?}");
+    }
+    assert!(!display::escape_lines(&text, "  ").chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+    let mut lines = chat::LineReader::with_max(64);
+    lines.push(data, |line| {
+        if let chat::Line::Text(t) = line {
+            assert!(t.len() <= 64 && !t.contains('\n'));
+        }
+    });
 });

@@ -301,3 +301,31 @@ async fn the_chat_client_caps_what_a_room_sends_and_waits_for_a_welcome_only_so_
     .unwrap_err();
     assert!(matches!(err, sockit::Error::Timeout { .. }), "{err}");
 }
+
+/// While the room is busy (a member talking without pause), members keep
+/// joining: each one's first line is its welcome, never a line batched
+/// before it arrived. (Found by scripts/soak.sh.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newcomer_hears_its_welcome_first_even_in_a_busy_room() {
+    let (addr, _stop) = room();
+    let mut talker = Member::join(addr, "talker").await;
+    let chatter = tokio::spawn(async move {
+        for i in 0..2000 {
+            talker.say(&format!("busy {i}")).await;
+        }
+        talker
+    });
+    for round in 0..60 {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (r, w) = s.into_split();
+        let mut lines = BufReader::new(r).lines();
+        let first = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(first.starts_with("*** welcome"), "round {round}: first line {first:?}");
+        drop(w);
+    }
+    chatter.await.unwrap();
+}

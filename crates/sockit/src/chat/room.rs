@@ -124,6 +124,9 @@ impl State {
                 kick,
                 reply,
             } => {
+                // Lines batched before this join go to those already here:
+                // a newcomer's first line is its welcome.
+                state.flush();
                 state.next_id += 1;
                 let id = state.next_id;
                 let nick = state.free_guest_nick(id);
