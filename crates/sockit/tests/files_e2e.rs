@@ -499,3 +499,63 @@ async fn many_clients_transfer_at_once() {
     }
     assert_eq!(std::fs::read_dir(srv.root.join("many")).unwrap().count(), 16);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_of_many_pages_arrives_whole_and_sorted() {
+    let srv = TestServer::plain().await;
+    let long = "l".repeat(150);
+    for d in 0..3 {
+        let dir = srv.root.join(format!("{long}{d}"));
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..1000 {
+            std::fs::write(dir.join(format!("{long}{i:04}")), b"").unwrap();
+        }
+    }
+    // Raw: more than one frame, every one but the last marked "more".
+    let mut s = srv.raw().await;
+    send(&mut s, &json!({"cmd":"ls","recursive":true}), b"").await;
+    let mut frames = 0;
+    loop {
+        let reply = read_reply(&mut s).await.unwrap();
+        frames += 1;
+        if !reply.get("more").and_then(|m| m.as_bool()).unwrap_or(false) {
+            break;
+        }
+    }
+    assert!(frames > 3, "{frames} frames");
+    let mut c = srv.client().await;
+    let entries = c.ls(&RelPath::root(), true).await.unwrap();
+    assert_eq!(entries.len(), 3003);
+    assert!(entries.windows(2).all(|w| w[0].path < w[1].path), "sorted for display");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_fsync_uploads_and_resumes_work_the_same() {
+    let srv = TestServer::start(Options {
+        fsync: true,
+        ..Options::default()
+    })
+    .await;
+    let data = random_bytes(700_000, 11);
+    let src = srv.local("synced.bin");
+    std::fs::write(&src, &data).unwrap();
+    let mut c = srv.client().await;
+    c.put(&src, &rel("sub/synced.bin"), false, &mut NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(srv.root.join("sub/synced.bin")).unwrap(), data);
+    {
+        let mut s = srv.raw().await;
+        send(
+            &mut s,
+            &json!({"cmd":"put","filename":"half.bin","filesize":data.len(),"verify":"xxh3"}),
+            &data[..300_000],
+        )
+        .await;
+        s.shutdown().await.unwrap();
+        assert!(closed_by_server(&mut s, common::PATIENCE).await);
+    }
+    let src = srv.local("half.bin");
+    std::fs::write(&src, &data).unwrap();
+    let t = c.put(&src, &rel("half.bin"), true, &mut NoProgress).await.unwrap();
+    assert_eq!(t.offset, 300_000);
+    assert_eq!(std::fs::read(srv.root.join("half.bin")).unwrap(), data);
+}

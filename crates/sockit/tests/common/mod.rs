@@ -37,6 +37,8 @@ pub struct Options {
     pub rate_window: Duration,
     /// Serve over TLS with a certificate generated for the test.
     pub tls: bool,
+    /// Flush every upload (file and folder) before confirming it.
+    pub fsync: bool,
     /// Serve this folder instead of a fresh temporary one.
     pub root: Option<PathBuf>,
     /// Allow remote exec with these limits.
@@ -56,6 +58,7 @@ impl Default for Options {
             min_rate: sockit::server::DEFAULT_MIN_RATE,
             rate_window: sockit::server::RATE_WINDOW,
             tls: false,
+            fsync: false,
             root: None,
             exec: None,
         }
@@ -89,6 +92,7 @@ impl TestServer {
         let auth = opts.auth.map(|digest| Auth { key: key(), digest });
         let mut files = FileServiceConfig::new(&root);
         files.exec = opts.exec.clone();
+        files.fsync = opts.fsync;
         let service = FileService::new(files).unwrap();
         let root = service.root().to_owned();
         let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), auth.clone());
