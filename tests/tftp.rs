@@ -929,3 +929,33 @@ fn one_address_cannot_take_every_transfer_slot() {
     let (n, _) = other.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[4..n], b"fine", "another address is served");
 }
+
+/// A link planted where the client writes its partial (a shared download
+/// folder) is removed, never written through; so is one at the target.
+#[test]
+fn the_client_never_writes_through_a_planted_link() {
+    let sandbox = Sandbox::new();
+    let (root, client) = dirs(&sandbox);
+    std::fs::write(root.join("fw.bin"), "firmware").unwrap();
+    let victim = sandbox.path("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, client.join(".fw.bin.sockit-part")).unwrap();
+    let (_server, addr) = sockit_server(&sandbox, &root, &[]);
+    let target = client.join("fw.bin");
+    let out = sockit_client(
+        &sandbox,
+        &["get", &addr.to_string(), "fw.bin", target.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "firmware");
+    std::fs::remove_file(&target).unwrap();
+    std::os::unix::fs::symlink(&victim, &target).unwrap();
+    let out = sockit_client(
+        &sandbox,
+        &["get", &addr.to_string(), "fw.bin", target.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!std::fs::symlink_metadata(&target).unwrap().is_symlink());
+}

@@ -540,7 +540,9 @@ async fn with_fsync_uploads_and_resumes_work_the_same() {
     let src = srv.local("synced.bin");
     std::fs::write(&src, &data).unwrap();
     let mut c = srv.client().await;
-    c.put(&src, &rel("sub/synced.bin"), false, &mut NoProgress).await.unwrap();
+    c.put(&src, &rel("sub/synced.bin"), false, &mut NoProgress)
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(srv.root.join("sub/synced.bin")).unwrap(), data);
     {
         let mut s = srv.raw().await;
