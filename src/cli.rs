@@ -872,6 +872,10 @@ pub struct DownloadArgs {
     /// Where to save it [default: the name's last component, here].
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Largest file accepted, in bytes: the protocol sends no size, and a
+    /// server that never stops is refused here.
+    #[arg(long, value_name = "BYTES", default_value_t = sockit::clients::DEFAULT_MAX_DOWNLOAD)]
+    pub max_size: u64,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]

@@ -180,7 +180,7 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     };
     let dial = client_dial(&args.auth, &args.tls)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let bytes = clients::download(&addr, &dial, &name, &dest, timeout)
+    let bytes = clients::download(&addr, &dial, &name, &dest, args.max_size, timeout)
         .await
         .with_context(|| format!("cannot download {name}"))?;
     println!("download {name}: {bytes} bytes to {}", dest.display());

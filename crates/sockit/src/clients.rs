@@ -138,7 +138,21 @@ pub async fn udp_exchange(addr: &str, payload: &[u8], timeout: Duration) -> Resu
 /// server closes. The file lands at `dest` only if bytes arrived (the
 /// seed's rule: nothing received, no file). The protocol carries no size or
 /// checksum, so the server's close is taken as the end of the file.
-pub async fn download(addr: &str, dial: &Dial, name: &str, dest: &Path, timeout: Duration) -> Result<u64, Error> {
+/// Largest file the one-shot download client accepts unless told: the
+/// protocol sends no size, so a server that never stops would otherwise
+/// fill the disk.
+pub const DEFAULT_MAX_DOWNLOAD: u64 = 4 * 1024 * 1024 * 1024;
+
+/// The seeds' one-shot download, as above, refusing more than `max` bytes
+/// (the partial is removed).
+pub async fn download(
+    addr: &str,
+    dial: &Dial,
+    name: &str,
+    dest: &Path,
+    max: u64,
+    timeout: Duration,
+) -> Result<u64, Error> {
     let mut stream = connect(addr, dial, timeout).await?;
     deadline(timeout, "sending the name", async {
         stream
@@ -165,8 +179,13 @@ pub async fn download(addr: &str, dial: &Dial, name: &str, dest: &Path, timeout:
             let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
                 return Ok(());
             };
-            file.write_all(chunk).await.map_err(Error::file("writing", &partial))?;
             total += n as u64;
+            if total > max {
+                return Err(Error::Protocol(format!(
+                    "the server sent more than {max} bytes (--max-size)"
+                )));
+            }
+            file.write_all(chunk).await.map_err(Error::file("writing", &partial))?;
         }
     }
     .await;

@@ -155,15 +155,24 @@ async fn one_shot_download_sends_the_file_and_nothing_for_bad_names() {
     let a = addr.to_string();
     let dest = dir.path().join("got.bin");
     assert_eq!(
-        clients::download(&a, &Dial::default(), "sub/f.bin", &dest, T)
-            .await
-            .unwrap(),
+        clients::download(
+            &a,
+            &Dial::default(),
+            "sub/f.bin",
+            &dest,
+            clients::DEFAULT_MAX_DOWNLOAD,
+            T
+        )
+        .await
+        .unwrap(),
         data.len() as u64
     );
     assert_eq!(std::fs::read(&dest).unwrap(), data);
     for bad in ["../secret", "/etc/passwd", "missing", "sub"] {
         let out = dir.path().join("bad");
-        let err = clients::download(&a, &Dial::default(), bad, &out, T).await.unwrap_err();
+        let err = clients::download(&a, &Dial::default(), bad, &out, clients::DEFAULT_MAX_DOWNLOAD, T)
+            .await
+            .unwrap_err();
         assert!(matches!(err, sockit::Error::NothingSent), "{bad}: {err}");
         assert!(!out.exists());
     }
