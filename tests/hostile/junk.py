@@ -23,8 +23,16 @@ u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(2000):
     u.sendto(os.urandom(rng.randrange(0, 1500)), addr(rng.choice([TFTP, ECHO_UDP])))
 # A fresh socket: the echoes of the junk are still queued on the old one.
+# UDP may lose a datagram behind a flood: ask up to five times.
 v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-v.settimeout(10)
-v.sendto(b"still there?", addr(ECHO_UDP))
-assert v.recvfrom(100)[0] == b"still there?"
+v.settimeout(2)
+for _ in range(5):
+    v.sendto(b"still there?", addr(ECHO_UDP))
+    try:
+        if v.recvfrom(100)[0] == b"still there?":
+            break
+    except OSError:
+        continue
+else:
+    raise AssertionError("the echo service no longer answers")
 honest_round_trip()

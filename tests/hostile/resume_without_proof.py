@@ -2,15 +2,19 @@
 refused before a byte is appended; with a prefix that is not the kept
 partial's it is refused too, and the partial stays for its owner."""
 import os
+import socket
 import time
 
-from hostile import FILES, code, connect, frame, request
+from hostile import FILES, closed_within, code, connect, frame, request
 
 a = os.urandom(100_000)
 b = os.urandom(100_000)
 s = connect(FILES)
 s.sendall(frame({"cmd": "put", "filename": "mixed.bin", "filesize": len(a), "verify": "xxh3"}, a[:40_000]))
-s.close()
+# Cut off mid-body, and wait until the server has noticed (it keeps the
+# partial, then closes): a resume asked before would race the upload.
+s.shutdown(socket.SHUT_WR)
+assert closed_within(s, 20), "the server never closed the cut-off upload"
 s = connect(FILES)
 deadline = time.monotonic() + 20
 while True:

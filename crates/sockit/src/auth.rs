@@ -75,7 +75,7 @@ pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Au
 /// Server side on a connection that may be TLS: the channel-bound, two-way
 /// handshake inside TLS, the classic one on plain TCP.
 pub async fn accept_on(stream: &mut Stream, auth: &Auth) -> Result<(), Error> {
-    match stream.exporter() {
+    match stream.exporter().map_err(Error::io("reading the TLS exporter"))? {
         Some(exporter) => accept_bound(stream, auth, &exporter).await,
         None => accept(stream, auth).await,
     }
@@ -84,7 +84,7 @@ pub async fn accept_on(stream: &mut Stream, auth: &Auth) -> Result<(), Error> {
 /// Client side on a connection that may be TLS; inside TLS the server
 /// must prove the key too before this returns.
 pub async fn answer_on(stream: &mut Stream, auth: &Auth) -> Result<(), Error> {
-    match stream.exporter() {
+    match stream.exporter().map_err(Error::io("reading the TLS exporter"))? {
         Some(exporter) => answer_bound(stream, auth, &exporter).await,
         None => answer(stream, auth).await,
     }

@@ -215,10 +215,17 @@ impl Contained {
 }
 
 impl Drop for Contained {
+    /// Also reached when `run` is dropped mid-command (its connection was
+    /// dropped at shutdown): everything the command started is killed
+    /// here too, not only its first process.
     fn drop(&mut self) {
+        if let Some(pid) = self.group {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
         if let Some(cg) = self.cgroup.take() {
-            // Removed off the runtime once empty; a process that will not
-            // die leaves an empty-but-busy folder to retry at next exec.
+            // Two small writes to cgroupfs: cheap enough for a drop.
+            let _ = std::fs::write(cg.dir.join("cgroup.kill"), "1");
+            // Removed off the runtime once empty.
             tokio::task::spawn_blocking(move || cg.remove_blocking());
         }
     }
@@ -439,6 +446,27 @@ mod tests {
                 assert!(!running("sleep 77.25"), "the setsid child outlived exec");
             }
             None => assert!(std::env::var("CI").is_err(), "CI runs as root, with cgroup2"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_command_dropped_mid_run_takes_all_its_processes_with_it() {
+        // The connection holding it is dropped (shutdown past the drain
+        // time): the future goes, and every process of the command too.
+        let cmd = Command::Shell("sleep 66.25 & sleep 66.5".into());
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(300),
+            run(&cmd, &limits(30_000, 1024), Path::new("/"), std::future::pending()),
+        )
+        .await;
+        assert!(dropped.is_err(), "the command should still have been running");
+        let started = std::time::Instant::now();
+        while running("sleep 66.25") || running("sleep 66.5") {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "a process outlived its dropped command"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

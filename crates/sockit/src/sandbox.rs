@@ -95,6 +95,27 @@ impl Gate {
         }
     }
 
+    /// Runs `op` to its end once a slot is free: the deadline covers only
+    /// the wait for a slot. For an operation whose outcome the peer must
+    /// hear truly (a commit): past a deadline it would still land, after
+    /// the peer was told it had not.
+    pub async fn run_to_end<T, F>(&self, op: F) -> Result<T, SandboxError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, SandboxError> + Send + 'static,
+    {
+        let permit = tokio::time::timeout(self.deadline, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| SandboxError::Timeout(self.deadline))?
+            .map_err(io::Error::other)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            op()
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
     /// Runs `op` on the blocking pool once a slot is free. The slot stays
     /// taken until `op` returns, even past the deadline: a thread stuck in
     /// the kernel still counts against the bound.
@@ -156,6 +177,17 @@ impl Sandbox {
     {
         let tree = Arc::clone(&self.tree);
         self.gate.run(move || op(&tree)).await
+    }
+
+    /// Like [`run`](Self::run), but once started `op` is waited for to its
+    /// end ([`Gate::run_to_end`]): for commits.
+    pub async fn run_to_end<T, F>(&self, op: F) -> Result<T, SandboxError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tree) -> Result<T, SandboxError> + Send + 'static,
+    {
+        let tree = Arc::clone(&self.tree);
+        self.gate.run_to_end(move || op(&tree)).await
     }
 
     /// Opens a regular file for reading, with its size.
@@ -231,14 +263,14 @@ impl Tree {
     /// Opens a regular file for reading. The type is checked on the open
     /// handle: nothing else can have been swapped in between.
     pub fn open_file(&self, path: &RelPath) -> Result<(File, u64), SandboxError> {
+        // A look first, through O_PATH, which opens nothing: a device node
+        // is refused before an open(2) that could have side effects.
+        check_regular(self.stat(path)?.st_mode)?;
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
         let fd = self.open_object(path, flags)?.0;
+        // Again on the handle opened: something may have been swapped in.
         let stat = rustix::fs::fstat(&fd)?;
-        match FileType::from_raw_mode(stat.st_mode) {
-            FileType::RegularFile => {}
-            FileType::Directory => return Err(io::Error::from(io::ErrorKind::IsADirectory).into()),
-            _ => return Err(SandboxError::NotRegular),
-        }
+        check_regular(stat.st_mode)?;
         // Regular files never block; clear O_NONBLOCK so reads are plain.
         rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
         Ok((File::from(fd), u64::try_from(stat.st_size).unwrap_or(0)))
@@ -514,6 +546,14 @@ fn read_link(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<Vec<u8>>, Sandb
     }
 }
 
+fn check_regular(mode: rustix::fs::RawMode) -> Result<(), SandboxError> {
+    match FileType::from_raw_mode(mode) {
+        FileType::RegularFile => Ok(()),
+        FileType::Directory => Err(io::Error::from(io::ErrorKind::IsADirectory).into()),
+        _ => Err(SandboxError::NotRegular),
+    }
+}
+
 fn is_symlink(fd: &OwnedFd) -> io::Result<bool> {
     let st = rustix::fs::fstat(fd)?;
     Ok(FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
@@ -739,6 +779,18 @@ mod tests {
         t.remove(&rel("top"), true).unwrap();
         assert!(!root.join("top").exists());
         assert!(outside.join("k").exists());
+    }
+
+    #[tokio::test]
+    async fn an_operation_run_to_its_end_reports_its_real_outcome() {
+        let gate = Gate::new(1, Duration::from_millis(100));
+        let r = gate
+            .run_to_end(|| {
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(7)
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
     }
 
     #[tokio::test]

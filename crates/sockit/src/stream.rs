@@ -42,14 +42,16 @@ impl Stream {
     }
 
     /// The TLS exporter value the auth handshake binds to (RFC 8446 §7.5);
-    /// `None` for plain TCP.
-    pub fn exporter(&self) -> Option<[u8; EXPORTER_LEN]> {
+    /// `None` for plain TCP. On a TLS stream that cannot export, an error:
+    /// falling back to the one-way handshake there would fail open.
+    pub fn exporter(&self) -> io::Result<Option<[u8; EXPORTER_LEN]>> {
         let out = [0u8; EXPORTER_LEN];
-        match self {
-            Self::Plain(_) => None,
-            Self::TlsClient(s) => s.get_ref().1.export_keying_material(out, EXPORTER_LABEL, None).ok(),
-            Self::TlsServer(s) => s.get_ref().1.export_keying_material(out, EXPORTER_LABEL, None).ok(),
-        }
+        let exported = match self {
+            Self::Plain(_) => return Ok(None),
+            Self::TlsClient(s) => s.get_ref().1.export_keying_material(out, EXPORTER_LABEL, None),
+            Self::TlsServer(s) => s.get_ref().1.export_keying_material(out, EXPORTER_LABEL, None),
+        };
+        exported.map(Some).map_err(io::Error::other)
     }
 }
 

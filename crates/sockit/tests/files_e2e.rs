@@ -561,3 +561,30 @@ async fn with_fsync_uploads_and_resumes_work_the_same() {
     assert_eq!(t.offset, 300_000);
     assert_eq!(std::fs::read(srv.root.join("half.bin")).unwrap(), data);
 }
+
+/// A connection lost after the whole body but before the commit: the
+/// complete partial is kept, and the resume sends nothing but the proof
+/// and the commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_complete_body_without_its_commit_is_kept_for_the_resume() {
+    let srv = TestServer::plain().await;
+    let data = random_bytes(200_000, 12);
+    {
+        let mut s = srv.raw().await;
+        send(
+            &mut s,
+            &json!({"cmd":"put","filename":"whole.bin","filesize":data.len(),"verify":"xxh3"}),
+            &data,
+        )
+        .await;
+        s.shutdown().await.unwrap();
+        assert!(closed_by_server(&mut s, common::PATIENCE).await);
+    }
+    assert!(!srv.root.join("whole.bin").exists());
+    let src = srv.local("whole.bin");
+    std::fs::write(&src, &data).unwrap();
+    let mut c = srv.client().await;
+    let t = c.put(&src, &rel("whole.bin"), true, &mut NoProgress).await.unwrap();
+    assert_eq!(t.offset, data.len() as u64, "nothing was sent again");
+    assert_eq!(std::fs::read(srv.root.join("whole.bin")).unwrap(), data);
+}

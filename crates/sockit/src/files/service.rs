@@ -263,7 +263,17 @@ impl FileService {
         let written = writer.finish().await;
 
         let claimed = if put.trailer {
-            let (header, body_len) = conn.expect_header("sending the upload's checksum").await?;
+            let (header, body_len) = match conn.expect_header("sending the upload's checksum").await {
+                Ok(h) => h,
+                Err(e) => {
+                    // The whole body is in: keep it for a resume, which
+                    // will send nothing but the proof and the commit.
+                    if written.is_ok() {
+                        self.keep(upload).await;
+                    }
+                    return Err(e);
+                }
+            };
             match Request::from_header(&header) {
                 Ok(Request::Commit { xxh3 }) if body_len == 0 => {
                     conn.skip_body().await?;
@@ -309,7 +319,7 @@ impl FileService {
             .sandbox
             .run(move |tree| {
                 tree.place_for(&path)?;
-                if free_bytes(&staging).is_some_and(|free| free < filesize - offset) {
+                if free_bytes(&staging).is_some_and(|free| free < filesize.saturating_sub(offset)) {
                     return Ok(Err(Refusal::new(
                         ErrorCode::NoSpace,
                         "no space left on the server for this file",
@@ -387,7 +397,7 @@ impl FileService {
         // body: the folder may have changed meanwhile.
         let path = put.path.clone();
         self.sandbox
-            .run(move |tree| {
+            .run_to_end(move |tree| {
                 let place = tree.place_for(&path)?;
                 Ok(upload.commit(&place)?)
             })

@@ -71,7 +71,9 @@ pub struct Staging {
 #[derive(Debug)]
 struct Inner {
     dir: OwnedFd,
-    claims: Mutex<HashSet<RelPath>>,
+    /// The ids ([`id_of`]) of the paths being uploaded. Held while a
+    /// sweep checks and deletes, so a partial cannot be claimed between.
+    claims: Mutex<HashSet<String>>,
     limits: PartialLimits,
     /// Flush each partial and this folder to disk at the moments that
     /// matter (commit), so an acknowledged upload survives power loss.
@@ -102,6 +104,7 @@ pub struct KeptPartial {
 pub struct Claim {
     staging: Arc<Inner>,
     path: RelPath,
+    id: String,
 }
 
 impl Drop for Claim {
@@ -110,7 +113,7 @@ impl Drop for Claim {
             .claims
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.path);
+            .remove(&self.id);
     }
 }
 
@@ -147,10 +150,12 @@ impl Staging {
 
     /// Takes the upload claim on `path`, or `None` if an upload of it runs.
     pub fn claim(&self, path: &RelPath) -> Option<Claim> {
+        let id = id_of(path);
         let mut claims = self.inner.claims.lock().unwrap_or_else(PoisonError::into_inner);
-        claims.insert(path.clone()).then(|| Claim {
+        claims.insert(id.clone()).then(|| Claim {
             staging: Arc::clone(&self.inner),
             path: path.clone(),
+            id,
         })
     }
 
@@ -205,10 +210,20 @@ impl Staging {
         Ok(Some((upload, File::from(part))))
     }
 
-    /// Every kept partial, for `ls --partials`.
+    /// Every kept partial, for `ls --partials`: interrupted uploads, not
+    /// the ones being written now.
     pub fn list(&self) -> io::Result<Vec<KeptPartial>> {
         let mut out = Vec::new();
         for (id, _, mtime) in self.inner.parts()? {
+            if self
+                .inner
+                .claims
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&id)
+            {
+                continue;
+            }
             if let Some((meta, len)) = self.inner.kept(&id) {
                 out.push(KeptPartial {
                     path: meta.path,
@@ -414,24 +429,21 @@ impl Inner {
     }
 
     /// `keeping`: the partial being kept right now, which counts although
-    /// its claim is still held.
+    /// its claim is still held. Each deletion happens under the claims
+    /// lock, after checking the partial is not claimed: an upload that
+    /// takes a partial meanwhile keeps it.
     fn enforce_limits(&self, keeping: Option<&str>) {
         let Ok(mut parts) = self.parts() else { return };
-        let busy: HashSet<String> = self
-            .claims
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(id_of)
-            .filter(|id| Some(id.as_str()) != keeping)
-            .collect();
-        parts.retain(|(id, _, _)| !busy.contains(id));
         // Newest first: what is dropped from the end is the oldest.
         parts.sort_by_key(|p| std::cmp::Reverse(p.2));
         let now = SystemTime::now();
         let mut bytes = 0u64;
         let mut count = 0usize;
         for (id, size, mtime) in parts {
+            let claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            if claims.contains(&id) && Some(id.as_str()) != keeping {
+                continue; // being written: neither counted nor touched
+            }
             let too_old = now.duration_since(mtime).is_ok_and(|age| age > self.limits.max_age);
             let fits = bytes.saturating_add(size) <= self.limits.max_bytes && count < self.limits.max_count;
             if too_old || !fits {
@@ -441,28 +453,33 @@ impl Inner {
                 bytes += size;
                 count += 1;
             }
+            drop(claims);
         }
-        // Records whose partial is gone.
-        if let Ok(dir) = rustix::fs::openat(
+        self.remove_orphan_records();
+    }
+
+    /// Deletes `.meta` records whose partial is gone (and is not being
+    /// started this moment).
+    fn remove_orphan_records(&self) {
+        let Ok(dir) = rustix::fs::openat(
             &self.dir,
             ".",
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
-        ) {
-            if let Ok(entries) = Dir::new(dir) {
-                for entry in entries.flatten() {
-                    let name = OsStr::from_bytes(entry.file_name().to_bytes())
-                        .to_string_lossy()
-                        .into_owned();
-                    if let Some(id) = name.strip_suffix(".meta") {
-                        let part = format!("{id}.part");
-                        if rustix::fs::statat(&self.dir, part.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_err()
-                            && !busy.contains(id)
-                        {
-                            self.remove_file(&name);
-                        }
-                    }
-                }
+        ) else {
+            return;
+        };
+        let Ok(entries) = Dir::new(dir) else { return };
+        for entry in entries.flatten() {
+            let name = OsStr::from_bytes(entry.file_name().to_bytes())
+                .to_string_lossy()
+                .into_owned();
+            let Some(id) = name.strip_suffix(".meta") else { continue };
+            let claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            let part = format!("{id}.part");
+            if !claims.contains(id) && rustix::fs::statat(&self.dir, part.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_err()
+            {
+                self.remove_file(&name);
             }
         }
     }
@@ -548,6 +565,28 @@ mod tests {
         let (_up, mut f) = st.begin(claim, 4).unwrap();
         f.write_all(b"new!").unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_sweep_never_touches_a_claimed_partial() {
+        let limits = PartialLimits {
+            max_bytes: u64::MAX,
+            max_count: usize::MAX,
+            max_age: Duration::ZERO,
+        };
+        let (_d, _sb, st) = staging(limits);
+        let (up, mut f) = st.begin(st.claim(&rel("p")).unwrap(), 10).unwrap();
+        f.write_all(b"12345").unwrap();
+        // Kept while over age: gone at once, as it is kept.
+        up.keep();
+        assert!(st.list().unwrap().is_empty());
+        let (up, mut f) = st.begin(st.claim(&rel("q")).unwrap(), 10).unwrap();
+        f.write_all(b"12345").unwrap();
+        // Being written (claimed): a sweep, over age or not, leaves it.
+        st.sweep();
+        let part = format!("{}.part", id_of(&rel("q")));
+        assert!(rustix::fs::statat(&st, part.as_str(), AtFlags::empty()).is_ok());
+        drop(up);
     }
 
     #[test]

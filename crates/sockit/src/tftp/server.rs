@@ -403,7 +403,7 @@ async fn write(
     let stored = match (&outcome.result, &outcome.disk_error) {
         (Ok(()), None) => shared
             .sandbox
-            .run(move |tree| {
+            .run_to_end(move |tree| {
                 let place = tree.parent(&path, true)?;
                 Ok(upload.commit(&place)?)
             })
