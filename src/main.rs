@@ -72,10 +72,14 @@ fn main() -> ExitCode {
 
 /// Prints the error chain once and picks the exit code.
 fn report(err: &anyhow::Error) -> ExitCode {
-    let broken_pipe = err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    });
+    // Whoever read our output went away (`| head`): not a failure, and
+    // nothing left to tell them. Work in progress was stopped and cleaned up.
+    let broken_pipe = output::stdout_closed()
+        || err.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                || matches!(c.downcast_ref::<sockit::Error>(), Some(sockit::Error::Cancelled))
+        });
     if broken_pipe {
         return ExitCode::SUCCESS;
     }

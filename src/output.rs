@@ -1,7 +1,8 @@
 //! What the client prints: progress bars on a terminal, one JSON event per
 //! line with `--json`, plain summaries otherwise.
 
-use std::io::IsTerminal as _;
+use std::io::{self, IsTerminal as _, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -9,9 +10,42 @@ use serde_json::{Value, json};
 
 use sockit::files::{Progress, Transfer};
 
+/// Set once stdout has been closed by its reader (`| head`): everything
+/// after is pointless, and the command stops and cleans up.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether stdout's reader has gone.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Writes one line to stdout. Unlike `println!`, a closed stdout is an
+/// error to return (main exits 0 for it), never a panic.
+pub fn write_line(args: std::fmt::Arguments<'_>) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if let Err(e) = &written {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
+    written
+}
+
+/// `println!` that returns the write's outcome: `outln!(...)?`.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+
 /// Prints one JSON object as a line.
-pub fn json_line(v: &Value) {
-    println!("{v}");
+pub fn json_line(v: &Value) -> io::Result<()> {
+    write_line(format_args!("{v}"))
 }
 
 /// Progress as bars (terminal), JSON lines (`--json`) or nothing (piped).
@@ -45,7 +79,7 @@ impl Progress for Reporter {
         self.name = name.to_owned();
         self.done = done;
         if self.json {
-            json_line(&json!({"event": "start", "name": name, "size": total, "offset": done}));
+            let _ = json_line(&json!({"event": "start", "name": name, "size": total, "offset": done}));
             self.last_json = Some(Instant::now());
             return;
         }
@@ -69,9 +103,14 @@ impl Progress for Reporter {
             bar.inc(bytes);
         }
         if self.json && self.last_json.is_some_and(|t| t.elapsed() >= JSON_PROGRESS_EVERY) {
-            json_line(&json!({"event": "progress", "name": self.name, "bytes": self.done}));
+            let _ = json_line(&json!({"event": "progress", "name": self.name, "bytes": self.done}));
             self.last_json = Some(Instant::now());
         }
+    }
+
+    /// A closed stdout stops the transfer (the library then cleans up).
+    fn cancelled(&self) -> bool {
+        stdout_closed()
     }
 
     fn end(&mut self) {
@@ -82,15 +121,14 @@ impl Progress for Reporter {
 }
 
 /// The line (or JSON event) for a finished transfer.
-pub fn transfer_done(verb: &str, t: &Transfer, json: bool) {
+pub fn transfer_done(verb: &str, t: &Transfer, json: bool) -> io::Result<()> {
     let secs = t.elapsed.as_secs_f64();
     let moved = t.size - t.offset;
     if json {
         json_line(&json!({
             "event": "done", "op": verb, "name": t.name, "size": t.size, "offset": t.offset,
             "bytes": moved, "seconds": secs, "xxh3": t.xxh3, "verified": t.verified,
-        }));
-        return;
+        }))?;
     }
     let rate = if secs > 0.0 { moved as f64 / secs } else { 0.0 };
     let resumed = if t.offset > 0 {
@@ -103,12 +141,12 @@ pub fn transfer_done(verb: &str, t: &Transfer, json: bool) {
     } else {
         "sent, not confirmed (classic server)"
     };
-    println!(
+    crate::outln!(
         "{verb} {}: {} in {secs:.2}s ({}/s){resumed}, {check}",
         t.name,
         human_bytes(t.size),
         human_bytes(rate as u64)
-    );
+    )
 }
 
 pub fn human_bytes(n: u64) -> String {
@@ -124,4 +162,16 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS.get(unit).copied().unwrap_or("B"))
     }
+}
+
+/// Writes text to stdout as it is (no newline added), like `print!`.
+pub fn write_str(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let written = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    if let Err(e) = &written {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
+    written
 }

@@ -650,3 +650,61 @@ fn zero_and_absurd_limits_are_refused_by_flag_and_by_config_alike() {
         "{err}"
     );
 }
+
+/// Runs `sockit ARGS` with stdout read for one line, then closed (as
+/// `| head -1` does); returns the exit status and stderr.
+fn first_line_then_close(sb: &Sandbox, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    use std::io::{BufRead as _, Read as _};
+    let mut child = sb
+        .cmd()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    drop(out);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (child.wait().unwrap(), first, err)
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly_with_exit_0_and_no_partial() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--insecure-no-auth"]);
+    // Sparse: half a gigabyte to send, none to write first.
+    let big = std::fs::File::create(sb.path("work/sockit-data/b.bin")).unwrap();
+    big.set_len(512 * 1024 * 1024).unwrap();
+    std::fs::create_dir_all(sb.path("dl")).unwrap();
+    let dl = sb.path("dl");
+    let (status, first, err) = first_line_then_close(
+        &sb,
+        &[
+            "get",
+            "b.bin",
+            "--json",
+            "--insecure-no-auth",
+            "--server",
+            &srv.addr,
+            "-o",
+            dl.to_str().unwrap(),
+        ],
+    );
+    assert!(status.success(), "{status}: {err}");
+    assert!(first.contains("\"start\""), "{first}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!dl.join(".b.bin.sockit-part").exists(), "the partial was left behind");
+
+    for args in [
+        &["ipcalc", "10.0.0.0/8", "--split", "30"][..],
+        &["nc", "-z", "127.0.0.1", "1-65535"],
+    ] {
+        let (status, first, err) = first_line_then_close(&sb, args);
+        assert!(status.success(), "{args:?}: {status}: {err}");
+        assert!(!first.is_empty(), "{args:?}");
+        assert!(err.is_empty() || !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

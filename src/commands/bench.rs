@@ -34,9 +34,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             })
             .await?;
             if json {
-                json_line(&serde_json::to_value(&report)?);
+                json_line(&serde_json::to_value(&report)?)?;
             } else {
-                println!(
+                crate::outln!(
                     "{} {} connections: {:.0} req/s over {:.1}s, latency p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs; \
                      {} errors, {} failed connects ({:.2}s to connect)",
                     if udp { "udp" } else { "tcp" },
@@ -50,7 +50,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
                     report.errors,
                     report.connect_failures,
                     report.connect_seconds,
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -77,9 +77,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             };
             let r = sockit::bench::chat::chat(load).await?;
             if json {
-                crate::output::json_line(&serde_json::to_value(&r)?);
+                crate::output::json_line(&serde_json::to_value(&r)?)?;
             } else {
-                println!(
+                crate::outln!(
                     "{} members, {} senders: {} of {} deliveries in {:.2}s ({:.0}/s), missing {}, p50 {} us, p99 {} us, max {} us",
                     r.members,
                     r.senders,
@@ -91,7 +91,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
                     r.p50_us,
                     r.p99_us,
                     r.max_us
-                );
+                )?;
             }
             Ok(if r.missing == 0 {
                 ExitCode::SUCCESS
@@ -123,7 +123,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
                 auth,
                 connections,
                 connect_parallelism,
-                |n| println!("holding {n}"),
+                |n| {
+                    let _ = crate::outln!("holding {n}");
+                },
                 until,
             )
             .await;

@@ -25,7 +25,7 @@ pub async fn run(command: BroadcastCommand) -> anyhow::Result<ExitCode> {
             let payload = encoding.encode(&text).map_err(|e| UsageError(e.to_string()))?;
             let sent = sockit::broadcast::send(SocketAddr::new(IpAddr::V4(bind), 0), port, &payload).await?;
             for to in sent {
-                println!("sent {} bytes to {to}", payload.len());
+                crate::outln!("sent {} bytes to {to}", payload.len())?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -47,7 +47,7 @@ pub async fn run(command: BroadcastCommand) -> anyhow::Result<ExitCode> {
                 let (text, _) = TextDecoder::decode_message(encoding, &data);
                 let time = chrono::Local::now().format("%H:%M:%S%.3f").to_string();
                 if json {
-                    json_line(&json!({"time": time, "from": from.to_string(), "bytes": data.len(), "text": text}));
+                    json_line(&json!({"time": time, "from": from.to_string(), "bytes": data.len(), "text": text}))?;
                 } else {
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "[{time}] {from}: {text}")?;

@@ -37,7 +37,7 @@ async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
     let tls = tls_note(config.tls.as_ref());
     let mut listeners = Listeners::new()?;
     let addr = listeners.tcp(config, ChatService::new(args.member_backlog))?;
-    println!("listening on tcp {addr} (chat, {auth_note}{tls})");
+    crate::outln!("listening on tcp {addr} (chat, {auth_note}{tls})")?;
     Ok(listeners.serve().await)
 }
 

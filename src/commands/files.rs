@@ -56,7 +56,7 @@ pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
             .put_classic(&args.local, &remote.to_string(), &mut reporter)
             .await
             .with_context(|| format!("cannot upload {}", args.local.display()))?;
-        transfer_done("put", &t, json);
+        transfer_done("put", &t, json)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut client = connect(&args.client).await?;
@@ -68,7 +68,7 @@ pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
             .put_tree(&args.local, &remote, args.resume, &mut reporter)
             .await
             .with_context(|| format!("cannot upload {}", args.local.display()))?;
-        return Ok(tree_done("put", &summary, json));
+        return Ok(tree_done("put", &summary, json)?);
     }
     if args.local.is_dir() {
         return Err(UsageError(format!("{} is a folder; use put -r", args.local.display())).into());
@@ -77,7 +77,7 @@ pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
         .put(&args.local, &remote, args.resume, &mut reporter)
         .await
         .with_context(|| format!("cannot upload {}", args.local.display()))?;
-    transfer_done("put", &t, json);
+    transfer_done("put", &t, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -93,7 +93,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
             .get_tree(&remote, &local, args.resume, &mut reporter)
             .await
             .with_context(|| format!("cannot download {remote}"))?;
-        return Ok(tree_done("get", &summary, json));
+        return Ok(tree_done("get", &summary, json)?);
     }
     if !dir.is_dir() {
         return Err(UsageError(format!("{} is not a folder", dir.display())).into());
@@ -102,39 +102,39 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         .get(&remote, &local, args.resume, &mut reporter)
         .await
         .with_context(|| format!("cannot download {remote}"))?;
-    transfer_done("get", &t, json);
+    transfer_done("get", &t, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn tree_done(verb: &str, summary: &TreeSummary, json: bool) -> ExitCode {
+fn tree_done(verb: &str, summary: &TreeSummary, json: bool) -> std::io::Result<ExitCode> {
     for t in &summary.files {
-        transfer_done(verb, t, json);
+        transfer_done(verb, t, json)?;
     }
     let bytes: u64 = summary.files.iter().map(|t| t.size).sum();
     for (name, err) in &summary.failed {
         if json {
-            json_line(&json!({"event": "error", "op": verb, "name": name, "message": err.to_string()}));
+            json_line(&json!({"event": "error", "op": verb, "name": name, "message": err.to_string()}))?;
         } else {
             eprintln!("sockit: {verb} {name}: {err}");
         }
     }
     if json {
         json_line(&json!({"event": "summary", "op": verb, "files": summary.files.len(),
-            "folders": summary.folders, "bytes": bytes, "failed": summary.failed.len()}));
+            "folders": summary.folders, "bytes": bytes, "failed": summary.failed.len()}))?;
     } else {
-        println!(
+        crate::outln!(
             "{verb}: {} files, {} folders, {}; {} failed",
             summary.files.len(),
             summary.folders,
             human_bytes(bytes),
             summary.failed.len()
-        );
+        )?;
     }
-    if summary.failed.is_empty() {
+    Ok(if summary.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::FAILED)
-    }
+    })
 }
 
 pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
@@ -145,15 +145,15 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
         let kept = client.partials().await.context("cannot list partial uploads")?;
         for p in &kept {
             if args.client.json {
-                json_line(&serde_json::to_value(p).unwrap_or_default());
+                json_line(&serde_json::to_value(p).unwrap_or_default())?;
             } else {
                 let name = sockit_proto::display::escape(&p.path, false);
-                println!(
+                crate::outln!(
                     "partial {:>10} of {:>10}  {}  {name}",
                     p.size,
                     p.filesize,
                     format_time(p.mtime)
-                );
+                )?;
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -163,7 +163,7 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot list {:?}", args.path))?;
     for e in &entries {
-        print_entry(e, args.client.json);
+        print_entry(e, args.client.json)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -175,7 +175,7 @@ pub async fn stat(args: PathArgs) -> anyhow::Result<ExitCode> {
         .stat(&path)
         .await
         .with_context(|| format!("cannot stat {path}"))?;
-    print_entry(&entry, args.client.json);
+    print_entry(&entry, args.client.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -194,7 +194,7 @@ pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot remove {path}"))?;
     }
     if args.client.json {
-        json_line(&json!({"event": "removed", "path": path.to_string()}));
+        json_line(&json!({"event": "removed", "path": path.to_string()}))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -207,7 +207,7 @@ pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot create {path}"))?;
     if args.client.json {
-        json_line(&json!({"event": "created", "path": path.to_string()}));
+        json_line(&json!({"event": "created", "path": path.to_string()}))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -226,7 +226,7 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
             "event": "exec", "exit_code": result.exit_code, "timed_out": result.timed_out,
             "truncated": result.truncated,
             "stdout": String::from_utf8_lossy(&result.stdout), "stderr": String::from_utf8_lossy(&result.stderr),
-        }));
+        }))?;
     } else {
         use std::io::Write as _;
         std::io::stdout().write_all(&result.stdout)?;
@@ -239,10 +239,9 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-fn print_entry(e: &Entry, json: bool) {
+fn print_entry(e: &Entry, json: bool) -> std::io::Result<()> {
     if json {
-        json_line(&serde_json::to_value(e).unwrap_or_default());
-        return;
+        return json_line(&serde_json::to_value(e).unwrap_or_default());
     }
     // A hostile server's names must not act on the terminal or fake lines.
     let path = sockit_proto::display::escape(&e.path, false);
@@ -251,7 +250,7 @@ fn print_entry(e: &Entry, json: bool) {
         EntryKind::File => ("-", path.into_owned()),
         EntryKind::Other => ("p", path.into_owned()),
     };
-    println!("{kind} {:>10}  {}  {name}", e.size, format_time(e.mtime));
+    crate::outln!("{kind} {:>10}  {}  {name}", e.size, format_time(e.mtime))
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC, from Unix seconds (no time-zone database needed).

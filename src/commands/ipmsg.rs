@@ -2,7 +2,6 @@
 //! listener (`listen`), or as a one-shot sender (`send`).
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,7 +73,7 @@ async fn start(options: IpmsgOptions, json: bool) -> anyhow::Result<(IpmsgHandle
         .with_context(|| format!("starting ipmsg on {bind}"))?;
     let local = node.local_addr();
     if json {
-        json_line(&json!({"event": "listening", "addr": local.to_string()}));
+        json_line(&json!({"event": "listening", "addr": local.to_string()}))?;
     } else {
         eprintln!("ipmsg on udp+tcp {local}");
     }
@@ -94,6 +93,9 @@ async fn listen(args: &IpmsgNodeArgs, json: bool, accept_files: bool) -> anyhow:
             event = events.recv() => {
                 let Some(event) = event else { break };
                 show(&event, json);
+                if crate::output::stdout_closed() {
+                    return Ok(ExitCode::SUCCESS);
+                }
                 if let (Some(inbox), NodeEvent::Ipmsg(Event::Message(m))) = (&inbox, &event) {
                     fetch_all(&node, inbox, m, saved_tx.clone());
                 }
@@ -129,6 +131,9 @@ async fn send(
             event = events.recv() => match event {
                 Some(event) => {
                     show(&event, json);
+                if crate::output::stdout_closed() {
+                    return Ok(ExitCode::SUCCESS);
+                }
                     if matches!(&event, NodeEvent::Ipmsg(Event::Entry { peer, .. }) if peer.addr.ip() == to.ip()) {
                         break;
                     }
@@ -150,6 +155,9 @@ async fn send(
             event = events.recv() => {
                 let Some(event) = event else { break exit::FAILED };
                 show(&event, json);
+                if crate::output::stdout_closed() {
+                    return Ok(ExitCode::SUCCESS);
+                }
                 match event {
                     NodeEvent::Ipmsg(Event::Delivered { packet_no: n, .. }) if n == packet_no => {
                         delivered = true;
@@ -361,7 +369,7 @@ fn fetch_all(node: &IpmsgHandle, inbox: &Arc<Inbox>, message: &Message, report: 
 fn show(event: &NodeEvent, json: bool) {
     if json {
         if let Some(value) = event_json(event) {
-            json_line(&value);
+            let _ = json_line(&value);
         }
     } else if let Some(line) = event_text(event) {
         print_text(&line);
@@ -370,7 +378,7 @@ fn show(event: &NodeEvent, json: bool) {
 
 fn print_value(value: &Value, json: bool) {
     if json {
-        json_line(value);
+        let _ = json_line(value);
         return;
     }
     let field = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
@@ -390,9 +398,10 @@ fn print_value(value: &Value, json: bool) {
     }
 }
 
+/// A line for the user; a closed stdout is noticed by the event loops
+/// (`output::stdout_closed`), which then end quietly.
 fn print_text(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    let _ = crate::outln!("{line}");
 }
 
 fn time() -> String {

@@ -358,9 +358,9 @@ async fn scan(args: &NcArgs, family: Family) -> anyhow::Result<ExitCode> {
                 "protocol": r.protocol,
                 "state": r.state,
                 "millis": r.millis,
-            }));
+            }))?;
         } else {
-            println!("{} {}/{} {}", r.addr.ip(), r.addr.port(), r.protocol, r.state.as_str());
+            crate::outln!("{} {}/{} {}", r.addr.ip(), r.addr.port(), r.protocol, r.state.as_str())?;
         }
     }
     Ok(if any_open {

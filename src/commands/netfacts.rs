@@ -44,20 +44,20 @@ pub fn ipcalc(args: &IpcalcArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        json_line(&value);
+        json_line(&value)?;
     } else {
         match net {
-            Net::V4(n) => print_v4(&n, !args.no_binary),
-            Net::V6(n) => print_v6(&n),
+            Net::V4(n) => print_v4(&n, !args.no_binary)?,
+            Net::V6(n) => print_v6(&n)?,
         }
         if let Some(rows) = subnets {
-            println!("Subnets /{}:", args.split.unwrap_or(0));
+            crate::outln!("Subnets /{}:", args.split.unwrap_or(0))?;
             for (cidr, detail) in rows {
-                println!("  {cidr:<20} {detail}");
+                crate::outln!("  {cidr:<20} {detail}")?;
             }
         }
         if let Some((addr, inside)) = contained {
-            println!("{:<11}{addr} {}", "Contains:", if inside { "yes" } else { "no" });
+            crate::outln!("{:<11}{addr} {}", "Contains:", if inside { "yes" } else { "no" })?;
         }
     }
     Ok(match contained {
@@ -93,25 +93,25 @@ fn subnet_rows(net: Net, split: Option<u32>) -> anyhow::Result<Option<Rows>> {
 /// into /64s is 2^32 prefixes; nobody reads that many).
 const MAX_LISTED: usize = 1 << 20;
 
-fn print_v4(n: &Ipv4Net, binary: bool) {
+fn print_v4(n: &Ipv4Net, binary: bool) -> std::io::Result<()> {
     let row = |label: &str, value: String, bits: Option<std::net::Ipv4Addr>| match bits.filter(|_| binary) {
-        Some(b) => println!("{label:<11}{value:<21}{}", subnet::binary_v4(b, n.prefix())),
-        None => println!("{label:<11}{value}"),
+        Some(b) => crate::outln!("{label:<11}{value:<21}{}", subnet::binary_v4(b, n.prefix())),
+        None => crate::outln!("{label:<11}{value}"),
     };
-    row("Address:", n.addr().to_string(), Some(n.addr()));
-    row("Netmask:", format!("{} = {}", n.mask(), n.prefix()), Some(n.mask()));
-    row("Wildcard:", n.wildcard().to_string(), Some(n.wildcard()));
-    row("Network:", format!("{}/{}", n.network(), n.prefix()), Some(n.network()));
+    row("Address:", n.addr().to_string(), Some(n.addr()))?;
+    row("Netmask:", format!("{} = {}", n.mask(), n.prefix()), Some(n.mask()))?;
+    row("Wildcard:", n.wildcard().to_string(), Some(n.wildcard()))?;
+    row("Network:", format!("{}/{}", n.network(), n.prefix()), Some(n.network()))?;
     match n.broadcast() {
-        Some(b) => row("Broadcast:", b.to_string(), Some(b)),
-        None => row("Broadcast:", "none (/31 and /32 have none)".into(), None),
+        Some(b) => row("Broadcast:", b.to_string(), Some(b))?,
+        None => row("Broadcast:", "none (/31 and /32 have none)".into(), None)?,
     }
     let (first, last) = n.hosts();
-    row("HostMin:", first.to_string(), Some(first));
-    row("HostMax:", last.to_string(), Some(last));
-    row("Hosts/Net:", n.host_count().to_string(), None);
-    row("Class:", class_text(n), None);
-    row("Type:", n.kind().describe().to_string(), None);
+    row("HostMin:", first.to_string(), Some(first))?;
+    row("HostMax:", last.to_string(), Some(last))?;
+    row("Hosts/Net:", n.host_count().to_string(), None)?;
+    row("Class:", class_text(n), None)?;
+    row("Type:", n.kind().describe().to_string(), None)
 }
 
 fn class_text(n: &Ipv4Net) -> String {
@@ -150,14 +150,14 @@ fn v4_json(n: &Ipv4Net) -> Value {
     })
 }
 
-fn print_v6(n: &Ipv6Net) {
-    println!("{:<12}{}", "Address:", n.addr());
-    println!("{:<12}{}", "Expanded:", subnet::expanded_v6(n.addr()));
-    println!("{:<12}/{}", "Prefix:", n.prefix());
-    println!("{:<12}{}/{}", "Network:", n.network(), n.prefix());
-    println!("{:<12}{} - {}", "Range:", n.network(), n.last());
-    println!("{:<12}2^{}", "Addresses:", n.size_bits());
-    println!("{:<12}{}", "Type:", n.kind().describe());
+fn print_v6(n: &Ipv6Net) -> std::io::Result<()> {
+    crate::outln!("{:<12}{}", "Address:", n.addr())?;
+    crate::outln!("{:<12}{}", "Expanded:", subnet::expanded_v6(n.addr()))?;
+    crate::outln!("{:<12}/{}", "Prefix:", n.prefix())?;
+    crate::outln!("{:<12}{}/{}", "Network:", n.network(), n.prefix())?;
+    crate::outln!("{:<12}{} - {}", "Range:", n.network(), n.last())?;
+    crate::outln!("{:<12}2^{}", "Addresses:", n.size_bits())?;
+    crate::outln!("{:<12}{}", "Type:", n.kind().describe())
 }
 
 fn v6_json(n: &Ipv6Net) -> Value {
@@ -189,10 +189,10 @@ pub async fn resolve(args: &ResolveArgs) -> anyhow::Result<ExitCode> {
             "name": args.name,
             "ipv4": addrs.iter().filter(|a| a.is_ipv4()).map(ToString::to_string).collect::<Vec<_>>(),
             "ipv6": addrs.iter().filter(|a| a.is_ipv6()).map(ToString::to_string).collect::<Vec<_>>(),
-        }));
+        }))?;
     } else {
         for a in &addrs {
-            println!("{a}");
+            crate::outln!("{a}")?;
         }
     }
     if addrs.is_empty() {

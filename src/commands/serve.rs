@@ -37,7 +37,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let config = config.effective();
     if args.print_config {
-        print!("{}", config.to_toml());
+        crate::output::write_str(&format!("{}", config.to_toml()))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut listeners = Listeners::new()?;
@@ -170,11 +170,11 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             let tls = tls_note(config.tls.as_ref());
             let addr = listeners.tcp(config, service)?;
             if from_file {
-                println!("listening on tcp {addr} (files, {shown_root}, auth: {auth_note}{exec_note}{tls})");
+                crate::outln!("listening on tcp {addr} (files, {shown_root}, auth: {auth_note}{exec_note}{tls})")?;
             } else {
                 // The first stdout line is the contract scripts and tests rely on.
-                println!("listening on {addr}");
-                println!("serving {shown_root} (auth: {auth_note}{exec_note}{tls})");
+                crate::outln!("listening on {addr}")?;
+                crate::outln!("serving {shown_root} (auth: {auth_note}{exec_note}{tls})")?;
             }
         }
         Kind::Download => {
@@ -187,7 +187,7 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             let config = server_config(listen, s, auth_of(s)?)?;
             let tls = tls_note(config.tls.as_ref());
             let addr = listeners.tcp(config, service)?;
-            println!("listening on tcp {addr} (download, {shown}{tls})");
+            crate::outln!("listening on tcp {addr} (download, {shown}{tls})")?;
         }
         Kind::Echo => {
             let echo = Echo {
@@ -197,11 +197,11 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 let config = server_config(tcp, s, auth_of(s)?)?;
                 let tls = tls_note(config.tls.as_ref());
                 let addr = listeners.tcp(config, echo)?;
-                println!("listening on tcp {addr} (echo{tls})");
+                crate::outln!("listening on tcp {addr} (echo{tls})")?;
             }
             if let Some(udp) = section.udp {
                 let addr = listeners.udp(udp, reuse, echo)?;
-                println!("listening on udp {addr} (echo)");
+                crate::outln!("listening on udp {addr} (echo)")?;
             }
         }
         Kind::Chat => {
@@ -216,7 +216,7 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             }
             let tls = tls_note(config.tls.as_ref());
             let addr = listeners.tcp(config, service)?;
-            println!("listening on tcp {addr} (chat{tls})");
+            crate::outln!("listening on tcp {addr} (chat{tls})")?;
         }
         Kind::Tftp => {
             let udp = section
@@ -236,7 +236,7 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             }
             let note = tftp_note(&config);
             let addr = listeners.tftp(udp, config)?;
-            println!("listening on udp {addr} (tftp, {note})");
+            crate::outln!("listening on udp {addr} (tftp, {note})")?;
         }
         kind @ (Kind::Time | Kind::Daytime | Kind::Rfc868) => {
             let (protocol, name) = match kind {
@@ -249,11 +249,11 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 let config = server_config(tcp, s, auth_of(s)?)?;
                 let tls = tls_note(config.tls.as_ref());
                 let addr = listeners.tcp(config, service)?;
-                println!("listening on tcp {addr} ({name}{tls})");
+                crate::outln!("listening on tcp {addr} ({name}{tls})")?;
             }
             if let Some(udp) = section.udp {
                 let addr = listeners.udp(udp, reuse, service)?;
-                println!("listening on udp {addr} ({name})");
+                crate::outln!("listening on udp {addr} ({name})")?;
             }
         }
     }

@@ -60,11 +60,11 @@ pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
             let config = tcp_config(addr, &listener)?;
             let tls = tls_note(config.tls.as_ref());
             let bound = listeners.tcp(config, service)?;
-            println!("listening on tcp {bound} ({name}{tls})");
+            crate::outln!("listening on tcp {bound} ({name}{tls})")?;
         }
         if let Some(addr) = udp {
             let bound = listeners.udp(addr, !listener.no_reuse_address, service)?;
-            println!("listening on udp {bound} ({name})");
+            crate::outln!("listening on udp {bound} ({name})")?;
         }
         return Ok(listeners.serve().await);
     }
@@ -102,7 +102,7 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
                 protocol: TimeProtocol::Strftime,
             };
             let bound = listeners.udp(addr, reuse, service)?;
-            println!("listening on udp {bound} (time)");
+            crate::outln!("listening on udp {bound} (time)")?;
         }
         for (addr, protocol, name) in [
             (daytime, TimeProtocol::Daytime, "daytime"),
@@ -113,9 +113,9 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
                 let config = tcp_config(addr, &listener)?;
                 let tls = tls_note(config.tls.as_ref());
                 let bound = listeners.tcp(config, service)?;
-                println!("listening on tcp {bound} ({name}{tls})");
+                crate::outln!("listening on tcp {bound} ({name}{tls})")?;
                 let bound = listeners.udp(addr, reuse, service)?;
-                println!("listening on udp {bound} ({name})");
+                crate::outln!("listening on udp {bound} ({name})")?;
             }
         }
         return Ok(listeners.serve().await);
@@ -147,7 +147,7 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
         let unix = rfc868_decode(four, now);
-        println!("{unix} (unix seconds; {} seconds since 1900)", u32::from_be_bytes(four));
+        crate::outln!("{unix} (unix seconds; {} seconds since 1900)", u32::from_be_bytes(four))?;
         return Ok(ExitCode::SUCCESS);
     }
     print_reply(&reply)?;
@@ -162,7 +162,7 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
         let config = tcp_config(listen, &listener)?;
         let tls = tls_note(config.tls.as_ref());
         let bound = listeners.tcp(config, service)?;
-        println!("listening on tcp {bound} ({name}{tls})");
+        crate::outln!("listening on tcp {bound} ({name}{tls})")?;
         return Ok(listeners.serve().await);
     }
     let (Some(addr), Some(name)) = (args.addr, args.name) else {
@@ -183,7 +183,7 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     let bytes = clients::download(&addr, &dial, &name, &dest, args.max_size, timeout)
         .await
         .with_context(|| format!("cannot download {name}"))?;
-    println!("download {name}: {bytes} bytes to {}", dest.display());
+    crate::outln!("download {name}: {bytes} bytes to {}", dest.display())?;
     Ok(ExitCode::SUCCESS)
 }
 

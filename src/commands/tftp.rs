@@ -60,8 +60,8 @@ async fn serve(args: TftpServeArgs) -> anyhow::Result<ExitCode> {
         }
         .to_string()
     })?;
-    println!("listening on udp {addr} (tftp, {note})");
-    println!("serving {}", std::fs::canonicalize(&root).unwrap_or(root).display());
+    crate::outln!("listening on udp {addr} (tftp, {note})")?;
+    crate::outln!("serving {}", std::fs::canonicalize(&root).unwrap_or(root).display())?;
     Ok(listeners.serve().await)
 }
 
@@ -103,7 +103,7 @@ async fn transfer(args: TftpClientArgs, is_get: bool) -> anyhow::Result<ExitCode
     };
     let direction = if is_get { "from" } else { "to" };
     let summary = result.with_context(|| format!("tftp {verb} {} {direction} {server} failed", args.remote))?;
-    report(verb, &args.remote, &summary, args.json);
+    report(verb, &args.remote, &summary, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,7 +124,7 @@ async fn server_addr(text: &str) -> anyhow::Result<SocketAddr> {
     addrs.into_iter().next().context("no address for the server")
 }
 
-fn report(verb: &str, name: &str, s: &Summary, json: bool) {
+fn report(verb: &str, name: &str, s: &Summary, json: bool) -> std::io::Result<()> {
     let secs = s.elapsed.as_secs_f64();
     let rate = if secs > 0.0 { s.bytes as f64 / secs } else { 0.0 };
     let Settings {
@@ -135,18 +135,17 @@ fn report(verb: &str, name: &str, s: &Summary, json: bool) {
             "event": "done", "op": verb, "name": name, "bytes": s.bytes, "seconds": secs,
             "mb_per_s": rate / 1e6, "retransmits": s.retransmits, "blksize": blksize,
             "windowsize": windowsize, "fell_back": s.fell_back,
-        }));
-        return;
+        }))?;
     }
     if s.fell_back {
         eprintln!("note: the server refused the options (ERROR 8); sent as plain RFC 1350");
     }
-    println!(
+    crate::outln!(
         "{verb} {name}: {} in {secs:.2}s ({:.1} MB/s), blksize {blksize}, windowsize {windowsize}, {} retransmissions",
         human_bytes(s.bytes),
         rate / 1e6,
         s.retransmits
-    );
+    )
 }
 
 /// Progress for a TFTP transfer, through the same reporter as file transfers.

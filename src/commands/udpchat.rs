@@ -1,6 +1,5 @@
 //! `sockit udpchat`: typed lines to the peer, arrivals shown with sender and time.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use bytes::Bytes;
@@ -34,6 +33,9 @@ pub async fn run(args: UdpChatArgs) -> anyhow::Result<ExitCode> {
             event = events.recv() => {
                 let Some(event) = event else { break };
                 show(&event, encoding, args.json);
+                if crate::output::stdout_closed() {
+                    return Ok(ExitCode::SUCCESS);
+                }
             }
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(crate::exit::INTERRUPTED)),
         }
@@ -48,18 +50,17 @@ fn show(event: &UdpChatEvent, encoding: sockit_proto::assist::text::TextEncoding
         UdpChatEvent::Received { from, data } => {
             let (text, _) = TextDecoder::decode_message(encoding, data);
             if json {
-                json_line(
+                let _ = json_line(
                     &json!({"event": "message", "time": time, "from": from.to_string(), "text": text, "bytes": data.len()}),
                 );
             } else {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "[{time}] {from}: {text}").and_then(|()| out.flush());
+                let _ = crate::outln!("[{time}] {from}: {text}");
             }
         }
         UdpChatEvent::Sent { .. } => {}
         UdpChatEvent::PeerNotListening => {
             if json {
-                json_line(&json!({"event": "peer-not-listening", "time": time}));
+                let _ = json_line(&json!({"event": "peer-not-listening", "time": time}));
             } else {
                 eprintln!("[{time}] the peer's host says nothing listens on that port");
             }

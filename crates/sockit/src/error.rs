@@ -47,6 +47,8 @@ pub enum Error {
     ServerUnproven,
     #[error("{0}")]
     Tls(String),
+    #[error("stopped: nobody reads the output any more")]
+    Cancelled,
     #[error("bad key in {}", path.display())]
     Key { path: PathBuf, source: KeyError },
     #[error("checksum mismatch for {name}: expected {expected}, got {actual}")]

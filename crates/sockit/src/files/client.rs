@@ -59,6 +59,12 @@ pub trait Progress: Send {
     fn begin(&mut self, _name: &str, _total: u64, _done: u64) {}
     fn advance(&mut self, _bytes: u64) {}
     fn end(&mut self) {}
+    /// True once whoever watches no longer wants the transfer (its output
+    /// was closed): the transfer stops with [`Error::Cancelled`], and a
+    /// download removes its partial.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Progress that goes nowhere.
@@ -315,6 +321,12 @@ impl FileClient {
             match self.conn.next_event().await {
                 Ok(Some(FrameEvent::Body(chunk))) => {
                     progress.advance(chunk.len() as u64);
+                    if progress.cancelled() {
+                        let _ = writer.finish().await;
+                        progress.end();
+                        let _ = tokio::fs::remove_file(&partial).await;
+                        return Err(Error::Cancelled);
+                    }
                     if writing {
                         writing = writer.write(chunk).await;
                     }
@@ -382,6 +394,7 @@ impl FileClient {
             }
             match self.put(&source, &target, resume, progress).await {
                 Ok(t) => summary.files.push(t),
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
                 Err(e @ (Error::Remote(_) | Error::File { .. })) => summary.failed.push((target.to_string(), e)),
                 Err(e) => return Err(e),
             }
@@ -470,6 +483,9 @@ impl FileClient {
             let chunk = chunk.map_err(Error::file("reading", local))?;
             self.conn.write_all(&chunk).await?;
             progress.advance(chunk.len() as u64);
+            if progress.cancelled() {
+                return Err(Error::Cancelled);
+            }
             reader.recycle(chunk);
         }
         reader.finish().await.map_err(Error::file("reading", local))
