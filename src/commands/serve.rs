@@ -37,7 +37,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let config = config.effective();
     if args.print_config {
-        crate::output::write_str(&format!("{}", config.to_toml()))?;
+        crate::output::write_str(&config.to_toml())?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut listeners = Listeners::new()?;

@@ -131,11 +131,11 @@ fn report(verb: &str, name: &str, s: &Summary, json: bool) -> std::io::Result<()
         blksize, windowsize, ..
     } = s.settings;
     if json {
-        json_line(&json!({
+        return json_line(&json!({
             "event": "done", "op": verb, "name": name, "bytes": s.bytes, "seconds": secs,
             "mb_per_s": rate / 1e6, "retransmits": s.retransmits, "blksize": blksize,
             "windowsize": windowsize, "fell_back": s.fell_back,
-        }))?;
+        }));
     }
     if s.fell_back {
         eprintln!("note: the server refused the options (ERROR 8); sent as plain RFC 1350");
