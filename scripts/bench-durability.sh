@@ -34,7 +34,7 @@ start() { # name, extra server flags...
   "$sockit" serve --listen 127.0.0.1:0 --root "$work/root-$name" "$@" > "$work/$name.out" 2> "$work/$name.err" &
   pids+=($!)
   for _ in $(seq 400); do grep -q '^listening on' "$work/$name.out" 2>/dev/null && break; sleep 0.025; done
-  addr[$name]=$(sed -n 's/^listening on //p' "$work/$name.out")
+  addr[$name]=$(sed -n 's/^listening on tcp \([^ ]*\).*/\1/p' "$work/$name.out")
 }
 start plain
 start fsync --fsync

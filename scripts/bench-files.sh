@@ -46,7 +46,7 @@ trap 'kill $srv_pid $py_pid 2>/dev/null || true' EXIT
 for f in serve.out py.out; do
   for _ in $(seq 200); do [ -s "$work/$f" ] && break; sleep 0.05; done
 done
-addr=$(sed -n 's/^listening on //p' "$work/serve.out" | head -1)
+addr=$(sed -n 's/^listening on tcp \([^ ]*\).*/\1/p' "$work/serve.out" | head -1)
 py_addr=$(sed -n 's/^listening on //p' "$work/py.out" | head -1)
 S() { XDG_CONFIG_HOME="$work/cfg" "$sockit" "$@" --server "$addr" --key-file "$work/key"; }
 

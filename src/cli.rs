@@ -5,7 +5,23 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use sockit_proto::hostport::HostPort;
+
 use crate::limits;
+
+/// Each client's port when `HOST[:PORT]` leaves it out: the port its
+/// sockit server listens on by default (the well-known one where the
+/// service has one a user may bind).
+pub mod port {
+    pub const FILES: u16 = 8080;
+    pub const ECHO: u16 = 8007;
+    /// The course's classic UDP time service.
+    pub const TIME: u16 = 9000;
+    pub const DAYTIME: u16 = 13;
+    pub const RFC868: u16 = 37;
+    pub const DOWNLOAD: u16 = 7890;
+    pub const CHAT: u16 = 7070;
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,9 +30,13 @@ use crate::limits;
     about = "Classic client/server socket programs, done as real tools"
 )]
 pub struct Cli {
-    /// More log output on stderr (-v debug, -vv trace); SOCKIT_LOG overrides.
+    /// Log lines on stderr, with timestamps: -v what happens (requests,
+    /// transfers), -vv debug, -vvv trace. SOCKIT_LOG (an env-filter) overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Also append log lines (timestamped, at least -v's) to FILE.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,8 +48,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   sockit serve                                  # ./sockit-data on 127.0.0.1:8080
   sockit serve --listen 0.0.0.0:9000 --root /srv/drop --key-file ~/.sockit-key
-  sockit serve --auth-digest md5                # the seeds' classic HMAC-MD5 clients
-  sockit serve --listen 127.0.0.1:0 --insecure-no-auth   # the seeds' plain clients
+  sockit serve --auth-digest md5                # the classic course programs' HMAC-MD5 clients
+  sockit serve --listen 127.0.0.1:0 --insecure-no-auth   # the classic course programs' plain clients
   sockit serve --print-config > sockit.toml     # a starting point for --config
   sockit serve --config sockit.toml             # several services in one daemon")]
     Serve(ServeArgs),
@@ -39,7 +59,7 @@ pub enum Command {
   sockit put report.pdf docs/2026.pdf   # stored under a sub-folder
   sockit put -r photos                  # the whole folder
   sockit put --resume big.iso           # continue an interrupted upload
-  sockit put --classic --insecure-no-auth a.txt --server 127.0.0.1:8080   # to a seed server")]
+  sockit put --classic --insecure-no-auth a.txt --server 127.0.0.1:8080   # to a classic course server")]
     Put(PutArgs),
     /// Download a file (or a folder with -r) into the current folder.
     #[command(after_help = "Examples:
@@ -69,7 +89,7 @@ stdout and stderr are printed separately; the exit code is the command's.")]
     /// Echo (RFC 862) server and client, with the classic upper-case variant.
     #[command(after_help = "Examples:
   sockit echo serve --tcp 127.0.0.1:7007 --udp 127.0.0.1:7007 --insecure-no-auth
-  sockit echo serve --tcp 127.0.0.1:9999 --upper --auth-digest md5 --key-file seed.key
+  sockit echo serve --tcp 127.0.0.1:9999 --upper --auth-digest md5 --key-file classic.key
   sockit echo 127.0.0.1:7007 --insecure-no-auth hello world
   sockit echo 127.0.0.1:7007 --udp 'hello 你好'")]
     Echo(EchoArgs),
@@ -124,7 +144,7 @@ stdout and stderr are printed separately; the exit code is the command's.")]
     /// arrives (from anyone) with its sender and the time.
     #[command(after_help = "Examples:
   sockit udpchat --listen 0.0.0.0:7788 --peer 192.168.1.20:7788
-  sockit udpchat --listen 127.0.0.1:7788 --peer 127.0.0.1:7789 --encoding gbk   # to NetAssist or the seeds' GBK chat")]
+  sockit udpchat --listen 127.0.0.1:7788 --peer 127.0.0.1:7789 --encoding gbk   # to NetAssist or the course's GBK chat")]
     Udpchat(UdpChatArgs),
     /// IP Messenger / FeiQ compatible LAN messenger: see who is on the LAN,
     /// send acknowledged messages and files.
@@ -190,8 +210,9 @@ pub struct ChatServeArgs {
 
 #[derive(Debug, Args)]
 pub struct ChatJoinArgs {
-    /// The room: HOST:PORT.
-    pub addr: String,
+    /// The room: HOST or HOST:PORT (port 7070 when left out).
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_host_port)]
+    pub addr: HostPort,
     /// The nick to take (the room names you guestN otherwise).
     #[arg(long)]
     pub nick: Option<String>,
@@ -249,6 +270,7 @@ pub struct IpmsgNodeArgs {
     /// Name shown in peers' lists (default: the user name).
     #[arg(long, global = true)]
     pub nick: Option<String>,
+    /// Group name shown in peers' lists.
     #[arg(long, global = true, default_value = "")]
     pub group: String,
     /// auto (UTF-8 to peers that advertise it, GBK to others), or always
@@ -297,6 +319,7 @@ pub enum IpmsgCommand {
         /// One JSON object per event.
         #[arg(long)]
         json: bool,
+        /// The message.
         text: String,
     },
 }
@@ -311,11 +334,13 @@ pub enum BroadcastCommand {
     Send {
         /// The text to send.
         text: String,
+        /// UDP port to send to.
         #[arg(long, default_value_t = 7788)]
         port: u16,
         /// Local address to send from: 0.0.0.0 means every interface.
         #[arg(long, default_value = "0.0.0.0")]
         bind: std::net::Ipv4Addr,
+        /// Text encoding: utf-8, gbk, gb2312, gb18030, shift_jis.
         #[arg(long, default_value = "utf-8", value_parser = parse_encoding)]
         encoding: sockit_proto::assist::text::TextEncoding,
     },
@@ -324,10 +349,13 @@ pub enum BroadcastCommand {
   sockit broadcast listen
   sockit broadcast listen --port 9000 --json")]
     Listen {
+        /// UDP port to listen on.
         #[arg(long, default_value_t = 7788)]
         port: u16,
+        /// Local address to listen on: 0.0.0.0 means every interface.
         #[arg(long, default_value = "0.0.0.0")]
         bind: std::net::Ipv4Addr,
+        /// Text encoding: utf-8, gbk, gb2312, gb18030, shift_jis.
         #[arg(long, default_value = "utf-8", value_parser = parse_encoding)]
         encoding: sockit_proto::assist::text::TextEncoding,
         /// One JSON object per datagram.
@@ -344,17 +372,24 @@ pub enum TftpCommand {
   sudo sockit tftp serve --listen 0.0.0.0:69 --root /srv/tftp   # devices on the LAN boot from it
   sockit tftp serve --listen 127.0.0.1:0 --root . --allow-write --allow-create")]
     Serve(TftpServeArgs),
-    /// Download REMOTE into LOCAL (default: REMOTE's file name).
-    #[command(after_help = "Examples:
+    /// Download: tftp get HOST[:PORT] REMOTE [LOCAL].
+    #[command(
+        override_usage = "sockit tftp get [OPTIONS] <HOST[:PORT]> <REMOTE> [LOCAL]",
+        after_help = "Examples:
   sockit tftp get 192.168.1.1 config.bin
   sockit tftp get 127.0.0.1:6969 images/boot.img boot.img --blksize 1468 --windowsize 16
   sockit tftp get 10.0.0.5 motd.txt --mode netascii
-  sockit tftp get 10.0.0.5 big.iso --no-options          # plain RFC 1350")]
+  sockit tftp get 10.0.0.5 big.iso --no-options          # plain RFC 1350"
+    )]
     Get(TftpClientArgs),
-    /// Upload LOCAL (default: REMOTE) as REMOTE.
-    #[command(after_help = "Examples:
+    /// Upload: tftp put HOST[:PORT] LOCAL [REMOTE], the order of tftp-hpa's put.
+    #[command(
+        override_usage = "sockit tftp put [OPTIONS] <HOST[:PORT]> <LOCAL> [REMOTE]",
+        after_help = "Examples:
   sockit tftp put 192.168.1.1 new-firmware.bin
-  sockit tftp put 127.0.0.1:6969 uploads/log.txt ./today.log --blksize 1468")]
+  sockit tftp put 127.0.0.1:6969 ./today.log uploads/log.txt --blksize 1468
+  sockit tftp put 127.0.0.1:6969 report.txt incoming/   # into a folder: incoming/report.txt"
+    )]
     Put(TftpClientArgs),
 }
 
@@ -401,11 +436,18 @@ pub struct TftpServeArgs {
 #[derive(Debug, Args)]
 pub struct TftpClientArgs {
     /// The server: HOST or HOST:PORT (port 69 when left out).
-    pub server: String,
-    /// The file's name on the server.
-    pub remote: String,
-    /// The local file [default: REMOTE's file name].
-    pub local: Option<PathBuf>,
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_host_port)]
+    pub server: HostPort,
+    /// get: the file's name on the server; put: the local file.
+    #[arg(value_name = "FROM")]
+    pub from: String,
+    /// get: the local file or folder [default: REMOTE's file name, here];
+    /// put: the name on the server [default: LOCAL's file name].
+    #[arg(value_name = "TO")]
+    pub to: Option<String>,
+    /// Where a download goes (the same as TO).
+    #[arg(short, long, value_name = "PATH", conflicts_with = "to")]
+    pub output: Option<PathBuf>,
     /// Block size to ask for (8-65464); 1468 fills an Ethernet frame.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=65464))]
     pub blksize: Option<u16>,
@@ -424,8 +466,9 @@ pub struct TftpClientArgs {
     /// Retransmissions before giving up.
     #[arg(long, value_name = "N", default_value_t = sockit_proto::tftp::transfer::DEFAULT_MAX_RETRIES)]
     pub retries: u32,
-    /// After a download, wait one timeout to repeat the last ACK if the
-    /// server did not hear it (RFC 1350 §6); off by default, as in tftp-hpa.
+    /// With get: after the last block, wait one timeout to repeat the last
+    /// ACK if the server did not hear it (RFC 1350 §6); off by default, as
+    /// in tftp-hpa. An upload always waits for the server's last ACK.
     #[arg(long)]
     pub dally: bool,
     /// One JSON object per line (progress and the summary).
@@ -560,12 +603,14 @@ pub struct IpcalcArgs {
     /// Leave out the binary view.
     #[arg(long)]
     pub no_binary: bool,
+    /// One JSON object instead of text (with --split, the subnets in it).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ResolveArgs {
+    /// The host name to look up.
     pub name: String,
     /// IPv4 addresses only.
     #[arg(short = '4', conflicts_with = "ipv6")]
@@ -573,8 +618,41 @@ pub struct ResolveArgs {
     /// IPv6 addresses only.
     #[arg(short = '6')]
     pub ipv6: bool,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A `--listen` address: `tcp://ADDR`, `udp://ADDR`, or a bare ADDR for
+/// every protocol the service speaks.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    pub proto: Option<Proto>,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    let (proto, rest) = match s.split_once("://") {
+        Some(("tcp", rest)) => (Some(Proto::Tcp), rest),
+        Some(("udp", rest)) => (Some(Proto::Udp), rest),
+        Some((other, _)) => return Err(format!("'{other}://' is not tcp:// or udp://")),
+        None => (None, s),
+    };
+    let addr = rest
+        .parse()
+        .map_err(|_| format!("'{rest}' is not an address to listen on (IP:PORT, [IPV6]:PORT)"))?;
+    Ok(Listen { proto, addr })
+}
+
+/// `HOST`, `HOST:PORT`, `[V6]:PORT`: each client fills in its service's port.
+fn parse_host_port(s: &str) -> Result<HostPort, String> {
+    HostPort::parse(s).map_err(|e| e.to_string())
 }
 
 /// An address with the port optional (IPMSG's 2425).
@@ -618,7 +696,7 @@ pub enum DigestArg {
     /// HMAC-SHA256 (32-byte answer).
     #[default]
     Sha256,
-    /// HMAC-MD5 (16-byte answer), as the seeds' classic clients send.
+    /// HMAC-MD5 (16-byte answer), as the classic course programs send.
     Md5,
 }
 
@@ -783,8 +861,9 @@ pub struct ExecArgs {
 pub struct EchoArgs {
     #[command(subcommand)]
     pub serve: Option<EchoServe>,
-    /// Server address (HOST:PORT).
-    pub addr: Option<String>,
+    /// The server: HOST or HOST:PORT (port 8007, `echo serve`'s, when left out).
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_host_port)]
+    pub addr: Option<HostPort>,
     /// Text to send (the words are joined with spaces).
     pub text: Vec<String>,
     /// Use UDP instead of TCP.
@@ -803,10 +882,16 @@ pub struct EchoArgs {
 pub enum EchoServe {
     /// Run echo servers (TCP, UDP or both; default both on 127.0.0.1:8007).
     Serve {
-        #[arg(long)]
-        tcp: Option<SocketAddr>,
-        #[arg(long)]
-        udp: Option<SocketAddr>,
+        /// Where to listen: tcp://ADDR, udp://ADDR, or ADDR for both
+        /// (repeatable); port 0 picks a free port.
+        #[arg(long, value_name = "[tcp://|udp://]ADDR", value_parser = parse_listen)]
+        listen: Vec<Listen>,
+        /// Short for --listen tcp://ADDR.
+        #[arg(long, value_name = "ADDR")]
+        tcp: Vec<SocketAddr>,
+        /// Short for --listen udp://ADDR.
+        #[arg(long, value_name = "ADDR")]
+        udp: Vec<SocketAddr>,
         /// Answer in upper case (Unicode-aware), like the classic "upper" server.
         #[arg(long)]
         upper: bool,
@@ -820,8 +905,10 @@ pub enum EchoServe {
 pub struct TimeArgs {
     #[command(subcommand)]
     pub serve: Option<TimeServe>,
-    /// Server address (HOST:PORT).
-    pub addr: Option<String>,
+    /// The server: HOST or HOST:PORT (port 9000 for the classic service,
+    /// 13 with --daytime, 37 with --rfc868, when left out).
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_host_port)]
+    pub addr: Option<HostPort>,
     /// strftime format for the classic service [default: the server's, %Y-%m-%d %X].
     pub format: Option<String>,
     /// Ask an RFC 868 server (prints the time it returns).
@@ -865,12 +952,14 @@ pub enum TimeServe {
 pub struct DownloadArgs {
     #[command(subcommand)]
     pub serve: Option<DownloadServe>,
-    /// Server address (HOST:PORT).
-    pub addr: Option<String>,
+    /// The server: HOST or HOST:PORT (port 7890 when left out).
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_host_port)]
+    pub addr: Option<HostPort>,
     /// File name to ask for.
     pub name: Option<String>,
-    /// Where to save it [default: the name's last component, here].
-    #[arg(short, long, value_name = "FILE")]
+    /// Where to save it: a file name, or a folder (existing, or ending in
+    /// `/`) to save into [default: the name's last component, here].
+    #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Largest file accepted, in bytes: the protocol sends no size, and a
     /// server that never stops is refused here.
@@ -889,8 +978,10 @@ pub struct DownloadArgs {
 pub enum DownloadServe {
     /// Serve a folder's files to the one-shot download client.
     Serve {
+        /// Address to listen on; port 0 picks a free port (printed on the first line).
         #[arg(long, default_value = "127.0.0.1:7890")]
         listen: SocketAddr,
+        /// Folder whose files are served; created if missing.
         #[arg(long, default_value = "sockit-data")]
         root: PathBuf,
         #[command(flatten)]
@@ -900,15 +991,17 @@ pub enum DownloadServe {
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// Server address.
+    /// The file server: HOST or HOST:PORT (port 8080 when left out).
     #[arg(
         long,
         short = 's',
         env = "SOCKIT_SERVER",
-        default_value = "127.0.0.1:8080",
+        value_name = "HOST[:PORT]",
+        default_value = "127.0.0.1",
+        value_parser = parse_host_port,
         global = true
     )]
-    pub server: String,
+    pub server: HostPort,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -933,7 +1026,7 @@ pub struct PutArgs {
     /// Continue an interrupted upload from what the server kept.
     #[arg(long)]
     pub resume: bool,
-    /// Speak to a classic seed server: the seed's header, no reply expected.
+    /// Speak to a classic course server: its header, no reply expected.
     #[arg(long, conflicts_with_all = ["recursive", "resume"])]
     pub classic: bool,
     #[command(flatten)]
@@ -1005,6 +1098,7 @@ pub enum BenchCommand {
     Echo {
         /// Echo server address (an IP address and port).
         addr: SocketAddr,
+        /// Connections (TCP) or sockets (UDP) sending at once.
         #[arg(long, short = 'c', default_value_t = 10)]
         connections: usize,
         /// Seconds of load.
@@ -1013,11 +1107,14 @@ pub enum BenchCommand {
         /// Bytes per message.
         #[arg(long, default_value_t = 64)]
         payload: usize,
+        /// Load a UDP echo server instead of TCP.
         #[arg(long)]
         udp: bool,
         /// Connects in flight at once while opening connections.
+        /// Connects in flight at once while opening connections.
         #[arg(long, default_value_t = sockit::bench::DEFAULT_CONNECT_PARALLELISM)]
         connect_parallelism: usize,
+        /// The report as one JSON object.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -1029,9 +1126,12 @@ pub enum BenchCommand {
   sockit bench chat 127.0.0.1:7070 --members 1000 --senders 10 --messages 200 --insecure-no-auth
   sockit bench chat 127.0.0.1:7071 --members 1000 --insecure-no-auth --json   # an ncat --broker")]
     Chat {
+        /// The room (an IP address and port).
         addr: SocketAddr,
+        /// Members that join the room (all of them count deliveries).
         #[arg(long, short = 'm', default_value_t = 100)]
         members: usize,
+        /// Members that also send.
         #[arg(long, short = 's', default_value_t = 10)]
         senders: usize,
         /// Messages per sender.
@@ -1044,8 +1144,10 @@ pub enum BenchCommand {
         /// Seconds to wait for a delivery before counting the rest missing.
         #[arg(long, default_value_t = 10)]
         drain: u64,
+        /// Connects in flight at once while opening connections.
         #[arg(long, default_value_t = sockit::bench::DEFAULT_CONNECT_PARALLELISM)]
         connect_parallelism: usize,
+        /// The report as one JSON object.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -1053,15 +1155,49 @@ pub enum BenchCommand {
     },
     /// Open N connections and hold them idle (prints `holding N` when ready).
     Idle {
+        /// The server (an IP address and port).
         addr: SocketAddr,
+        /// Connections to open and hold.
         #[arg(long, short = 'c')]
         connections: usize,
         /// Seconds to hold them (until then, or until stdin closes).
         #[arg(long, default_value_t = 60)]
         hold: u64,
+        /// Connects in flight at once while opening connections.
         #[arg(long, default_value_t = sockit::bench::DEFAULT_CONNECT_PARALLELISM)]
         connect_parallelism: usize,
         #[command(flatten)]
         auth: AuthArgs,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every option and argument of every subcommand says what it is.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {}: no about", sub.get_name()));
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "without help:\n{}", missing.join("\n"));
+    }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod limits;
+mod logging;
 mod nc_view;
 mod output;
 
@@ -49,7 +50,10 @@ fn main() -> ExitCode {
         cli::Command::Nc(_) => args.verbose.saturating_sub(2),
         _ => args.verbose,
     };
-    init_logging(log_level);
+    if let Err(e) = logging::init(log_level, args.log_file.as_deref()) {
+        eprintln!("sockit: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
     // TFTP is lock-step: each block waits for the peer's answer. On one
     // thread a wake-up is a local poll; on a multi-thread runtime it is a
     // cross-thread hand-off (futex, eventfd) that costs more than the block.
@@ -92,20 +96,4 @@ fn report(err: &anyhow::Error) -> ExitCode {
     } else {
         ExitCode::from(exit::FAILED)
     }
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "sockit=info,sockit_lib=info",
-        1 => "sockit=debug,sockit_lib=debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SOCKIT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
 }

@@ -124,13 +124,13 @@ impl Progress for Reporter {
 pub fn transfer_done(verb: &str, t: &Transfer, json: bool) -> io::Result<()> {
     let secs = t.elapsed.as_secs_f64();
     let moved = t.size - t.offset;
+    let rate = if secs > 0.0 { moved as f64 / secs } else { 0.0 };
     if json {
         return json_line(&json!({
             "event": "done", "op": verb, "name": t.name, "size": t.size, "offset": t.offset,
-            "bytes": moved, "seconds": secs, "xxh3": t.xxh3, "verified": t.verified,
+            "bytes": moved, "seconds": secs, "bytes_per_second": rate, "xxh3": t.xxh3, "verified": t.verified,
         }));
     }
-    let rate = if secs > 0.0 { moved as f64 / secs } else { 0.0 };
     let resumed = if t.offset > 0 {
         format!(", resumed at {}", human_bytes(t.offset))
     } else {

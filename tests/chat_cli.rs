@@ -138,7 +138,7 @@ fn a_config_file_runs_the_room() {
     std::fs::write(sandbox.path("work/sockit.toml"), config).unwrap();
     let (child, found) = start_listeners(&sandbox, &["serve", "--config", "sockit.toml"], 1);
     let _server = KillOnDrop(child);
-    assert_eq!((found[0].0.as_str(), found[0].2.as_str()), ("tcp", "chat"));
+    assert_eq!((found[0].0.as_str(), found[0].2.as_str()), ("tcp", "chat, auth: off"));
     let mut member = std::net::TcpStream::connect(&found[0].1).unwrap();
     let mut welcome = [0u8; 16];
     member.read_exact(&mut welcome).unwrap();

@@ -13,7 +13,7 @@ use support::{KillOnDrop, Sandbox, Server, write};
 fn zero_config_serve_and_the_file_commands_work_together() {
     let sb = Sandbox::new();
     let srv = Server::start(&sb, &[]);
-    assert!(srv.second_line.contains("auth: hmac-sha256"), "{}", srv.second_line);
+    assert!(srv.banner.contains("auth: hmac-sha256"), "{}", srv.banner);
     // serve created the default key; the client finds the same one.
     assert!(sb.path("config/sockit/key").exists());
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -206,7 +206,7 @@ fn folders_and_resume_from_the_command_line() {
         .stdout(predicate::str::contains("2 files"));
     assert_eq!(std::fs::read(sb.path("work/served/tree/x/y/b.txt")).unwrap(), b"b");
     sb.assert_cmd()
-        .args(["get", "-r", "tree", "-o", "back"])
+        .args(["get", "-r", "tree", "-o", "back/"])
         .args(k)
         .assert()
         .success();
@@ -230,7 +230,7 @@ fn folders_and_resume_from_the_command_line() {
 fn sigterm_stops_the_server_cleanly() {
     let sb = Sandbox::new();
     let srv = Server::start(&sb, &["--insecure-no-auth"]);
-    assert!(srv.second_line.contains("auth: OFF"));
+    assert!(srv.banner.contains("auth: off"));
     let status = srv.signal("TERM");
     assert!(status.success(), "{status:?}");
 }
@@ -285,8 +285,12 @@ fn echo_time_and_download_clients_talk_to_their_servers() {
         3,
     );
     let _time = KillOnDrop(time);
-    let strftime = &found.iter().find(|f| f.2 == "time").unwrap().1;
-    let rfc868_tcp = &found.iter().find(|f| f.2 == "rfc868" && f.0 == "tcp").unwrap().1;
+    let strftime = &found.iter().find(|f| f.2.starts_with("time,")).unwrap().1;
+    let rfc868_tcp = &found
+        .iter()
+        .find(|f| f.2.starts_with("rfc868,") && f.0 == "tcp")
+        .unwrap()
+        .1;
     sb.assert_cmd()
         .args(["time", strftime, "%Y"])
         .assert()

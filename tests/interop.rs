@@ -256,7 +256,7 @@ fn seed_raw_command_exec_client() {
     // Exec without auth is allowed on loopback only, which is where the
     // seed's own server listens.
     let srv = Server::start(&sb, &["--insecure-no-auth", "--allow-exec", "--root", "r"]);
-    assert!(srv.second_line.contains("exec: ON"));
+    assert!(srv.banner.contains("exec: on"));
     let (host, port) = host_port(&srv.addr);
     let out = classic(&["exec", &host, &port, "echo hello from sockit", "ls /no-such-dir-here"]);
     let mut lines = out.lines();

@@ -362,7 +362,7 @@ fn client_round_trips(sandbox: &Sandbox, root: &Path, client: &Path, server: Soc
         // tftpd-hpa -c and atftpd create files; allow them to.
         let out = sockit_client(
             sandbox,
-            &[&["put", &server.to_string(), &remote, got.to_str().unwrap()][..], opts].concat(),
+            &[&["put", &server.to_string(), got.to_str().unwrap(), &remote][..], opts].concat(),
         );
         assert!(
             out.status.success(),
@@ -568,7 +568,7 @@ fn an_upload_over_the_limit_leaves_nothing() {
         &["--allow-write", "--allow-create", "--max-upload", "20000"],
     );
     // With tsize the refusal is immediate (ERROR 3).
-    let out = sockit_client(&sandbox, &["put", &addr.to_string(), "big.bin", src.to_str().unwrap()]);
+    let out = sockit_client(&sandbox, &["put", &addr.to_string(), src.to_str().unwrap(), "big.bin"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("file too large"),
@@ -682,7 +682,7 @@ fn a_config_file_runs_tftp() {
     std::fs::write(sandbox.path("work/sockit.toml"), config).unwrap();
     let (child, found) = start_listeners(&sandbox, &["serve", "--config", "sockit.toml"], 1);
     let _server = KillOnDrop(child);
-    assert_eq!(found[0].2, "tftp, read-only");
+    assert_eq!(found[0].2, "tftp, auth: none, read-only");
     let reply = request(found[0].1.parse().unwrap(), &rrq("ok.txt"));
     assert_eq!(&reply[4..], b"fine");
 }

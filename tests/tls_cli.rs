@@ -19,7 +19,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 fn serve_tls_and_the_file_commands_over_it() {
     let sb = Sandbox::new();
     let srv = Server::start(&sb, &["--tls", "--handshake-timeout", "1"]);
-    assert!(srv.second_line.contains("tls: sha256:"), "{}", srv.second_line);
+    assert!(srv.banner.contains("tls: sha256:"), "{}", srv.banner);
     assert!(sb.path("config/sockit/tls-cert.pem").exists());
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     write(&sb.path("work/data.bin"), &data);

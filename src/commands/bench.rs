@@ -22,7 +22,11 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             json,
             auth,
         } => {
-            let auth = if udp { None } else { client_auth(&auth)? };
+            let auth = if udp {
+                None
+            } else {
+                client_auth(&super::key_only_if_named(&auth))?
+            };
             let report = bench::echo(EchoLoad {
                 addr,
                 auth,

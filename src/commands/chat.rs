@@ -12,7 +12,7 @@ use sockit_proto::assist::text::{TextDecoder, TextEncoding};
 use sockit_proto::chat::Nick;
 
 use super::lifecycle::Listeners;
-use super::{client_dial, server_auth, server_tls, tls_note};
+use super::{client_dial, server_auth, server_tls};
 use crate::UsageError;
 use crate::cli::{ChatCommand, ChatJoinArgs, ChatServeArgs};
 
@@ -25,19 +25,13 @@ pub async fn run(command: ChatCommand) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
     let auth = server_auth(&args.auth)?;
-    let auth_note = match &auth {
-        Some(a) => format!("auth: hmac-{}", a.digest.name()),
-        None => "auth: OFF".to_string(),
-    };
     let mut config = ServerConfig::new(args.listen, auth);
     config.max_connections = args.max_connections;
     config.backlog = args.backlog;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.tls = server_tls(&args.tls, args.auth.key_file.as_deref())?;
-    let tls = tls_note(config.tls.as_ref());
     let mut listeners = Listeners::new()?;
-    let addr = listeners.tcp(config, ChatService::new(args.member_backlog))?;
-    crate::outln!("listening on tcp {addr} (chat, {auth_note}{tls})")?;
+    listeners.tcp(config, ChatService::new(args.member_backlog), "chat", "")?;
     Ok(listeners.serve().await)
 }
 
@@ -97,7 +91,15 @@ async fn join(args: ChatJoinArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let result = sockit::chat::client::join(&args.addr, &dial, nick.as_ref(), input, output, timeout).await;
+    let result = sockit::chat::client::join(
+        &args.addr.with_default(crate::cli::port::CHAT),
+        &dial,
+        nick.as_ref(),
+        input,
+        output,
+        timeout,
+    )
+    .await;
     let _ = printer.await;
     result?;
     Ok(ExitCode::SUCCESS)

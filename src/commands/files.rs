@@ -1,6 +1,6 @@
 //! The file-service client subcommands: put, get, ls, stat, rm, mkdir.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::output::{Reporter, human_bytes, json_line, transfer_done};
 
 async fn connect(args: &ClientArgs) -> anyhow::Result<FileClient> {
     let dial = client_dial(&args.auth, &args.tls)?;
-    let mut config = ClientConfig::new(args.server.clone(), dial.auth);
+    let mut config = ClientConfig::new(args.server.with_default(crate::cli::port::FILES), dial.auth);
     config.tls = dial.tls;
     config.timeout = Duration::from_secs(args.timeout.max(1));
     Ok(FileClient::connect(&config).await?)
@@ -43,7 +43,9 @@ fn local_name(path: &Path) -> anyhow::Result<String> {
 }
 
 pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
+    // A trailing `/` names a folder to upload into, as cp and scp read it.
     let remote_name = match &args.remote {
+        Some(r) if r.ends_with('/') => format!("{r}{}", local_name(&args.local)?),
         Some(r) => r.clone(),
         None => local_name(&args.local)?,
     };
@@ -83,20 +85,16 @@ pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let remote = remote_path(&args.remote)?;
-    let dir = args.output.clone().unwrap_or_else(|| PathBuf::from("."));
+    let local = super::output_path(args.output.as_deref(), remote.file_name())?;
     let json = args.client.json;
     let mut reporter = Reporter::new(json);
     let mut client = connect(&args.client).await?;
-    let local = dir.join(remote.file_name());
     if args.recursive {
         let summary = client
             .get_tree(&remote, &local, args.resume, &mut reporter)
             .await
             .with_context(|| format!("cannot download {remote}"))?;
         return Ok(tree_done("get", &summary, json)?);
-    }
-    if !dir.is_dir() {
-        return Err(UsageError(format!("{} is not a folder", dir.display())).into());
     }
     let t = client
         .get(&remote, &local, args.resume, &mut reporter)

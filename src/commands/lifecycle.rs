@@ -36,30 +36,60 @@ impl Listeners {
         })
     }
 
-    /// Binds a TCP service; returns the bound address to announce.
-    pub fn tcp<S: Service>(&mut self, config: ServerConfig, service: S) -> anyhow::Result<SocketAddr> {
-        let server = TcpServer::bind(config)?;
+    /// Binds a TCP service and announces it:
+    /// `listening on tcp ADDR (SERVICE, auth: …[, DETAILS][, tls: …])`.
+    pub fn tcp<S: Service>(
+        &mut self,
+        config: ServerConfig,
+        service: S,
+        name: &str,
+        details: &str,
+    ) -> anyhow::Result<SocketAddr> {
+        let listen = config.listen;
+        let auth = match &config.auth {
+            Some(a) => format!("hmac-{}", a.digest.name()),
+            None => "off".to_owned(),
+        };
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|t| format!(", tls: {}", t.fingerprint()))
+            .unwrap_or_default();
+        let server = TcpServer::bind(config).map_err(|e| bind_error(e.into(), listen))?;
         let addr = server.local_addr();
         self.running
             .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
+        crate::outln!(
+            "listening on tcp {addr} ({name}, auth: {auth}{}{tls})",
+            with_comma(details)
+        )?;
         Ok(addr)
     }
 
-    /// Binds a UDP service; returns the bound address to announce.
-    pub fn udp<S: DatagramService>(&mut self, addr: SocketAddr, reuse: bool, service: S) -> anyhow::Result<SocketAddr> {
-        let server = UdpServer::bind(addr, reuse)?;
-        let addr = server.local_addr();
+    /// Binds a UDP service and announces it (UDP services have no auth:
+    /// there is no connection to hold a handshake).
+    pub fn udp<S: DatagramService>(
+        &mut self,
+        addr: SocketAddr,
+        reuse: bool,
+        service: S,
+        name: &str,
+    ) -> anyhow::Result<SocketAddr> {
+        let server = UdpServer::bind(addr, reuse).map_err(|e| bind_error(e.into(), addr))?;
+        let bound = server.local_addr();
         self.running
             .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
-        Ok(addr)
+        crate::outln!("listening on udp {bound} ({name}, auth: none)")?;
+        Ok(bound)
     }
 
-    /// Binds the TFTP server; returns the bound address to announce.
-    pub fn tftp(&mut self, addr: SocketAddr, config: TftpConfig) -> anyhow::Result<SocketAddr> {
-        let server = TftpServer::bind(addr, config)?;
-        let addr = server.local_addr();
+    /// Binds the TFTP server and announces it.
+    pub fn tftp(&mut self, addr: SocketAddr, config: TftpConfig, details: &str) -> anyhow::Result<SocketAddr> {
+        let server = TftpServer::bind(addr, config).map_err(|e| bind_error(e.into(), addr))?;
+        let bound = server.local_addr();
         self.running.push(Box::pin(server.run(self.shutdown.clone())));
-        Ok(addr)
+        crate::outln!("listening on udp {bound} (tftp, auth: none{})", with_comma(details))?;
+        Ok(bound)
     }
 
     pub async fn serve(self) -> ExitCode {
@@ -109,5 +139,32 @@ async fn futures_join_all(listeners: Vec<Listener>) {
     let handles: Vec<_> = listeners.into_iter().map(tokio::spawn).collect();
     for h in handles {
         let _ = h.await;
+    }
+}
+
+/// `, DETAILS`, or nothing for none.
+fn with_comma(details: &str) -> String {
+    if details.is_empty() {
+        String::new()
+    } else {
+        format!(", {details}")
+    }
+}
+
+/// A bind failure with the hint that fits it: a privileged port needs
+/// root, a port in use belongs to another program.
+fn bind_error(err: anyhow::Error, addr: SocketAddr) -> anyhow::Error {
+    let kind = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>().map(std::io::Error::kind));
+    match kind {
+        Some(std::io::ErrorKind::PermissionDenied) if addr.port() < 1024 => {
+            err.context("ports below 1024 need root (or CAP_NET_BIND_SERVICE); pick a port from 1024 up")
+        }
+        Some(std::io::ErrorKind::AddrInUse) => {
+            err.context("another program (or a server still closing) has this address")
+        }
+        Some(std::io::ErrorKind::AddrNotAvailable) => err.context("no interface of this machine has this address"),
+        _ => err,
     }
 }

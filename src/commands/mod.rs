@@ -16,8 +16,6 @@ mod udpchat;
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use sockit::auth::{self, Auth};
 use sockit::clients::Dial;
 use sockit::tls::{Acceptor, Identity, Trust};
@@ -80,11 +78,17 @@ fn client_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
             path
         }
     };
-    let key = auth::load_key(&path).with_context(|| "cannot load the key")?;
+    let key = load_key(&path)?;
     Ok(Some(Auth {
         key,
         digest: digest(args.auth_digest),
     }))
+}
+
+/// A key file's secret. A missing or unreadable key is the user's to fix
+/// (exit 2), whichever way it was named.
+fn load_key(path: &std::path::Path) -> anyhow::Result<sockit_proto::auth::Key> {
+    auth::load_key(path).map_err(|e| UsageError(format!("cannot load the key: {e}")).into())
 }
 
 /// How a client reaches its server: its key and, with `--tls`, how the
@@ -124,7 +128,7 @@ fn server_tls(tls: &ServerTlsArgs, key_file: Option<&std::path::Path>) -> anyhow
                 })?;
             let (identity, created) = Identity::load_or_create(&dir)?;
             if created {
-                tracing::info!(dir = %dir.display(), "created a TLS certificate");
+                eprintln!("sockit: created a TLS certificate in {}", dir.display());
             }
             identity
         }
@@ -132,26 +136,48 @@ fn server_tls(tls: &ServerTlsArgs, key_file: Option<&std::path::Path>) -> anyhow
     Ok(Some(identity.acceptor()?))
 }
 
-/// `, tls: sha256:...` for a banner, or nothing.
-fn tls_note(tls: Option<&Acceptor>) -> String {
-    tls.map(|t| format!(", tls: {}", t.fingerprint())).unwrap_or_default()
-}
-
 /// A server's key: `--key-file`, or the per-user default key, created on
 /// first start; `None` only with `--insecure-no-auth`.
 fn server_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
     if args.insecure_no_auth {
-        tracing::warn!("authentication is OFF: anyone who can connect can use this service");
+        eprintln!("sockit: warning: authentication is off: anyone who can connect can use this service");
         return Ok(None);
     }
+    server_key(args)
+}
+
+/// The services that only answer (echo, time, daytime, RFC 868) follow
+/// their RFCs: no key unless `--key-file` names one, as the classic
+/// upper-case echo wants.
+pub(crate) fn key_only_if_named(args: &AuthArgs) -> AuthArgs {
+    AuthArgs {
+        key_file: args.key_file.clone(),
+        insecure_no_auth: args.insecure_no_auth || args.key_file.is_none(),
+        auth_digest: args.auth_digest,
+    }
+}
+
+/// A server's key for a service where auth is opt-in: no warning when off.
+fn server_auth_if_named(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
+    match args.key_file {
+        Some(_) if !args.insecure_no_auth => server_key(args),
+        _ => Ok(None),
+    }
+}
+
+fn server_key(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
     let key = match &args.key_file {
-        Some(path) => auth::load_key(path).context("cannot load the key")?,
+        Some(path) => load_key(path)?,
         None => {
             let path = auth::default_key_path()
                 .ok_or_else(|| UsageError("no HOME or XDG_CONFIG_HOME for the default key; pass --key-file".into()))?;
-            let (key, created) = auth::load_or_create_key(&path).context("cannot set up the default key")?;
+            let (key, created) = auth::load_or_create_key(&path)
+                .map_err(|e| UsageError(format!("cannot set up the default key at {}: {e}", path.display())))?;
             if created {
-                tracing::info!(path = %path.display(), "created a new key; clients on this machine use it by default");
+                eprintln!(
+                    "sockit: created a new key at {}; clients on this machine use it by default",
+                    path.display()
+                );
             }
             key
         }
@@ -160,6 +186,26 @@ fn server_auth(args: &AuthArgs) -> anyhow::Result<Option<Auth>> {
         key,
         digest: digest(args.auth_digest),
     }))
+}
+
+/// Where a download goes, read as cp and curl read `-o`: nothing means
+/// NAME here; an existing folder or a path ending in `/` means NAME inside
+/// it; anything else is the local name itself. Missing folders on the way
+/// are created.
+pub(crate) fn output_path(output: Option<&std::path::Path>, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let Some(out) = output else {
+        return Ok(std::path::PathBuf::from(name));
+    };
+    let into_folder = out.as_os_str().to_string_lossy().ends_with('/') || out.is_dir();
+    let (folder, path) = if into_folder {
+        (Some(out), out.join(name))
+    } else {
+        (out.parent().filter(|p| !p.as_os_str().is_empty()), out.to_path_buf())
+    };
+    if let Some(folder) = folder {
+        std::fs::create_dir_all(folder).map_err(|e| UsageError(format!("cannot create {}: {e}", folder.display())))?;
+    }
+    Ok(path)
 }
 
 /// Reads stdin line by line on a thread of its own (interactive input must

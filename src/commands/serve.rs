@@ -20,7 +20,7 @@ use sockit::tls::Acceptor;
 use sockit_proto::frame::{DEFAULT_MAX_HEADER_LEN, FrameLimits};
 
 use super::lifecycle::Listeners;
-use super::{server_auth, server_tls, tls_note};
+use super::{server_auth, server_auth_if_named, server_tls};
 
 use crate::UsageError;
 use crate::cli::{AuthArgs, ServeArgs, ServerTlsArgs};
@@ -30,7 +30,6 @@ use crate::config::{self, Config, Kind, Section, Settings};
 const DEFAULT_ROOT: &str = "sockit-data";
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let from_file = args.config.is_some();
     let config = match &args.config {
         Some(path) => config::load(path)?,
         None => from_flags(&args),
@@ -42,7 +41,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut listeners = Listeners::new()?;
     for section in &config.services {
-        start(section, &mut listeners, from_file)?;
+        start(section, &mut listeners)?;
     }
     Ok(listeners.serve().await)
 }
@@ -85,11 +84,20 @@ fn from_flags(args: &ServeArgs) -> Config {
 }
 
 fn auth_of(s: &Settings) -> anyhow::Result<Option<Auth>> {
-    server_auth(&AuthArgs {
+    server_auth(&auth_args(s))
+}
+
+/// For echo and the time services: no key unless `key_file` names one.
+fn auth_if_named(s: &Settings) -> anyhow::Result<Option<Auth>> {
+    server_auth_if_named(&auth_args(s))
+}
+
+fn auth_args(s: &Settings) -> AuthArgs {
+    AuthArgs {
         key_file: s.key_file.clone(),
         insecure_no_auth: s.insecure_no_auth.unwrap_or(false),
         auth_digest: s.auth_digest.map(Into::into).unwrap_or_default(),
-    })
+    }
 }
 
 /// How long a chat member may stay silent, unless the config says otherwise.
@@ -124,10 +132,9 @@ fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -
     Ok(c)
 }
 
-/// Binds one service's listeners and announces them. The zero-config
-/// file service keeps its two-line banner (`listening on ADDR`, then
-/// `serving ROOT (...)`); config mode prints `listening on tcp|udp ADDR (KIND)`.
-fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyhow::Result<()> {
+/// Binds one service's listeners; each announces itself as
+/// `listening on tcp|udp ADDR (KIND, auth: …, …)`.
+fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
     let s = &section.settings;
     let reuse = s.reuse_address.unwrap_or(true);
     match section.kind() {
@@ -161,21 +168,9 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             }
             let service = FileService::new(files)?;
             let shown_root = service.root().display().to_string();
-            let auth_note = match &auth {
-                Some(a) => format!("hmac-{}", a.digest.name()),
-                None => "OFF (--insecure-no-auth)".to_owned(),
-            };
-            let exec_note = if allow_exec { ", exec: ON" } else { "" };
+            let details = format!("root: {shown_root}{}", if allow_exec { ", exec: on" } else { "" });
             let config = server_config(listen, s, auth)?;
-            let tls = tls_note(config.tls.as_ref());
-            let addr = listeners.tcp(config, service)?;
-            if from_file {
-                crate::outln!("listening on tcp {addr} (files, {shown_root}, auth: {auth_note}{exec_note}{tls})")?;
-            } else {
-                // The first stdout line is the contract scripts and tests rely on.
-                crate::outln!("listening on {addr}")?;
-                crate::outln!("serving {shown_root} (auth: {auth_note}{exec_note}{tls})")?;
-            }
+            listeners.tcp(config, service, "files", &details)?;
         }
         Kind::Download => {
             let listen = section
@@ -183,25 +178,18 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 .ok_or_else(|| UsageError("a download service needs `listen`".into()))?;
             let root = section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into());
             let service = Download::new(&root)?;
-            let shown = service.root().display().to_string();
-            let config = server_config(listen, s, auth_of(s)?)?;
-            let tls = tls_note(config.tls.as_ref());
-            let addr = listeners.tcp(config, service)?;
-            crate::outln!("listening on tcp {addr} (download, {shown}{tls})")?;
+            let root = format!("root: {}", service.root().display());
+            listeners.tcp(server_config(listen, s, auth_of(s)?)?, service, "download", &root)?;
         }
         Kind::Echo => {
-            let echo = Echo {
-                upper: section.upper.unwrap_or(false),
-            };
+            let upper = section.upper.unwrap_or(false);
+            let echo = Echo { upper };
+            let name = if upper { "echo, upper" } else { "echo" };
             if let Some(tcp) = section.tcp {
-                let config = server_config(tcp, s, auth_of(s)?)?;
-                let tls = tls_note(config.tls.as_ref());
-                let addr = listeners.tcp(config, echo)?;
-                crate::outln!("listening on tcp {addr} (echo{tls})")?;
+                listeners.tcp(server_config(tcp, s, auth_if_named(s)?)?, echo, name, "")?;
             }
             if let Some(udp) = section.udp {
-                let addr = listeners.udp(udp, reuse, echo)?;
-                crate::outln!("listening on udp {addr} (echo)")?;
+                listeners.udp(udp, reuse, echo, name)?;
             }
         }
         Kind::Chat => {
@@ -214,9 +202,7 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 // Members read more than they write: an hour, as `chat serve`.
                 config.idle_timeout = CHAT_IDLE_TIMEOUT;
             }
-            let tls = tls_note(config.tls.as_ref());
-            let addr = listeners.tcp(config, service)?;
-            crate::outln!("listening on tcp {addr} (chat{tls})")?;
+            listeners.tcp(config, service, "chat", "")?;
         }
         Kind::Tftp => {
             let udp = section
@@ -235,8 +221,7 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
                 config.max_per_peer = max;
             }
             let note = tftp_note(&config);
-            let addr = listeners.tftp(udp, config)?;
-            crate::outln!("listening on udp {addr} (tftp, {note})")?;
+            listeners.tftp(udp, config, note)?;
         }
         kind @ (Kind::Time | Kind::Daytime | Kind::Rfc868) => {
             let (protocol, name) = match kind {
@@ -246,14 +231,10 @@ fn start(section: &Section, listeners: &mut Listeners, from_file: bool) -> anyho
             };
             let service = TimeService { protocol };
             if let Some(tcp) = section.tcp {
-                let config = server_config(tcp, s, auth_of(s)?)?;
-                let tls = tls_note(config.tls.as_ref());
-                let addr = listeners.tcp(config, service)?;
-                crate::outln!("listening on tcp {addr} ({name}{tls})")?;
+                listeners.tcp(server_config(tcp, s, auth_if_named(s)?)?, service, name, "")?;
             }
             if let Some(udp) = section.udp {
-                let addr = listeners.udp(udp, reuse, service)?;
-                crate::outln!("listening on udp {addr} ({name})")?;
+                listeners.udp(udp, reuse, service, name)?;
             }
         }
     }

@@ -3,7 +3,6 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,14 +16,27 @@ use sockit::server::ServerConfig;
 use sockit_proto::clock::rfc868_decode;
 
 use super::lifecycle::Listeners;
-use super::{client_dial, server_auth, server_tls, tls_note};
+use super::{client_dial, key_only_if_named, server_auth, server_auth_if_named, server_tls};
 use crate::UsageError;
 use crate::cli::{DownloadArgs, DownloadServe, EchoArgs, EchoServe, ListenerArgs, TimeArgs, TimeServe};
+use crate::cli::{Proto, port};
 
 /// A TCP server config from the small services' flags (auth and TLS
 /// included).
-fn tcp_config(addr: SocketAddr, args: &ListenerArgs) -> anyhow::Result<ServerConfig> {
-    let auth = server_auth(&args.auth)?;
+/// Whether a service asks for a key when no `--key-file` is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyed {
+    /// The download service: its files are not for everyone.
+    ByDefault,
+    /// Echo and time, which only answer: no key unless one is named.
+    IfNamed,
+}
+
+fn tcp_config(addr: SocketAddr, args: &ListenerArgs, keyed: Keyed) -> anyhow::Result<ServerConfig> {
+    let auth = match keyed {
+        Keyed::ByDefault => server_auth(&args.auth)?,
+        Keyed::IfNamed => server_auth_if_named(&args.auth)?,
+    };
     let mut config = ServerConfig::new(addr, auth);
     config.tls = server_tls(&args.tls, args.auth.key_file.as_deref())?;
     config.max_connections = args.max_connections;
@@ -40,43 +52,46 @@ const DEFAULT_ECHO: &str = "127.0.0.1:8007";
 
 pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
     if let Some(EchoServe::Serve {
-        tcp,
-        udp,
+        listen,
+        mut tcp,
+        mut udp,
         upper,
         listener,
     }) = args.serve
     {
-        let (tcp, udp) = match (tcp, udp) {
-            (None, None) => {
-                let both = DEFAULT_ECHO.parse().ok();
-                (both, both)
+        for l in listen {
+            if l.proto != Some(Proto::Udp) {
+                tcp.push(l.addr);
             }
-            some => some,
-        };
+            if l.proto != Some(Proto::Tcp) {
+                udp.push(l.addr);
+            }
+        }
+        if tcp.is_empty() && udp.is_empty() {
+            let both: SocketAddr = DEFAULT_ECHO.parse()?;
+            (tcp, udp) = (vec![both], vec![both]);
+        }
         let mut listeners = Listeners::new()?;
         let service = Echo { upper };
         let name = if upper { "echo, upper" } else { "echo" };
-        if let Some(addr) = tcp {
-            let config = tcp_config(addr, &listener)?;
-            let tls = tls_note(config.tls.as_ref());
-            let bound = listeners.tcp(config, service)?;
-            crate::outln!("listening on tcp {bound} ({name}{tls})")?;
+        for addr in tcp {
+            listeners.tcp(tcp_config(addr, &listener, Keyed::IfNamed)?, service, name, "")?;
         }
-        if let Some(addr) = udp {
-            let bound = listeners.udp(addr, !listener.no_reuse_address, service)?;
-            crate::outln!("listening on udp {bound} ({name})")?;
+        for addr in udp {
+            listeners.udp(addr, !listener.no_reuse_address, service, name)?;
         }
         return Ok(listeners.serve().await);
     }
     let addr = args
         .addr
-        .ok_or_else(|| UsageError("name the server: sockit echo HOST:PORT TEXT".into()))?;
+        .ok_or_else(|| UsageError("name the server: sockit echo HOST[:PORT] TEXT".into()))?
+        .with_default(port::ECHO);
     let text = args.text.join(" ");
     let timeout = Duration::from_secs(args.timeout.max(1));
     let reply = if args.udp {
         clients::udp_exchange(&addr, text.as_bytes(), timeout).await?
     } else {
-        let dial = client_dial(&args.auth, &args.tls)?;
+        let dial = client_dial(&key_only_if_named(&args.auth), &args.tls)?;
         let max = clients::max_echo_reply(text.len());
         clients::tcp_exchange(&addr, &dial, text.as_bytes(), max, timeout).await?
     };
@@ -101,8 +116,7 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
             let service = TimeService {
                 protocol: TimeProtocol::Strftime,
             };
-            let bound = listeners.udp(addr, reuse, service)?;
-            crate::outln!("listening on udp {bound} (time)")?;
+            listeners.udp(addr, reuse, service, "time")?;
         }
         for (addr, protocol, name) in [
             (daytime, TimeProtocol::Daytime, "daytime"),
@@ -110,25 +124,29 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
         ] {
             if let Some(addr) = addr {
                 let service = TimeService { protocol };
-                let config = tcp_config(addr, &listener)?;
-                let tls = tls_note(config.tls.as_ref());
-                let bound = listeners.tcp(config, service)?;
-                crate::outln!("listening on tcp {bound} ({name}{tls})")?;
-                let bound = listeners.udp(addr, reuse, service)?;
-                crate::outln!("listening on udp {bound} ({name})")?;
+                listeners.tcp(tcp_config(addr, &listener, Keyed::IfNamed)?, service, name, "")?;
+                listeners.udp(addr, reuse, service, name)?;
             }
         }
         return Ok(listeners.serve().await);
     }
+    let default_port = if args.rfc868 {
+        port::RFC868
+    } else if args.daytime {
+        port::DAYTIME
+    } else {
+        port::TIME
+    };
     let addr = args
         .addr
-        .ok_or_else(|| UsageError("name the server: sockit time HOST:PORT [FORMAT]".into()))?;
+        .ok_or_else(|| UsageError("name the server: sockit time HOST[:PORT] [FORMAT]".into()))?
+        .with_default(default_port);
     let timeout = Duration::from_secs(args.timeout.max(1));
     let reply = if args.tcp {
         if !(args.rfc868 || args.daytime) {
             return Err(UsageError("--tcp goes with --daytime or --rfc868; the classic service is UDP".into()).into());
         }
-        let dial = client_dial(&args.auth, &args.tls)?;
+        let dial = client_dial(&key_only_if_named(&args.auth), &args.tls)?;
         clients::tcp_exchange(&addr, &dial, b"", clients::MAX_TIME_REPLY, timeout).await?
     } else {
         let request = if args.rfc868 || args.daytime {
@@ -150,6 +168,16 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
         crate::outln!("{unix} (unix seconds; {} seconds since 1900)", u32::from_be_bytes(four))?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The classic service answers a bad format with an `error: ` line in
+    // place of the time: that is a failure, told on stderr.
+    if !args.daytime {
+        if let Some(why) = reply.strip_prefix(b"error: ") {
+            anyhow::bail!(
+                "the server refused the format: {}",
+                String::from_utf8_lossy(why).trim_end()
+            );
+        }
+    }
     print_reply(&reply)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -158,25 +186,27 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     if let Some(DownloadServe::Serve { listen, root, listener }) = args.serve {
         let mut listeners = Listeners::new()?;
         let service = Download::new(&root)?;
-        let name = format!("download, {}", service.root().display());
-        let config = tcp_config(listen, &listener)?;
-        let tls = tls_note(config.tls.as_ref());
-        let bound = listeners.tcp(config, service)?;
-        crate::outln!("listening on tcp {bound} ({name}{tls})")?;
+        let root = format!("root: {}", service.root().display());
+        listeners.tcp(
+            tcp_config(listen, &listener, Keyed::ByDefault)?,
+            service,
+            "download",
+            &root,
+        )?;
         return Ok(listeners.serve().await);
     }
     let (Some(addr), Some(name)) = (args.addr, args.name) else {
-        return Err(UsageError("usage: sockit download HOST:PORT NAME [-o FILE]".into()).into());
+        return Err(UsageError("usage: sockit download HOST[:PORT] NAME [-o PATH]".into()).into());
     };
-    let dest = match args.output {
-        Some(p) => p,
-        None => {
-            let last = name
-                .rsplit('/')
-                .next()
-                .filter(|n| !n.is_empty() && *n != "." && *n != "..");
-            PathBuf::from(last.ok_or_else(|| UsageError(format!("cannot name a local file after {name:?}; use -o")))?)
-        }
+    let addr = addr.with_default(port::DOWNLOAD);
+    let last = name
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..");
+    let dest = match (args.output.as_deref(), last) {
+        (out, Some(last)) => super::output_path(out, last)?,
+        (Some(out), None) => out.to_path_buf(),
+        (None, None) => return Err(UsageError(format!("cannot name a local file after {name:?}; use -o")).into()),
     };
     let dial = client_dial(&args.auth, &args.tls)?;
     let timeout = Duration::from_secs(args.timeout.max(1));

@@ -11,6 +11,7 @@ use serde_json::json;
 use sockit::files::Progress as _;
 use sockit::tftp::client::{self, ClientOptions, Summary};
 use sockit::tftp::server::TftpConfig;
+use sockit_proto::hostport::HostPort;
 use sockit_proto::tftp::options::{Ask, Settings};
 use sockit_proto::tftp::packet::Mode;
 use sockit_proto::tftp::transfer;
@@ -52,15 +53,7 @@ async fn serve(args: TftpServeArgs) -> anyhow::Result<ExitCode> {
     let note = tftp_note(&config);
     let root = config.root.clone();
     let mut listeners = Listeners::new()?;
-    let addr = listeners.tftp(args.listen, config).with_context(|| {
-        if args.listen.port() < 1024 {
-            "ports below 1024 need root (or CAP_NET_BIND_SERVICE)"
-        } else {
-            ""
-        }
-        .to_string()
-    })?;
-    crate::outln!("listening on udp {addr} (tftp, {note})")?;
+    listeners.tftp(args.listen, config, note)?;
     crate::outln!("serving {}", std::fs::canonicalize(&root).unwrap_or(root).display())?;
     Ok(listeners.serve().await)
 }
@@ -91,36 +84,58 @@ async fn transfer(args: TftpClientArgs, is_get: bool) -> anyhow::Result<ExitCode
         dally: args.dally,
     };
     let opts = ClientOptions { ask, mode, config };
-    let remote_name = args.remote.rsplit('/').next().unwrap_or(&args.remote).to_string();
-    let local = args.local.clone().unwrap_or_else(|| PathBuf::from(&remote_name));
-    let progress = Box::new(TftpProgress::new(args.json, &args.remote));
+    // Downloads read REMOTE then LOCAL; uploads LOCAL then REMOTE, as tftp-hpa.
+    let (remote, local) = if is_get {
+        let remote = args.from.clone();
+        let last = remote.rsplit('/').next().unwrap_or(&remote).to_owned();
+        let out = args.output.clone().or_else(|| args.to.as_ref().map(PathBuf::from));
+        (remote, super::output_path(out.as_deref(), &last)?)
+    } else {
+        if args.output.is_some() {
+            return Err(UsageError(
+                "-o names where a download goes; an upload names the server's file after LOCAL".into(),
+            )
+            .into());
+        }
+        let local = PathBuf::from(&args.from);
+        let name = || {
+            local
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "{} has no file name to use on the server; name it",
+                        local.display()
+                    ))
+                })
+        };
+        // A trailing `/` names a folder on the server to upload into.
+        let remote = match &args.to {
+            Some(r) if r.ends_with('/') => format!("{r}{}", name()?),
+            Some(r) => r.clone(),
+            None => name()?,
+        };
+        (remote, local)
+    };
+    let progress = Box::new(TftpProgress::new(args.json, &remote));
     let verb = if is_get { "get" } else { "put" };
     // The progress bar is cleared when the client drops the observer.
     let result = if is_get {
-        client::get(server, &args.remote, &local, opts, progress).await
+        client::get(server, &remote, &local, opts, progress).await
     } else {
-        client::put(server, &local, &args.remote, opts, progress).await
+        client::put(server, &local, &remote, opts, progress).await
     };
     let direction = if is_get { "from" } else { "to" };
-    let summary = result.with_context(|| format!("tftp {verb} {} {direction} {server} failed", args.remote))?;
-    report(verb, &args.remote, &summary, args.json)?;
+    let summary = result.with_context(|| format!("tftp {verb} {remote} {direction} {server} failed"))?;
+    report(verb, &remote, &summary, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `HOST`, `HOST:PORT`, `[V6]:PORT`; port 69 when left out.
-async fn server_addr(text: &str) -> anyhow::Result<SocketAddr> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let (host, port) = match text.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| UsageError(format!("'{p}' is not a port")))?,
-        ),
-        _ => (text, TFTP_PORT),
-    };
-    let addrs = sockit::nc::resolve::socket_addrs(host, port, sockit::nc::Family::Any, false).await?;
+/// The server's address; port 69 when left out.
+async fn server_addr(server: &HostPort) -> anyhow::Result<SocketAddr> {
+    let port = server.port.unwrap_or(TFTP_PORT);
+    let addrs = sockit::nc::resolve::socket_addrs(&server.host, port, sockit::nc::Family::Any, false).await?;
     addrs.into_iter().next().context("no address for the server")
 }
 
@@ -133,17 +148,17 @@ fn report(verb: &str, name: &str, s: &Summary, json: bool) -> std::io::Result<()
     if json {
         return json_line(&json!({
             "event": "done", "op": verb, "name": name, "bytes": s.bytes, "seconds": secs,
-            "mb_per_s": rate / 1e6, "retransmits": s.retransmits, "blksize": blksize,
+            "bytes_per_second": rate, "retransmits": s.retransmits, "blksize": blksize,
             "windowsize": windowsize, "fell_back": s.fell_back,
         }));
     }
     if s.fell_back {
-        eprintln!("note: the server refused the options (ERROR 8); sent as plain RFC 1350");
+        eprintln!("sockit: note: the server refused the options (ERROR 8); sent as plain RFC 1350");
     }
     crate::outln!(
-        "{verb} {name}: {} in {secs:.2}s ({:.1} MB/s), blksize {blksize}, windowsize {windowsize}, {} retransmissions",
+        "{verb} {name}: {} in {secs:.2}s ({}/s), blksize {blksize}, windowsize {windowsize}, {} retransmissions",
         human_bytes(s.bytes),
-        rate / 1e6,
+        human_bytes(rate as u64),
         s.retransmits
     )
 }

@@ -114,7 +114,8 @@ pub fn start_echo(sandbox: &Sandbox, extra: &[&str]) -> (KillOnDrop, String, Str
 pub struct Server {
     pub child: Child,
     pub addr: String,
-    pub second_line: String,
+    /// The whole first line: `listening on tcp ADDR (files, auth: …, …)`.
+    pub banner: String,
 }
 
 impl Server {
@@ -127,22 +128,16 @@ impl Server {
     pub fn start_cmd(cmd: &mut Command) -> Self {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let addr = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .trim()
+        let mut banner = String::new();
+        out.read_line(&mut banner).unwrap();
+        let addr = banner
+            .strip_prefix("listening on tcp ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("unexpected first line {banner:?}"))
             .to_owned();
-        let mut second_line = String::new();
-        out.read_line(&mut second_line).unwrap();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in out.lines() {});
-        Self {
-            child,
-            addr,
-            second_line,
-        }
+        Self { child, addr, banner }
     }
 
     /// Sends a signal (`"TERM"`, `"INT"`) by PID and returns the exit status.

@@ -18,6 +18,19 @@ use sha2::Sha256;
 /// Length of the server's challenge: the seed's `os.urandom(32)`.
 pub const CHALLENGE_LEN: usize = 32;
 
+/// Whether the first bytes a keyless client got are an auth challenge
+/// rather than the service's answer: exactly [`CHALLENGE_LEN`] bytes that
+/// are not text. 32 random bytes pass as text about once in 10^13.
+pub fn looks_like_challenge(first: &[u8]) -> bool {
+    first.len() == CHALLENGE_LEN && !is_text(first)
+}
+
+/// Valid UTF-8 with no control characters but tab, CR and LF: what the
+/// line services send, and what random bytes almost never are.
+pub fn is_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|t| !t.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')))
+}
+
 /// Which HMAC the client must answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Digest {
@@ -173,6 +186,15 @@ impl std::fmt::Debug for Key {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_challenge_is_told_from_an_answer() {
+        let random: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(97).wrapping_add(3)).collect();
+        assert!(super::looks_like_challenge(&random));
+        assert!(!super::looks_like_challenge(b"an echo of exactly 32 bytes, ok!"));
+        assert!(!super::looks_like_challenge(&random[..31]));
+        assert!(!super::looks_like_challenge(b""));
+    }
     use crate::checksum::hex;
 
     #[test]

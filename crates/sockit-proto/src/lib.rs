@@ -11,6 +11,7 @@
 //! - [`ipmsg`]: IP Messenger / FeiQ packets and the node state machine
 //!   (peer list, acknowledged messages, file offers).
 //! - [`auth`]: the HMAC challenge/response handshake and the shared key.
+//! - [`hostport`]: `HOST[:PORT]` as people type a server.
 //! - [`path`]: peer-supplied names parsed into safe relative paths.
 //! - [`checksum`]: the streaming hashes that verify transfers end to end.
 //! - [`echo`]: the upper-case echo, streaming and per datagram.
@@ -37,6 +38,7 @@ pub mod echo;
 pub mod exec;
 pub mod files;
 pub mod frame;
+pub mod hostport;
 pub mod ipmsg;
 pub mod path;
 pub mod subnet;

@@ -51,7 +51,12 @@ pub async fn connect(addr: &str, dial: &Dial, timeout: Duration) -> Result<Strea
         None => Stream::Plain(tcp),
     };
     if let Some(a) = &dial.auth {
-        deadline(timeout, "authenticating", auth::answer_on(&mut stream, a)).await?;
+        deadline(timeout, "authenticating", auth::answer_on(&mut stream, a))
+            .await
+            .map_err(|e| match e {
+                Error::Timeout { after, .. } => Error::NoChallenge(after),
+                e => e,
+            })?;
     }
     Ok(stream)
 }
@@ -81,6 +86,9 @@ pub async fn tcp_exchange(
         let (sent, read) = tokio::join!(send, capped.read_to_end(&mut reply));
         if crate::tls::is_tls_alert(&reply) {
             return Err(Error::Tls("the server speaks TLS: add --tls".into()));
+        }
+        if !authenticated && sockit_proto::auth::looks_like_challenge(&reply) {
+            return Err(Error::AuthWanted);
         }
         if reply.len() as u64 > max_reply {
             return Err(Error::Protocol(format!("the server sent more than {max_reply} bytes")));

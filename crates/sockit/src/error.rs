@@ -43,6 +43,10 @@ pub enum Error {
     AuthFailed,
     #[error("server closed the connection after the auth handshake (wrong key or --auth-digest?)")]
     AuthRejected,
+    #[error("the server wants a key: pass --key-file (the server's key), or run the server with --insecure-no-auth")]
+    AuthWanted,
+    #[error("the server sent no auth challenge within {0:?}: it may run without a key; try without --key-file")]
+    NoChallenge(Duration),
     #[error("the server did not prove it holds the key: someone may be in the middle of this TLS connection")]
     ServerUnproven,
     #[error("{0}")]

@@ -250,6 +250,10 @@ static HAVE_OPENAT2: AtomicBool = AtomicBool::new(true);
 
 impl Tree {
     fn open(root: &Path) -> io::Result<Self> {
+        // create_dir_all's own error for a file here is "File exists".
+        if root.exists() && !root.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a folder"));
+        }
         std::fs::create_dir_all(root)?;
         let root_path = std::fs::canonicalize(root)?;
         let root = rustix::fs::open(&root_path, dir_flags(), Mode::empty())?;

@@ -53,6 +53,9 @@ pub async fn join(
     let mut input_open = true;
     let mut welcomed = false;
     let welcome_by = tokio::time::Instant::now() + timeout;
+    // Without a key, the first bytes are held until they are known not to
+    // be an auth challenge, so a keyed room is reported, not shown as junk.
+    let mut first = (auth.is_none()).then(Vec::new);
     loop {
         tokio::select! {
             read = reader.read(&mut buf) => match read {
@@ -60,8 +63,17 @@ pub async fn join(
                 Ok(0) if !welcomed => return Err(Error::Closed { op: "joining the room" }),
                 Ok(0) => return Ok(()),
                 Ok(n) => {
+                    let mut data = buf.get(..n).unwrap_or_default().to_vec();
+                    if let Some(held) = &mut first {
+                        held.extend_from_slice(&data);
+                        match first_bytes(held) {
+                            First::Challenge => return Err(Error::AuthWanted),
+                            First::Undecided => continue,
+                            First::Text => data = first.take().unwrap_or_default(),
+                        }
+                    }
                     let mut got = Vec::new();
-                    lines.push(buf.get(..n).unwrap_or_default(), |l| got.push(l));
+                    lines.push(&data, |l| got.push(l));
                     for line in got {
                         let text = match line {
                             Line::Text(t) => t,
@@ -91,5 +103,24 @@ pub async fn join(
                 }
             },
         }
+    }
+}
+
+/// What a keyless client's first bytes are.
+enum First {
+    Challenge,
+    /// Text so far, but neither a whole line nor a challenge's length yet.
+    Undecided,
+    Text,
+}
+
+fn first_bytes(held: &[u8]) -> First {
+    use sockit_proto::auth::{CHALLENGE_LEN, is_text, looks_like_challenge};
+    match held.get(..CHALLENGE_LEN) {
+        Some(head) if looks_like_challenge(head) => First::Challenge,
+        Some(_) => First::Text,
+        // A challenge comes in one write, so a short text start is the room's.
+        None if is_text(held) => First::Text,
+        None => First::Undecided,
     }
 }

@@ -1,0 +1,311 @@
+//! One grammar across the subcommands (docs/cli.md): how a client names its
+//! server, how a server announces itself, `-o` and trailing slashes, exit
+//! codes, and what goes to stderr.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod support;
+
+use predicates::prelude::*;
+
+use support::{KillOnDrop, Sandbox, Server, start_listeners, write};
+
+/// `listening on PROTO ADDR (SERVICE, auth: MODE…)`, the first lines of
+/// every server.
+fn assert_banner(line: &str) {
+    assert!(is_banner(line), "not a banner: {line:?}");
+}
+
+fn is_banner(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("listening on ") else {
+        return false;
+    };
+    let mut parts = rest.splitn(3, ' ');
+    let proto = parts.next().unwrap_or("");
+    let addr = parts.next().unwrap_or("");
+    let paren = parts.next().unwrap_or("");
+    let auth_ok = ["auth: hmac-sha256", "auth: hmac-md5", "auth: off", "auth: none"]
+        .iter()
+        .any(|a| paren.contains(a));
+    (proto == "tcp" || proto == "udp")
+        && addr.parse::<std::net::SocketAddr>().is_ok()
+        && paren.starts_with('(')
+        && paren.trim_end().ends_with(')')
+        && auth_ok
+}
+
+#[test]
+fn every_server_announces_itself_the_same_way() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &[]);
+    assert_banner(srv.banner.trim());
+    assert!(
+        srv.banner.contains("(files, auth: hmac-sha256, root: "),
+        "{}",
+        srv.banner
+    );
+    let servers: [(&[&str], usize); 6] = [
+        (&["echo", "serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"], 2),
+        (
+            &[
+                "echo",
+                "serve",
+                "--listen",
+                "tcp://127.0.0.1:0",
+                "--listen",
+                "udp://127.0.0.1:0",
+            ],
+            2,
+        ),
+        (
+            &["time", "serve", "--udp", "127.0.0.1:0", "--daytime", "127.0.0.1:0"],
+            3,
+        ),
+        (&["download", "serve", "--listen", "127.0.0.1:0", "--root", "pub"], 1),
+        (&["chat", "serve", "--listen", "127.0.0.1:0"], 1),
+        (&["tftp", "serve", "--listen", "127.0.0.1:0", "--root", "tftp"], 1),
+    ];
+    for (args, lines) in servers {
+        let mut child = sb
+            .cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let _child = KillOnDrop(child);
+        for _ in 0..lines {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+            assert_banner(line.trim());
+        }
+    }
+}
+
+#[test]
+fn echo_and_time_need_no_key_and_a_keyed_server_says_so() {
+    let sb = Sandbox::new();
+    // No key exists in this sandbox: echo and time neither make nor want one.
+    let (echo, found) = start_listeners(&sb, &["echo", "serve", "--tcp", "127.0.0.1:0"], 1);
+    let _echo = KillOnDrop(echo);
+    assert!(found[0].2.contains("auth: off"), "{:?}", found[0]);
+    sb.assert_cmd()
+        .args(["echo", &found[0].1, "hi"])
+        .assert()
+        .success()
+        .stdout("hi\n");
+    assert!(!sb.path("config/sockit/key").exists());
+
+    // With --key-file the server asks for it, and a keyless client is told.
+    write(&sb.path("work/k"), b"upper secret\n");
+    let (keyed, found) = start_listeners(
+        &sb,
+        &["echo", "serve", "--tcp", "127.0.0.1:0", "--upper", "--key-file", "k"],
+        1,
+    );
+    let _keyed = KillOnDrop(keyed);
+    assert!(found[0].2.contains("auth: hmac-sha256"), "{:?}", found[0]);
+    sb.assert_cmd()
+        .args(["echo", &found[0].1, "hi"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("the server wants a key: pass --key-file"));
+    sb.assert_cmd()
+        .args(["echo", &found[0].1, "hi", "--key-file", "k"])
+        .assert()
+        .success()
+        .stdout("HI\n");
+}
+
+#[test]
+fn a_keyless_chat_join_to_a_keyed_room_is_told_not_shown_junk() {
+    let sb = Sandbox::new();
+    write(&sb.path("work/k"), b"room secret\n");
+    let (room, found) = start_listeners(&sb, &["chat", "serve", "--listen", "127.0.0.1:0", "--key-file", "k"], 1);
+    let _room = KillOnDrop(room);
+    sb.assert_cmd()
+        .args(["chat", "join", &found[0].1, "--insecure-no-auth", "--timeout", "5"])
+        .write_stdin("")
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("the server wants a key"));
+}
+
+#[test]
+fn clients_take_host_and_port_in_every_form() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &[]);
+    let port = srv.addr.rsplit(':').next().unwrap().to_owned();
+    write(&sb.path("work/a.txt"), b"abc");
+    // --server, -s, SOCKIT_SERVER, and a host name with the port.
+    sb.assert_cmd()
+        .args(["put", "a.txt", "--server", &srv.addr])
+        .assert()
+        .success();
+    sb.assert_cmd()
+        .args(["stat", "a.txt", "-s", &format!("localhost:{port}")])
+        .assert()
+        .success();
+    sb.assert_cmd()
+        .args(["ls"])
+        .env("SOCKIT_SERVER", &srv.addr)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("a.txt"));
+    sb.assert_cmd()
+        .args(["ls", "--server", "127.0.0.1:notaport"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'notaport' is not a port"));
+
+    // Echo over IPv6 loopback in brackets.
+    let (echo, found) = start_listeners(&sb, &["echo", "serve", "--tcp", "[::1]:0"], 1);
+    let _echo = KillOnDrop(echo);
+    sb.assert_cmd()
+        .args(["echo", &found[0].1, "v6"])
+        .assert()
+        .success()
+        .stdout("v6\n");
+}
+
+#[test]
+fn o_creates_its_folder_and_a_trailing_slash_means_into() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--root", "served"]);
+    let s = ["--server", srv.addr.as_str()];
+    write(&sb.path("work/a.jpg"), b"jpeg");
+    // put LOCAL REMOTE/: into the folder, keeping the name.
+    sb.assert_cmd()
+        .args(["put", "a.jpg", "albums/"])
+        .args(s)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(sb.path("work/served/albums/a.jpg")).unwrap(), b"jpeg");
+    // get -o DIR/ into a folder not there yet.
+    sb.assert_cmd()
+        .args(["get", "albums/a.jpg", "-o", "dl/"])
+        .args(s)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(sb.path("work/dl/a.jpg")).unwrap(), b"jpeg");
+    // get -o PATH names the file, its folders created.
+    sb.assert_cmd()
+        .args(["get", "albums/a.jpg", "-o", "x/y/renamed.jpg"])
+        .args(s)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(sb.path("work/x/y/renamed.jpg")).unwrap(), b"jpeg");
+    // An existing folder without the slash is read as "into" too.
+    sb.assert_cmd()
+        .args(["get", "albums/a.jpg", "-o", "dl"])
+        .args(s)
+        .assert()
+        .success();
+}
+
+#[test]
+fn exit_codes_say_whose_problem_it_is() {
+    let sb = Sandbox::new();
+    // A key problem is the user's to fix: 2, named or defaulted.
+    sb.assert_cmd()
+        .args(["ls", "--key-file", "missing.key"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("sockit: cannot load the key"));
+    sb.assert_cmd()
+        .args(["ls"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no key at"));
+    // A time server refusing a format: stderr, exit 1, nothing on stdout.
+    let (time, found) = start_listeners(&sb, &["time", "serve", "--udp", "127.0.0.1:0"], 1);
+    let _time = KillOnDrop(time);
+    sb.assert_cmd()
+        .args(["time", &found[0].1, "%Q"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("refused the format: invalid strftime format"));
+    // A root that is a file is named as such.
+    write(&sb.path("work/afile"), b"");
+    sb.assert_cmd()
+        .args(["tftp", "serve", "--listen", "127.0.0.1:0", "--root", "afile"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not a folder").and(predicate::str::contains("below 1024").not()));
+    // A port in use gets the hint that fits.
+    let (echo, found) = start_listeners(&sb, &["echo", "serve", "--tcp", "127.0.0.1:0"], 1);
+    let _echo = KillOnDrop(echo);
+    sb.assert_cmd()
+        .args(["echo", "serve", "--tcp", &found[0].1])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("another program"));
+}
+
+/// Runs `serve ARGS`, uploads one file through it, stops it, and returns
+/// the server's stderr and the client's.
+fn serve_one_upload(sb: &Sandbox, args: &[&str]) -> (String, String) {
+    let mut serve = sb
+        .cmd()
+        .env_remove("SOCKIT_LOG")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(serve.stdout.take().unwrap());
+    let mut banner = String::new();
+    std::io::BufRead::read_line(&mut out, &mut banner).unwrap();
+    let mut err_pipe = serve.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut err_pipe, &mut text).unwrap();
+        text
+    });
+    let addr = banner.split(' ').nth(3).unwrap().to_owned();
+    write(&sb.path("work/a.txt"), b"abc");
+    let put = sb
+        .assert_cmd()
+        .env_remove("SOCKIT_LOG")
+        .args(["put", "a.txt", "--server", &addr])
+        .assert()
+        .success();
+    let client_err = String::from_utf8_lossy(&put.get_output().stderr).into_owned();
+    let status = Server {
+        child: serve,
+        addr,
+        banner,
+    }
+    .signal("TERM");
+    assert!(status.success());
+    (stderr.join().unwrap(), client_err)
+}
+
+#[test]
+fn stderr_is_for_people_and_logs_wait_for_v_or_a_log_file() {
+    let sb = Sandbox::new();
+    // Without -v: one human line about the new key, no log lines; the
+    // log file gets the timestamped log.
+    let (server_err, client_err) = serve_one_upload(&sb, &["--log-file", "serve.log"]);
+    assert!(server_err.starts_with("sockit: created a new key at "), "{server_err}");
+    assert_eq!(server_err.lines().count(), 1, "{server_err}");
+    assert_eq!(client_err, "");
+    let log = std::fs::read_to_string(sb.path("work/serve.log")).unwrap();
+    assert!(log.contains("INFO") && log.contains("upload stored"), "{log}");
+    // With -v the same log is on stderr, and the key is not new any more.
+    let (server_err, _) = serve_one_upload(&sb, &["-v"]);
+    assert!(!server_err.contains("created a new key"), "{server_err}");
+    assert!(
+        server_err.contains("INFO") && server_err.contains("upload stored"),
+        "{server_err}"
+    );
+    // A log file that cannot be opened is a usage error.
+    sb.assert_cmd()
+        .args(["ls", "--log-file", "no/such/dir/x.log"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot open the log file"));
+}
