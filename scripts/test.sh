@@ -24,6 +24,7 @@ declare -A PEERS=(
   [ip]=iproute2
   [iptux]=iptux
   [Xvfb]=xvfb
+  [man]=man-db
 )
 
 install_peers() {

@@ -166,6 +166,36 @@ Text goes out as UTF-8 to peers that advertise it and as GBK to the rest (FeiQ);
     /// windowsize options, netascii, and uploads kept only when complete.
     #[command(subcommand)]
     Tftp(TftpCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "Install:
+  bash:        sockit completions bash > ~/.local/share/bash-completion/completions/sockit
+  zsh:         sockit completions zsh > \"${fpath[1]}/_sockit\"
+  fish:        sockit completions fish > ~/.config/fish/completions/sockit.fish
+  powershell:  sockit completions powershell >> $PROFILE
+  (or, for this shell only:  source <(sockit completions bash))")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of sockit or of one subcommand, or
+    /// write every page into a folder.
+    #[command(after_help = "Examples:
+  sockit man | man -l -                 # read it now
+  sockit man tftp get | man -l -        # one subcommand's page
+  sudo sockit man --out-dir /usr/local/share/man/man1   # install every page")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (`tftp get`); none: sockit's own.
+    #[arg(value_name = "SUBCOMMAND")]
+    pub path: Vec<String>,
+    /// Write every page (sockit.1, sockit-put.1, sockit-tftp-get.1, ...)
+    /// into this folder instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "path")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -381,7 +411,7 @@ pub enum TftpCommand {
   sockit tftp get 10.0.0.5 motd.txt --mode netascii
   sockit tftp get 10.0.0.5 big.iso --no-options          # plain RFC 1350"
     )]
-    Get(TftpClientArgs),
+    Get(TftpGetArgs),
     /// Upload: tftp put HOST[:PORT] LOCAL [REMOTE], the order of tftp-hpa's put.
     #[command(
         override_usage = "sockit tftp put [OPTIONS] <HOST[:PORT]> <LOCAL> [REMOTE]",
@@ -390,7 +420,7 @@ pub enum TftpCommand {
   sockit tftp put 127.0.0.1:6969 ./today.log uploads/log.txt --blksize 1468
   sockit tftp put 127.0.0.1:6969 report.txt incoming/   # into a folder: incoming/report.txt"
     )]
-    Put(TftpClientArgs),
+    Put(TftpPutArgs),
 }
 
 #[derive(Debug, Args)]
@@ -434,20 +464,39 @@ pub struct TftpServeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct TftpClientArgs {
+pub struct TftpGetArgs {
     /// The server: HOST or HOST:PORT (port 69 when left out).
     #[arg(value_name = "HOST[:PORT]", value_parser = parse_host_port)]
     pub server: HostPort,
-    /// get: the file's name on the server; put: the local file.
-    #[arg(value_name = "FROM")]
-    pub from: String,
-    /// get: the local file or folder [default: REMOTE's file name, here];
-    /// put: the name on the server [default: LOCAL's file name].
-    #[arg(value_name = "TO")]
-    pub to: Option<String>,
-    /// Where a download goes (the same as TO).
-    #[arg(short, long, value_name = "PATH", conflicts_with = "to")]
+    /// The file's name on the server.
+    pub remote: String,
+    /// Where it goes: a folder (existing, or ending in `/`) to save into,
+    /// or the local file's name [default: REMOTE's file name, here].
+    pub local: Option<PathBuf>,
+    /// The same as LOCAL.
+    #[arg(short, long, value_name = "PATH", conflicts_with = "local")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: TftpClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TftpPutArgs {
+    /// The server: HOST or HOST:PORT (port 69 when left out).
+    #[arg(value_name = "HOST[:PORT]", value_parser = parse_host_port)]
+    pub server: HostPort,
+    /// The local file.
+    pub local: PathBuf,
+    /// The name on the server; ending in `/`, a folder to upload into
+    /// [default: LOCAL's file name].
+    pub remote: Option<String>,
+    #[command(flatten)]
+    pub options: TftpClientArgs,
+}
+
+/// The transfer settings tftp get and put share.
+#[derive(Debug, Args)]
+pub struct TftpClientArgs {
     /// Block size to ask for (8-65464); 1468 fills an Ethernet frame.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=65464))]
     pub blksize: Option<u16>,

@@ -7,6 +7,7 @@ mod chat;
 mod files;
 mod ipmsg;
 mod lifecycle;
+mod manual;
 mod nc;
 mod netfacts;
 mod serve;
@@ -46,6 +47,8 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Udpchat(a) => udpchat::run(a).await,
         Command::Ipmsg(a) => ipmsg::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man(a) => manual::man(&a),
     }
 }
 

@@ -28,8 +28,32 @@ const TFTP_PORT: u16 = 69;
 pub async fn run(command: TftpCommand) -> anyhow::Result<ExitCode> {
     match command {
         TftpCommand::Serve(a) => serve(a).await,
-        TftpCommand::Get(a) => transfer(a, true).await,
-        TftpCommand::Put(a) => transfer(a, false).await,
+        TftpCommand::Get(a) => {
+            let last = a.remote.rsplit('/').next().unwrap_or(&a.remote).to_owned();
+            let local = super::output_path(a.output.as_deref().or(a.local.as_deref()), &last)?;
+            transfer(&a.server, a.remote, local, a.options, true).await
+        }
+        TftpCommand::Put(a) => {
+            let name = || {
+                a.local
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        UsageError(format!(
+                            "{} has no file name to use on the server; name it",
+                            a.local.display()
+                        ))
+                    })
+            };
+            // A trailing `/` names a folder on the server to upload into.
+            let remote = match &a.remote {
+                Some(r) if r.ends_with('/') => format!("{r}{}", name()?),
+                Some(r) => r.clone(),
+                None => name()?,
+            };
+            transfer(&a.server, remote, a.local, a.options, false).await
+        }
     }
 }
 
@@ -58,8 +82,14 @@ async fn serve(args: TftpServeArgs) -> anyhow::Result<ExitCode> {
     Ok(listeners.serve().await)
 }
 
-async fn transfer(args: TftpClientArgs, is_get: bool) -> anyhow::Result<ExitCode> {
-    let server = server_addr(&args.server).await?;
+async fn transfer(
+    server: &HostPort,
+    remote: String,
+    local: PathBuf,
+    args: TftpClientArgs,
+    is_get: bool,
+) -> anyhow::Result<ExitCode> {
+    let server = server_addr(server).await?;
     let mode = match args.mode {
         TftpMode::Octet => Mode::Octet,
         TftpMode::Netascii => Mode::Netascii,
@@ -84,40 +114,6 @@ async fn transfer(args: TftpClientArgs, is_get: bool) -> anyhow::Result<ExitCode
         dally: args.dally,
     };
     let opts = ClientOptions { ask, mode, config };
-    // Downloads read REMOTE then LOCAL; uploads LOCAL then REMOTE, as tftp-hpa.
-    let (remote, local) = if is_get {
-        let remote = args.from.clone();
-        let last = remote.rsplit('/').next().unwrap_or(&remote).to_owned();
-        let out = args.output.clone().or_else(|| args.to.as_ref().map(PathBuf::from));
-        (remote, super::output_path(out.as_deref(), &last)?)
-    } else {
-        if args.output.is_some() {
-            return Err(UsageError(
-                "-o names where a download goes; an upload names the server's file after LOCAL".into(),
-            )
-            .into());
-        }
-        let local = PathBuf::from(&args.from);
-        let name = || {
-            local
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    UsageError(format!(
-                        "{} has no file name to use on the server; name it",
-                        local.display()
-                    ))
-                })
-        };
-        // A trailing `/` names a folder on the server to upload into.
-        let remote = match &args.to {
-            Some(r) if r.ends_with('/') => format!("{r}{}", name()?),
-            Some(r) => r.clone(),
-            None => name()?,
-        };
-        (remote, local)
-    };
     let progress = Box::new(TftpProgress::new(args.json, &remote));
     let verb = if is_get { "get" } else { "put" };
     // The progress bar is cleared when the client drops the observer.
