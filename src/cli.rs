@@ -81,10 +81,12 @@ pub enum Command {
     Mkdir(PathArgs),
     /// Run a command on a server started with --allow-exec.
     #[command(after_help = "Examples:
-  sockit exec -- uname -a
-  sockit exec --server 10.0.0.5:8080 -- sh -c 'df -h | head -3'
+  sockit exec uname -a
+  sockit exec -s 10.0.0.5 sh -c 'df -h | head -3'
+  sort < names.txt | sockit exec -s 10.0.0.5 uniq -c     # stdin goes to the command
 
-stdout and stderr are printed separately; the exit code is the command's.")]
+stdout and stderr are printed separately; the exit code is the command's.
+stdin is sent (up to 16 MiB) unless it is a terminal or -n is given.")]
     Exec(ExecArgs),
     /// Echo (RFC 862) server and client, with the classic upper-case variant.
     #[command(after_help = "Examples:
@@ -900,8 +902,18 @@ pub struct ExecArgs {
     /// Largest output accepted from the server, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_output: u64,
-    /// The command and its arguments, run without a shell.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// Send no stdin (as ssh -n); without it, stdin is sent when it is not
+    /// a terminal, up to 16 MiB.
+    #[arg(short = 'n', long)]
+    pub no_stdin: bool,
+    /// The command and its arguments, run without a shell; options after
+    /// CMD are the command's (`--` also ends sockit's options).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub argv: Vec<String>,
 }
 

@@ -265,6 +265,44 @@ fn seed_raw_command_exec_client() {
 }
 
 #[test]
+fn exec_needs_no_double_dash_and_forwards_stdin() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--allow-exec", "--root", "r"]);
+    let s = ["-s", srv.addr.as_str()];
+    sb.assert_cmd()
+        .arg("exec")
+        .args(s)
+        .args(["echo", "-n", "no dashes"])
+        .assert()
+        .success()
+        .stdout("no dashes");
+    sb.assert_cmd()
+        .arg("exec")
+        .args(s)
+        .arg("sort")
+        .write_stdin("pear\napple\n")
+        .assert()
+        .success()
+        .stdout("apple\npear\n");
+    // -n: the command reads end-of-file at once; the exit code is its own.
+    sb.assert_cmd()
+        .arg("exec")
+        .args(s)
+        .args(["-n", "sh", "-c", "test -z \"$(cat)\" && exit 7"])
+        .write_stdin("ignored\n")
+        .assert()
+        .code(7);
+    // The old form still works.
+    sb.assert_cmd()
+        .arg("exec")
+        .args(s)
+        .args(["--", "echo", "old"])
+        .assert()
+        .success()
+        .stdout("old\n");
+}
+
+#[test]
 fn exec_without_auth_off_loopback_is_refused() {
     let sb = Sandbox::new();
     let out = sb

@@ -213,10 +213,15 @@ pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
 /// Runs a command remotely: its stdout to ours, its stderr to ours, its
 /// exit code as ours (1 if it had none: killed, timed out).
 pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let stdin = if args.no_stdin || std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        Vec::new()
+    } else {
+        read_stdin(sockit::exec::MAX_STDIN).await?
+    };
     let mut client = connect(&args.client).await?;
     let command = sockit_proto::exec::Command::Argv(args.argv.clone());
     let result = client
-        .exec(command, args.max_output)
+        .exec(command, &stdin, args.max_output)
         .await
         .with_context(|| format!("cannot run {:?}", args.argv.join(" ")))?;
     if args.client.json {
@@ -235,6 +240,25 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .and_then(|c| u8::try_from(c).ok())
         .unwrap_or(exit::FAILED);
     Ok(ExitCode::from(code))
+}
+
+/// All of stdin, refusing more than `max` bytes (the command's input is
+/// sent whole, before it runs).
+async fn read_stdin(max: u64) -> anyhow::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let mut data = Vec::new();
+    tokio::io::stdin()
+        .take(max + 1)
+        .read_to_end(&mut data)
+        .await
+        .context("cannot read stdin")?;
+    if data.len() as u64 > max {
+        return Err(UsageError(format!(
+            "stdin is over {max} bytes; send the data with put and read it there"
+        ))
+        .into());
+    }
+    Ok(data)
 }
 
 fn print_entry(e: &Entry, json: bool) -> std::io::Result<()> {

@@ -224,6 +224,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
         }
     }
 
+    /// Bytes of the current frame's body not read yet.
+    pub fn body_remaining(&self) -> u64 {
+        self.decoder.body_remaining()
+    }
+
     /// Reads a whole body of `len` bytes into memory, refusing more than `max`.
     pub async fn read_body(&mut self, len: u64, max: u64) -> Result<Vec<u8>, Error> {
         if len > max {

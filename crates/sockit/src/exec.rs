@@ -29,6 +29,9 @@ use tokio::process::Command as Process;
 
 use sockit_proto::exec::{Command, Outcome, truncation_marker};
 
+/// Largest stdin a client may send with a command (it is held in memory).
+pub const MAX_STDIN: u64 = 16 * 1024 * 1024;
+
 /// A command that runs longer is killed: remote exec is for quick checks,
 /// not for jobs.
 pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,6 +78,7 @@ enum Ending {
 /// the command's processes are then killed.
 pub async fn run(
     command: &Command,
+    stdin: &[u8],
     limits: &ExecLimits,
     cwd: &Path,
     abandoned: impl Future<Output = ()>,
@@ -83,7 +87,11 @@ pub async fn run(
     let mut process = launcher(command, cgroup.as_ref())?;
     process
         .current_dir(cwd)
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -106,8 +114,10 @@ pub async fn run(
     let (mut out_cut, mut err_cut) = (false, false);
     let ending = {
         let (out_pipe, err_pipe) = (child.stdout.take(), child.stderr.take());
+        let in_pipe = child.stdin.take();
         let readers = async {
             tokio::join!(
+                feed(in_pipe, stdin),
                 read_capped(out_pipe, cap, &mut stdout, &mut out_cut),
                 read_capped(err_pipe, cap, &mut stderr, &mut err_cut)
             )
@@ -160,6 +170,15 @@ pub async fn run(
         outcome.stderr.extend_from_slice(note.as_bytes());
     }
     Ok(outcome)
+}
+
+/// Writes the client's stdin to the command, then closes it so the command
+/// reads end-of-file. A command that exits without reading it all is no
+/// error (as with a shell pipe).
+async fn feed(pipe: Option<tokio::process::ChildStdin>, data: &[u8]) {
+    if let Some(mut pipe) = pipe {
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut pipe, data).await;
+    }
 }
 
 /// The process to spawn. With a cgroup, a shell first moves itself into
@@ -355,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn runs_a_shell_line_and_reports_both_streams() {
         let cmd = Command::Shell("echo out; echo err >&2; exit 3".into());
-        let o = run(&cmd, &ExecLimits::default(), Path::new("/"), std::future::pending())
+        let o = run(&cmd, &[], &ExecLimits::default(), Path::new("/"), std::future::pending())
             .await
             .unwrap();
         assert_eq!(
@@ -369,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn argv_is_not_a_shell() {
         let cmd = Command::Argv(vec!["echo".into(), "$HOME; rm -rf /".into()]);
-        let o = run(&cmd, &ExecLimits::default(), Path::new("/"), std::future::pending())
+        let o = run(&cmd, &[], &ExecLimits::default(), Path::new("/"), std::future::pending())
             .await
             .unwrap();
         assert_eq!(o.stdout, b"$HOME; rm -rf /\n");
@@ -380,7 +399,7 @@ mod tests {
         // The grandchild holds stdout open: only killing the group ends it.
         let cmd = Command::Shell("sleep 600 & sleep 600".into());
         let started = std::time::Instant::now();
-        let o = run(&cmd, &limits(300, 1024), Path::new("/"), std::future::pending())
+        let o = run(&cmd, &[], &limits(300, 1024), Path::new("/"), std::future::pending())
             .await
             .unwrap();
         assert!(o.timed_out);
@@ -391,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn output_past_the_cap_is_cut_with_a_marker() {
         let cmd = Command::Shell("head -c 100000 /dev/zero".into());
-        let o = run(&cmd, &limits(10_000, 1000), Path::new("/"), std::future::pending())
+        let o = run(&cmd, &[], &limits(10_000, 1000), Path::new("/"), std::future::pending())
             .await
             .unwrap();
         assert!(o.truncated);
@@ -420,7 +439,7 @@ mod tests {
     async fn a_background_child_is_ended_with_the_command() {
         let cmd = Command::Shell("sleep 88.25 & echo started".into());
         let started = std::time::Instant::now();
-        let o = run(&cmd, &limits(30_000, 1024), Path::new("/"), std::future::pending())
+        let o = run(&cmd, &[], &limits(30_000, 1024), Path::new("/"), std::future::pending())
             .await
             .unwrap();
         assert_eq!(o.stdout, b"started\n");
@@ -435,7 +454,7 @@ mod tests {
         // bounded, and with a cgroup the child is ended too.
         let cmd = Command::Shell("setsid sleep 77.25; echo done".into());
         let started = std::time::Instant::now();
-        let o = run(&cmd, &limits(300, 1024), Path::new("/"), std::future::pending())
+        let o = run(&cmd, &[], &limits(300, 1024), Path::new("/"), std::future::pending())
             .await
             .unwrap();
         assert!(o.timed_out);
@@ -456,7 +475,7 @@ mod tests {
         let cmd = Command::Shell("sleep 66.25 & sleep 66.5".into());
         let dropped = tokio::time::timeout(
             Duration::from_millis(300),
-            run(&cmd, &limits(30_000, 1024), Path::new("/"), std::future::pending()),
+            run(&cmd, &[], &limits(30_000, 1024), Path::new("/"), std::future::pending()),
         )
         .await;
         assert!(dropped.is_err(), "the command should still have been running");
@@ -473,7 +492,7 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_command_is_killed() {
         let cmd = Command::Shell("sleep 600".into());
-        let r = run(&cmd, &limits(60_000, 1024), Path::new("/"), async {}).await;
+        let r = run(&cmd, &[], &limits(60_000, 1024), Path::new("/"), async {}).await;
         assert!(matches!(r, Err(ExecError::Abandoned)));
     }
 }

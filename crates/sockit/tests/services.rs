@@ -205,7 +205,7 @@ async fn framed_exec_reports_streams_and_exit_code() {
     let srv = TestServer::start(exec_server_config(true)).await;
     let mut c = srv.client().await;
     let r = c
-        .exec(Command::Shell("echo out; echo err >&2; exit 4".into()), 1 << 20)
+        .exec(Command::Shell("echo out; echo err >&2; exit 4".into()), b"", 1 << 20)
         .await
         .unwrap();
     assert_eq!(
@@ -213,12 +213,12 @@ async fn framed_exec_reports_streams_and_exit_code() {
         (&b"out\n"[..], &b"err\n"[..], Some(4))
     );
     let r = c
-        .exec(Command::Argv(vec!["sleep".into(), "600".into()]), 1 << 20)
+        .exec(Command::Argv(vec!["sleep".into(), "600".into()]), b"", 1 << 20)
         .await
         .unwrap();
     assert!(r.timed_out && r.exit_code.is_none(), "killed at the limit");
     let r = c
-        .exec(Command::Shell("head -c 100000 /dev/zero".into()), 1 << 20)
+        .exec(Command::Shell("head -c 100000 /dev/zero".into()), b"", 1 << 20)
         .await
         .unwrap();
     assert!(r.truncated && String::from_utf8_lossy(&r.stdout).contains("output cut at 4096 bytes"));
@@ -232,10 +232,42 @@ async fn framed_exec_reports_streams_and_exit_code() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn framed_exec_feeds_stdin_and_bounds_it() {
+    let srv = TestServer::start(exec_server_config(true)).await;
+    let mut c = srv.client().await;
+    let r = c
+        .exec(Command::Argv(vec!["sort".into()]), b"pear\napple\n", 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!((r.stdout.as_slice(), r.exit_code), (&b"apple\npear\n"[..], Some(0)));
+    // A command that never reads its stdin still finishes.
+    let r = c
+        .exec(Command::Argv(vec!["true".into()]), &vec![b'x'; 1 << 20], 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    // Over the cap: refused before anything runs, and the connection lives.
+    let big = vec![b'y'; usize::try_from(sockit::exec::MAX_STDIN).unwrap() + 1];
+    let err = c
+        .exec(Command::Argv(vec!["wc".into()]), &big, 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("too_large"), "{err}");
+    let r = c
+        .exec(Command::Argv(vec!["echo".into(), "ok".into()]), b"", 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(r.stdout, b"ok\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn exec_is_refused_when_not_enabled() {
     let srv = TestServer::start(exec_server_config(false)).await;
     let mut c = srv.client().await;
-    let err = c.exec(Command::Argv(vec!["id".into()]), 1 << 20).await.unwrap_err();
+    let err = c
+        .exec(Command::Argv(vec!["id".into()]), b"", 1 << 20)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("remote exec is disabled"), "{err}");
     // The classic raw client gets the classic reply shape saying so.
     let mut s = srv.raw().await;

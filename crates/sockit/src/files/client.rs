@@ -452,8 +452,15 @@ impl FileClient {
     }
 
     /// Runs a command on the server (which must allow exec).
-    pub async fn exec(&mut self, command: ExecCommand, max_output: u64) -> Result<ExecResult, Error> {
-        self.send(&Request::Exec(command)).await?;
+    /// Runs `command` on the server with `stdin` as its standard input
+    /// (sent as the request's body; empty: the command reads end-of-file).
+    pub async fn exec(&mut self, command: ExecCommand, stdin: &[u8], max_output: u64) -> Result<ExecResult, Error> {
+        let mut header = Request::Exec(command).to_header();
+        if !stdin.is_empty() {
+            header.insert("data_size".into(), stdin.len().into());
+        }
+        self.conn.write_header(&header).await?;
+        self.conn.write_all(stdin).await?;
         let (header, body_len) = self.reply().await?;
         let body = self.conn.read_body(body_len, max_output).await?;
         let (stdout, stderr) =

@@ -456,8 +456,18 @@ impl FileService {
                 "remote exec is disabled on this server (--allow-exec)",
             )));
         };
-        tracing::info!(?command, "exec");
-        match exec::run(command, limits, self.sandbox.root(), conn.closed()).await {
+        // The request's body, if any, is the command's stdin: bounded, and
+        // whole before the command starts.
+        let stdin_len = conn.body_remaining();
+        if stdin_len > exec::MAX_STDIN {
+            return Ok(Err(Refusal::new(
+                ErrorCode::TooLarge,
+                format!("stdin over {} bytes", exec::MAX_STDIN),
+            )));
+        }
+        let stdin = conn.read_body(stdin_len, exec::MAX_STDIN).await?;
+        tracing::info!(?command, stdin = stdin.len(), "exec");
+        match exec::run(command, &stdin, limits, self.sandbox.root(), conn.closed()).await {
             Ok(outcome) => {
                 conn.write_header(&framed_reply(&outcome)).await?;
                 conn.write_all(&outcome.stdout).await?;
@@ -488,7 +498,7 @@ impl FileService {
             Some(_) if line.is_empty() => Outcome::default(),
             Some(limits) => {
                 tracing::info!(command = %line, "exec (classic)");
-                match exec::run(&Command::Shell(line), limits, self.sandbox.root(), conn.closed()).await {
+                match exec::run(&Command::Shell(line), &[], limits, self.sandbox.root(), conn.closed()).await {
                     Ok(o) => o,
                     Err(ExecError::Spawn(e)) => Outcome {
                         stderr: format!("sockit: cannot start the command: {}\n", refusal(&e).message).into_bytes(),
