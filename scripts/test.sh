@@ -47,6 +47,13 @@ install_peers() {
 
 install_peers
 
+# The JSON schema test validates with Python's jsonschema (an independent
+# implementation), in whichever python3 the tests will run.
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+  log "installing the jsonschema Python module"
+  python3 -m pip install -q jsonschema || { [ "${CI:-}" = true ] && exit 1; }
+fi
+
 # atftpd conflicts with tftpd-hpa as a package: unpack it instead, where
 # tests/tftp.rs looks for it.
 ATFTPD_DIR=target/peers/atftpd

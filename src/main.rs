@@ -12,7 +12,7 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 /// Exit codes (STYLE: 0 success, 1 the operation failed, 2 usage, 130 interrupted).
 pub mod exit {
@@ -34,8 +34,15 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 fn main() -> ExitCode {
-    let args = match cli::Cli::try_parse() {
-        Ok(a) => a,
+    let parsed = cli::Cli::command()
+        .try_get_matches()
+        .and_then(|m| cli::Cli::from_arg_matches(&m).map(|a| (a, m)));
+    let args = match parsed {
+        Ok((args, matches)) => {
+            let (name, json) = command_of(&matches);
+            output::set_command(name, json);
+            args
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
@@ -74,6 +81,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The subcommand path (`tftp get`) and whether its `--json` is set.
+fn command_of(matches: &clap::ArgMatches) -> (String, bool) {
+    let mut names = Vec::new();
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        names.push(name);
+        m = sub;
+    }
+    let json = matches!(m.try_get_one::<bool>("json"), Ok(Some(true)));
+    (names.join(" "), json)
+}
+
 /// Prints the error chain once and picks the exit code.
 fn report(err: &anyhow::Error) -> ExitCode {
     // Whoever read our output went away (`| head`): not a failure, and
@@ -91,9 +110,12 @@ fn report(err: &anyhow::Error) -> ExitCode {
     let usage = err
         .chain()
         .any(|c| c.is::<UsageError>() || matches!(c.downcast_ref::<sockit::Error>(), Some(sockit::Error::Usage(_))));
-    if usage {
-        ExitCode::from(exit::USAGE)
-    } else {
-        ExitCode::from(exit::FAILED)
+    let code = if usage { exit::USAGE } else { exit::FAILED };
+    // A JSON reader gets the failure as an event too (docs/json.md).
+    if output::json_mode() {
+        let _ = output::json_line(&serde_json::json!({
+            "event": "error", "message": format!("{err:#}"), "exit_code": code,
+        }));
     }
+    ExitCode::from(code)
 }

@@ -211,15 +211,15 @@ impl<W: AsyncWrite + Unpin> View<W> {
                 }
                 Mode::Json => {
                     let (text, _) = TextDecoder::decode_message(self.opts.encoding, raw);
-                    let event = json!({
-                        "event": if direction == Direction::In { "received" } else { "sent" },
-                        "time": stamp.trim_matches(|c| c == '[' || c == ']' || c == ' '),
+                    let event = crate::output::event(json!({
+                        "event": "data",
+                        "direction": if direction == Direction::In { "in" } else { "out" },
                         "id": id,
                         "peer": peer.to_string(),
                         "bytes": raw.len(),
                         "text": text,
                         "hex": hex::format(raw),
-                    });
+                    }));
                     self.out.write_all(format!("{event}\n").as_bytes()).await?;
                 }
             }
@@ -261,7 +261,7 @@ impl<W: AsyncWrite + Unpin> View<W> {
                 self.out.write_all(format!("{prefix}-- {line}\n").as_bytes()).await?;
             }
             Mode::Json => {
-                let value = json!({"event": "notice", "time": stamp.trim_matches(|c| c == '[' || c == ']' || c == ' '), "text": line});
+                let value = crate::output::event(json_notice(event));
                 self.out.write_all(format!("{value}\n").as_bytes()).await?;
             }
         }
@@ -356,6 +356,32 @@ fn write_lines(out: &mut impl std::io::Write, prefix: &str, message: &Shown) -> 
             }
             Ok(())
         }
+    }
+}
+
+/// A connection event as JSON: what happened, with who and why as fields.
+fn json_notice(event: &NcEvent) -> serde_json::Value {
+    match event {
+        NcEvent::Connected { id, peer, local } => {
+            json!({"event": "connected", "id": id, "peer": peer.to_string(), "local": local.to_string()})
+        }
+        NcEvent::Closed { id, peer, reason } => json!({
+            "event": "closed", "id": id, "peer": peer.to_string(),
+            "reason": close_code(reason), "detail": describe_close(reason),
+        }),
+        NcEvent::Refused { peer } => json!({"event": "refused", "peer": peer.to_string(), "reason": "max-clients"}),
+        _ => json!({"event": "input-ended"}),
+    }
+}
+
+/// A close reason as a stable word for scripts.
+fn close_code(reason: &CloseReason) -> &'static str {
+    match reason {
+        CloseReason::PeerClosed => "peer-closed",
+        CloseReason::QuitAfterEof => "quit-after-eof",
+        CloseReason::Idle => "idle",
+        CloseReason::TooSlow => "too-slow",
+        CloseReason::Error(_) => "error",
     }
 }
 

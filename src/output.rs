@@ -2,6 +2,7 @@
 //! line with `--json`, plain summaries otherwise.
 
 use std::io::{self, IsTerminal as _, Write as _};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -43,8 +44,42 @@ macro_rules! outln {
     };
 }
 
-/// Prints one JSON object as a line.
+/// The command being run (`put`, `tftp get`) and whether it was asked
+/// for JSON; set once by main.
+static COMMAND: OnceLock<(String, bool)> = OnceLock::new();
+
+pub fn set_command(name: String, json: bool) {
+    let _ = COMMAND.set((name, json));
+}
+
+/// Whether the command prints JSON events (`--json`).
+pub fn json_mode() -> bool {
+    COMMAND.get().is_some_and(|c| c.1)
+}
+
+/// An event as docs/json.md has it: the given fields, plus `time` (RFC
+/// 3339, milliseconds, UTC) and `command`.
+pub fn event(mut v: Value) -> Value {
+    if let Some(fields) = v.as_object_mut() {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        fields.insert("time".into(), now.into());
+        let command = COMMAND.get().map_or("", |c| c.0.as_str());
+        fields.insert("command".into(), command.into());
+    }
+    v
+}
+
+/// `value` (an object) with `"event": name` added.
+pub fn named(name: &str, mut value: Value) -> Value {
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("event".into(), name.into());
+    }
+    value
+}
+
+/// Prints one event (see [`event`]) as a line.
 pub fn json_line(v: &Value) -> io::Result<()> {
+    let v = event(v.clone());
     write_line(format_args!("{v}"))
 }
 
@@ -52,6 +87,8 @@ pub fn json_line(v: &Value) -> io::Result<()> {
 #[derive(Debug)]
 pub struct Reporter {
     json: bool,
+    /// `put`, `get`: the `op` of every event.
+    op: &'static str,
     bar: Option<ProgressBar>,
     name: String,
     done: u64,
@@ -63,9 +100,10 @@ pub struct Reporter {
 const JSON_PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 impl Reporter {
-    pub fn new(json: bool) -> Self {
+    pub fn new(json: bool, op: &'static str) -> Self {
         Self {
             json,
+            op,
             bar: None,
             name: String::new(),
             done: 0,
@@ -79,7 +117,7 @@ impl Progress for Reporter {
         self.name = name.to_owned();
         self.done = done;
         if self.json {
-            let _ = json_line(&json!({"event": "start", "name": name, "size": total, "offset": done}));
+            let _ = json_line(&json!({"event": "start", "op": self.op, "name": name, "size": total, "offset": done}));
             self.last_json = Some(Instant::now());
             return;
         }
@@ -88,7 +126,9 @@ impl Progress for Reporter {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         let style =
-            ProgressStyle::with_template("{msg:20!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+            // The bar takes what the line leaves, so it never wraps, even
+            // at 80 columns with GiB-sized numbers.
+            ProgressStyle::with_template("{msg:16!} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
         bar.set_style(style);
@@ -103,7 +143,7 @@ impl Progress for Reporter {
             bar.inc(bytes);
         }
         if self.json && self.last_json.is_some_and(|t| t.elapsed() >= JSON_PROGRESS_EVERY) {
-            let _ = json_line(&json!({"event": "progress", "name": self.name, "bytes": self.done}));
+            let _ = json_line(&json!({"event": "progress", "op": self.op, "name": self.name, "bytes": self.done}));
             self.last_json = Some(Instant::now());
         }
     }

@@ -280,7 +280,7 @@ fn hostile_packets_and_file_requests_are_refused_and_the_node_keeps_working() {
     evil.send_to(offer.as_bytes(), bob.addr).unwrap();
     let refused = bob.wait_for("refusal", |e| e["event"] == "error");
     assert!(
-        refused["error"].as_str().unwrap().contains("refused file name"),
+        refused["message"].as_str().unwrap().contains("refused file name"),
         "{refused}"
     );
     let ack = evil_recv(&evil);
@@ -291,7 +291,7 @@ fn hostile_packets_and_file_requests_are_refused_and_the_node_keeps_working() {
     let big = "1:1700000001:u:h:2097440:big\x000:huge.bin:10000000000:0:1:\x07\0";
     evil.send_to(big.as_bytes(), bob.addr).unwrap();
     let refused = bob.wait_for("refusal", |e| e["event"] == "error" && e["name"] == "huge.bin");
-    assert!(refused["error"].as_str().unwrap().contains("--max-file"), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("--max-file"), "{refused}");
     assert_eq!(mode(&evil_recv(&evil)), 0x21);
 
     // Asking for a file that was never offered gets nothing but a close.

@@ -648,7 +648,10 @@ fn source_address_and_json_events() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let received = events.iter().find(|e| e["event"] == "received").unwrap();
+    let received = events
+        .iter()
+        .find(|e| e["event"] == "data" && e["direction"] == "in")
+        .unwrap();
     assert_eq!(received["text"], "hi\n");
     assert_eq!(received["hex"], "68 69 0a");
     assert_eq!(received["peer"], addr.to_string());

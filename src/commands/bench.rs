@@ -38,7 +38,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             })
             .await?;
             if json {
-                json_line(&serde_json::to_value(&report)?)?;
+                json_line(&crate::output::named("report", serde_json::to_value(&report)?))?;
             } else {
                 crate::outln!(
                     "{} {} connections: {:.0} req/s over {:.1}s, latency p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs; \
@@ -81,7 +81,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             };
             let r = sockit::bench::chat::chat(load).await?;
             if json {
-                crate::output::json_line(&serde_json::to_value(&r)?)?;
+                crate::output::json_line(&crate::output::named("report", serde_json::to_value(&r)?))?;
             } else {
                 crate::outln!(
                     "{} members, {} senders: {} of {} deliveries in {:.2}s ({:.0}/s), missing {}, p50 {} us, p99 {} us, max {} us",

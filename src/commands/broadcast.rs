@@ -47,7 +47,9 @@ pub async fn run(command: BroadcastCommand) -> anyhow::Result<ExitCode> {
                 let (text, _) = TextDecoder::decode_message(encoding, &data);
                 let time = chrono::Local::now().format("%H:%M:%S%.3f").to_string();
                 if json {
-                    json_line(&json!({"time": time, "from": from.to_string(), "bytes": data.len(), "text": text}))?;
+                    json_line(
+                        &json!({"event": "datagram", "from": from.to_string(), "bytes": data.len(), "text": text}),
+                    )?;
                 } else {
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "[{time}] {from}: {text}")?;

@@ -15,7 +15,7 @@ use super::client_dial;
 use crate::UsageError;
 use crate::cli::{ClientArgs, ExecArgs, GetArgs, LsArgs, PathArgs, PutArgs, RmArgs};
 use crate::exit;
-use crate::output::{Reporter, human_bytes, json_line, transfer_done};
+use crate::output::{Reporter, human_bytes, json_line, named, transfer_done};
 
 async fn connect(args: &ClientArgs) -> anyhow::Result<FileClient> {
     let dial = client_dial(&args.auth, &args.tls)?;
@@ -51,7 +51,7 @@ pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
     };
     let remote = remote_path(&remote_name)?;
     let json = args.client.json;
-    let mut reporter = Reporter::new(json);
+    let mut reporter = Reporter::new(json, "put");
     if args.classic {
         let client = connect(&args.client).await?;
         let t = client
@@ -87,7 +87,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let remote = remote_path(&args.remote)?;
     let local = super::output_path(args.output.as_deref(), remote.file_name())?;
     let json = args.client.json;
-    let mut reporter = Reporter::new(json);
+    let mut reporter = Reporter::new(json, "get");
     let mut client = connect(&args.client).await?;
     if args.recursive {
         let summary = client
@@ -143,7 +143,7 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
         let kept = client.partials().await.context("cannot list partial uploads")?;
         for p in &kept {
             if args.client.json {
-                json_line(&serde_json::to_value(p).unwrap_or_default())?;
+                json_line(&named("partial", serde_json::to_value(p).unwrap_or_default()))?;
             } else {
                 let name = sockit_proto::display::escape(&p.path, false);
                 crate::outln!(
@@ -263,7 +263,7 @@ async fn read_stdin(max: u64) -> anyhow::Result<Vec<u8>> {
 
 fn print_entry(e: &Entry, json: bool) -> std::io::Result<()> {
     if json {
-        return json_line(&serde_json::to_value(e).unwrap_or_default());
+        return json_line(&named("entry", serde_json::to_value(e).unwrap_or_default()));
     }
     // A hostile server's names must not act on the terminal or fake lines.
     let path = sockit_proto::display::escape(&e.path, false);

@@ -359,7 +359,7 @@ fn fetch_all(node: &IpmsgHandle, inbox: &Arc<Inbox>, message: &Message, report: 
                 Ok(got) => json!({"event": "file-received", "from": from.to_string(), "name": file.name,
                                   "path": got.path.display().to_string(), "bytes": got.bytes}),
                 Err(e) => json!({"event": "error", "from": from.to_string(), "name": file.name,
-                                 "error": format!("{:#}", anyhow::Error::from(e))}),
+                                 "message": format!("{:#}", anyhow::Error::from(e))}),
             };
             let _ = report.send(value).await;
         });
@@ -508,6 +508,6 @@ fn event_json(event: &NodeEvent) -> Option<Value> {
         NodeEvent::FileServed { to, name, bytes } => {
             json!({"event": "file-served", "to": to.to_string(), "name": name, "bytes": bytes})
         }
-        NodeEvent::FileServeFailed { to, reason } => json!({"event": "error", "to": to.to_string(), "error": reason}),
+        NodeEvent::FileServeFailed { to, reason } => json!({"event": "error", "to": to.to_string(), "message": reason}),
     })
 }

@@ -353,6 +353,7 @@ async fn scan(args: &NcArgs, family: Family) -> anyhow::Result<ExitCode> {
         any_open |= r.state == nc::scan::PortState::Open;
         if args.json {
             crate::output::json_line(&serde_json::json!({
+                "event": "port",
                 "host": r.addr.ip().to_string(),
                 "port": r.addr.port(),
                 "protocol": r.protocol,

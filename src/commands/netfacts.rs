@@ -44,7 +44,7 @@ pub fn ipcalc(args: &IpcalcArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        json_line(&value)?;
+        json_line(&crate::output::named("network", value))?;
     } else {
         match net {
             Net::V4(n) => print_v4(&n, !args.no_binary)?,
@@ -186,6 +186,7 @@ pub async fn resolve(args: &ResolveArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if args.json {
         json_line(&json!({
+            "event": "addresses",
             "name": args.name,
             "ipv4": addrs.iter().filter(|a| a.is_ipv4()).map(ToString::to_string).collect::<Vec<_>>(),
             "ipv6": addrs.iter().filter(|a| a.is_ipv6()).map(ToString::to_string).collect::<Vec<_>>(),

@@ -114,8 +114,8 @@ async fn transfer(
         dally: args.dally,
     };
     let opts = ClientOptions { ask, mode, config };
-    let progress = Box::new(TftpProgress::new(args.json, &remote));
     let verb = if is_get { "get" } else { "put" };
+    let progress = Box::new(TftpProgress::new(args.json, verb, &remote));
     // The progress bar is cleared when the client drops the observer.
     let result = if is_get {
         client::get(server, &remote, &local, opts, progress).await
@@ -168,9 +168,9 @@ struct TftpProgress {
 }
 
 impl TftpProgress {
-    fn new(json: bool, name: &str) -> Self {
+    fn new(json: bool, op: &'static str, name: &str) -> Self {
         Self {
-            reporter: Reporter::new(json),
+            reporter: Reporter::new(json, op),
             name: name.to_string(),
             shown: 0,
             started: false,

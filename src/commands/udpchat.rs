@@ -51,7 +51,7 @@ fn show(event: &UdpChatEvent, encoding: sockit_proto::assist::text::TextEncoding
             let (text, _) = TextDecoder::decode_message(encoding, data);
             if json {
                 let _ = json_line(
-                    &json!({"event": "message", "time": time, "from": from.to_string(), "text": text, "bytes": data.len()}),
+                    &json!({"event": "message", "from": from.to_string(), "text": text, "bytes": data.len()}),
                 );
             } else {
                 let _ = crate::outln!("[{time}] {from}: {text}");
@@ -60,7 +60,7 @@ fn show(event: &UdpChatEvent, encoding: sockit_proto::assist::text::TextEncoding
         UdpChatEvent::Sent { .. } => {}
         UdpChatEvent::PeerNotListening => {
             if json {
-                let _ = json_line(&json!({"event": "peer-not-listening", "time": time}));
+                let _ = json_line(&json!({"event": "peer-not-listening"}));
             } else {
                 eprintln!("[{time}] the peer's host says nothing listens on that port");
             }

@@ -374,9 +374,15 @@ mod tests {
     #[tokio::test]
     async fn runs_a_shell_line_and_reports_both_streams() {
         let cmd = Command::Shell("echo out; echo err >&2; exit 3".into());
-        let o = run(&cmd, &[], &ExecLimits::default(), Path::new("/"), std::future::pending())
-            .await
-            .unwrap();
+        let o = run(
+            &cmd,
+            &[],
+            &ExecLimits::default(),
+            Path::new("/"),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (o.stdout.as_slice(), o.stderr.as_slice()),
             (&b"out\n"[..], &b"err\n"[..])
@@ -388,9 +394,15 @@ mod tests {
     #[tokio::test]
     async fn argv_is_not_a_shell() {
         let cmd = Command::Argv(vec!["echo".into(), "$HOME; rm -rf /".into()]);
-        let o = run(&cmd, &[], &ExecLimits::default(), Path::new("/"), std::future::pending())
-            .await
-            .unwrap();
+        let o = run(
+            &cmd,
+            &[],
+            &ExecLimits::default(),
+            Path::new("/"),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         assert_eq!(o.stdout, b"$HOME; rm -rf /\n");
     }
 
