@@ -535,9 +535,9 @@ pub enum TftpMode {
 
 #[derive(Debug, Args)]
 pub struct NcArgs {
-    /// HOST PORT to connect to; with -l, [ADDR] PORT to listen on; with -z,
-    /// HOST PORTS where PORTS is 80, 20-25 or 22,80,443.
-    #[arg(value_name = "HOST PORT", num_args = 0..=2)]
+    /// HOST PORT (or HOST:PORT) to connect to; with -l, [ADDR] PORT to
+    /// listen on; with -z, HOST PORTS... where each is 80, 20-25 or 22,80,443.
+    #[arg(value_name = "HOST PORT")]
     pub target: Vec<String>,
     /// Listen instead of connecting.
     #[arg(short = 'l', long)]
@@ -563,6 +563,9 @@ pub struct NcArgs {
     /// Port check: report open / closed / filtered without sending data.
     #[arg(short = 'z')]
     pub zero_io: bool,
+    /// With -z, report only the open ports.
+    #[arg(long, requires = "zero_io")]
+    pub open_only: bool,
     /// IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -613,9 +616,15 @@ pub struct NcArgs {
     /// Send this file's bytes instead of reading stdin.
     #[arg(long, value_name = "FILE", group = "payload")]
     pub data_file: Option<PathBuf>,
-    /// Append to each send, in order: crlf, lf, cr, sum8, xor8, crc16-modbus.
+    /// Append to each send, in order: crlf, lf, cr, sum8, xor8, lrc,
+    /// crc16-modbus (low byte first), crc16-ccitt (CCITT-FALSE, high byte
+    /// first), crc32 (IEEE, low byte first).
     #[arg(long, value_name = "WHAT", value_parser = parse_append)]
     pub append: Vec<sockit_proto::assist::append::Append>,
+    /// Send line endings as CRLF, as ncat -C (the same as a last
+    /// `--append crlf`).
+    #[arg(short = 'C', long = "crlf")]
+    pub crlf: bool,
     /// Split what arrives into messages: line, len32le, json-frame.
     #[arg(long, value_name = "MODE", value_parser = parse_frame)]
     pub frame: Option<sockit_proto::assist::messages::FrameMode>,
@@ -631,9 +640,14 @@ pub struct NcArgs {
     /// With -lk, the most clients at once; more are turned away.
     #[arg(long, default_value_t = sockit::nc::DEFAULT_MAX_CLIENTS)]
     pub max_clients: usize,
-    /// Raw output even with -k: bytes as they arrive, with no client tags.
-    #[arg(long, conflicts_with_all = ["hex", "timestamps", "frame", "json"])]
+    /// Raw output even with -k on a terminal: bytes as they arrive, with no
+    /// client tags (the default when stdout is not a terminal).
+    #[arg(long, conflicts_with_all = ["hex", "timestamps", "frame", "json", "tags"])]
     pub raw: bool,
+    /// Log lines tagged with the client (`#2 127.0.0.1:50312 < ...`) and
+    /// its comings and goings, even when stdout is not a terminal.
+    #[arg(long)]
+    pub tags: bool,
     /// One JSON object per line: port reports with -z, session events otherwise.
     #[arg(long)]
     pub json: bool,

@@ -343,7 +343,7 @@ fn listener_with_ncat_as_the_client_both_ways() {
 #[test]
 fn keep_listening_serves_many_clients_and_broadcasts() {
     let sandbox = Sandbox::new();
-    let (mut nc, addr) = Nc::listen(&sandbox, &["-lk", "127.0.0.1", "0", "--broadcast-to-all"]);
+    let (mut nc, addr) = Nc::listen(&sandbox, &["-lk", "127.0.0.1", "0", "--broadcast-to-all", "--tags"]);
     let mut clients: Vec<TcpStream> = Vec::new();
     for i in 1..=3 {
         let mut c = TcpStream::connect(addr).unwrap();
@@ -362,7 +362,7 @@ fn keep_listening_serves_many_clients_and_broadcasts() {
         assert_eq!(&got, b"to everyone\n");
     }
     // Without --broadcast-to-all only the newest client hears it.
-    let (mut one, addr) = Nc::listen(&sandbox, &["-lk", "127.0.0.1", "0"]);
+    let (mut one, addr) = Nc::listen(&sandbox, &["-lk", "127.0.0.1", "0", "--tags"]);
     let a = TcpStream::connect(addr).unwrap();
     one.lines_until("#1");
     let mut b = TcpStream::connect(addr).unwrap();
@@ -401,7 +401,10 @@ fn udp_listener_with_socat_and_many_peers() {
     }
 
     // -k: many peers on one socket, each tagged; broadcast reaches them all.
-    let (mut nc, addr) = Nc::listen(&sandbox, &["-u", "-lk", "127.0.0.1", "0", "--broadcast-to-all"]);
+    let (mut nc, addr) = Nc::listen(
+        &sandbox,
+        &["-u", "-lk", "127.0.0.1", "0", "--broadcast-to-all", "--tags"],
+    );
     let peers: Vec<UdpSocket> = (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
     for (i, p) in peers.iter().enumerate() {
         p.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -550,6 +553,9 @@ fn every_append_against_known_vectors() {
         ("sum8", b"\xdd"),
         ("xor8", b"\x31"),
         ("crc16-modbus", b"\x37\x4b"),
+        ("lrc", b"\x23"),
+        ("crc16-ccitt", b"\x29\xb1"),
+        ("crc32", b"\x26\x39\xf4\xcb"),
     ] {
         let (addr, peer) = tcp_peer(read_all);
         let port = addr.port().to_string();
@@ -614,7 +620,7 @@ fn usage_errors_exit_2() {
         &["127.0.0.1"][..],
         &["-k", "127.0.0.1", "80"],
         &["--encoding", "latin9", "127.0.0.1", "80"],
-        &["--append", "crc32", "127.0.0.1", "80"],
+        &["--append", "crc64", "127.0.0.1", "80"],
         &["-n", "localhost", "80"],
         &["127.0.0.1", "99999"],
     ] {
@@ -908,4 +914,69 @@ fn a_write_that_fails_is_an_error_not_a_quiet_success() {
     assert_eq!(status.code(), Some(1), "{err}");
     // The reset shows on whichever direction meets it first.
     assert!(err.contains("sending failed") || err.contains("reset"), "{err}");
+}
+
+#[test]
+fn crlf_line_endings_and_host_colon_port() {
+    let sandbox = Sandbox::new();
+    let (addr, peer) = tcp_peer(read_all);
+    // -C as ncat: each line goes out with CRLF; HOST:PORT as one argument.
+    let (status, _, _) = run_nc(&sandbox, &["-C", &addr.to_string()], b"GET / HTTP/1.0\n\n");
+    assert!(status.success());
+    assert_eq!(peer.join().unwrap(), b"GET / HTTP/1.0\r\n\r\n");
+    let (status, _, err) = run_nc(&sandbox, &["127.0.0.1:notaport"], b"");
+    assert_eq!(status.code(), Some(2), "{err}");
+}
+
+#[test]
+fn port_checks_take_several_arguments_and_open_only() {
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let closed_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sandbox = Sandbox::new();
+    let (o, c) = (open_port.to_string(), closed_port.to_string());
+    let (status, out, _) = run_nc(&sandbox, &["-z", "127.0.0.1", &c, &o], b"");
+    assert!(status.success());
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let (status, out, _) = run_nc(&sandbox, &["-z", "--open-only", "127.0.0.1", &c, &o], b"");
+    assert!(status.success());
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("127.0.0.1 {open_port}/tcp open\n")
+    );
+    // Nothing open: exit 1, and with --open-only nothing printed.
+    let (status, out, _) = run_nc(&sandbox, &["-z", "--open-only", "127.0.0.1", &c], b"");
+    assert_eq!((status.code(), out.len()), (Some(1), 0));
+}
+
+#[test]
+fn listening_without_an_address_takes_ipv4_and_ipv6() {
+    let sandbox = Sandbox::new();
+    for (client, payload) in [("127.0.0.1", &b"over v4\n"[..]), ("::1", b"over v6\n")] {
+        let (mut nc, addr) = Nc::listen(&sandbox, &["-l", "0"]);
+        assert!(addr.ip().is_unspecified() && addr.is_ipv6(), "{addr}");
+        let mut c = TcpStream::connect((client, addr.port())).unwrap();
+        c.write_all(payload).unwrap();
+        drop(c);
+        nc.close_stdin();
+        let (status, out) = nc.finish();
+        assert!(status.success());
+        assert_eq!(out, payload);
+    }
+}
+
+#[test]
+fn keep_listening_into_a_file_writes_raw_bytes() {
+    let sandbox = Sandbox::new();
+    let (mut nc, addr) = Nc::listen(&sandbox, &["-lk", "127.0.0.1", "0"]);
+    for i in 0..2u8 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(&[b'a' + i, 0, 0xff]).unwrap();
+        drop(c);
+        // One client's bytes before the next connects, so the order is known.
+        let mut got = [0u8; 3];
+        nc.out.read_exact(&mut got).unwrap();
+        assert_eq!(got, [b'a' + i, 0, 0xff]);
+    }
 }

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use sockit::nc::{self, CloseReason, Family, NcEvent, NcOptions, NcTls, Session, Stats};
 use sockit::tls::Trust;
+use sockit_proto::assist::append::Append;
 use sockit_proto::assist::compose::Composer;
+use sockit_proto::hostport::HostPort;
 
 use super::server_tls;
 use crate::UsageError;
@@ -63,10 +65,14 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     if args.keep_open && !args.listen {
         return Err(UsageError("-k needs -l".into()).into());
     }
+    let mut append = args.append.clone();
+    if args.crlf && append.last() != Some(&Append::Crlf) {
+        append.push(Append::Crlf);
+    }
     let composer = Composer {
         encoding: args.encoding,
         send_hex: args.send_hex,
-        append: args.append.clone(),
+        append,
     };
     let log = match &args.log {
         Some(path) => Some(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
@@ -76,7 +82,13 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         Mode::Json
     } else if args.hex {
         Mode::Hex
-    } else if args.timestamps || args.frame.is_some() || (args.keep_open && !args.raw) {
+    } else if args.timestamps
+        || args.frame.is_some()
+        // Many clients on a terminal: lines tagged by client. Redirected
+        // (`nc -lk PORT > log`), the bytes as they came, as ncat writes them.
+        || args.tags
+        || (args.keep_open && !args.raw && std::io::IsTerminal::is_terminal(&std::io::stdout()))
+    {
         Mode::Log
     } else {
         Mode::Raw
@@ -163,17 +175,23 @@ async fn endpoint(args: &NcArgs, family: Family) -> anyhow::Result<Endpoint> {
                 .parse::<IpAddr>()
                 .map_err(|_| UsageError(format!("'{h}' is not an address to listen on")))?,
             (None, Some(s)) => s,
-            // netcat's default: every interface of the family.
-            (None, None) if family == Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            (None, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            // netcat's default: every interface; with neither -4 nor -6,
+            // both families on one dual-stack socket.
+            (None, None) if family == Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            (None, None) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
         return Ok(Endpoint::Listen(SocketAddr::new(ip, port)));
     }
-    let [host, port] = args.target.as_slice() else {
-        return Err(UsageError("give HOST PORT to connect to (or -l PORT to listen)".into()).into());
+    let (host, port) = match args.target.as_slice() {
+        [host, port] => (host.clone(), parse_port(port)?),
+        // HOST:PORT, [V6]:PORT: the form the other clients take.
+        [one] => match HostPort::parse(one) {
+            Ok(HostPort { host, port: Some(port) }) => (host, port),
+            _ => return Err(UsageError(format!("give HOST PORT or HOST:PORT to connect to, not {one:?}")).into()),
+        },
+        _ => return Err(UsageError("give HOST PORT to connect to (or -l PORT to listen)".into()).into()),
     };
-    let port = parse_port(port)?;
-    let addrs = nc::resolve::socket_addrs(host, port, family, args.numeric).await?;
+    let addrs = nc::resolve::socket_addrs(&host, port, family, args.numeric).await?;
     Ok(Endpoint::Connect(addrs))
 }
 
@@ -334,10 +352,13 @@ async fn send_periodically(tx: mpsc::Sender<Bytes>, payload: Bytes, count: u64, 
 }
 
 async fn scan(args: &NcArgs, family: Family) -> anyhow::Result<ExitCode> {
-    let [host, ports] = args.target.as_slice() else {
-        return Err(UsageError("-z needs HOST PORTS (PORTS: 80, 20-25 or 22,80,443)".into()).into());
+    let [host, ports @ ..] = args.target.as_slice() else {
+        return Err(UsageError("-z needs HOST PORTS... (each 80, 20-25 or 22,80,443)".into()).into());
     };
-    let ports = parse_ports(ports)?;
+    if ports.is_empty() {
+        return Err(UsageError("-z needs HOST PORTS... (each 80, 20-25 or 22,80,443)".into()).into());
+    }
+    let ports = parse_ports(&ports.join(","))?;
     let addrs = nc::resolve::socket_addrs(host, 0, family, args.numeric).await?;
     let target = addrs.first().map(SocketAddr::ip).context("no address to check")?;
     let opts = with_source(
@@ -350,7 +371,11 @@ async fn scan(args: &NcArgs, family: Family) -> anyhow::Result<ExitCode> {
     let reports = nc::scan::check(target, &ports, args.udp, &opts, nc::scan::DEFAULT_PARALLEL).await;
     let mut any_open = false;
     for r in &reports {
-        any_open |= r.state == nc::scan::PortState::Open;
+        let open = r.state == nc::scan::PortState::Open;
+        any_open |= open;
+        if args.open_only && !open {
+            continue;
+        }
         if args.json {
             crate::output::json_line(&serde_json::json!({
                 "event": "port",

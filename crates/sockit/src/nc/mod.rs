@@ -110,6 +110,11 @@ impl Default for NcOptions {
 /// A peer's number within one run: 1 for the first client, and so on.
 pub type PeerId = u64;
 
+/// Whether a listen address is IPv6's "any", which nc opens to IPv4 too.
+pub(crate) fn is_dual_stack(addr: SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(v6) if v6.ip().is_unspecified())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NcEvent {
     Listening(SocketAddr),

@@ -101,17 +101,28 @@ pub async fn open(addrs: &[SocketAddr], opts: &NcOptions) -> Result<TcpStream, E
 }
 
 /// Binds a listener with SO_REUSEADDR and a backlog that survives a burst.
+/// `[::]` takes IPv4 too (dual stack), and falls back to `0.0.0.0` on a
+/// host without IPv6.
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    let bind_err = |source| Error::Bind { addr, source };
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
+    match bind_one(addr) {
+        Err(_) if super::is_dual_stack(addr) => bind_one(SocketAddr::from(([0, 0, 0, 0], addr.port()))),
+        bound => bound,
     }
-    .map_err(bind_err)?;
-    socket.set_reuseaddr(true).map_err(bind_err)?;
-    socket.bind(addr).map_err(bind_err)?;
-    socket.listen(DEFAULT_BACKLOG).map_err(bind_err)
+}
+
+fn bind_one(addr: SocketAddr) -> Result<TcpListener, Error> {
+    let bind_err = |source| Error::Bind { addr, source };
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(bind_err)?;
+    if super::is_dual_stack(addr) {
+        socket.set_only_v6(false).map_err(bind_err)?;
+    }
+    socket.set_reuse_address(true).map_err(bind_err)?;
+    socket.set_nonblocking(true).map_err(bind_err)?;
+    socket.bind(&addr.into()).map_err(bind_err)?;
+    let backlog = i32::try_from(DEFAULT_BACKLOG).unwrap_or(1024);
+    socket.listen(backlog).map_err(bind_err)?;
+    TcpListener::from_std(socket.into()).map_err(bind_err)
 }
 
 /// Serves one client (then returns, as netcat does), or with `-k` many

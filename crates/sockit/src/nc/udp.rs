@@ -39,10 +39,22 @@ pub async fn connect(addrs: &[SocketAddr], opts: &NcOptions, session: Session) -
 }
 
 /// Binds a UDP socket (SO_REUSEADDR, so a restarted listener rebinds at once).
+/// `[::]` takes IPv4 too (dual stack), and falls back to `0.0.0.0` on a
+/// host without IPv6.
 pub fn bind(addr: SocketAddr) -> Result<UdpSocket, Error> {
+    match bind_one(addr) {
+        Err(_) if super::is_dual_stack(addr) => bind_one(SocketAddr::from(([0, 0, 0, 0], addr.port()))),
+        bound => bound,
+    }
+}
+
+fn bind_one(addr: SocketAddr) -> Result<UdpSocket, Error> {
     let bind_err = |source| Error::Bind { addr, source };
     let socket =
         socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None).map_err(bind_err)?;
+    if super::is_dual_stack(addr) {
+        socket.set_only_v6(false).map_err(bind_err)?;
+    }
     socket.set_reuse_address(true).map_err(bind_err)?;
     socket.set_nonblocking(true).map_err(bind_err)?;
     socket.bind(&addr.into()).map_err(bind_err)?;
