@@ -621,6 +621,17 @@ pub struct NcArgs {
     /// first), crc32 (IEEE, low byte first).
     #[arg(long, value_name = "WHAT", value_parser = parse_append)]
     pub append: Vec<sockit_proto::assist::append::Append>,
+    /// Run PROG (split on spaces, no shell) with the connection as its
+    /// stdin and stdout, as ncat -e; with -lk, one process per client. A
+    /// listener on a non-loopback address also needs --allow-exec.
+    #[arg(short = 'e', long = "exec", value_name = "PROG", conflicts_with_all = ["udp", "ssl", "zero_io", "payload", "sh_exec"])]
+    pub exec: Option<String>,
+    /// As -e, with a line for `sh -c`.
+    #[arg(short = 'c', long = "sh-exec", value_name = "LINE", conflicts_with_all = ["udp", "ssl", "zero_io", "payload"])]
+    pub sh_exec: Option<String>,
+    /// Let -e/-c serve other hosts: without it they listen on loopback only.
+    #[arg(long)]
+    pub allow_exec: bool,
     /// Send line endings as CRLF, as ncat -C (the same as a last
     /// `--append crlf`).
     #[arg(short = 'C', long = "crlf")]

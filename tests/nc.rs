@@ -980,3 +980,55 @@ fn keep_listening_into_a_file_writes_raw_bytes() {
         assert_eq!(got, [b'a' + i, 0, 0xff]);
     }
 }
+
+#[test]
+fn exec_a_program_per_connection() {
+    let sandbox = Sandbox::new();
+    // -e: the program talks to the peer, one process per client with -k.
+    let (_nc, addr) = Nc::listen(&sandbox, &["-lk", "127.0.0.1", "0", "-e", "tr a-z A-Z"]);
+    for word in ["first", "second"] {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(format!("{word}\n").as_bytes()).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        c.set_read_timeout(Some(PATIENCE)).unwrap();
+        assert_eq!(read_all(c), format!("{}\n", word.to_uppercase()).as_bytes());
+    }
+    // -c: a shell line, with ncat's variables naming the peer.
+    let (_nc, addr) = Nc::listen(&sandbox, &["-l", "127.0.0.1", "0", "-c", "echo from $NCAT_REMOTE_ADDR"]);
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(read_all(c), b"from 127.0.0.1\n");
+    // As a client: the program's output goes to the server, and back.
+    let (addr, peer) = tcp_peer(|mut s| {
+        s.write_all(b"ping\n").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        read_all(s)
+    });
+    let (status, _, err) = run_nc(&sandbox, &["-e", "cat", "127.0.0.1", &addr.port().to_string()], b"");
+    assert!(status.success(), "{err}");
+    assert_eq!(peer.join().unwrap(), b"ping\n");
+    // Beyond loopback it needs --allow-exec.
+    let (status, _, err) = run_nc(&sandbox, &["-l", "0.0.0.0", "0", "-e", "cat"], b"");
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("--allow-exec"), "{err}");
+}
+
+#[test]
+fn exec_listener_serves_ncat() {
+    let sandbox = Sandbox::new();
+    if !peer_available("ncat", &["--version"]) {
+        return;
+    }
+    let (_nc, addr) = Nc::listen(&sandbox, &["-l", "127.0.0.1", "0", "-e", "tr a-z A-Z"]);
+    let out = Command::new("ncat")
+        .args(["127.0.0.1", &addr.port().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"stressed\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.stdout, b"STRESSED\n");
+}

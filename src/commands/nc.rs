@@ -49,6 +49,9 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     if args.zero_io {
         return scan(&args, family).await;
     }
+    if let Some(program) = program_of(&args) {
+        return run_program(&args, family, program).await;
+    }
     let opts = NcOptions {
         family,
         source: None,
@@ -213,6 +216,53 @@ async fn drive(endpoint: Endpoint, udp: bool, mut opts: NcOptions, session: Sess
             }
         }
     })
+}
+
+/// `-e PROG` (split on spaces, as ncat) or `-c LINE`.
+fn program_of(args: &NcArgs) -> Option<nc::program::Program> {
+    if let Some(line) = &args.sh_exec {
+        return Some(nc::program::Program::Shell(line.clone()));
+    }
+    let argv = args.exec.as_ref()?.split_whitespace().map(str::to_owned).collect();
+    Some(nc::program::Program::Argv(argv))
+}
+
+/// `-e`/`-c`: the program talks to the peer; sockit only carries bytes.
+async fn run_program(args: &NcArgs, family: Family, program: nc::program::Program) -> anyhow::Result<ExitCode> {
+    let code = match endpoint(args, family).await? {
+        Endpoint::Listen(addr) => {
+            if !addr.ip().is_loopback() && !args.allow_exec {
+                return Err(UsageError(format!(
+                    "refusing -e/-c on {addr}: anyone who can connect would run it; listen on a loopback \
+                     address, or add --allow-exec"
+                ))
+                .into());
+            }
+            let listener = nc::tcp::bind(addr)?;
+            eprintln!("listening on {}", listener.local_addr()?);
+            let serving = nc::program::serve(listener, program, args.keep_open, args.max_clients);
+            tokio::select! {
+                code = serving => code?,
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(exit::INTERRUPTED)),
+            }
+        }
+        Endpoint::Connect(addrs) => {
+            let opts = with_source(
+                NcOptions {
+                    family,
+                    timeout: seconds(args.wait, "-w")?,
+                    ..NcOptions::default()
+                },
+                args,
+            );
+            let conn = nc::tcp::open(&addrs, &opts).await?;
+            let peer = conn.peer_addr()?;
+            nc::program::run(&program, conn, peer).await?
+        }
+    };
+    Ok(ExitCode::from(
+        code.and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILED),
+    ))
 }
 
 /// `--ssl`: the listener's certificate, or how a server is trusted.

@@ -13,6 +13,7 @@
 //! - [`scan`]: `-z` port checks.
 //! - [`resolve`]: names to addresses through the system resolver.
 
+pub mod program;
 pub mod resolve;
 pub mod scan;
 mod stream;
