@@ -153,8 +153,8 @@ stdin is sent (up to 16 MiB) unless it is a terminal or -n is given.")]
     #[command(after_help = "Examples:
   sockit ipmsg                                          # interactive: /list, /msg, /file, /get, /help
   sockit ipmsg listen --json                            # one event per line: entry, exit, message, ...
-  sockit ipmsg send --to 192.168.1.20 'hello'           # exit 0 once acknowledged (RECVMSG)
-  sockit ipmsg send --to 192.168.1.20 --file report.pdf 'here it is'
+  sockit ipmsg send 192.168.1.20 'hello'                # exit 0 once acknowledged (RECVMSG)
+  sockit ipmsg send 192.168.1.20 --file report.pdf 'here it is'
   sockit ipmsg --bind 127.0.0.1:2426 --peer 127.0.0.2   # loopback only: announce to 127.255.255.255 and 127.0.0.2
 
 Port 2425 (UDP for messages, TCP for files) unless an address says otherwise.
@@ -288,7 +288,7 @@ pub struct IpmsgArgs {
 pub struct IpmsgNodeArgs {
     /// Address (UDP and TCP) to use; port 2425 unless given. A loopback
     /// address keeps every announcement on loopback.
-    #[arg(long, global = true, default_value = "0.0.0.0:2425", value_parser = parse_ipmsg_addr)]
+    #[arg(long, visible_alias = "listen", global = true, default_value = "0.0.0.0:2425", value_parser = parse_ipmsg_addr)]
     pub bind: SocketAddr,
     /// Hosts to announce to directly, besides the broadcast addresses (repeatable).
     #[arg(long, global = true, value_parser = parse_ipmsg_addr)]
@@ -338,10 +338,13 @@ pub enum IpmsgCommand {
         accept_files: bool,
     },
     /// Send one message; exit 0 once the peer acknowledges it, 1 if it never does.
+    #[command(
+        override_usage = "sockit ipmsg send [OPTIONS] <HOST[:PORT]> <TEXT>\n       sockit ipmsg send [OPTIONS] --to <HOST[:PORT]> <TEXT>"
+    )]
     Send {
-        /// The peer (port 2425 unless given).
-        #[arg(long, value_parser = parse_ipmsg_addr)]
-        to: SocketAddr,
+        /// The peer (port 2425 unless given), as the first argument or --to.
+        #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_ipmsg_addr)]
+        to: Option<SocketAddr>,
         /// Attach a file (repeatable); the command then waits for the peer to fetch it.
         #[arg(long)]
         file: Vec<std::path::PathBuf>,
@@ -351,8 +354,9 @@ pub enum IpmsgCommand {
         /// One JSON object per event.
         #[arg(long)]
         json: bool,
-        /// The message.
-        text: String,
+        /// [HOST[:PORT]] TEXT: the peer (unless --to names it), then the message.
+        #[arg(value_name = "TEXT", num_args = 1..=2, required = true)]
+        words: Vec<String>,
     },
 }
 
@@ -732,7 +736,7 @@ fn parse_host_port(s: &str) -> Result<HostPort, String> {
 }
 
 /// An address with the port optional (IPMSG's 2425).
-fn parse_ipmsg_addr(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_ipmsg_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }

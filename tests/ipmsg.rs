@@ -123,15 +123,9 @@ fn two_nodes_see_each_other_and_exchange_a_message_and_a_file() {
             "--nick",
             "Alice",
         ])
-        .args([
-            "--to",
-            &bob.addr.to_string(),
-            "--file",
-            file.to_str().unwrap(),
-            "--serve-secs",
-            "30",
-        ])
-        .arg("你好, Bob")
+        .args(["--file", file.to_str().unwrap(), "--serve-secs", "30"])
+        // The peer as the first argument, as every client names its server.
+        .args([&bob.addr.to_string(), "你好, Bob"])
         .output()
         .unwrap();
     assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));

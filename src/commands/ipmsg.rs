@@ -16,6 +16,7 @@ use sockit::ipmsg::{self, Inbox, IpmsgHandle, IpmsgOptions, NodeEvent};
 use sockit_proto::assist::text::TextEncoding;
 use sockit_proto::ipmsg::{Event, Message, Peer};
 
+use crate::UsageError;
 use crate::cli::{IpmsgArgs, IpmsgCommand, IpmsgNodeArgs};
 use crate::exit;
 use crate::output::json_line;
@@ -29,8 +30,15 @@ pub async fn run(args: IpmsgArgs) -> anyhow::Result<ExitCode> {
             file,
             serve_secs,
             json,
-            text,
-        }) => send(&args.node, to, &file, Duration::from_secs(serve_secs), json, &text).await,
+            words,
+        }) => {
+            let (to, text) = match (to, words.as_slice()) {
+                (Some(to), [text]) => (to, text),
+                (None, [peer, text]) => (crate::cli::parse_ipmsg_addr(peer).map_err(UsageError)?, text),
+                _ => return Err(UsageError("give the peer and the text: ipmsg send HOST[:PORT] TEXT".into()).into()),
+            };
+            send(&args.node, to, &file, Duration::from_secs(serve_secs), json, text).await
+        }
     }
 }
 
