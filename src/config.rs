@@ -232,10 +232,13 @@ impl Section {
             ],
             Kind::Download => &["listen", "root"],
             Kind::Chat => &["listen"],
-            Kind::Echo => &["tcp", "udp", "upper"],
-            Kind::Time => &["udp"],
-            Kind::Daytime | Kind::Rfc868 => &["tcp", "udp"],
+            // `listen` is the same address on every protocol the service
+            // speaks, as the `--listen` flag.
+            Kind::Echo => &["listen", "tcp", "udp", "upper"],
+            Kind::Time => &["listen", "udp"],
+            Kind::Daytime | Kind::Rfc868 => &["listen", "tcp", "udp"],
             Kind::Tftp => &[
+                "listen",
                 "udp",
                 "root",
                 "allow_write",
@@ -325,8 +328,8 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         if !section.has_listener() {
             let wants = match kind {
                 Kind::Files | Kind::Download | Kind::Chat => "`listen`",
-                Kind::Time | Kind::Tftp => "`udp`",
-                Kind::Echo | Kind::Daytime | Kind::Rfc868 => "`tcp` or `udp`",
+                Kind::Time | Kind::Tftp => "`listen` (or `udp`)",
+                Kind::Echo | Kind::Daytime | Kind::Rfc868 => "`listen`, `tcp` or `udp`",
             };
             return Err(UsageError(format!(
                 "{}, line {line}: a service of kind \"{}\" needs {wants}",
@@ -476,7 +479,7 @@ idle_timeout = 5
         assert!(err.contains("line 2") && err.contains("gopher"), "{err}");
 
         let err = parse("[[service]]\nkind = \"echo\"\n").unwrap_err().to_string();
-        assert!(err.contains("needs `tcp` or `udp`"), "{err}");
+        assert!(err.contains("needs `listen`, `tcp` or `udp`"), "{err}");
 
         let err = parse("[[service]]\nkind = \"files\"\nlisten = \"127.0.0.1:1\"\nmax_connections = 0\n")
             .unwrap_err()

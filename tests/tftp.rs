@@ -675,7 +675,7 @@ fn a_config_file_runs_tftp() {
     let (root, _) = dirs(&sandbox);
     std::fs::write(root.join("ok.txt"), "fine").unwrap();
     let config = format!(
-        "[[service]]\nkind = \"tftp\"\nudp = \"127.0.0.1:0\"\nroot = \"{}\"\n",
+        "[[service]]\nkind = \"tftp\"\nlisten = \"127.0.0.1:0\"\nroot = \"{}\"\n",
         root.display()
     );
     std::fs::create_dir_all(sandbox.path("work")).unwrap();

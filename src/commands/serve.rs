@@ -185,10 +185,10 @@ fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
             let upper = section.upper.unwrap_or(false);
             let echo = Echo { upper };
             let name = if upper { "echo, upper" } else { "echo" };
-            if let Some(tcp) = section.tcp {
+            for tcp in section.tcp.into_iter().chain(section.listen) {
                 listeners.tcp(server_config(tcp, s, auth_if_named(s)?)?, echo, name, "")?;
             }
-            if let Some(udp) = section.udp {
+            for udp in section.udp.into_iter().chain(section.listen) {
                 listeners.udp(udp, reuse, echo, name)?;
             }
         }
@@ -207,7 +207,8 @@ fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
         Kind::Tftp => {
             let udp = section
                 .udp
-                .ok_or_else(|| UsageError("a tftp service needs `udp`".into()))?;
+                .or(section.listen)
+                .ok_or_else(|| UsageError("a tftp service needs `listen`".into()))?;
             let mut config = TftpConfig::new(section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()));
             config.allow_write = section.allow_write.unwrap_or(false);
             config.allow_create = section.allow_create.unwrap_or(false);
@@ -230,10 +231,13 @@ fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
                 _ => (TimeProtocol::Rfc868, "rfc868"),
             };
             let service = TimeService { protocol };
-            if let Some(tcp) = section.tcp {
+            // The course's time service is UDP only; daytime and RFC 868
+            // take `listen` on both protocols.
+            let tcp_listen = if kind == Kind::Time { None } else { section.listen };
+            for tcp in section.tcp.into_iter().chain(tcp_listen) {
                 listeners.tcp(server_config(tcp, s, auth_if_named(s)?)?, service, name, "")?;
             }
-            if let Some(udp) = section.udp {
+            for udp in section.udp.into_iter().chain(section.listen) {
                 listeners.udp(udp, reuse, service, name)?;
             }
         }
