@@ -1,6 +1,6 @@
 //! Command-line arguments. Each subcommand's `--help` carries examples.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -625,6 +625,10 @@ pub struct NcArgs {
     /// first), crc32 (IEEE, low byte first).
     #[arg(long, value_name = "WHAT", value_parser = parse_append)]
     pub append: Vec<sockit_proto::assist::append::Append>,
+    /// With -u -l, join this multicast group (repeatable) and receive what
+    /// is sent to it, as NetAssist's multicast mode.
+    #[arg(long, value_name = "GROUP", requires_all = ["udp", "listen"])]
+    pub join: Vec<IpAddr>,
     /// Run PROG (split on spaces, no shell) with the connection as its
     /// stdin and stdout, as ncat -e; with -lk, one process per client. A
     /// listener on a non-loopback address also needs --allow-exec.

@@ -75,3 +75,42 @@ fn a_broadcast_reaches_the_other_host_on_the_lan_only() {
     let got: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(got["text"], "second", "the loopback broadcast never crossed");
 }
+
+#[test]
+fn nc_joins_a_multicast_group_across_the_lan() {
+    let Some(lan) = Lan::create("mc") else {
+        support::netns::skip();
+        return;
+    };
+    assert!(lan.route_multicast());
+    // b joins the group; -v announces the socket once it has joined.
+    let mut listener = lan
+        .b
+        .sockit()
+        .args(["nc", "-v", "-u", "-l", "-w", "10", "--join", "239.7.7.7", "7799"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(listener.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.starts_with("listening on 0.0.0.0:7799"), "{first}");
+    let mut out = BufReader::new(listener.stdout.take().unwrap());
+    let _listener = KillOnDrop(listener);
+    // a sends to the group address, not to b.
+    let mut sender = lan
+        .a
+        .sockit()
+        .args(["nc", "-u", "-q", "0", "239.7.7.7", "7799"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(sender.stdin.as_mut().unwrap(), "组播 hello\n".as_bytes()).unwrap();
+    drop(sender.stdin.take());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "组播 hello\n");
+    assert!(sender.wait().unwrap().success());
+}

@@ -136,7 +136,7 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let session_run = drive(endpoint, args.udp, opts, session);
+    let session_run = drive(endpoint, args.udp, &args.join, opts, session);
     let outcome = tokio::select! {
         r = session_run => Some(r),
         _ = tokio::signal::ctrl_c() => None,
@@ -179,8 +179,11 @@ async fn endpoint(args: &NcArgs, family: Family) -> anyhow::Result<Endpoint> {
                 .map_err(|_| UsageError(format!("'{h}' is not an address to listen on")))?,
             (None, Some(s)) => s,
             // netcat's default: every interface; with neither -4 nor -6,
-            // both families on one dual-stack socket.
-            (None, None) if family == Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            // both families on one dual-stack socket (IPv4 only to join
+            // an IPv4 group).
+            (None, None) if family == Family::V4 || args.join.iter().any(IpAddr::is_ipv4) => {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
             (None, None) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
         return Ok(Endpoint::Listen(SocketAddr::new(ip, port)));
@@ -198,7 +201,13 @@ async fn endpoint(args: &NcArgs, family: Family) -> anyhow::Result<Endpoint> {
     Ok(Endpoint::Connect(addrs))
 }
 
-async fn drive(endpoint: Endpoint, udp: bool, mut opts: NcOptions, session: Session) -> anyhow::Result<CloseReason> {
+async fn drive(
+    endpoint: Endpoint,
+    udp: bool,
+    join: &[IpAddr],
+    mut opts: NcOptions,
+    session: Session,
+) -> anyhow::Result<CloseReason> {
     Ok(match endpoint {
         Endpoint::Connect(addrs) => {
             if udp {
@@ -210,7 +219,9 @@ async fn drive(endpoint: Endpoint, udp: bool, mut opts: NcOptions, session: Sess
         Endpoint::Listen(addr) => {
             opts.source = None;
             if udp {
-                nc::udp::serve(nc::udp::bind(addr)?, &opts, session).await?
+                let socket = nc::udp::bind(addr)?;
+                nc::udp::join(&socket, join)?;
+                nc::udp::serve(socket, &opts, session).await?
             } else {
                 nc::tcp::serve(nc::tcp::bind(addr)?, &opts, session).await?
             }

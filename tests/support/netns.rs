@@ -66,9 +66,31 @@ pub struct Lan {
     pub a: Netns,
     pub b: Netns,
     pub subnet: String,
+    /// The veth ends: `devs.0` in a, `devs.1` in b.
+    pub devs: (String, String),
 }
 
 impl Lan {
+    /// Routes multicast (224.0.0.0/4) out of each host's veth, as a LAN's
+    /// default route would.
+    pub fn route_multicast(&self) -> bool {
+        [(&self.a, &self.devs.0), (&self.b, &self.devs.1)]
+            .iter()
+            .all(|(ns, dev)| {
+                ip(&[
+                    "netns",
+                    "exec",
+                    &ns.name,
+                    "ip",
+                    "route",
+                    "add",
+                    "224.0.0.0/4",
+                    "dev",
+                    dev,
+                ])
+            })
+    }
+
     pub fn create(tag: &str) -> Option<Lan> {
         let id = std::process::id();
         let a = Netns::create(&format!("{tag}a"))?;
@@ -102,6 +124,11 @@ impl Lan {
                 return None;
             }
         }
-        Some(Lan { a, b, subnet })
+        Some(Lan {
+            a,
+            b,
+            subnet,
+            devs: (va, vb),
+        })
     }
 }

@@ -64,6 +64,27 @@ fn bind_one(addr: SocketAddr) -> Result<UdpSocket, Error> {
 /// Listens on `socket`: without `-k` only the first peer is heard and
 /// answered; with `-k` every peer is, and input goes to the newest (or to
 /// all of them with `--broadcast-to-all`).
+/// Joins each multicast group on the interface the routing table picks
+/// for it, so the socket receives what is sent to the group.
+pub fn join(socket: &UdpSocket, groups: &[IpAddr]) -> Result<(), Error> {
+    for group in groups {
+        let joined = match group {
+            IpAddr::V4(g) if g.is_multicast() => socket.join_multicast_v4(*g, Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(g) if g.is_multicast() => socket.join_multicast_v6(g, 0),
+            other => {
+                return Err(Error::Usage(format!(
+                    "{other} is not a multicast group (224.0.0.0/4, ff00::/8)"
+                )));
+            }
+        };
+        joined.map_err(|source| Error::Io {
+            op: "joining the multicast group",
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 pub async fn serve(socket: UdpSocket, opts: &NcOptions, session: Session) -> Result<CloseReason, Error> {
     if let Ok(addr) = socket.local_addr() {
         session.emit(NcEvent::Listening(addr)).await;
