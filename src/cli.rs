@@ -625,6 +625,10 @@ pub struct NcArgs {
     /// first), crc32 (IEEE, low byte first).
     #[arg(long, value_name = "WHAT", value_parser = parse_append)]
     pub append: Vec<sockit_proto::assist::append::Append>,
+    /// Unix-domain stream socket: the one argument is its PATH (connect,
+    /// or with -l create and listen; the file is removed on exit).
+    #[arg(short = 'U', long = "unixsock", conflicts_with_all = ["udp", "ssl", "zero_io", "join", "hex", "timestamps", "frame", "json"])]
+    pub unix: bool,
     /// With -u -l, join this multicast group (repeatable) and receive what
     /// is sent to it, as NetAssist's multicast mode.
     #[arg(long, value_name = "GROUP", requires_all = ["udp", "listen"])]

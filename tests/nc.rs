@@ -964,6 +964,19 @@ fn listening_without_an_address_takes_ipv4_and_ipv6() {
         assert!(status.success());
         assert_eq!(out, payload);
     }
+    // An IPv4 client of the dual-stack socket is shown as IPv4.
+    let (mut nc, addr) = Nc::listen(&sandbox, &["-lk", "0", "--tags"]);
+    let c = TcpStream::connect(("127.0.0.1", addr.port())).unwrap();
+    let seen = nc.lines_until("connected");
+    assert!(
+        seen.last()
+            .unwrap()
+            .starts_with(&format!("-- #1 {}", c.local_addr().unwrap())),
+        "{seen:?}"
+    );
+    // -6 is IPv6 only.
+    let (_nc, addr) = Nc::listen(&sandbox, &["-6", "-l", "0"]);
+    assert!(TcpStream::connect(("127.0.0.1", addr.port())).is_err());
 }
 
 #[test]
@@ -993,6 +1006,12 @@ fn exec_a_program_per_connection() {
         c.set_read_timeout(Some(PATIENCE)).unwrap();
         assert_eq!(read_all(c), format!("{}\n", word.to_uppercase()).as_bytes());
     }
+    // A program that ends first closes the connection, though the peer
+    // says nothing and keeps its side open.
+    let (_nc, addr) = Nc::listen(&sandbox, &["-l", "127.0.0.1", "0", "-e", "echo bye"]);
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(read_all(c), b"bye\n");
     // -c: a shell line, with ncat's variables naming the peer.
     let (_nc, addr) = Nc::listen(&sandbox, &["-l", "127.0.0.1", "0", "-c", "echo from $NCAT_REMOTE_ADDR"]);
     let c = TcpStream::connect(addr).unwrap();
@@ -1031,4 +1050,42 @@ fn exec_listener_serves_ncat() {
         })
         .unwrap();
     assert_eq!(out.stdout, b"STRESSED\n");
+}
+
+#[test]
+fn unix_domain_sockets_both_ways() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.path("s.sock");
+    let p = path.to_str().unwrap();
+    // sockit listens (announcing with -v); a plain Unix client talks to it.
+    let mut listener = Nc::spawn(&sandbox, &["-v", "-lU", p]);
+    let mut err = BufReader::new(listener.child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), format!("listening on {p}"));
+    let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    c.write_all(b"over a unix socket\n").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    listener.send(b"and back\n");
+    listener.close_stdin();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"and back\n");
+    let (status, out) = listener.finish();
+    assert!(status.success());
+    assert_eq!(out, b"over a unix socket\n");
+    assert!(!path.exists(), "the socket file is removed on exit");
+
+    // sockit connects, to a program served on a Unix socket by sockit.
+    let mut server = Nc::spawn(&sandbox, &["-v", "-lkU", p, "-e", "tr a-z A-Z"]);
+    let mut err = BufReader::new(server.child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let (status, out, _) = run_nc(&sandbox, &["-U", p], b"shout\n");
+    assert!(status.success());
+    assert_eq!(out, b"SHOUT\n");
+    // An existing file is never replaced.
+    let (status, _, err) = run_nc(&sandbox, &["-lU", p], b"");
+    assert_eq!(status.code(), Some(2), "{err}");
+    drop(server);
 }

@@ -49,6 +49,9 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     if args.zero_io {
         return scan(&args, family).await;
     }
+    if args.unix {
+        return run_unix(&args, verbose > 0).await;
+    }
     if let Some(program) = program_of(&args) {
         return run_program(&args, family, program).await;
     }
@@ -109,7 +112,7 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     // Bind or resolve before reading any input, so a mistake is reported
     // at once and nothing typed is lost.
     let endpoint = endpoint(&args, family).await?;
-    let announce_listen = matches!(&endpoint, Endpoint::Listen(addr) if addr.port() == 0);
+    let announce_listen = matches!(&endpoint, Endpoint::Listen(addr, _) if addr.port() == 0);
     let view = ViewOptions {
         mode,
         timestamps: args.timestamps,
@@ -159,7 +162,8 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
 
 enum Endpoint {
     Connect(Vec<SocketAddr>),
-    Listen(SocketAddr),
+    /// Where to listen, and whether on both families (no address, no -4/-6).
+    Listen(SocketAddr, bool),
 }
 
 async fn endpoint(args: &NcArgs, family: Family) -> anyhow::Result<Endpoint> {
@@ -186,7 +190,8 @@ async fn endpoint(args: &NcArgs, family: Family) -> anyhow::Result<Endpoint> {
             }
             (None, None) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        return Ok(Endpoint::Listen(SocketAddr::new(ip, port)));
+        let dual = host.is_none() && args.source.is_none() && family == Family::Any && ip.is_ipv6();
+        return Ok(Endpoint::Listen(SocketAddr::new(ip, port), dual));
     }
     let (host, port) = match args.target.as_slice() {
         [host, port] => (host.clone(), parse_port(port)?),
@@ -216,17 +221,80 @@ async fn drive(
                 nc::tcp::connect(&addrs, &opts, session).await?
             }
         }
-        Endpoint::Listen(addr) => {
+        Endpoint::Listen(addr, dual) => {
             opts.source = None;
             if udp {
-                let socket = nc::udp::bind(addr)?;
+                let socket = nc::udp::bind_listener(addr, dual)?;
                 nc::udp::join(&socket, join)?;
                 nc::udp::serve(socket, &opts, session).await?
             } else {
-                nc::tcp::serve(nc::tcp::bind(addr)?, &opts, session).await?
+                nc::tcp::serve(nc::tcp::bind(addr, dual)?, &opts, session).await?
             }
         }
     })
+}
+
+/// `-U PATH`: a Unix-domain stream socket, bytes both ways (or an `-e`
+/// program on it).
+async fn run_unix(args: &NcArgs, verbose: bool) -> anyhow::Result<ExitCode> {
+    let [path] = args.target.as_slice() else {
+        return Err(UsageError("-U takes one PATH: the socket".into()).into());
+    };
+    let path = Path::new(path);
+    if !args.listen {
+        return unix_session(args, nc::unix::connect(path).await?).await;
+    }
+    let listener = nc::unix::Listener::bind(path)?;
+    if verbose {
+        eprintln!("listening on {}", path.display());
+    }
+    // Ctrl-C ends the wait too, and the socket file goes with the listener.
+    let served = async {
+        if !args.keep_open {
+            return unix_session(args, listener.accept().await?).await;
+        }
+        let Some(program) = program_of(args) else {
+            return Err(UsageError("-k with -U needs -e or -c (a program per client)".into()).into());
+        };
+        let slots = Arc::new(tokio::sync::Semaphore::new(args.max_clients.max(1)));
+        loop {
+            let conn = listener.accept().await?;
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                continue;
+            };
+            let program = program.clone();
+            tokio::spawn(async move {
+                let _ = nc::program::run(&program, conn, None).await;
+                drop(slot);
+            });
+        }
+    };
+    tokio::select! {
+        code = served => code,
+        _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(exit::INTERRUPTED)),
+    }
+}
+
+/// One Unix-socket connection: an `-e` program, or stdin and stdout.
+async fn unix_session(args: &NcArgs, stream: tokio::net::UnixStream) -> anyhow::Result<ExitCode> {
+    if let Some(program) = program_of(args) {
+        let code = nc::program::run(&program, stream, None).await?;
+        return Ok(ExitCode::from(
+            code.and_then(|c| u8::try_from(c).ok()).unwrap_or(exit::FAILED),
+        ));
+    }
+    let (input_tx, input_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
+    let composer = Composer {
+        encoding: args.encoding,
+        send_hex: args.send_hex,
+        append: args.append.clone(),
+    };
+    read_stdin(input_tx, composer, TCP_READ);
+    tokio::select! {
+        done = nc::unix::pump(stream, input_rx, tokio::io::stdout(), !args.no_shutdown) => done?,
+        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(exit::INTERRUPTED)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `-e PROG` (split on spaces, as ncat) or `-c LINE`.
@@ -240,8 +308,11 @@ fn program_of(args: &NcArgs) -> Option<nc::program::Program> {
 
 /// `-e`/`-c`: the program talks to the peer; sockit only carries bytes.
 async fn run_program(args: &NcArgs, family: Family, program: nc::program::Program) -> anyhow::Result<ExitCode> {
+    if args.keep_open && !args.listen {
+        return Err(UsageError("-k needs -l".into()).into());
+    }
     let code = match endpoint(args, family).await? {
-        Endpoint::Listen(addr) => {
+        Endpoint::Listen(addr, dual) => {
             if !addr.ip().is_loopback() && !args.allow_exec {
                 return Err(UsageError(format!(
                     "refusing -e/-c on {addr}: anyone who can connect would run it; listen on a loopback \
@@ -249,7 +320,7 @@ async fn run_program(args: &NcArgs, family: Family, program: nc::program::Progra
                 ))
                 .into());
             }
-            let listener = nc::tcp::bind(addr)?;
+            let listener = nc::tcp::bind(addr, dual)?;
             eprintln!("listening on {}", listener.local_addr()?);
             let serving = nc::program::serve(listener, program, args.keep_open, args.max_clients);
             tokio::select! {
@@ -268,7 +339,7 @@ async fn run_program(args: &NcArgs, family: Family, program: nc::program::Progra
             );
             let conn = nc::tcp::open(&addrs, &opts).await?;
             let peer = conn.peer_addr()?;
-            nc::program::run(&program, conn, peer).await?
+            nc::program::run(&program, conn, Some(peer)).await?
         }
     };
     Ok(ExitCode::from(

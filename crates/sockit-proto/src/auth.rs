@@ -25,10 +25,21 @@ pub fn looks_like_challenge(first: &[u8]) -> bool {
     first.len() == CHALLENGE_LEN && !is_text(first)
 }
 
-/// Valid UTF-8 with no control characters but tab, CR and LF: what the
-/// line services send, and what random bytes almost never are.
+/// Valid UTF-8 with no control characters but tab, CR, LF and ESC (a room
+/// may colour its lines): what the line services send, and what random
+/// bytes almost never are. A character cut off at the end still counts.
 pub fn is_text(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok_and(|t| !t.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')))
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) if e.error_len().is_none() => bytes
+            .get(..e.valid_up_to())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default(),
+        Err(_) => return false,
+    };
+    !text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n' | '\u{1b}'))
 }
 
 /// Which HMAC the client must answer with.
@@ -194,6 +205,10 @@ mod tests {
         assert!(!super::looks_like_challenge(b"an echo of exactly 32 bytes, ok!"));
         assert!(!super::looks_like_challenge(&random[..31]));
         assert!(!super::looks_like_challenge(b""));
+        // A character cut at byte 32, and colours, are still text.
+        let cut = "ab欢迎来到聊天室欢迎来到".as_bytes();
+        assert!(cut.len() > 32 && !super::looks_like_challenge(&cut[..32]));
+        assert!(!super::looks_like_challenge(b"\x1b[1m*** welcome\x1b[0m to the room!"));
     }
     use crate::checksum::hex;
 

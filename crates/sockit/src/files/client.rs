@@ -460,7 +460,11 @@ impl FileClient {
             header.insert("data_size".into(), stdin.len().into());
         }
         self.conn.write_header(&header).await?;
-        self.conn.write_all(stdin).await?;
+        // In pieces, each under the connection's write deadline, as a put's
+        // body goes.
+        for piece in stdin.chunks(64 * 1024) {
+            self.conn.write_all(piece).await?;
+        }
         let (header, body_len) = self.reply().await?;
         let body = self.conn.read_body(body_len, max_output).await?;
         let (stdout, stderr) =

@@ -19,6 +19,7 @@ pub mod scan;
 mod stream;
 pub mod tcp;
 pub mod udp;
+pub mod unix;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,9 +112,17 @@ impl Default for NcOptions {
 /// A peer's number within one run: 1 for the first client, and so on.
 pub type PeerId = u64;
 
-/// Whether a listen address is IPv6's "any", which nc opens to IPv4 too.
-pub(crate) fn is_dual_stack(addr: SocketAddr) -> bool {
-    matches!(addr, SocketAddr::V6(v6) if v6.ip().is_unspecified())
+/// An IPv4 peer of a dual-stack socket as people write it (`127.0.0.1`,
+/// not `::ffff:127.0.0.1`).
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// Whether a bind failed because the host has no IPv6 at all.
+pub(crate) fn no_ipv6(err: &crate::Error) -> bool {
+    matches!(err, crate::Error::Bind { source, .. }
+        if source.raw_os_error() == Some(rustix::io::Errno::AFNOSUPPORT.raw_os_error())
+            || source.kind() == std::io::ErrorKind::AddrNotAvailable)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

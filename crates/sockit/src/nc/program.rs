@@ -44,6 +44,7 @@ impl Program {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .kill_on_drop(true);
         Ok(cmd)
     }
@@ -52,14 +53,19 @@ impl Program {
 /// Runs `program` over one connection: what the peer sends is its stdin
 /// (closed when the peer half-closes), its stdout goes to the peer (a
 /// half-close when it ends). Returns the program's exit code.
-pub async fn run<S>(program: &Program, conn: S, peer: SocketAddr) -> Result<Option<i32>, Error>
+pub async fn run<S>(program: &Program, conn: S, peer: Option<SocketAddr>) -> Result<Option<i32>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut cmd = program.command()?;
-    cmd.env("NCAT_REMOTE_ADDR", peer.ip().to_string())
-        .env("NCAT_REMOTE_PORT", peer.port().to_string());
+    if let Some(peer) = peer {
+        cmd.env("NCAT_REMOTE_ADDR", peer.ip().to_string())
+            .env("NCAT_REMOTE_PORT", peer.port().to_string());
+    }
     let mut child = cmd.spawn().map_err(Error::io("starting the -e program"))?;
+    let group = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?));
     let (mut stdin, mut stdout) = (child.stdin.take(), child.stdout.take());
     let (mut from_peer, mut to_peer) = tokio::io::split(conn);
     let inbound = async {
@@ -75,15 +81,48 @@ where
         }
         let _ = to_peer.shutdown().await;
     };
-    tokio::join!(inbound, outbound);
-    let status = match tokio::time::timeout(LINGER, child.wait()).await {
-        Ok(status) => status.map_err(Error::io("waiting for the -e program"))?,
-        Err(_) => {
-            let _ = child.kill().await;
-            return Ok(None);
+    tokio::pin!(inbound, outbound);
+    let (mut sent_all, mut exited) = (false, None);
+    // Done when the program's output has all gone out and either it has
+    // exited (ncat closes then, even if the peer is still talking) or the
+    // peer has finished too.
+    let mut heard_all = false;
+    // Once the program has exited, its output has LINGER to drain: a
+    // child it left behind may hold the pipe open.
+    let mut drain_by = None;
+    while !(sent_all && (exited.is_some() || heard_all)) {
+        tokio::select! {
+            () = &mut outbound, if !sent_all => sent_all = true,
+            () = sleep_until(drain_by), if drain_by.is_some() => break,
+            () = &mut inbound, if !heard_all => heard_all = true,
+            status = child.wait(), if exited.is_none() => {
+                exited = Some(status.map_err(Error::io("waiting for the -e program"))?);
+                drain_by = Some(tokio::time::Instant::now() + LINGER);
+            }
         }
+    }
+    let status = match exited {
+        Some(status) => Some(status),
+        None => tokio::time::timeout(LINGER, child.wait())
+            .await
+            .ok()
+            .transpose()
+            .ok()
+            .flatten(),
     };
-    Ok(status.code())
+    // Whatever the program left running (a `-c` line's children) goes too.
+    if let Some(pid) = group {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill().await;
+    Ok(status.and_then(|s| s.code()))
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Accepts connections and runs `program` for each: one connection, or,
@@ -97,10 +136,20 @@ pub async fn serve(
 ) -> Result<Option<i32>, Error> {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_clients.max(1)));
     loop {
-        let (conn, peer) = listener.accept().await.map_err(Error::io("accepting"))?;
+        let (conn, peer) = match listener.accept().await {
+            Ok((conn, peer)) => (conn, super::canonical(peer)),
+            Err(e) if keep => {
+                // Out of descriptors or a reset in the queue: the listener
+                // itself is fine.
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            Err(e) => return Err(Error::io("accepting")(e)),
+        };
         let _ = conn.set_nodelay(true);
         if !keep {
-            return run(&program, conn, peer).await;
+            return run(&program, conn, Some(peer)).await;
         }
         let Ok(slot) = std::sync::Arc::clone(&slots).try_acquire_owned() else {
             tracing::warn!(%peer, "turned away: {max_clients} -e programs are running");
@@ -108,7 +157,7 @@ pub async fn serve(
         };
         let program = program.clone();
         tokio::spawn(async move {
-            if let Err(e) = run(&program, conn, peer).await {
+            if let Err(e) = run(&program, conn, Some(peer)).await {
                 tracing::warn!(%peer, error = %e, "-e program");
             }
             drop(slot);

@@ -45,7 +45,10 @@ pub(super) async fn run(
     input: &mut mpsc::Receiver<Bytes>,
     cancel: &CancellationToken,
 ) -> CloseReason {
-    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+    let (Ok(peer), Ok(local)) = (
+        stream.peer_addr().map(super::canonical),
+        stream.local_addr().map(super::canonical),
+    ) else {
         return CloseReason::Error("the connection closed at once".into());
     };
     let id = link.id;

@@ -101,21 +101,21 @@ pub async fn open(addrs: &[SocketAddr], opts: &NcOptions) -> Result<TcpStream, E
 }
 
 /// Binds a listener with SO_REUSEADDR and a backlog that survives a burst.
-/// `[::]` takes IPv4 too (dual stack), and falls back to `0.0.0.0` on a
-/// host without IPv6.
-pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    match bind_one(addr) {
-        Err(_) if super::is_dual_stack(addr) => bind_one(SocketAddr::from(([0, 0, 0, 0], addr.port()))),
+/// With `dual`, `[::]` takes IPv4 too, and a host without IPv6 gets
+/// `0.0.0.0` instead.
+pub fn bind(addr: SocketAddr, dual: bool) -> Result<TcpListener, Error> {
+    match bind_one(addr, dual) {
+        Err(e) if dual && super::no_ipv6(&e) => bind_one(SocketAddr::from(([0, 0, 0, 0], addr.port())), false),
         bound => bound,
     }
 }
 
-fn bind_one(addr: SocketAddr) -> Result<TcpListener, Error> {
+fn bind_one(addr: SocketAddr, dual: bool) -> Result<TcpListener, Error> {
     let bind_err = |source| Error::Bind { addr, source };
     let socket =
         socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(bind_err)?;
-    if super::is_dual_stack(addr) {
-        socket.set_only_v6(false).map_err(bind_err)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(!dual).map_err(bind_err)?;
     }
     socket.set_reuse_address(true).map_err(bind_err)?;
     socket.set_nonblocking(true).map_err(bind_err)?;
@@ -166,7 +166,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
-                    Ok(a) => a,
+                    Ok((stream, peer)) => (stream, super::canonical(peer)),
                     Err(e) => {
                         // Out of descriptors or a connection reset in the
                         // queue: the listener itself is fine.

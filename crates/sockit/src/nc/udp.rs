@@ -39,21 +39,25 @@ pub async fn connect(addrs: &[SocketAddr], opts: &NcOptions, session: Session) -
 }
 
 /// Binds a UDP socket (SO_REUSEADDR, so a restarted listener rebinds at once).
-/// `[::]` takes IPv4 too (dual stack), and falls back to `0.0.0.0` on a
-/// host without IPv6.
 pub fn bind(addr: SocketAddr) -> Result<UdpSocket, Error> {
-    match bind_one(addr) {
-        Err(_) if super::is_dual_stack(addr) => bind_one(SocketAddr::from(([0, 0, 0, 0], addr.port()))),
+    bind_one(addr, false)
+}
+
+/// A listener's socket. With `dual`, `[::]` takes IPv4 too, and a host
+/// without IPv6 gets `0.0.0.0` instead.
+pub fn bind_listener(addr: SocketAddr, dual: bool) -> Result<UdpSocket, Error> {
+    match bind_one(addr, dual) {
+        Err(e) if dual && super::no_ipv6(&e) => bind_one(SocketAddr::from(([0, 0, 0, 0], addr.port())), false),
         bound => bound,
     }
 }
 
-fn bind_one(addr: SocketAddr) -> Result<UdpSocket, Error> {
+fn bind_one(addr: SocketAddr, dual: bool) -> Result<UdpSocket, Error> {
     let bind_err = |source| Error::Bind { addr, source };
     let socket =
         socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None).map_err(bind_err)?;
-    if super::is_dual_stack(addr) {
-        socket.set_only_v6(false).map_err(bind_err)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(!dual).map_err(bind_err)?;
     }
     socket.set_reuse_address(true).map_err(bind_err)?;
     socket.set_nonblocking(true).map_err(bind_err)?;
@@ -61,9 +65,6 @@ fn bind_one(addr: SocketAddr) -> Result<UdpSocket, Error> {
     UdpSocket::from_std(socket.into()).map_err(bind_err)
 }
 
-/// Listens on `socket`: without `-k` only the first peer is heard and
-/// answered; with `-k` every peer is, and input goes to the newest (or to
-/// all of them with `--broadcast-to-all`).
 /// Joins each multicast group on the interface the routing table picks
 /// for it, so the socket receives what is sent to the group.
 pub fn join(socket: &UdpSocket, groups: &[IpAddr]) -> Result<(), Error> {
@@ -85,6 +86,9 @@ pub fn join(socket: &UdpSocket, groups: &[IpAddr]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Listens on `socket`: without `-k` only the first peer is heard and
+/// answered; with `-k` every peer is, and input goes to the newest (or to
+/// all of them with `--broadcast-to-all`).
 pub async fn serve(socket: UdpSocket, opts: &NcOptions, session: Session) -> Result<CloseReason, Error> {
     if let Ok(addr) = socket.local_addr() {
         session.emit(NcEvent::Listening(addr)).await;
