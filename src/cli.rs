@@ -843,9 +843,19 @@ pub struct ServeArgs {
     /// shape); without it, serve files as the flags say.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "root", "allow_exec"])]
     pub config: Option<PathBuf>,
-    /// Print the effective configuration as TOML and exit.
+    /// Print every service that would run, with every key and its value
+    /// (defaults included), as TOML, and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Do not run the default config file ($XDG_CONFIG_HOME/sockit/sockit.toml,
+    /// then /etc/sockit/sockit.toml), which `serve` without flags runs when
+    /// it exists.
+    #[arg(long, conflicts_with = "config")]
+    pub no_config: bool,
+    /// Set by main: whether any file-service flag was given on the command
+    /// line (then the flags, not a default config file, say what to run).
+    #[arg(skip)]
+    pub flags_given: bool,
     /// Address to listen on; port 0 picks a free port (printed on the first line).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

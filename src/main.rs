@@ -38,9 +38,12 @@ fn main() -> ExitCode {
         .try_get_matches()
         .and_then(|m| cli::Cli::from_arg_matches(&m).map(|a| (a, m)));
     let args = match parsed {
-        Ok((args, matches)) => {
+        Ok((mut args, matches)) => {
             let (name, json) = command_of(&matches);
             output::set_command(name, json);
+            if let (cli::Command::Serve(serve), Some(("serve", m))) = (&mut args.command, matches.subcommand()) {
+                serve.flags_given = serve_flags_given(m);
+            }
             args
         }
         Err(e) => {
@@ -91,6 +94,15 @@ fn command_of(matches: &clap::ArgMatches) -> (String, bool) {
     }
     let json = matches!(m.try_get_one::<bool>("json"), Ok(Some(true)));
     (names.join(" "), json)
+}
+
+/// Whether `serve` was given a flag that describes the file service (not
+/// just -v, --log-file or --print-config).
+fn serve_flags_given(m: &clap::ArgMatches) -> bool {
+    m.ids().any(|id| {
+        !matches!(id.as_str(), "verbose" | "log_file" | "print_config" | "no_config")
+            && m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+    })
 }
 
 /// Prints the error chain once and picks the exit code.

@@ -309,3 +309,45 @@ fn stderr_is_for_people_and_logs_wait_for_v_or_a_log_file() {
         .code(2)
         .stderr(predicate::str::contains("cannot open the log file"));
 }
+
+#[test]
+fn serve_runs_the_default_config_file_unless_flags_say_otherwise() {
+    let sb = Sandbox::new();
+    let config = "[[service]]\nkind = \"echo\"\nlisten = \"127.0.0.1:0\"\n\n\
+                  [[service]]\nkind = \"tftp\"\nlisten = \"127.0.0.1:0\"\nroot = \"t\"\n";
+    write(&sb.path("config/sockit/sockit.toml"), config.as_bytes());
+    // No flags: the default file's services.
+    let (serve, found) = start_listeners(&sb, &["serve"], 3);
+    let _serve = KillOnDrop(serve);
+    let services: Vec<&str> = found.iter().map(|f| f.2.split(',').next().unwrap()).collect();
+    assert_eq!(services, ["echo", "echo", "tftp"]);
+    // A flag for the file service, or --no-config: the flags win.
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["serve", "--no-config", "--listen", "127.0.0.1:0"],
+    ] {
+        let (serve, found) = start_listeners(&sb, args, 1);
+        let _serve = KillOnDrop(serve);
+        assert!(found[0].2.starts_with("files,"), "{args:?}: {found:?}");
+    }
+
+    // --print-config shows every key with the value it runs with, and
+    // reads back as the same configuration.
+    let printed = sb.assert_cmd().args(["serve", "--print-config"]).assert().success();
+    let printed = String::from_utf8(printed.get_output().stdout.clone()).unwrap();
+    for key in [
+        "upper = false",
+        "idle_timeout = 300",
+        "max_transfers = 256",
+        "allow_write = false",
+    ] {
+        assert!(printed.contains(key), "{key}: {printed}");
+    }
+    write(&sb.path("work/printed.toml"), printed.as_bytes());
+    let again = sb
+        .assert_cmd()
+        .args(["serve", "--config", "printed.toml", "--print-config"])
+        .assert()
+        .success();
+    assert_eq!(String::from_utf8(again.get_output().stdout.clone()).unwrap(), printed);
+}

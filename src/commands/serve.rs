@@ -30,11 +30,18 @@ use crate::config::{self, Config, Kind, Section, Settings};
 const DEFAULT_ROOT: &str = "sockit-data";
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
-        Some(path) => config::load(path)?,
-        None => from_flags(&args),
+    let config = match (&args.config, default_config(&args)) {
+        (Some(path), _) => config::load(path)?,
+        (None, Some(path)) => {
+            eprintln!("sockit: using {} (--no-config ignores it)", path.display());
+            config::load(&path)?
+        }
+        (None, None) => from_flags(&args),
     };
-    let config = config.effective();
+    let mut config = config.effective();
+    for section in &mut config.services {
+        fill_defaults(section);
+    }
     if args.print_config {
         crate::output::write_str(&config.to_toml())?;
         return Ok(ExitCode::SUCCESS);
@@ -44,6 +51,90 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         start(section, &mut listeners)?;
     }
     Ok(listeners.serve().await)
+}
+
+/// The config file `serve` runs when given no flags at all:
+/// `$XDG_CONFIG_HOME/sockit/sockit.toml` (or `~/.config/...`), then
+/// `/etc/sockit/sockit.toml`. Any flag for the file service means the
+/// flags describe what to run instead.
+fn default_config(args: &ServeArgs) -> Option<std::path::PathBuf> {
+    if args.no_config || args.flags_given {
+        return None;
+    }
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")))
+        .map(|d| d.join("sockit/sockit.toml"));
+    user.into_iter()
+        .chain(std::iter::once(std::path::PathBuf::from("/etc/sockit/sockit.toml")))
+        .find(|p| p.is_file())
+}
+
+/// Every key a service uses, with the value it runs with: what
+/// `--print-config` shows, so the file documents the defaults too.
+fn fill_defaults(section: &mut Section) {
+    let kind = section.kind();
+    let has_tcp = match kind {
+        Kind::Files | Kind::Download | Kind::Chat => true,
+        Kind::Echo | Kind::Daytime | Kind::Rfc868 => section.tcp.is_some() || section.listen.is_some(),
+        Kind::Time | Kind::Tftp => false,
+    };
+    if matches!(kind, Kind::Files | Kind::Download | Kind::Tftp) {
+        section.root.get_or_insert_with(|| DEFAULT_ROOT.into());
+    }
+    match kind {
+        Kind::Files => {
+            section.allow_exec.get_or_insert(false);
+            section.exec_timeout.get_or_insert(DEFAULT_EXEC_TIMEOUT.as_secs());
+            section.exec_max_output.get_or_insert(DEFAULT_MAX_OUTPUT);
+            section.max_header.get_or_insert(DEFAULT_MAX_HEADER_LEN);
+            section
+                .max_partial_bytes
+                .get_or_insert(sockit::files::staging::DEFAULT_MAX_PARTIAL_BYTES);
+            section.fsync.get_or_insert(false);
+        }
+        Kind::Echo => {
+            section.upper.get_or_insert(false);
+        }
+        Kind::Tftp => {
+            section.allow_write.get_or_insert(false);
+            section.allow_create.get_or_insert(false);
+            section
+                .max_blksize
+                .get_or_insert(sockit_proto::tftp::options::MAX_BLKSIZE);
+            section
+                .max_transfers
+                .get_or_insert(sockit::tftp::server::DEFAULT_MAX_TRANSFERS);
+        }
+        _ => {}
+    }
+    if !has_tcp {
+        return;
+    }
+    let keyed_by_default = matches!(kind, Kind::Files | Kind::Download | Kind::Chat);
+    let s = &mut section.settings;
+    if keyed_by_default || s.key_file.is_some() {
+        s.auth_digest.get_or_insert(config::Digest::Sha256);
+    }
+    if keyed_by_default {
+        s.insecure_no_auth.get_or_insert(false);
+    }
+    s.max_connections.get_or_insert(DEFAULT_MAX_CONNECTIONS);
+    s.max_per_peer.get_or_insert(DEFAULT_MAX_PER_PEER);
+    s.request_timeout.get_or_insert(DEFAULT_REQUEST_TIMEOUT.as_secs());
+    s.min_rate.get_or_insert(DEFAULT_MIN_RATE);
+    s.backlog.get_or_insert(DEFAULT_BACKLOG);
+    s.handshake_timeout.get_or_insert(DEFAULT_HANDSHAKE_TIMEOUT.as_secs());
+    let idle = if kind == Kind::Chat {
+        CHAT_IDLE_TIMEOUT
+    } else {
+        DEFAULT_IDLE_TIMEOUT
+    };
+    s.idle_timeout.get_or_insert(idle.as_secs());
+    s.drain_timeout.get_or_insert(DEFAULT_DRAIN_TIMEOUT.as_secs());
+    s.reuse_address.get_or_insert(true);
+    s.tls.get_or_insert(false);
 }
 
 /// Zero-config `serve`: one files service, as the flags say.
