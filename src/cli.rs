@@ -27,7 +27,15 @@ pub mod port {
 #[command(
     name = "sockit",
     version,
-    about = "Classic client/server socket programs, done as real tools"
+    about = "Classic client/server socket programs, done as real tools",
+    after_help = "One grammar for every command:
+  clients name their server HOST[:PORT] (the file commands: -s HOST[:PORT] or SOCKIT_SERVER)
+  servers take --listen ADDR (port 0: any free port) and first print `listening on PROTO ADDR (SERVICE, auth: ...)`
+  uploads read LOCAL then REMOTE, downloads REMOTE then -o PATH; a trailing / means into a folder
+  --json prints one event per line; exit codes: 0 ok, 1 failed, 2 usage, 130 interrupted
+
+Start here:  sockit serve   then, in another terminal,  sockit put FILE ; sockit ls ; sockit get FILE
+More:        sockit COMMAND --help,  sockit man COMMAND,  sockit completions bash"
 )]
 pub struct Cli {
     /// Log lines on stderr, with timestamps: -v what happens (requests,
@@ -61,7 +69,7 @@ pub enum Command {
   sockit put --resume big.iso           # continue an interrupted upload
   sockit put --classic --insecure-no-auth a.txt --server 127.0.0.1:8080   # to a classic course server")]
     Put(PutArgs),
-    /// Download a file (or a folder with -r) into the current folder.
+    /// Download a file (or a folder with -r), here or to -o PATH.
     #[command(after_help = "Examples:
   sockit get report.pdf
   sockit get docs/2026.pdf -o ~/Downloads
@@ -391,6 +399,10 @@ pub enum BroadcastCommand {
         /// Local address to listen on: 0.0.0.0 means every interface.
         #[arg(long, default_value = "0.0.0.0")]
         bind: std::net::Ipv4Addr,
+        /// IP:PORT to listen on, as the servers take it (instead of --bind
+        /// and --port).
+        #[arg(long, value_name = "ADDR", conflicts_with_all = ["port", "bind"])]
+        listen: Option<std::net::SocketAddrV4>,
         /// Text encoding: utf-8, gbk, gb2312, gb18030, shift_jis.
         #[arg(long, default_value = "utf-8", value_parser = parse_encoding)]
         encoding: sockit_proto::assist::text::TextEncoding,
@@ -1042,7 +1054,7 @@ pub enum TimeServe {
     /// Run time servers: the classic service on UDP; daytime and RFC 868 on TCP and UDP.
     Serve {
         /// The classic strftime service (UDP).
-        #[arg(long)]
+        #[arg(long, visible_alias = "listen", value_name = "ADDR")]
         udp: Option<SocketAddr>,
         /// RFC 867 daytime, on TCP and UDP at this address.
         #[arg(long)]

@@ -43,7 +43,8 @@ fn every_server_announces_itself_the_same_way() {
         "{}",
         srv.banner
     );
-    let servers: [(&[&str], usize); 6] = [
+    let servers: [(&[&str], usize); 7] = [
+        (&["time", "serve", "--listen", "127.0.0.1:0"], 1),
         (&["echo", "serve", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"], 2),
         (
             &[

@@ -163,10 +163,8 @@ fn every_json_line_matches_the_schema() {
         .args([
             "broadcast",
             "listen",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
             "--json",
         ])
         .stdout(Stdio::piped())

@@ -32,10 +32,12 @@ pub async fn run(command: BroadcastCommand) -> anyhow::Result<ExitCode> {
         BroadcastCommand::Listen {
             port,
             bind,
+            listen,
             encoding,
             json,
         } => {
-            let socket = sockit::broadcast::listener(SocketAddr::new(IpAddr::V4(bind), port))?;
+            let addr = listen.map_or(SocketAddr::new(IpAddr::V4(bind), port), SocketAddr::V4);
+            let socket = sockit::broadcast::listener(addr)?;
             eprintln!("listening on udp {} (broadcast)", socket.local_addr()?);
             let (tx, mut rx) = mpsc::channel::<(SocketAddr, Bytes)>(256);
             tokio::spawn(sockit::broadcast::listen(socket, tx));
