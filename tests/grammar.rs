@@ -352,3 +352,22 @@ fn serve_runs_the_default_config_file_unless_flags_say_otherwise() {
         .success();
     assert_eq!(String::from_utf8(again.get_output().stdout.clone()).unwrap(), printed);
 }
+
+#[test]
+fn a_keyed_chat_join_to_a_keyless_room_is_told_not_shown_half_a_welcome() {
+    let sb = Sandbox::new();
+    write(&sb.path("work/k"), b"a key the room does not use\n");
+    let (room, found) = start_listeners(
+        &sb,
+        &["chat", "serve", "--listen", "127.0.0.1:0", "--insecure-no-auth"],
+        1,
+    );
+    let _room = KillOnDrop(room);
+    sb.assert_cmd()
+        .args(["chat", "join", &found[0].1, "--key-file", "k", "--timeout", "5"])
+        .write_stdin("")
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("runs without a key"));
+}

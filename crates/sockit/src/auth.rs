@@ -65,6 +65,11 @@ pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, auth: &Au
         }
         got += n;
     }
+    // A room or service without a key speaks first in text: 32 bytes of a
+    // welcome are not a challenge, and answering them would eat the line.
+    if !sockit_proto::auth::looks_like_challenge(&challenge) {
+        return Err(Error::NotKeyed);
+    }
     let answer = auth.digest.answer(&auth.key, &challenge);
     stream
         .write_all(&answer)

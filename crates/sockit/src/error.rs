@@ -47,6 +47,10 @@ pub enum Error {
     AuthWanted,
     #[error("the server sent no auth challenge within {0:?}: it may run without a key; try without --key-file")]
     NoChallenge(Duration),
+    #[error(
+        "the server sent text where a key's challenge goes: it runs without a key; connect with --insecure-no-auth"
+    )]
+    NotKeyed,
     #[error("the server did not prove it holds the key: someone may be in the middle of this TLS connection")]
     ServerUnproven,
     #[error("{0}")]
