@@ -121,6 +121,12 @@ pub enum Kind {
     Tftp,
     /// The chat room (`listen`).
     Chat,
+    /// A UDP broadcast listener that logs what arrives (`listen`).
+    Broadcast,
+    /// An IP Messenger / FeiQ node (`listen`, `nick`, `group`, `inbox`):
+    /// it shows up in peers' lists, acknowledges and logs their messages,
+    /// and with `inbox` saves the files they offer.
+    Ipmsg,
 }
 
 impl Kind {
@@ -134,6 +140,8 @@ impl Kind {
             Self::Download => "download",
             Self::Tftp => "tftp",
             Self::Chat => "chat",
+            Self::Broadcast => "broadcast",
+            Self::Ipmsg => "ipmsg",
         }
     }
 }
@@ -185,6 +193,15 @@ pub struct Section {
     /// files: flush each upload to disk before confirming it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fsync: Option<bool>,
+    /// ipmsg: the name shown in peers' lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    /// ipmsg: the group shown in peers' lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// ipmsg: save offered files here (none: files are not fetched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<PathBuf>,
     #[serde(flatten)]
     pub settings: Settings,
 }
@@ -208,6 +225,9 @@ impl Section {
             max_transfers: None,
             max_partial_bytes: None,
             fsync: None,
+            nick: None,
+            group: None,
+            inbox: None,
             settings: Settings::default(),
         }
     }
@@ -232,6 +252,8 @@ impl Section {
             ],
             Kind::Download => &["listen", "root"],
             Kind::Chat => &["listen"],
+            Kind::Broadcast => &["listen"],
+            Kind::Ipmsg => &["listen", "nick", "group", "inbox"],
             // `listen` is the same address on every protocol the service
             // speaks, as the `--listen` flag.
             Kind::Echo => &["listen", "tcp", "udp", "upper"],
@@ -263,6 +285,9 @@ impl Section {
             ("max_transfers", self.max_transfers.is_some()),
             ("max_partial_bytes", self.max_partial_bytes.is_some()),
             ("fsync", self.fsync.is_some()),
+            ("nick", self.nick.is_some()),
+            ("group", self.group.is_some()),
+            ("inbox", self.inbox.is_some()),
         ];
         set.into_iter()
             .filter(|(key, present)| *present && !allowed.contains(key))
@@ -327,7 +352,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         }
         if !section.has_listener() {
             let wants = match kind {
-                Kind::Files | Kind::Download | Kind::Chat => "`listen`",
+                Kind::Files | Kind::Download | Kind::Chat | Kind::Broadcast | Kind::Ipmsg => "`listen`",
                 Kind::Time | Kind::Tftp => "`listen` (or `udp`)",
                 Kind::Echo | Kind::Daytime | Kind::Rfc868 => "`listen`, `tcp` or `udp`",
             };

@@ -492,3 +492,70 @@ fn interactive_commands_send_list_and_quit() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown command /bogus"), "{stderr}");
 }
+
+#[test]
+fn a_config_file_runs_an_ipmsg_node_and_a_broadcast_log() {
+    let sb = Sandbox::new();
+    let config = "[[service]]\nkind = \"ipmsg\"\nlisten = \"127.0.0.1:0\"\nnick = \"daemon\"\n\n\
+                  [[service]]\nkind = \"broadcast\"\nlisten = \"127.0.0.1:0\"\n";
+    support::write(&sb.path("work/sockit.toml"), config.as_bytes());
+    let mut serve = sb
+        .cmd()
+        .env_remove("SOCKIT_LOG")
+        .args(["-v", "serve", "--config", "sockit.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(serve.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        lines.push(line.trim().to_owned());
+    }
+    let addr_of = |service: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with("listening on udp") && l.contains(&format!("({service},")))
+            .unwrap();
+        line.split(' ').nth(3).unwrap().to_owned()
+    };
+    let (node, bcast) = (addr_of("ipmsg"), addr_of("broadcast"));
+    let mut err = BufReader::new(serve.stderr.take().unwrap());
+    let _serve = support::KillOnDrop(serve);
+    // The node acknowledges a message: send exits 0 only on RECVMSG.
+    let sent = sb
+        .cmd()
+        .args([
+            "ipmsg",
+            "send",
+            &node,
+            "hello daemon",
+            "--bind",
+            "127.0.0.2:0",
+            "--no-broadcast",
+        ])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    // The broadcast log records a datagram.
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"to the log", &bcast)
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push(line.clone());
+        if line.contains("to the log") {
+            break;
+        }
+    }
+    let log = seen.concat();
+    assert!(log.contains("hello daemon"), "{log}");
+    assert!(log.contains("broadcast") && log.contains("to the log"), "{log}");
+}

@@ -60,13 +60,13 @@ fn options(node: &IpmsgNodeArgs, broadcast: bool, peers: Vec<SocketAddr>) -> Ipm
     }
 }
 
-fn login_name() -> String {
+pub(crate) fn login_name() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "sockit".into())
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

@@ -92,6 +92,28 @@ impl Listeners {
         Ok(bound)
     }
 
+    /// Runs a service that is not a listener skeleton (a broadcast log, an
+    /// IPMSG node) until shutdown; `stop` runs then, for a goodbye.
+    pub fn task<F, S>(&mut self, run: F, stop: S)
+    where
+        F: Future<Output = ()> + Send + 'static,
+        S: Future<Output = ()> + Send + 'static,
+    {
+        let shutdown = self.shutdown.clone();
+        self.running.push(Box::pin(async move {
+            tokio::select! {
+                () = run => {}
+                () = shutdown.cancelled() => stop.await,
+            }
+        }));
+    }
+
+    /// The announcement for a listener that [`Listeners::task`] runs.
+    pub fn announce(proto: &str, addr: SocketAddr, name: &str) -> anyhow::Result<()> {
+        crate::outln!("listening on {proto} {addr} ({name}, auth: none)")?;
+        Ok(())
+    }
+
     pub async fn serve(self) -> ExitCode {
         serve_all(self.signals, self.shutdown, self.running).await
     }

@@ -48,7 +48,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut listeners = Listeners::new()?;
     for section in &config.services {
-        start(section, &mut listeners)?;
+        start(section, &mut listeners).await?;
     }
     Ok(listeners.serve().await)
 }
@@ -78,7 +78,7 @@ fn fill_defaults(section: &mut Section) {
     let has_tcp = match kind {
         Kind::Files | Kind::Download | Kind::Chat => true,
         Kind::Echo | Kind::Daytime | Kind::Rfc868 => section.tcp.is_some() || section.listen.is_some(),
-        Kind::Time | Kind::Tftp => false,
+        Kind::Time | Kind::Tftp | Kind::Broadcast | Kind::Ipmsg => false,
     };
     if matches!(kind, Kind::Files | Kind::Download | Kind::Tftp) {
         section.root.get_or_insert_with(|| DEFAULT_ROOT.into());
@@ -225,10 +225,12 @@ fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -
 
 /// Binds one service's listeners; each announces itself as
 /// `listening on tcp|udp ADDR (KIND, auth: …, …)`.
-fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
+async fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
     let s = &section.settings;
     let reuse = s.reuse_address.unwrap_or(true);
     match section.kind() {
+        Kind::Broadcast => start_broadcast(section, listeners)?,
+        Kind::Ipmsg => start_ipmsg(section, listeners).await?,
         Kind::Files => {
             let listen = section
                 .listen
@@ -333,6 +335,82 @@ fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// A broadcast listener whose datagrams go to the log (`-v`, `--log-file`).
+fn start_broadcast(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
+    let listen = section
+        .listen
+        .ok_or_else(|| UsageError("a broadcast service needs `listen`".into()))?;
+    let socket = sockit::broadcast::listener(listen)?;
+    Listeners::announce("udp", socket.local_addr()?, "broadcast")?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(std::net::SocketAddr, bytes::Bytes)>(256);
+    listeners.task(
+        async move {
+            tokio::spawn(sockit::broadcast::listen(socket, tx));
+            while let Some((from, data)) = rx.recv().await {
+                let text = String::from_utf8_lossy(&data);
+                tracing::info!(%from, bytes = data.len(), text = %sockit_proto::display::escape(&text, false), "broadcast");
+            }
+        },
+        async {},
+    );
+    Ok(())
+}
+
+/// An IPMSG node: in peers' lists, acknowledging and logging messages, and
+/// saving offered files when `inbox` is set. It says goodbye on shutdown.
+async fn start_ipmsg(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
+    let listen = section
+        .listen
+        .ok_or_else(|| UsageError("an ipmsg service needs `listen`".into()))?;
+    let user = super::ipmsg::login_name();
+    let options = sockit::ipmsg::IpmsgOptions {
+        bind: listen,
+        nick: section.nick.clone().unwrap_or_else(|| user.clone()),
+        user,
+        host: super::ipmsg::host_name(),
+        group: section.group.clone().unwrap_or_default(),
+        peers: Vec::new(),
+        broadcast: true,
+        broadcast_port: listen.port(),
+        legacy: sockit_proto::assist::text::TextEncoding::Gbk,
+        force_encoding: None,
+        retry_interval: Duration::from_secs(1),
+        max_attempts: sockit_proto::ipmsg::node::DEFAULT_MAX_ATTEMPTS,
+    };
+    let inbox = match &section.inbox {
+        Some(dir) => Some(std::sync::Arc::new(sockit::ipmsg::Inbox::open(dir, 4 << 30)?)),
+        None => None,
+    };
+    let (node, mut events) = sockit::ipmsg::start(options)
+        .await
+        .map_err(|e| anyhow::anyhow!(e).context(format!("starting ipmsg on {listen}")))?;
+    let local = node.local_addr();
+    Listeners::announce("udp", local, "ipmsg")?;
+    Listeners::announce("tcp", local, "ipmsg files")?;
+    let leaving = node.clone();
+    listeners.task(
+        async move {
+            while let Some(event) = events.recv().await {
+                tracing::info!(?event, "ipmsg");
+                if let (Some(inbox), sockit::ipmsg::NodeEvent::Ipmsg(sockit_proto::ipmsg::node::Event::Message(m))) =
+                    (&inbox, &event)
+                {
+                    for file in &m.files {
+                        match node.download(m.from, m.packet_no, file, inbox).await {
+                            Ok(got) => tracing::info!(from = %m.from, path = %got.path.display(), bytes = got.bytes, "ipmsg file saved"),
+                            Err(e) => tracing::warn!(from = %m.from, name = %file.name, error = %e, "ipmsg file not saved"),
+                        }
+                    }
+                }
+            }
+        },
+        async move {
+            let _ = leaving.leave().await;
+        },
+    );
     Ok(())
 }
 
