@@ -15,6 +15,7 @@ declare -A PEERS=(
   [nc.openbsd]=netcat-openbsd
   [openssl]=openssl
   [setsid]=util-linux
+  [setpriv]=util-linux
   [socat]=socat
   [ipcalc]=ipcalc
   [tftp]=tftp-hpa

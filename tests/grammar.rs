@@ -371,3 +371,23 @@ fn a_keyed_chat_join_to_a_keyless_room_is_told_not_shown_half_a_welcome() {
         .stdout("")
         .stderr(predicate::str::contains("runs without a key"));
 }
+
+#[test]
+fn a_privileged_port_without_privilege_gets_the_hint() {
+    // Run as nobody (needs root to switch; skipped otherwise).
+    let is_root = std::process::Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    if !is_root || !support::peer_available("setpriv", &["--version"]) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_sockit"))
+        .args(["echo", "serve", "--tcp", "127.0.0.1:80"])
+        .current_dir(sb.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ports below 1024 need root"), "{err}");
+}
