@@ -391,3 +391,37 @@ fn a_privileged_port_without_privilege_gets_the_hint() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ports below 1024 need root"), "{err}");
 }
+
+#[test]
+fn progress_bars_fit_an_80_column_terminal() {
+    // `script` gives the upload a terminal 80 columns wide.
+    if !support::peer_available("script", &["--version"]) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--root", "served"]);
+    write(&sb.path("work/big.bin"), &vec![1u8; 64 << 20]);
+    let line = format!(
+        "stty cols 80 rows 24; exec {} put big.bin -s {}",
+        env!("CARGO_BIN_EXE_sockit"),
+        srv.addr
+    );
+    let run = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .current_dir(sb.path("work"))
+        .env("XDG_CONFIG_HOME", sb.path("config"))
+        .env("HOME", sb.path("home"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let text = String::from_utf8_lossy(&run.stdout).replace("\u{1b}[2K", "");
+    let frames: Vec<&str> = text.split(['\r', '\n']).filter(|f| f.contains("big.bin")).collect();
+    assert!(frames.iter().any(|f| f.contains('[')), "no bar drawn: {text:?}");
+    for frame in &frames {
+        assert!(
+            frame.chars().count() <= 80,
+            "{} columns: {frame:?}",
+            frame.chars().count()
+        );
+    }
+}
