@@ -98,14 +98,14 @@ stdin is sent (up to 16 MiB) unless it is a terminal or -n is given.")]
     Exec(ExecArgs),
     /// Echo (RFC 862) server and client, with the classic upper-case variant.
     #[command(after_help = "Examples:
-  sockit echo serve --tcp 127.0.0.1:7007 --udp 127.0.0.1:7007 --insecure-no-auth
+  sockit echo serve --listen 127.0.0.1:7007                # TCP and UDP, no key (RFC 862)
   sockit echo serve --tcp 127.0.0.1:9999 --upper --auth-digest md5 --key-file classic.key
-  sockit echo 127.0.0.1:7007 --insecure-no-auth hello world
+  sockit echo localhost:7007 hello world
   sockit echo 127.0.0.1:7007 --udp 'hello 你好'")]
     Echo(EchoArgs),
     /// Time services (the classic UDP strftime service, RFC 867, RFC 868) and client.
     #[command(after_help = "Examples:
-  sockit time serve --udp 127.0.0.1:9000 --daytime 127.0.0.1:1313 --rfc868 127.0.0.1:3737 --insecure-no-auth
+  sockit time serve --udp 127.0.0.1:9000 --daytime 127.0.0.1:1313 --rfc868 127.0.0.1:3737
   sockit time 127.0.0.1:9000                # the server's default: %Y-%m-%d %X
   sockit time 127.0.0.1:9000 '%Y'
   sockit time 127.0.0.1:3737 --rfc868")]
@@ -1213,7 +1213,7 @@ pub struct RmArgs {
 pub enum BenchCommand {
     /// C connections, each sending a message and waiting for its echo, for S seconds.
     #[command(after_help = "Examples:
-  sockit bench echo 127.0.0.1:7007 --connections 100 --duration 5 --insecure-no-auth
+  sockit bench echo 127.0.0.1:7007 --connections 100 --duration 5
   sockit bench echo 127.0.0.1:7007 --udp --connections 10 --duration 5 --json")]
     Echo {
         /// Echo server address (an IP address and port).
