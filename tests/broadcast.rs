@@ -84,18 +84,17 @@ fn nc_joins_a_multicast_group_across_the_lan() {
     };
     assert!(lan.route_multicast());
     // b joins the group; -v announces the socket once it has joined.
-    let mut listener = lan
-        .b
-        .sockit()
-        .args(["nc", "-v", "-u", "-l", "-w", "10", "--join", "239.7.7.7", "7799"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(listener.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    let (mut listener, first) = support::spawn_announced(lan.b.sockit().args([
+        "nc",
+        "-v",
+        "-u",
+        "-l",
+        "-w",
+        "10",
+        "--join",
+        "239.7.7.7",
+        "7799",
+    ]));
     assert!(first.starts_with("listening on 0.0.0.0:7799"), "{first}");
     let mut out = BufReader::new(listener.stdout.take().unwrap());
     let _listener = KillOnDrop(listener);

@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -158,22 +158,13 @@ fn every_json_line_matches_the_schema() {
     // UDP listeners: a datagram each.
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = free_udp_port();
-    let mut listen = sb
-        .cmd()
-        .args([
-            "broadcast",
-            "listen",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(listen.stderr.take().unwrap());
-    let mut banner = String::new();
-    err.read_line(&mut banner).unwrap();
+    let (mut listen, _) = support::spawn_announced(sb.cmd().args([
+        "broadcast",
+        "listen",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--json",
+    ]));
     let mut out = BufReader::new(listen.stdout.take().unwrap());
     let _listen = KillOnDrop(listen);
     peer.send_to("广播 hello".as_bytes(), ("127.0.0.1", port)).unwrap();
@@ -185,24 +176,12 @@ fn every_json_line_matches_the_schema() {
         (Some("datagram"), Some("广播 hello"))
     );
 
-    let mut chat = sb
-        .cmd()
-        .args([
-            "udpchat",
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            &peer.local_addr().unwrap().to_string(),
-            "--json",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(chat.stderr.take().unwrap());
-    let mut banner = String::new();
-    err.read_line(&mut banner).unwrap();
+    let peer_addr = peer.local_addr().unwrap().to_string();
+    let (mut chat, banner) =
+        support::spawn_announced(
+            sb.cmd()
+                .args(["udpchat", "--listen", "127.0.0.1:0", "--peer", &peer_addr, "--json"]),
+        );
     let chat_addr = banner.split(' ').nth(3).unwrap().to_owned();
     let mut out = BufReader::new(chat.stdout.take().unwrap());
     let _chat = KillOnDrop(chat);

@@ -170,3 +170,20 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Spawns `cmd` with every stream piped and reads the first stderr line (a
+/// listener's `listening on …`); the rest of stderr is drained, so the
+/// child never blocks on it. Returns the child and that line, trimmed.
+pub fn spawn_announced(cmd: &mut Command) -> (Child, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    std::thread::spawn(move || for _ in err.lines() {});
+    (child, first.trim().to_owned())
+}
