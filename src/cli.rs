@@ -21,6 +21,8 @@ pub mod port {
     pub const RFC868: u16 = 37;
     pub const DOWNLOAD: u16 = 7890;
     pub const CHAT: u16 = 7070;
+    /// RFC 1350's.
+    pub const TFTP: u16 = 69;
 }
 
 #[derive(Debug, Parser)]

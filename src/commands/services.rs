@@ -21,8 +21,6 @@ use crate::UsageError;
 use crate::cli::{DownloadArgs, DownloadServe, EchoArgs, EchoServe, ListenerArgs, TimeArgs, TimeServe};
 use crate::cli::{Proto, port};
 
-/// A TCP server config from the small services' flags (auth and TLS
-/// included).
 /// Whether a service asks for a key when no `--key-file` is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keyed {
@@ -32,6 +30,8 @@ enum Keyed {
     IfNamed,
 }
 
+/// A TCP server config from the small services' flags (auth and TLS
+/// included).
 fn tcp_config(addr: SocketAddr, args: &ListenerArgs, keyed: Keyed) -> anyhow::Result<ServerConfig> {
     let auth = match keyed {
         Keyed::ByDefault => server_auth(&args.auth)?,
@@ -46,9 +46,6 @@ fn tcp_config(addr: SocketAddr, args: &ListenerArgs, keyed: Keyed) -> anyhow::Re
     config.reuse_address = !args.no_reuse_address;
     Ok(config)
 }
-
-/// The default port of both echo listeners when none is named.
-const DEFAULT_ECHO: &str = "127.0.0.1:8007";
 
 pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
     if let Some(EchoServe::Serve {
@@ -68,7 +65,7 @@ pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if tcp.is_empty() && udp.is_empty() {
-            let both: SocketAddr = DEFAULT_ECHO.parse()?;
+            let both = SocketAddr::from(([127, 0, 0, 1], port::ECHO));
             (tcp, udp) = (vec![both], vec![both]);
         }
         let mut listeners = Listeners::new()?;

@@ -22,9 +22,6 @@ use crate::UsageError;
 use crate::cli::{TftpClientArgs, TftpCommand, TftpMode, TftpServeArgs};
 use crate::output::{Reporter, human_bytes, json_line};
 
-/// The TFTP port (RFC 1350).
-const TFTP_PORT: u16 = 69;
-
 pub async fn run(command: TftpCommand) -> anyhow::Result<ExitCode> {
     match command {
         TftpCommand::Serve(a) => serve(a).await,
@@ -130,7 +127,7 @@ async fn transfer(
 
 /// The server's address; port 69 when left out.
 async fn server_addr(server: &HostPort) -> anyhow::Result<SocketAddr> {
-    let port = server.port.unwrap_or(TFTP_PORT);
+    let port = server.port.unwrap_or(crate::cli::port::TFTP);
     let addrs = sockit::nc::resolve::socket_addrs(&server.host, port, sockit::nc::Family::Any, false).await?;
     addrs.into_iter().next().context("no address for the server")
 }
