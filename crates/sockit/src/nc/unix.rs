@@ -55,9 +55,11 @@ impl Drop for Listener {
     }
 }
 
-/// Writes what arrives on `input` to the socket (a half-close when input
-/// ends, unless `half_close` is off) while copying what the peer sends to
-/// `output`; ends when the peer closes its side.
+/// Writes what arrives on `input` to the socket while copying what the peer
+/// sends to `output`. Each direction ends on its own, as in the TCP
+/// session: the peer's end-of-stream stops only the receiving side, and
+/// input's end half-closes the socket (unless `half_close` is off; then the
+/// peer's close ends the session).
 pub async fn pump<O: AsyncWrite + Unpin>(
     stream: UnixStream,
     mut input: mpsc::Receiver<Bytes>,
@@ -72,14 +74,21 @@ pub async fn pump<O: AsyncWrite + Unpin>(
         if half_close {
             wr.shutdown().await.map_err(Error::io("closing the write side"))?;
         }
-        // Keep the write half open (no half-close) until the peer is done.
-        std::future::pending::<()>().await;
         Ok::<(), Error>(())
     };
     let receiving = copy_out(&mut rd, &mut output);
+    if half_close {
+        let (sent, received) = tokio::join!(sending, receiving);
+        return sent.and(received);
+    }
+    // The write side stays open after input ends: the peer's close ends it.
+    let sending_then_wait = async {
+        sending.await?;
+        std::future::pending::<Result<(), Error>>().await
+    };
     tokio::select! {
-        sent = sending => sent,
         received = receiving => received,
+        sent = sending_then_wait => sent,
     }
 }
 
