@@ -6,7 +6,6 @@ mod support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::{KillOnDrop, Sandbox};
@@ -16,25 +15,16 @@ fn typed_lines_go_out_and_arrivals_show_their_sender() {
     let sandbox = Sandbox::new();
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut child = sandbox
-        .cmd()
-        .args([
-            "udpchat",
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            &peer.local_addr().unwrap().to_string(),
-            "--encoding",
-            "gbk",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    let peer_addr = peer.local_addr().unwrap().to_string();
+    let (mut child, first) = support::spawn_announced(sandbox.cmd().args([
+        "udpchat",
+        "--listen",
+        "127.0.0.1:0",
+        "--peer",
+        &peer_addr,
+        "--encoding",
+        "gbk",
+    ]));
     let addr: SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
