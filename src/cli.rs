@@ -31,12 +31,12 @@ pub mod port {
     version,
     about = "Classic client/server socket programs, done as real tools",
     after_help = "One grammar for every command:
-  clients name their server HOST[:PORT] (the file commands: -s HOST[:PORT] or SOCKIT_SERVER)
+  clients name their server first, as HOST[:PORT] (file commands: or in -s HOST[:PORT] / SOCKIT_SERVER)
   servers take --listen ADDR (port 0: any free port) and first print `listening on PROTO ADDR (SERVICE, auth: ...)`
   uploads read LOCAL then REMOTE, downloads REMOTE then -o PATH; a trailing / means into a folder
   --json prints one event per line; exit codes: 0 ok, 1 failed, 2 usage, 130 interrupted
 
-Start here:  sockit serve   then, in another terminal,  sockit put FILE ; sockit ls ; sockit get FILE
+Start here:  sockit serve   then, in another terminal,  sockit put localhost FILE ; sockit ls localhost ; sockit get localhost FILE
 More:        sockit COMMAND --help,  sockit man COMMAND,  sockit completions bash"
 )]
 pub struct Cli {
@@ -65,35 +65,43 @@ pub enum Command {
     Serve(ServeArgs),
     /// Upload a file (or a folder with -r).
     #[command(after_help = "Examples:
-  sockit put report.pdf                 # stored as report.pdf
-  sockit put report.pdf docs/2026.pdf   # stored under a sub-folder
-  sockit put -r photos                  # the whole folder
-  sockit put --resume big.iso           # continue an interrupted upload
-  sockit put --classic --insecure-no-auth a.txt --server 127.0.0.1:8080   # to a classic course server")]
+  sockit put files.lan report.pdf                 # stored as report.pdf
+  sockit put files.lan report.pdf docs/2026.pdf   # stored under a sub-folder
+  sockit put files.lan:9000 report.pdf docs/      # into a folder, on port 9000
+  sockit put -r localhost photos                  # the whole folder
+  sockit put --resume localhost big.iso           # continue an interrupted upload
+  SOCKIT_SERVER=files.lan sockit put report.pdf   # the server named once, for a script
+  sockit put --classic --insecure-no-auth 127.0.0.1 a.txt   # to a classic course server")]
     Put(PutArgs),
     /// Download a file (or a folder with -r), here or to -o PATH.
     #[command(after_help = "Examples:
-  sockit get report.pdf
-  sockit get docs/2026.pdf -o ~/Downloads
-  sockit get -r photos -o backup/
-  sockit get --resume big.iso")]
+  sockit get files.lan report.pdf
+  sockit get files.lan docs/2026.pdf -o ~/Downloads
+  sockit get -r localhost photos -o backup/
+  sockit get --resume localhost big.iso")]
     Get(GetArgs),
     /// List a folder on the server.
     #[command(after_help = "Examples:
-  sockit ls
-  sockit ls -r photos --json")]
+  sockit ls localhost
+  sockit ls -r files.lan:9000 photos --json")]
     Ls(LsArgs),
     /// Show one file's or folder's size, type and time.
+    #[command(
+        override_usage = "sockit stat [OPTIONS] HOST[:PORT] PATH\n       sockit stat [OPTIONS] -s HOST[:PORT] PATH"
+    )]
     Stat(PathArgs),
     /// Remove a file, an empty folder, or a folder tree with -r.
     Rm(RmArgs),
     /// Create a folder (and its parents).
+    #[command(
+        override_usage = "sockit mkdir [OPTIONS] HOST[:PORT] PATH\n       sockit mkdir [OPTIONS] -s HOST[:PORT] PATH"
+    )]
     Mkdir(PathArgs),
     /// Run a command on a server started with --allow-exec.
     #[command(after_help = "Examples:
-  sockit exec uname -a
-  sockit exec -s 10.0.0.5 sh -c 'df -h | head -3'
-  sort < names.txt | sockit exec -s 10.0.0.5 uniq -c     # stdin goes to the command
+  sockit exec localhost uname -a
+  sockit exec 10.0.0.5 sh -c 'df -h | head -3'
+  sort < names.txt | sockit exec 10.0.0.5 uniq -c     # stdin goes to the command
 
 stdout and stderr are printed separately; the exit code is the command's.
 stdin is sent (up to 16 MiB) unless it is a terminal or -n is given.")]
@@ -957,6 +965,9 @@ pub struct ListenerArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "sockit exec [OPTIONS] HOST[:PORT] CMD [ARG]...\n       sockit exec [OPTIONS] -s HOST[:PORT] CMD [ARG]..."
+)]
 pub struct ExecArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -967,13 +978,14 @@ pub struct ExecArgs {
     /// a terminal, up to 16 MiB.
     #[arg(short = 'n', long)]
     pub no_stdin: bool,
-    /// The command and its arguments, run without a shell; options after
-    /// CMD are the command's (`--` also ends sockit's options).
+    /// The server (left out with -s or SOCKIT_SERVER), then the command and
+    /// its arguments, run without a shell; options after CMD are the
+    /// command's (`--` also ends sockit's options).
     #[arg(
         required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "CMD"
+        value_names = ["HOST[:PORT]", "CMD"]
     )]
     pub argv: Vec<String>,
 }
@@ -1113,17 +1125,17 @@ pub enum DownloadServe {
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// The file server: HOST or HOST:PORT (port 8080 when left out).
+    /// The file server, instead of naming it first: HOST or HOST:PORT
+    /// (port 8080 when left out).
     #[arg(
         long,
         short = 's',
         env = "SOCKIT_SERVER",
         value_name = "HOST[:PORT]",
-        default_value = "127.0.0.1",
         value_parser = parse_host_port,
         global = true
     )]
-    pub server: HostPort,
+    pub server: Option<HostPort>,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -1136,12 +1148,63 @@ pub struct ClientArgs {
     pub json: bool,
 }
 
+impl ClientArgs {
+    /// Splits a file command's operands into its server and the rest. The
+    /// server comes first, as in every client, unless `-s`/`--server` or
+    /// `SOCKIT_SERVER` named it: then every operand is a path, so a script
+    /// that sets the server once reads as before.
+    pub fn split_server<'a>(
+        &self,
+        command: &str,
+        operands: &'a [String],
+        rest: std::ops::RangeInclusive<usize>,
+        shape: &str,
+    ) -> Result<(HostPort, &'a [String]), crate::UsageError> {
+        let usage = || {
+            crate::UsageError(format!(
+                "usage: sockit {command} HOST[:PORT] {shape}, or sockit {command} -s HOST[:PORT] {shape} \
+                 (SOCKIT_SERVER also names the server)"
+            ))
+        };
+        let (server, rest_ops) = match &self.server {
+            Some(server) => (server.clone(), operands),
+            None => {
+                let (first, tail) = operands.split_first().ok_or_else(usage)?;
+                let server = HostPort::parse(first)
+                    .map_err(|e| crate::UsageError(format!("{first:?} is not a server ({e}); {}", usage().0)))?;
+                (server, tail)
+            }
+        };
+        if !rest.contains(&rest_ops.len()) {
+            return Err(usage());
+        }
+        Ok((server, rest_ops))
+    }
+
+    /// [`Self::split_server`] for a command that takes exactly N paths.
+    pub fn server_and<'a, const N: usize>(
+        &self,
+        command: &str,
+        operands: &'a [String],
+        shape: &str,
+    ) -> Result<(HostPort, &'a [String; N]), crate::UsageError> {
+        let (server, rest) = self.split_server(command, operands, N..=N, shape)?;
+        let rest = rest
+            .try_into()
+            .map_err(|_| crate::UsageError(format!("usage: sockit {command} HOST[:PORT] {shape}")))?;
+        Ok((server, rest))
+    }
+}
+
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "sockit put [OPTIONS] HOST[:PORT] LOCAL [REMOTE]\n       sockit put [OPTIONS] -s HOST[:PORT] LOCAL [REMOTE]"
+)]
 pub struct PutArgs {
-    /// Local file (or folder with -r).
-    pub local: PathBuf,
-    /// Name on the server [default: the local name].
-    pub remote: Option<String>,
+    /// The server (left out with -s or SOCKIT_SERVER); the local file (or
+    /// folder with -r); its name on the server [default: the local name].
+    #[arg(value_names = ["HOST[:PORT]", "LOCAL", "REMOTE"], required = true, num_args = 1..=3)]
+    pub operands: Vec<String>,
     /// Upload a folder and everything under it.
     #[arg(short, long)]
     pub recursive: bool,
@@ -1156,9 +1219,14 @@ pub struct PutArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "sockit get [OPTIONS] HOST[:PORT] REMOTE\n       sockit get [OPTIONS] -s HOST[:PORT] REMOTE"
+)]
 pub struct GetArgs {
-    /// Name on the server.
-    pub remote: String,
+    /// The server (left out with -s or SOCKIT_SERVER), then the name on
+    /// the server.
+    #[arg(value_names = ["HOST[:PORT]", "REMOTE"], required = true, num_args = 1..=2)]
+    pub operands: Vec<String>,
     /// Folder to write into [default: the current folder].
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -1173,16 +1241,18 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "sockit ls [OPTIONS] HOST[:PORT] [PATH]\n       sockit ls [OPTIONS] -s HOST[:PORT] [PATH]")]
 pub struct LsArgs {
-    /// Folder on the server [default: the root].
-    #[arg(default_value = "")]
-    pub path: String,
+    /// The server (left out with -s or SOCKIT_SERVER), then the folder on
+    /// the server [default: the root].
+    #[arg(value_names = ["HOST[:PORT]", "PATH"], num_args = 0..=2)]
+    pub operands: Vec<String>,
     /// List everything below, not just the folder.
     #[arg(short, long)]
     pub recursive: bool,
     /// List the interrupted uploads the server keeps for `put --resume`
     /// (path, bytes kept, whole size) instead of files.
-    #[arg(long, conflicts_with_all = ["path", "recursive"])]
+    #[arg(long, conflicts_with = "recursive")]
     pub partials: bool,
     #[command(flatten)]
     pub client: ClientArgs,
@@ -1190,16 +1260,21 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct PathArgs {
-    /// Path on the server.
-    pub path: String,
+    /// The server (left out with -s or SOCKIT_SERVER), then the path on
+    /// the server.
+    #[arg(value_names = ["HOST[:PORT]", "PATH"], required = true, num_args = 1..=2)]
+    pub operands: Vec<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "sockit rm [OPTIONS] HOST[:PORT] PATH\n       sockit rm [OPTIONS] -s HOST[:PORT] PATH")]
 pub struct RmArgs {
-    /// Path on the server.
-    pub path: String,
+    /// The server (left out with -s or SOCKIT_SERVER), then the path on
+    /// the server.
+    #[arg(value_names = ["HOST[:PORT]", "PATH"], required = true, num_args = 1..=2)]
+    pub operands: Vec<String>,
     /// Remove a folder and everything in it.
     #[arg(short, long)]
     pub recursive: bool,

@@ -171,6 +171,59 @@ fn clients_take_host_and_port_in_every_form() {
 }
 
 #[test]
+fn file_commands_take_the_server_first_unless_it_is_set_once() {
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--allow-exec"]);
+    let addr = srv.addr.as_str();
+    write(&sb.path("work/a.txt"), b"abc");
+    let ok = |args: &[&str]| sb.assert_cmd().args(args).assert().success();
+    ok(&["put", addr, "a.txt", "albums/"]);
+    ok(&["mkdir", addr, "empty"]);
+    ok(&["stat", addr, "albums/a.txt"]).stdout(predicate::str::contains("albums/a.txt"));
+    ok(&["ls", "-r", addr]).stdout(predicate::str::contains("albums/a.txt").and(predicate::str::contains("empty/")));
+    ok(&["ls", addr, "albums"]).stdout(predicate::str::contains("a.txt"));
+    ok(&["get", addr, "albums/a.txt", "-o", "back.txt"]);
+    assert_eq!(std::fs::read(sb.path("work/back.txt")).unwrap(), b"abc");
+    ok(&["exec", addr, "echo", "-n", "hi"]).stdout("hi");
+    ok(&["rm", addr, "empty"]);
+    // Set once, every operand is a path: even one that looks like a host.
+    write(&sb.path("work/localhost"), b"a file named like a host");
+    sb.assert_cmd()
+        .args(["put", "localhost"])
+        .env("SOCKIT_SERVER", addr)
+        .assert()
+        .success();
+    ok(&["stat", "-s", addr, "localhost"]);
+    ok(&["exec", "-s", addr, "echo", "-n", "set"]).stdout("set");
+
+    // No server anywhere: a usage error, not a guess.
+    for args in [&["ls"][..], &["get", "albums/a.txt"], &["rm", "x"], &["exec"]] {
+        sb.assert_cmd()
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("HOST[:PORT]"));
+    }
+    // One operand too many once the server is set: refused before connecting.
+    sb.assert_cmd()
+        .args(["get", "-s", addr, "x", "y"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("usage: sockit get HOST[:PORT] REMOTE"));
+    // The old grammar's `put LOCAL REMOTE` names a local file as the server.
+    sb.assert_cmd()
+        .args(["put", "a.txt", "copy.txt"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("a.txt is a local file, not a server"));
+    sb.assert_cmd()
+        .args(["ls", "--partials", addr, "albums"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("takes no PATH"));
+}
+
+#[test]
 fn o_creates_its_folder_and_a_trailing_slash_means_into() {
     let sb = Sandbox::new();
     let srv = Server::start(&sb, &["--root", "served"]);
@@ -210,12 +263,12 @@ fn exit_codes_say_whose_problem_it_is() {
     let sb = Sandbox::new();
     // A key problem is the user's to fix: 2, named or defaulted.
     sb.assert_cmd()
-        .args(["ls", "--key-file", "missing.key"])
+        .args(["ls", "127.0.0.1:1", "--key-file", "missing.key"])
         .assert()
         .code(2)
         .stderr(predicate::str::starts_with("sockit: cannot load the key"));
     sb.assert_cmd()
-        .args(["ls"])
+        .args(["ls", "127.0.0.1:1"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no key at"));

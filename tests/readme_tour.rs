@@ -10,10 +10,10 @@ use support::{Sandbox, Server, write};
 /// (times, rates, dates) made placeholders, `$ echo $?` turned into
 /// trycmd's `? CODE` on the command before it, and the blank line trycmd
 /// wants after each output (for the output's own last newline).
-fn tour_as_trycmd() -> String {
+fn tour_as_trycmd(server: &str) -> String {
     let mut spaced = String::new();
     let mut in_output = false;
-    for line in tour_lines().lines() {
+    for line in tour_lines(server).lines() {
         let ends_output = line.starts_with("$ ") || line.starts_with("```");
         if ends_output && in_output {
             spaced.push('\n');
@@ -25,7 +25,7 @@ fn tour_as_trycmd() -> String {
     spaced
 }
 
-fn tour_lines() -> String {
+fn tour_lines(server: &str) -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme.find("## A short tour").unwrap();
     let end = start + readme[start..].find("\n## ").unwrap();
@@ -40,7 +40,17 @@ fn tour_lines() -> String {
             out.insert_str(after_command, &format!("? {code}\n"));
             continue;
         }
-        out.push_str(&placeholders(line));
+        // The tour's server is `localhost` on sockit's port; this one's
+        // port is whatever port 0 picked.
+        let line = match line.strip_prefix("$ sockit ") {
+            Some(_) => line
+                .split(' ')
+                .map(|word| if word == "localhost" { server } else { word })
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => line.to_owned(),
+        };
+        out.push_str(&placeholders(&line));
         out.push('\n');
     }
     out
@@ -95,7 +105,7 @@ fn the_readme_tour_runs_as_written() {
     let srv = Server::start(&sb, &["--root", "served"]);
     let dir = sb.path("tour");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("tour.md"), tour_as_trycmd()).unwrap();
+    std::fs::write(dir.join("tour.md"), tour_as_trycmd(&srv.addr)).unwrap();
     // The files the tour uploads: its cwd is tour.in/.
     let fixtures = dir.join("tour.in");
     write(&fixtures.join("video.mp4"), &vec![7u8; 50_000_000]);
@@ -103,7 +113,6 @@ fn the_readme_tour_runs_as_written() {
     write(&fixtures.join("photos/2026/b.jpg"), b"cd");
     trycmd::TestCases::new()
         .register_bin("sockit", std::path::Path::new(env!("CARGO_BIN_EXE_sockit")))
-        .env("SOCKIT_SERVER", &srv.addr)
         .env("XDG_CONFIG_HOME", sb.path("config").display().to_string())
         .env("HOME", sb.path("home").display().to_string())
         .env("SOCKIT_LOG", "warn")

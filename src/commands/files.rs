@@ -9,6 +9,7 @@ use serde_json::json;
 
 use sockit::files::{ClientConfig, FileClient, TreeSummary};
 use sockit_proto::files::{Entry, EntryKind};
+use sockit_proto::hostport::HostPort;
 use sockit_proto::path::RelPath;
 
 use super::client_dial;
@@ -17,12 +18,24 @@ use crate::cli::{ClientArgs, ExecArgs, GetArgs, LsArgs, PathArgs, PutArgs, RmArg
 use crate::exit;
 use crate::output::{Reporter, human_bytes, json_line, named, transfer_done};
 
-async fn connect(args: &ClientArgs) -> anyhow::Result<FileClient> {
+async fn connect(args: &ClientArgs, server: &HostPort) -> anyhow::Result<FileClient> {
     let dial = client_dial(&args.auth, &args.tls)?;
-    let mut config = ClientConfig::new(args.server.with_default(crate::cli::port::FILES), dial.auth);
+    let mut config = ClientConfig::new(server.with_default(crate::cli::port::FILES), dial.auth);
     config.tls = dial.tls;
     config.timeout = Duration::from_secs(args.timeout.max(1));
-    Ok(FileClient::connect(&config).await?)
+    FileClient::connect(&config).await.map_err(|e| {
+        // A script written for the old grammar (`put LOCAL REMOTE` with the
+        // server implied) now names a local file as the server: say so.
+        if args.server.is_none() && Path::new(&server.host).exists() {
+            UsageError(format!(
+                "{} is a local file, not a server: the server comes first, or in -s or SOCKIT_SERVER ({e})",
+                server.host
+            ))
+            .into()
+        } else {
+            e.into()
+        }
+    })
 }
 
 fn remote_path(name: &str) -> anyhow::Result<RelPath> {
@@ -43,52 +56,62 @@ fn local_name(path: &Path) -> anyhow::Result<String> {
 }
 
 pub async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
+    let (server, ops) = args
+        .client
+        .split_server("put", &args.operands, 1..=2, "LOCAL [REMOTE]")?;
+    let (local, remote) = match ops {
+        [local] => (local, None),
+        [local, remote] => (local, Some(remote)),
+        _ => return Err(UsageError("usage: sockit put HOST[:PORT] LOCAL [REMOTE]".into()).into()),
+    };
+    let local = std::path::PathBuf::from(local);
     // A trailing `/` names a folder to upload into, as cp and scp read it.
-    let remote_name = match &args.remote {
-        Some(r) if r.ends_with('/') => format!("{r}{}", local_name(&args.local)?),
+    let remote_name = match remote {
+        Some(r) if r.ends_with('/') => format!("{r}{}", local_name(&local)?),
         Some(r) => r.clone(),
-        None => local_name(&args.local)?,
+        None => local_name(&local)?,
     };
     let remote = remote_path(&remote_name)?;
     let json = args.client.json;
     let mut reporter = Reporter::new(json, "put");
     if args.classic {
-        let client = connect(&args.client).await?;
+        let client = connect(&args.client, &server).await?;
         let t = client
-            .put_classic(&args.local, &remote.to_string(), &mut reporter)
+            .put_classic(&local, &remote.to_string(), &mut reporter)
             .await
-            .with_context(|| format!("cannot upload {}", args.local.display()))?;
+            .with_context(|| format!("cannot upload {}", local.display()))?;
         transfer_done("put", &t, json)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut client = connect(&args.client).await?;
+    let mut client = connect(&args.client, &server).await?;
     if args.recursive {
-        if !args.local.is_dir() {
-            return Err(UsageError(format!("{} is not a folder", args.local.display())).into());
+        if !local.is_dir() {
+            return Err(UsageError(format!("{} is not a folder", local.display())).into());
         }
         let summary = client
-            .put_tree(&args.local, &remote, args.resume, &mut reporter)
+            .put_tree(&local, &remote, args.resume, &mut reporter)
             .await
-            .with_context(|| format!("cannot upload {}", args.local.display()))?;
+            .with_context(|| format!("cannot upload {}", local.display()))?;
         return Ok(tree_done("put", &summary, json)?);
     }
-    if args.local.is_dir() {
-        return Err(UsageError(format!("{} is a folder; use put -r", args.local.display())).into());
+    if local.is_dir() {
+        return Err(UsageError(format!("{} is a folder; use put -r", local.display())).into());
     }
     let t = client
-        .put(&args.local, &remote, args.resume, &mut reporter)
+        .put(&local, &remote, args.resume, &mut reporter)
         .await
-        .with_context(|| format!("cannot upload {}", args.local.display()))?;
+        .with_context(|| format!("cannot upload {}", local.display()))?;
     transfer_done("put", &t, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
-    let remote = remote_path(&args.remote)?;
+    let (server, [remote]) = args.client.server_and("get", &args.operands, "REMOTE")?;
+    let remote = remote_path(remote)?;
     let local = super::output_path(args.output.as_deref(), remote.file_name())?;
     let json = args.client.json;
     let mut reporter = Reporter::new(json, "get");
-    let mut client = connect(&args.client).await?;
+    let mut client = connect(&args.client, &server).await?;
     if args.recursive {
         let summary = client
             .get_tree(&remote, &local, args.resume, &mut reporter)
@@ -136,9 +159,13 @@ fn tree_done(verb: &str, summary: &TreeSummary, json: bool) -> std::io::Result<E
 }
 
 pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
-    let path =
-        RelPath::parse_dir(&args.path).map_err(|e| UsageError(format!("bad remote name {:?}: {e}", args.path)))?;
-    let mut client = connect(&args.client).await?;
+    let (server, ops) = args.client.split_server("ls", &args.operands, 0..=1, "[PATH]")?;
+    let name = ops.first().map_or("", String::as_str);
+    if args.partials && !name.is_empty() {
+        return Err(UsageError("ls --partials lists every kept upload; it takes no PATH".into()).into());
+    }
+    let path = RelPath::parse_dir(name).map_err(|e| UsageError(format!("bad remote name {name:?}: {e}")))?;
+    let mut client = connect(&args.client, &server).await?;
     if args.partials {
         let kept = client.partials().await.context("cannot list partial uploads")?;
         for p in &kept {
@@ -159,7 +186,7 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
     let entries = client
         .ls(&path, args.recursive)
         .await
-        .with_context(|| format!("cannot list {:?}", args.path))?;
+        .with_context(|| format!("cannot list {name:?}"))?;
     for e in &entries {
         print_entry(e, args.client.json)?;
     }
@@ -167,8 +194,9 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn stat(args: PathArgs) -> anyhow::Result<ExitCode> {
-    let path = remote_path(&args.path)?;
-    let mut client = connect(&args.client).await?;
+    let (server, [path]) = args.client.server_and("stat", &args.operands, "PATH")?;
+    let path = remote_path(path)?;
+    let mut client = connect(&args.client, &server).await?;
     let entry = client
         .stat(&path)
         .await
@@ -178,8 +206,9 @@ pub async fn stat(args: PathArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
-    let path = remote_path(&args.path)?;
-    let mut client = connect(&args.client).await?;
+    let (server, [path]) = args.client.server_and("rm", &args.operands, "PATH")?;
+    let path = remote_path(path)?;
+    let mut client = connect(&args.client, &server).await?;
     if args.partial {
         client
             .rm_partial(&path)
@@ -198,8 +227,9 @@ pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
-    let path = remote_path(&args.path)?;
-    let mut client = connect(&args.client).await?;
+    let (server, [path]) = args.client.server_and("mkdir", &args.operands, "PATH")?;
+    let path = remote_path(path)?;
+    let mut client = connect(&args.client, &server).await?;
     client
         .mkdir(&path)
         .await
@@ -213,17 +243,20 @@ pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
 /// Runs a command remotely: its stdout to ours, its stderr to ours, its
 /// exit code as ours (1 if it had none: killed, timed out).
 pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let (server, argv) = args
+        .client
+        .split_server("exec", &args.argv, 1..=usize::MAX, "CMD [ARG]...")?;
     let stdin = if args.no_stdin || std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         Vec::new()
     } else {
         read_stdin(sockit::exec::MAX_STDIN).await?
     };
-    let mut client = connect(&args.client).await?;
-    let command = sockit_proto::exec::Command::Argv(args.argv.clone());
+    let mut client = connect(&args.client, &server).await?;
+    let command = sockit_proto::exec::Command::Argv(argv.to_vec());
     let result = client
         .exec(command, &stdin, args.max_output)
         .await
-        .with_context(|| format!("cannot run {:?}", args.argv.join(" ")))?;
+        .with_context(|| format!("cannot run {:?}", argv.join(" ")))?;
     if args.client.json {
         json_line(&json!({
             "event": "exec", "exit_code": result.exit_code, "timed_out": result.timed_out,
