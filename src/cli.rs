@@ -53,10 +53,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve files (zero configuration: ./sockit-data on 127.0.0.1:8080 with
-    /// a generated key), or with --config any set of services at once.
+    /// Serve files (zero configuration: ./sockit-data on 127.0.0.1:8080, and
+    /// the web page on 127.0.0.1:8081, with a generated key), or with
+    /// --config any set of services at once.
     #[command(after_help = "Examples:
-  sockit serve                                  # ./sockit-data on 127.0.0.1:8080
+  sockit serve                                  # ./sockit-data on 127.0.0.1:8080, the page on :8081
+  sockit serve --listen 0.0.0.0:8080 --web 0.0.0.0:8081 --qr   # for phones on the LAN
+  sockit serve --read-only                      # share, take nothing
+  sockit serve --upload-only                    # a drop box: upload, nothing listed
   sockit serve --listen 0.0.0.0:9000 --root /srv/drop --key-file ~/.sockit-key
   sockit serve --auth-digest md5                # the classic course programs' HMAC-MD5 clients
   sockit serve --listen 127.0.0.1:0 --insecure-no-auth   # the classic course programs' plain clients
@@ -205,6 +209,31 @@ Text goes out as UTF-8 to peers that advertise it and as GBK to the rest (FeiQ);
   sockit man tftp get | man -l -        # one subcommand's page
   sudo sockit man --out-dir /usr/local/share/man/man1   # install every page")]
     Man(ManArgs),
+    /// Print the web page's address with its login token (the same on every
+    /// start with the same key).
+    #[command(
+        name = "web-url",
+        after_help = "Examples:
+  sockit web-url                          # for serve's default web address
+  sockit web-url --web 10.0.0.5:8081 --qr # for a phone on the LAN"
+    )]
+    WebUrl(WebUrlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebUrlArgs {
+    /// The web listener's address, as given to `serve --web`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub web: SocketAddr,
+    /// The key the server uses [default: the default key].
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// The server runs TLS (`serve --tls`): an https address.
+    #[arg(long)]
+    pub tls: bool,
+    /// Also print the address as a QR code, for a phone's camera.
+    #[arg(long)]
+    pub qr: bool,
 }
 
 #[derive(Debug, Args)]
@@ -884,6 +913,29 @@ pub struct ServeArgs {
     /// Folder to serve; created if missing.
     #[arg(long, default_value = "sockit-data")]
     pub root: PathBuf,
+    /// Address of the web page and its HTTP API, over the same folder;
+    /// port 0 picks a free port. Its address with the login token is
+    /// printed after the listeners. [default: --listen's address with port
+    /// 8081, or port 0 when --listen's is 0]
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<SocketAddr>,
+    /// Run no web listener.
+    #[arg(long, conflicts_with_all = ["web", "qr"])]
+    pub no_web: bool,
+    /// Print the web address as a QR code too, for phones on the LAN.
+    #[arg(long)]
+    pub qr: bool,
+    /// Print the web address with its login token and exit.
+    #[arg(long)]
+    pub print_web_url: bool,
+    /// Share for reading only: uploads, renames and removals are refused
+    /// (framed clients and the web alike).
+    #[arg(long, conflicts_with = "upload_only")]
+    pub read_only: bool,
+    /// A drop box: uploads only, never replacing a file; nothing is listed,
+    /// downloaded or removed (framed clients and the web alike).
+    #[arg(long)]
+    pub upload_only: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]

@@ -127,6 +127,9 @@ pub enum Kind {
     /// it shows up in peers' lists, acknowledges and logs their messages,
     /// and with `inbox` saves the files they offer.
     Ipmsg,
+    /// The web front end (`listen`, `root`): the page and the HTTP API over
+    /// the same files as a files service with that root.
+    Web,
 }
 
 impl Kind {
@@ -142,6 +145,7 @@ impl Kind {
             Self::Chat => "chat",
             Self::Broadcast => "broadcast",
             Self::Ipmsg => "ipmsg",
+            Self::Web => "web",
         }
     }
 }
@@ -202,6 +206,13 @@ pub struct Section {
     /// ipmsg: save offered files here (none: files are not fetched).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inbox: Option<PathBuf>,
+    /// files, web: serve for reading only; nothing is written or removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// files, web: a drop box: uploads only, never replacing a file;
+    /// nothing is listed or read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_only: Option<bool>,
     #[serde(flatten)]
     pub settings: Settings,
 }
@@ -228,6 +239,8 @@ impl Section {
             nick: None,
             group: None,
             inbox: None,
+            read_only: None,
+            upload_only: None,
             settings: Settings::default(),
         }
     }
@@ -249,7 +262,10 @@ impl Section {
                 "max_header",
                 "max_partial_bytes",
                 "fsync",
+                "read_only",
+                "upload_only",
             ],
+            Kind::Web => &["listen", "root", "read_only", "upload_only"],
             Kind::Download => &["listen", "root"],
             Kind::Chat => &["listen"],
             Kind::Broadcast => &["listen"],
@@ -288,6 +304,8 @@ impl Section {
             ("nick", self.nick.is_some()),
             ("group", self.group.is_some()),
             ("inbox", self.inbox.is_some()),
+            ("read_only", self.read_only.is_some()),
+            ("upload_only", self.upload_only.is_some()),
         ];
         set.into_iter()
             .filter(|(key, present)| *present && !allowed.contains(key))
@@ -350,9 +368,16 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             ))
             .into());
         }
+        if section.read_only == Some(true) && section.upload_only == Some(true) {
+            return Err(UsageError(format!(
+                "{}, line {line}: read_only and upload_only exclude each other",
+                path.display()
+            ))
+            .into());
+        }
         if !section.has_listener() {
             let wants = match kind {
-                Kind::Files | Kind::Download | Kind::Chat | Kind::Broadcast | Kind::Ipmsg => "`listen`",
+                Kind::Files | Kind::Download | Kind::Chat | Kind::Broadcast | Kind::Ipmsg | Kind::Web => "`listen`",
                 Kind::Time | Kind::Tftp => "`listen` (or `udp`)",
                 Kind::Echo | Kind::Daytime | Kind::Rfc868 => "`listen`, `tcp` or `udp`",
             };

@@ -332,6 +332,7 @@ fn serve_one_upload(sb: &Sandbox, args: &[&str]) -> (String, String) {
         child: serve,
         addr,
         banner,
+        web_url: None,
     }
     .signal("TERM");
     assert!(status.success());

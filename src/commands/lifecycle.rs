@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use sockit::server::{ServerConfig, Service, TcpServer};
 use sockit::tftp::server::{TftpConfig, TftpServer};
 use sockit::udp::{DatagramService, UdpServer};
+use sockit::web::WebService;
+use sockit_proto::auth::Key;
 
 use crate::exit;
 
@@ -63,6 +65,47 @@ impl Listeners {
             "listening on tcp {addr} ({name}, auth: {auth}{}{tls})",
             with_comma(details)
         )?;
+        Ok(addr)
+    }
+
+    /// Binds the web front end and announces it, then prints the address a
+    /// user opens (`web: http://ADDR/#token=…`), as a QR code too with
+    /// `qr`. Open uploads are kept for a resume once its connections have
+    /// drained.
+    pub fn web(
+        &mut self,
+        config: ServerConfig,
+        service: WebService,
+        details: &str,
+        key: Option<&Key>,
+        qr: bool,
+    ) -> anyhow::Result<SocketAddr> {
+        let listen = config.listen;
+        let auth = if key.is_some() { "token" } else { "off" };
+        let (scheme, tls) = match &config.tls {
+            Some(t) => ("https", format!(", tls: {}", t.fingerprint())),
+            None => ("http", String::new()),
+        };
+        let server = TcpServer::bind(config).map_err(|e| bind_error(e.into(), listen))?;
+        let addr = server.local_addr();
+        let shutdown = self.shutdown.clone();
+        let sweeper = service.clone();
+        let service = Arc::new(service);
+        self.running.push(Box::pin(async move {
+            let sweeping = tokio::spawn(sweeper.sweep_uploads());
+            server.run(Arc::clone(&service), shutdown).await;
+            sweeping.abort();
+            service.shutdown().await;
+        }));
+        crate::outln!(
+            "listening on tcp {addr} (web, auth: {auth}{}{tls})",
+            with_comma(details)
+        )?;
+        let url = sockit::web::web_url(scheme, addr, key);
+        crate::outln!("web: {url}")?;
+        if qr {
+            crate::output::write_str(&qr_code(&url))?;
+        }
         Ok(addr)
     }
 
@@ -161,6 +204,22 @@ async fn futures_join_all(listeners: Vec<Listener>) {
     let handles: Vec<_> = listeners.into_iter().map(tokio::spawn).collect();
     for h in handles {
         let _ = h.await;
+    }
+}
+
+/// A URL as a QR code in text, two modules per character cell, for a
+/// phone's camera pointed at the terminal.
+pub fn qr_code(url: &str) -> String {
+    match qrcode::QrCode::new(url.as_bytes()) {
+        Ok(code) => {
+            let art = code
+                .render::<qrcode::render::unicode::Dense1x2>()
+                .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                .build();
+            format!("{art}\n")
+        }
+        Err(e) => format!("(no QR code: {e})\n"),
     }
 }
 

@@ -49,6 +49,7 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => bench::run(a).await,
         Command::Completions { shell } => manual::completions(shell),
         Command::Man(a) => manual::man(&a),
+        Command::WebUrl(a) => web_url(&a),
     }
 }
 
@@ -230,4 +231,21 @@ pub(crate) fn read_stdin_lines(mut each: impl FnMut(&str) -> bool + Send + 'stat
             }
         }
     });
+}
+
+/// `sockit web-url`: the page's address with the token of the server's
+/// key, as `serve` prints it.
+fn web_url(args: &crate::cli::WebUrlArgs) -> anyhow::Result<ExitCode> {
+    let auth = client_auth(&AuthArgs {
+        key_file: args.key_file.clone(),
+        insecure_no_auth: false,
+        auth_digest: DigestArg::Sha256,
+    })?;
+    let scheme = if args.tls { "https" } else { "http" };
+    let url = sockit::web::web_url(scheme, args.web, auth.as_ref().map(|a| &a.key));
+    crate::outln!("{url}")?;
+    if args.qr {
+        crate::output::write_str(&lifecycle::qr_code(&url))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -10,13 +10,16 @@ use sockit::clock::{TimeProtocol, TimeService};
 use sockit::download::Download;
 use sockit::echo::Echo;
 use sockit::exec::{DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT, ExecLimits};
-use sockit::files::{FileService, FileServiceConfig};
+use std::sync::Arc;
+
+use sockit::files::{Access, FileService, FileServiceConfig, FileStore};
 use sockit::server::{
     DEFAULT_BACKLOG, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_PEER, DEFAULT_MIN_RATE, DEFAULT_REQUEST_TIMEOUT, ServerConfig,
 };
 use sockit::tftp::server::TftpConfig;
 use sockit::tls::Acceptor;
+use sockit::web::{WebConfig, WebService};
 use sockit_proto::frame::{DEFAULT_MAX_HEADER_LEN, FrameLimits};
 
 use super::lifecycle::Listeners;
@@ -26,6 +29,8 @@ use crate::UsageError;
 use crate::cli::{AuthArgs, ServeArgs, ServerTlsArgs};
 use crate::config::{self, Config, Kind, Section, Settings};
 
+/// The web listener's port beside the file service's 8080.
+pub const DEFAULT_WEB_PORT: u16 = 8081;
 /// Where zero-config `serve` keeps its files.
 const DEFAULT_ROOT: &str = "sockit-data";
 
@@ -46,11 +51,113 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         crate::output::write_str(&config.to_toml())?;
         return Ok(ExitCode::SUCCESS);
     }
+    if args.print_web_url {
+        return print_web_urls(&config, args.qr);
+    }
+    let mut stores = Stores::open(&config)?;
     let mut listeners = Listeners::new()?;
     for section in &config.services {
-        start(section, &mut listeners).await?;
+        start(section, &mut listeners, &mut stores, args.qr).await?;
     }
     Ok(listeners.serve().await)
+}
+
+/// `serve --print-web-url`: each web listener's address with its token.
+fn print_web_urls(config: &Config, qr: bool) -> anyhow::Result<ExitCode> {
+    let webs: Vec<&Section> = config.services.iter().filter(|s| s.kind() == Kind::Web).collect();
+    if webs.is_empty() {
+        return Err(UsageError("no web listener would run (--no-web, or none in the config)".into()).into());
+    }
+    for web in webs {
+        let listen = web
+            .listen
+            .ok_or_else(|| UsageError("a web service needs `listen`".into()))?;
+        let key = auth_of(&web.settings)?.map(|a| a.key);
+        let scheme = if web.settings.tls.unwrap_or(false) {
+            "https"
+        } else {
+            "http"
+        };
+        let url = sockit::web::web_url(scheme, listen, key.as_ref());
+        crate::outln!("{url}")?;
+        if qr {
+            crate::output::write_str(&super::lifecycle::qr_code(&url))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One [`FileStore`] per served folder, shared by every front end on it
+/// (the files service, the web), so they share one staging: an upload
+/// through one is a conflict in the other.
+struct Stores {
+    by_root: Vec<(std::path::PathBuf, Arc<FileStore>)>,
+}
+
+impl Stores {
+    /// Opens the store of each files service first, with its settings
+    /// (exec, limits, fsync), whatever order the sections come in.
+    fn open(config: &Config) -> anyhow::Result<Self> {
+        let mut stores = Self { by_root: Vec::new() };
+        for section in config.services.iter().filter(|s| s.kind() == Kind::Files) {
+            stores.for_section(section, || files_config(section))?;
+        }
+        Ok(stores)
+    }
+
+    /// The store for a section's root: the one already open (its access
+    /// must agree), or a new one.
+    fn for_section(
+        &mut self,
+        section: &Section,
+        config: impl FnOnce() -> FileServiceConfig,
+    ) -> anyhow::Result<Arc<FileStore>> {
+        let root = section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into());
+        let key = std::path::absolute(&root).unwrap_or_else(|_| root.clone());
+        let access = access_of(section);
+        if let Some((_, store)) = self.by_root.iter().find(|(r, _)| *r == key) {
+            if store.config().access != access {
+                return Err(UsageError(format!(
+                    "the services on {} disagree on read_only / upload_only",
+                    root.display()
+                ))
+                .into());
+            }
+            return Ok(Arc::clone(store));
+        }
+        let store = Arc::new(FileStore::open(config())?);
+        self.by_root.push((key, Arc::clone(&store)));
+        Ok(store)
+    }
+}
+
+fn access_of(section: &Section) -> Access {
+    match (section.read_only, section.upload_only) {
+        (Some(true), _) => Access::ReadOnly,
+        (_, Some(true)) => Access::UploadOnly,
+        _ => Access::ReadWrite,
+    }
+}
+
+/// A files service's store settings, from its section.
+fn files_config(section: &Section) -> FileServiceConfig {
+    let root = section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into());
+    let mut files = FileServiceConfig::new(&root);
+    files.frame_limits = FrameLimits {
+        max_header_len: section.max_header.unwrap_or(DEFAULT_MAX_HEADER_LEN),
+    };
+    if let Some(max) = section.max_partial_bytes {
+        files.partials.max_bytes = max;
+    }
+    files.fsync = section.fsync.unwrap_or(false);
+    if section.allow_exec.unwrap_or(false) {
+        files.exec = Some(ExecLimits {
+            timeout: section.exec_timeout.map_or(DEFAULT_EXEC_TIMEOUT, Duration::from_secs),
+            max_output: section.exec_max_output.unwrap_or(DEFAULT_MAX_OUTPUT),
+        });
+    }
+    files.access = access_of(section);
+    files
 }
 
 /// The config file `serve` runs when given no flags at all:
@@ -76,12 +183,16 @@ fn default_config(args: &ServeArgs) -> Option<std::path::PathBuf> {
 fn fill_defaults(section: &mut Section) {
     let kind = section.kind();
     let has_tcp = match kind {
-        Kind::Files | Kind::Download | Kind::Chat => true,
+        Kind::Files | Kind::Download | Kind::Chat | Kind::Web => true,
         Kind::Echo | Kind::Daytime | Kind::Rfc868 => section.tcp.is_some() || section.listen.is_some(),
         Kind::Time | Kind::Tftp | Kind::Broadcast | Kind::Ipmsg => false,
     };
-    if matches!(kind, Kind::Files | Kind::Download | Kind::Tftp) {
+    if matches!(kind, Kind::Files | Kind::Download | Kind::Tftp | Kind::Web) {
         section.root.get_or_insert_with(|| DEFAULT_ROOT.into());
+    }
+    if matches!(kind, Kind::Files | Kind::Web) {
+        section.read_only.get_or_insert(false);
+        section.upload_only.get_or_insert(false);
     }
     match kind {
         Kind::Files => {
@@ -112,7 +223,7 @@ fn fill_defaults(section: &mut Section) {
     if !has_tcp {
         return;
     }
-    let keyed_by_default = matches!(kind, Kind::Files | Kind::Download | Kind::Chat);
+    let keyed_by_default = matches!(kind, Kind::Files | Kind::Download | Kind::Chat | Kind::Web);
     let s = &mut section.settings;
     if keyed_by_default || s.key_file.is_some() {
         s.auth_digest.get_or_insert(config::Digest::Sha256);
@@ -148,6 +259,8 @@ fn from_flags(args: &ServeArgs) -> Config {
     files.max_header = Some(args.max_header);
     files.max_partial_bytes = Some(args.max_partial_bytes);
     files.fsync = Some(args.fsync);
+    files.read_only = Some(args.read_only);
+    files.upload_only = Some(args.upload_only);
     files.settings = Settings {
         key_file: args.auth.key_file.clone(),
         auth_digest: Some(match args.auth.auth_digest {
@@ -168,9 +281,25 @@ fn from_flags(args: &ServeArgs) -> Config {
         tls_cert: args.tls.tls_cert.clone(),
         tls_key: args.tls.tls_key.clone(),
     };
+    let mut services = Vec::new();
+    if !args.no_web {
+        // The page over the same folder, with the same key and TLS.
+        let mut web = Section::new(Kind::Web);
+        web.listen = Some(args.web.unwrap_or_else(|| {
+            // Beside the files: on the same address, sockit's web port.
+            let port = if args.listen.port() == 0 { 0 } else { DEFAULT_WEB_PORT };
+            std::net::SocketAddr::new(args.listen.ip(), port)
+        }));
+        web.root = files.root.clone();
+        web.read_only = Some(args.read_only);
+        web.upload_only = Some(args.upload_only);
+        web.settings = files.settings.clone();
+        services.push(web);
+    }
+    services.insert(0, files);
     Config {
         defaults: Settings::default(),
-        services: vec![files],
+        services,
     }
 }
 
@@ -225,7 +354,7 @@ fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -
 
 /// Binds one service's listeners; each announces itself as
 /// `listening on tcp|udp ADDR (KIND, auth: …, …)`.
-async fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<()> {
+async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores, qr: bool) -> anyhow::Result<()> {
     let s = &section.settings;
     let reuse = s.reuse_address.unwrap_or(true);
     match section.kind() {
@@ -244,26 +373,32 @@ async fn start(section: &Section, listeners: &mut Listeners) -> anyhow::Result<(
                 ))
                 .into());
             }
-            let root = section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into());
-            let mut files = FileServiceConfig::new(&root);
-            files.frame_limits = FrameLimits {
-                max_header_len: section.max_header.unwrap_or(DEFAULT_MAX_HEADER_LEN),
-            };
-            if let Some(max) = section.max_partial_bytes {
-                files.partials.max_bytes = max;
-            }
-            files.fsync = section.fsync.unwrap_or(false);
-            if allow_exec {
-                files.exec = Some(ExecLimits {
-                    timeout: section.exec_timeout.map_or(DEFAULT_EXEC_TIMEOUT, Duration::from_secs),
-                    max_output: section.exec_max_output.unwrap_or(DEFAULT_MAX_OUTPUT),
-                });
-            }
-            let service = FileService::new(files)?;
+            let service = FileService::on(stores.for_section(section, || files_config(section))?);
             let shown_root = service.root().display().to_string();
-            let details = format!("root: {shown_root}{}", if allow_exec { ", exec: on" } else { "" });
+            let details = format!(
+                "root: {shown_root}{}{}",
+                access_note(service.store().config().access),
+                if allow_exec { ", exec: on" } else { "" }
+            );
             let config = server_config(listen, s, auth)?;
             listeners.tcp(config, service, "files", &details)?;
+        }
+        Kind::Web => {
+            let listen = section
+                .listen
+                .ok_or_else(|| UsageError("a web service needs `listen`".into()))?;
+            let store = stores.for_section(section, || {
+                let mut files = FileServiceConfig::new(section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()));
+                files.access = access_of(section);
+                files
+            })?;
+            let key = auth_of(s)?.map(|a| a.key);
+            let details = format!("root: {}{}", store.root().display(), access_note(store.config().access));
+            // The web has its own login; the framed handshake is off.
+            let config = server_config(listen, s, None)?;
+            let mut web = WebConfig::new(key.clone());
+            web.tls = config.tls.is_some();
+            listeners.web(config, WebService::new(web, store), &details, key.as_ref(), qr)?;
         }
         Kind::Download => {
             let listen = section
@@ -412,6 +547,15 @@ async fn start_ipmsg(section: &Section, listeners: &mut Listeners) -> anyhow::Re
         },
     );
     Ok(())
+}
+
+/// `, read-only`, `, upload-only` or nothing, for a banner.
+fn access_note(access: Access) -> &'static str {
+    match access {
+        Access::ReadWrite => "",
+        Access::ReadOnly => ", read-only",
+        Access::UploadOnly => ", upload-only",
+    }
 }
 
 /// `read-only`, `read-write` or `read-write, create` for a TFTP banner.

@@ -116,16 +116,26 @@ pub struct Server {
     pub addr: String,
     /// The whole first line: `listening on tcp ADDR (files, auth: …, …)`.
     pub banner: String,
+    /// The web listener's `web: URL` (with its `#token=…`), when it runs.
+    pub web_url: Option<String>,
 }
 
 impl Server {
-    /// Starts `sockit serve ARGS --listen 127.0.0.1:0` and reads the address
-    /// from its first line.
+    /// Starts `sockit serve ARGS --listen 127.0.0.1:0` (and its web
+    /// listener on `127.0.0.1:0`, unless ARGS say otherwise) and reads the
+    /// addresses it announces.
     pub fn start(sandbox: &Sandbox, args: &[&str]) -> Self {
-        Self::start_cmd(sandbox.cmd().arg("serve").args(["--listen", "127.0.0.1:0"]).args(args))
+        let web = !args.iter().any(|a| *a == "--no-web" || *a == "--config");
+        let mut cmd = sandbox.cmd();
+        cmd.arg("serve").args(["--listen", "127.0.0.1:0"]).args(args);
+        Self::start_announcing(&mut cmd, web)
     }
 
     pub fn start_cmd(cmd: &mut Command) -> Self {
+        Self::start_announcing(cmd, false)
+    }
+
+    fn start_announcing(cmd: &mut Command, web: bool) -> Self {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
@@ -135,9 +145,26 @@ impl Server {
             .and_then(|rest| rest.split(' ').next())
             .unwrap_or_else(|| panic!("unexpected first line {banner:?}"))
             .to_owned();
+        let web_url = web.then(|| {
+            // `listening on tcp ADDR (web, …)`, then `web: URL`.
+            let mut line = String::new();
+            for _ in 0..2 {
+                line.clear();
+                out.read_line(&mut line).unwrap();
+            }
+            line.trim()
+                .strip_prefix("web: ")
+                .unwrap_or_else(|| panic!("unexpected web line {line:?}"))
+                .to_owned()
+        });
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in out.lines() {});
-        Self { child, addr, banner }
+        Self {
+            child,
+            addr,
+            banner,
+            web_url,
+        }
     }
 
     /// Sends a signal (`"TERM"`, `"INT"`) by PID and returns the exit status.

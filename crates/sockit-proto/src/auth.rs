@@ -150,6 +150,14 @@ fn bound_mac(key: &Key, role: BoundRole, server_nonce: &[u8], client_nonce: &[u8
     m
 }
 
+/// HMAC-SHA256 of `label ‖ message` under the key: what the web front
+/// end's token and session cookies are made of (see [`crate::web`]).
+pub fn labelled_mac(key: &Key, label: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut m = mac::<Hmac<Sha256>>(key, label);
+    m.update(message);
+    m.finalize().into_bytes().into()
+}
+
 fn mac<M: Mac + hmac::digest::KeyInit>(key: &Key, challenge: &[u8]) -> M {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut m = <M as Mac>::new_from_slice(&key.0).unwrap_or_else(|_| unreachable!("hmac takes any key length"));

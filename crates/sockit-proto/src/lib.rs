@@ -21,6 +21,8 @@
 //! - [`subnet`]: IPv4/IPv6 subnet maths for `ipcalc`.
 //! - [`tftp`]: TFTP packets, option negotiation, netascii and the transfer
 //!   state machine.
+//! - [`web`]: the web front end's token, session cookies, byte ranges and
+//!   JSON messages.
 //!
 //! Nothing here reads a clock, a socket, a file or a random source: callers
 //! pass bytes, time and randomness in. That keeps every decoder total and
@@ -43,3 +45,4 @@ pub mod ipmsg;
 pub mod path;
 pub mod subnet;
 pub mod tftp;
+pub mod web;

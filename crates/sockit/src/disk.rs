@@ -69,14 +69,30 @@ pub struct DiskReader {
 }
 
 impl DiskReader {
-    pub fn spawn(mut file: File, offset: u64, len: u64) -> Self {
+    pub fn spawn(file: File, offset: u64, len: u64) -> Self {
+        Self::start(file, offset, len, true)
+    }
+
+    /// Hands out `len` bytes from `offset` without hashing what comes
+    /// before (an HTTP range: nothing to prove, and a range near the end
+    /// of a big file must not read all of it first). The hash covers only
+    /// the bytes handed out.
+    pub fn range(file: File, offset: u64, len: u64) -> Self {
+        Self::start(file, offset, len, false)
+    }
+
+    fn start(mut file: File, offset: u64, len: u64, hash_before: bool) -> Self {
         let (tx, chunks) = mpsc::channel(PIPE_DEPTH);
         let (spare, mut spare_rx) = mpsc::channel::<Vec<u8>>(PIPE_DEPTH + 1);
         let (prefix_tx, prefix) = oneshot::channel();
         let task = spawn_thread("sockit-read", move || {
             let mut hash = StreamHash::new();
-            file.seek(SeekFrom::Start(0))?;
-            hash_prefix(&mut file, offset, &mut hash, None)?;
+            if hash_before {
+                file.seek(SeekFrom::Start(0))?;
+                hash_prefix(&mut file, offset, &mut hash, None)?;
+            } else {
+                file.seek(SeekFrom::Start(offset))?;
+            }
             let _ = prefix_tx.send(hash.hex());
             let mut remaining = len;
             while remaining > 0 {

@@ -17,6 +17,8 @@
 //! - [`partial`]: a download's partial file beside its target, never
 //!   written through a planted link.
 //! - [`files`]: the file service (server side) and its client.
+//! - [`web`]: the web front end: the page and an HTTP API over the file
+//!   service's store.
 //! - [`echo`], [`clock`], [`download`]: the small classic services;
 //!   [`clients`]: their clients.
 //! - [`broadcast`]: UDP broadcast to the interfaces a bind address covers.
@@ -55,5 +57,6 @@ pub mod tftp;
 pub mod tls;
 pub mod udp;
 pub mod udpchat;
+pub mod web;
 
 pub use error::Error;

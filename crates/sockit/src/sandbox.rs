@@ -341,6 +341,21 @@ impl Tree {
         Ok(rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::REMOVEDIR)?)
     }
 
+    /// Renames `from` (a link itself, not its target) to `to`, whose
+    /// folder must exist; never over an existing name.
+    pub fn rename(&self, from: &RelPath, to: &RelPath) -> Result<(), SandboxError> {
+        let from = self.parent(from, false)?;
+        let to = self.parent(to, false)?;
+        rustix::fs::renameat_with(
+            &from.dir,
+            from.name.as_str(),
+            &to.dir,
+            to.name.as_str(),
+            rustix::fs::RenameFlags::NOREPLACE,
+        )?;
+        Ok(())
+    }
+
     /// Opens (creating) a folder of the server's own under the private
     /// folder, never following a link planted there.
     pub fn private_dir(&self, area: &str) -> io::Result<OwnedFd> {

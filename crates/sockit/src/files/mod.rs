@@ -5,6 +5,8 @@ pub mod client;
 pub mod listing;
 pub mod service;
 pub mod staging;
+pub mod store;
 
 pub use client::{ClientConfig, FileClient, NoProgress, Progress, Transfer, TreeSummary};
-pub use service::{FileService, FileServiceConfig};
+pub use service::FileService;
+pub use store::{Access, FileServiceConfig, FileStore, Operation, Refusal};

@@ -7,7 +7,8 @@
 //! replies is not cut off mid-send.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,16 +17,15 @@ use tracing::Instrument as _;
 
 use sockit_proto::exec::{Command, Opening, Outcome, classic_reply, framed_reply};
 use sockit_proto::files::{ErrorCode, Put, Request, error_reply, ok_reply};
-use sockit_proto::frame::{FrameEvent, FrameLimits};
+use sockit_proto::frame::FrameEvent;
 use sockit_proto::path::RelPath;
 
-use super::listing::{Listing, ListingError, ListingLimits, entry_of};
-use super::staging::{PartialLimits, Staging, Upload};
+use super::listing::{Listing, entry_of};
+use super::store::{FileServiceConfig, FileStore, Operation, Refusal, refusal};
 use crate::Error;
 use crate::conn::{FramedConn, Pace};
-use crate::disk::{DiskReader, DiskWriter, Hashes, WriteOptions};
-use crate::exec::{self, ExecError, ExecLimits};
-use crate::sandbox::{Gate, Sandbox, SandboxError};
+use crate::disk::DiskReader;
+use crate::exec::{self, ExecError};
 use crate::server::{ConnContext, Service};
 
 pub use super::listing::{DEFAULT_MAX_LISTING, DEFAULT_MAX_LISTING_BYTES};
@@ -39,108 +39,11 @@ pub const CLASSIC_PAUSE: Duration = Duration::from_millis(50);
 /// Longest raw command line a classic client may send.
 pub const MAX_RAW_COMMAND: usize = 8 * 1024;
 
-#[derive(Debug, Clone)]
-pub struct FileServiceConfig {
-    pub root: PathBuf,
-    pub frame_limits: FrameLimits,
-    pub listing: ListingLimits,
-    pub partials: PartialLimits,
-    /// Flush every upload to disk (file, then folder) before confirming it.
-    pub fsync: bool,
-    /// Bounds filesystem work: operations at once, and a deadline each.
-    pub gate: Gate,
-    /// `Some` only with `--allow-exec`: remote exec and its limits.
-    pub exec: Option<ExecLimits>,
-}
-
-impl FileServiceConfig {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self {
-            root: root.into(),
-            frame_limits: FrameLimits::default(),
-            listing: ListingLimits::default(),
-            partials: PartialLimits::default(),
-            fsync: false,
-            gate: Gate::default(),
-            exec: None,
-        }
-    }
-}
-
+/// The framed protocol's server, over a [`FileStore`] it may share with
+/// the web front end.
 #[derive(Debug)]
 pub struct FileService {
-    sandbox: Sandbox,
-    staging: Staging,
-    config: FileServiceConfig,
-}
-
-/// A failed request as the peer will see it.
-#[derive(Debug)]
-struct Refusal {
-    code: ErrorCode,
-    message: String,
-}
-
-impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<io::Error> for Refusal {
-    fn from(e: io::Error) -> Self {
-        refusal(&e)
-    }
-}
-
-impl From<SandboxError> for Refusal {
-    fn from(e: SandboxError) -> Self {
-        match e {
-            SandboxError::Escapes => Refusal::new(ErrorCode::BadPath, "path leaves the served folder"),
-            SandboxError::NotRegular => Refusal::new(
-                ErrorCode::PermissionDenied,
-                "not a regular file (a pipe, device or socket)",
-            ),
-            SandboxError::Timeout(_) => Refusal::new(ErrorCode::Busy, "the server's disk is not answering; try again"),
-            SandboxError::Io(e) => refusal(&e),
-        }
-    }
-}
-
-impl From<ListingError> for Refusal {
-    fn from(e: ListingError) -> Self {
-        match e {
-            ListingError::Sandbox(e) => e.into(),
-            too_much => Refusal::new(ErrorCode::TooLarge, too_much.to_string()),
-        }
-    }
-}
-
-/// The one mapping from filesystem errors to wire errors.
-fn refusal(e: &io::Error) -> Refusal {
-    use io::ErrorKind as K;
-    let (code, message) = match e.kind() {
-        K::NotFound => (ErrorCode::NotFound, "no such file or folder"),
-        K::PermissionDenied | K::ReadOnlyFilesystem => (ErrorCode::PermissionDenied, "permission denied"),
-        K::AlreadyExists => (ErrorCode::AlreadyExists, "already exists"),
-        K::IsADirectory => (ErrorCode::IsADirectory, "is a folder"),
-        K::NotADirectory => (ErrorCode::NotADirectory, "a parent is not a folder"),
-        K::DirectoryNotEmpty => (ErrorCode::NotEmpty, "folder is not empty"),
-        K::StorageFull | K::QuotaExceeded => (ErrorCode::NoSpace, "no space left on the server"),
-        K::FileTooLarge => (ErrorCode::TooLarge, "file too large for the server"),
-        K::ResourceBusy => (ErrorCode::Busy, "an upload of this file is running"),
-        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            (ErrorCode::BadPath, "too many levels of symbolic links")
-        }
-        _ => {
-            tracing::warn!(error = %e, "i/o error");
-            (ErrorCode::Io, "server i/o error")
-        }
-    };
-    Refusal::new(code, message)
+    store: Arc<FileStore>,
 }
 
 type Reply = Result<(), Refusal>;
@@ -149,22 +52,20 @@ impl FileService {
     /// Opens the root (creating it) and its private staging folder, and
     /// sweeps kept partial uploads past their bounds.
     pub fn new(config: FileServiceConfig) -> Result<Self, Error> {
-        let sandbox = Sandbox::with_gate(&config.root, config.gate.clone())
-            .map_err(Error::file("cannot open root folder", &config.root))?;
-        let staging_dir = sandbox.tree().private_dir("partial").map_err(Error::file(
-            "cannot create staging folder",
-            sandbox.root().join(".sockit/partial"),
-        ))?;
-        let staging = Staging::new(staging_dir, config.partials, config.fsync);
-        Ok(Self {
-            sandbox,
-            staging,
-            config,
-        })
+        Ok(Self::on(Arc::new(FileStore::open(config)?)))
+    }
+
+    /// The framed service over a store shared with other front ends.
+    pub fn on(store: Arc<FileStore>) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Arc<FileStore> {
+        &self.store
     }
 
     pub fn root(&self) -> &Path {
-        self.sandbox.root()
+        self.store.root()
     }
 
     async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
@@ -172,6 +73,18 @@ impl FileService {
         conn: &mut FramedConn<S>,
         request: Request,
     ) -> Result<(), Error> {
+        if let Err(r) = self.store.allow(operation_of(&request)) {
+            return match request {
+                Request::Put(put) => {
+                    send_refusal(conn, &r).await?;
+                    discard_upload(conn, &put).await
+                }
+                _ => {
+                    conn.skip_body().await?;
+                    send_refusal(conn, &r).await
+                }
+            };
+        }
         let outcome = match request {
             Request::Put(put) => return self.put(conn, put).await,
             Request::Get { path, offset } => match self.get(conn, &path, offset).await? {
@@ -185,17 +98,17 @@ impl FileService {
             Request::Resume { path, filesize } => self.resume(conn, &path, filesize).await?,
             Request::Stat { path } => self.stat(conn, &path).await?,
             Request::Rm { path, recursive } => {
-                let removed = self.sandbox.run(move |t| t.remove(&path, recursive)).await;
+                let removed = self.store.sandbox.run(move |t| t.remove(&path, recursive)).await;
                 self.answer(conn, removed.map_err(Refusal::from)).await?
             }
             Request::Mkdir { path } => {
-                let made = self.sandbox.run(move |t| t.make_dirs(&path)).await;
+                let made = self.store.sandbox.run(move |t| t.make_dirs(&path)).await;
                 self.answer(conn, made.map_err(Refusal::from)).await?
             }
             Request::Partials => self.partials(conn).await?,
             Request::RmPartial { path } => {
-                let staging = self.staging.clone();
-                let removed = self.sandbox.run(move |_| Ok(staging.remove(&path)?)).await;
+                let staging = self.store.staging.clone();
+                let removed = self.store.sandbox.run(move |_| Ok(staging.remove(&path)?)).await;
                 let removed = match removed {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(Refusal::new(ErrorCode::NotFound, "no kept partial upload of that file")),
@@ -226,7 +139,7 @@ impl FileService {
     }
 
     async fn put<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>, put: Put) -> Result<(), Error> {
-        let (upload, mut writer) = match self.prepare_upload(&put).await {
+        let (upload, mut writer) = match self.store.prepare_upload(&put).await {
             Ok(p) => p,
             Err(r) => {
                 send_refusal(conn, &r).await?;
@@ -253,7 +166,7 @@ impl FileService {
                     // a classic upload has no resume, so its partial goes.
                     let written = writer.finish().await;
                     if put.trailer && written.is_ok() {
-                        self.keep(upload).await;
+                        self.store.keep(upload).await;
                     }
                     tracing::info!(path = %put.path, "upload interrupted");
                     return Err(e);
@@ -269,7 +182,7 @@ impl FileService {
                     // The whole body is in: keep it for a resume, which
                     // will send nothing but the proof and the commit.
                     if written.is_ok() {
-                        self.keep(upload).await;
+                        self.store.keep(upload).await;
                     }
                     return Err(e);
                 }
@@ -285,7 +198,7 @@ impl FileService {
             None
         };
 
-        match self.finish_upload(&put, upload, written, claimed).await {
+        match self.store.finish_upload(&put, upload, written, claimed).await {
             Ok(xxh3) => {
                 tracing::info!(path = %put.path, size = put.filesize, "upload stored");
                 let reply = ok_reply([("size", put.filesize.into()), ("xxh3", xxh3.into())]);
@@ -299,112 +212,6 @@ impl FileService {
         }
     }
 
-    /// Claims the path, makes its folders, refuses what cannot be stored,
-    /// and opens the partial (fresh, or the kept one at the offset) behind
-    /// a writer thread. A resume proves its prefix before a byte is added.
-    async fn prepare_upload(&self, put: &Put) -> Result<(Upload, DiskWriter), Refusal> {
-        if put.offset > 0 && !put.trailer {
-            return Err(Refusal::new(
-                ErrorCode::BadRequest,
-                "an upload that resumes at an offset must ask for \"verify\"",
-            ));
-        }
-        let claim = self
-            .staging
-            .claim(&put.path)
-            .ok_or_else(|| Refusal::new(ErrorCode::Busy, "an upload of this file is already running"))?;
-        let staging = self.staging.clone();
-        let (path, filesize, offset) = (put.path.clone(), put.filesize, put.offset);
-        let opened = self
-            .sandbox
-            .run(move |tree| {
-                tree.place_for(&path)?;
-                if free_bytes(&staging).is_some_and(|free| free < filesize.saturating_sub(offset)) {
-                    return Ok(Err(Refusal::new(
-                        ErrorCode::NoSpace,
-                        "no space left on the server for this file",
-                    )));
-                }
-                Ok(if offset == 0 {
-                    Ok(staging.begin(claim, filesize)?)
-                } else {
-                    staging.resume(claim, filesize, offset)?.ok_or_else(|| {
-                        Refusal::new(ErrorCode::BadRequest, "offset does not match the kept partial upload")
-                    })
-                })
-            })
-            .await??;
-        let (upload, file) = opened;
-        let options = WriteOptions {
-            md5: put.md5.is_some(),
-            fsync: self.config.fsync,
-        };
-        let writer = DiskWriter::open(file, put.offset, options).await?;
-        if let Some(claimed) = &put.prefix_xxh3 {
-            if *claimed != writer.prefix_hash() {
-                // Someone else's interrupted upload of this name: leave it.
-                let _ = writer.finish().await;
-                self.keep(upload).await;
-                return Err(Refusal::new(
-                    ErrorCode::ChecksumMismatch,
-                    "the kept partial upload is not the start of this file",
-                ));
-            }
-        }
-        Ok((upload, writer))
-    }
-
-    /// Keeps an interrupted upload's partial for a resume (and applies the
-    /// bounds on kept partials, which lists the folder: off the runtime).
-    async fn keep(&self, upload: Upload) {
-        let _ = self
-            .sandbox
-            .run(move |_| {
-                upload.keep();
-                Ok(())
-            })
-            .await;
-    }
-
-    /// Checks what arrived against the client's claims and moves it into
-    /// place; the stored file's hash on success. On any refusal the upload
-    /// is dropped, and with it the partial.
-    async fn finish_upload(
-        &self,
-        put: &Put,
-        upload: Upload,
-        written: io::Result<Hashes>,
-        claimed: Option<String>,
-    ) -> Result<String, Refusal> {
-        let ours = written?;
-        if let Some(claimed) = claimed {
-            if claimed != ours.xxh3 {
-                return Err(Refusal::new(
-                    ErrorCode::ChecksumMismatch,
-                    format!("xxh3 mismatch: client sent {claimed}, server received {}", ours.xxh3),
-                ));
-            }
-        }
-        if let (Some(claimed), Some(md5)) = (&put.md5, &ours.md5) {
-            if claimed != md5 {
-                return Err(Refusal::new(
-                    ErrorCode::ChecksumMismatch,
-                    format!("md5 mismatch: header says {claimed}, server received {md5}"),
-                ));
-            }
-        }
-        // Where it goes is resolved again now, not trusted from before the
-        // body: the folder may have changed meanwhile.
-        let path = put.path.clone();
-        self.sandbox
-            .run_to_end(move |tree| {
-                let place = tree.place_for(&path)?;
-                Ok(upload.commit(&place)?)
-            })
-            .await?;
-        Ok(ours.xxh3)
-    }
-
     /// Answers with the body or a refusal. `Ok(Err(_))` is a refusal the
     /// caller sends; `Err` ends the connection (it broke mid-body).
     async fn get<S: AsyncRead + AsyncWrite + Unpin>(
@@ -413,7 +220,7 @@ impl FileService {
         path: &RelPath,
         offset: u64,
     ) -> Result<Reply, Error> {
-        let (file, size) = match self.sandbox.open_file(path).await {
+        let (file, size) = match self.store.sandbox.open_file(path).await {
             Ok(opened) => opened,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -450,7 +257,7 @@ impl FileService {
         conn: &mut FramedConn<S>,
         command: &Command,
     ) -> Result<Reply, Error> {
-        let Some(limits) = &self.config.exec else {
+        let Some(limits) = &self.store.config.exec else {
             return Ok(Err(Refusal::new(
                 ErrorCode::PermissionDenied,
                 "remote exec is disabled on this server (--allow-exec)",
@@ -467,7 +274,7 @@ impl FileService {
         }
         let stdin = conn.read_body(stdin_len, exec::MAX_STDIN).await?;
         tracing::info!(?command, stdin = stdin.len(), "exec");
-        match exec::run(command, &stdin, limits, self.sandbox.root(), conn.closed()).await {
+        match exec::run(command, &stdin, limits, self.store.sandbox.root(), conn.closed()).await {
             Ok(outcome) => {
                 conn.write_header(&framed_reply(&outcome)).await?;
                 conn.write_all(&outcome.stdout).await?;
@@ -490,7 +297,7 @@ impl FileService {
     async fn classic_exec<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>) -> Result<(), Error> {
         let raw = conn.take_raw(CLASSIC_PAUSE, MAX_RAW_COMMAND).await?;
         let line = String::from_utf8_lossy(&raw).trim().to_owned();
-        let outcome = match &self.config.exec {
+        let outcome = match &self.store.config.exec {
             None => Outcome {
                 stderr: b"sockit: remote exec is disabled on this server\n".to_vec(),
                 ..Outcome::default()
@@ -498,7 +305,15 @@ impl FileService {
             Some(_) if line.is_empty() => Outcome::default(),
             Some(limits) => {
                 tracing::info!(command = %line, "exec (classic)");
-                match exec::run(&Command::Shell(line), &[], limits, self.sandbox.root(), conn.closed()).await {
+                match exec::run(
+                    &Command::Shell(line),
+                    &[],
+                    limits,
+                    self.store.sandbox.root(),
+                    conn.closed(),
+                )
+                .await
+                {
                     Ok(o) => o,
                     Err(ExecError::Spawn(e)) => Outcome {
                         stderr: format!("sockit: cannot start the command: {}\n", refusal(&e).message).into_bytes(),
@@ -523,14 +338,19 @@ impl FileService {
         path: &RelPath,
         filesize: u64,
     ) -> Result<Reply, Error> {
-        let Some(claim) = self.staging.claim(path) else {
+        let Some(claim) = self.store.staging.claim(path) else {
             return Ok(Err(Refusal::new(
                 ErrorCode::Busy,
                 "an upload of this file is already running",
             )));
         };
-        let staging = self.staging.clone();
-        let offset = match self.sandbox.run(move |_| Ok(staging.kept_len(&claim, filesize))).await {
+        let staging = self.store.staging.clone();
+        let offset = match self
+            .store
+            .sandbox
+            .run(move |_| Ok(staging.kept_len(&claim, filesize)))
+            .await
+        {
             Ok(o) => o,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -548,8 +368,9 @@ impl FileService {
         recursive: bool,
     ) -> Result<Reply, Error> {
         conn.skip_body().await?;
-        let (base, limits) = (path.clone(), self.config.listing);
+        let (base, limits) = (path.clone(), self.store.config.listing);
         let mut listing = match self
+            .store
             .sandbox
             .run(move |t| Ok(Listing::open(t, &base, recursive, limits)))
             .await
@@ -560,6 +381,7 @@ impl FileService {
         };
         loop {
             let page = self
+                .store
                 .sandbox
                 .run(move |t| {
                     let page = listing.next_page(t);
@@ -591,7 +413,7 @@ impl FileService {
         conn: &mut FramedConn<S>,
         path: &RelPath,
     ) -> Result<Reply, Error> {
-        let stat = match self.sandbox.stat(path).await {
+        let stat = match self.store.sandbox.stat(path).await {
             Ok(s) => s,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -607,8 +429,8 @@ impl FileService {
 
     /// The kept partial uploads, as one JSON array.
     async fn partials<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>) -> Result<Reply, Error> {
-        let staging = self.staging.clone();
-        let kept = match self.sandbox.run(move |_| Ok(staging.list()?)).await {
+        let staging = self.store.staging.clone();
+        let kept = match self.store.sandbox.run(move |_| Ok(staging.list()?)).await {
             Ok(k) => k,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -624,7 +446,7 @@ impl Service for FileService {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let mut conn = FramedConn::new(stream, self.config.frame_limits, ctx.idle_timeout).with_pace(Pace {
+        let mut conn = FramedConn::new(stream, self.store.config.frame_limits, ctx.idle_timeout).with_pace(Pace {
             request_timeout: ctx.request_timeout,
             min_rate: ctx.min_rate,
             rate_window: ctx.rate_window,
@@ -633,7 +455,7 @@ impl Service for FileService {
             // Between requests is the one place shutdown may cut in: an
             // upload in flight finishes (or is discarded) first.
             let opening = tokio::select! {
-                o = conn.opening(self.config.frame_limits.max_header_len, CLASSIC_PAUSE) => o?,
+                o = conn.opening(self.store.config.frame_limits.max_header_len, CLASSIC_PAUSE) => o?,
                 () = ctx.shutdown.cancelled() => return Ok(()),
             };
             // Each request logs under a span naming the peer (the
@@ -689,9 +511,14 @@ async fn discard_upload<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn
     Ok(())
 }
 
-/// Bytes free for an unprivileged writer on the staging folder's
-/// filesystem; `None` when it cannot be told.
-fn free_bytes(staging: &Staging) -> Option<u64> {
-    let st = rustix::fs::fstatvfs(staging).ok()?;
-    Some(st.f_bavail.saturating_mul(st.f_frsize))
+/// What a request does to the served folder, for the access mode. Exec is
+/// its own switch (`--allow-exec`), so it counts as a read here.
+fn operation_of(request: &Request) -> Operation {
+    match request {
+        Request::Put(_) | Request::Resume { .. } | Request::Commit { .. } => Operation::Upload,
+        Request::Rm { .. } | Request::Mkdir { .. } | Request::RmPartial { .. } => Operation::Change,
+        Request::Get { .. } | Request::Ls { .. } | Request::Stat { .. } | Request::Partials | Request::Exec(_) => {
+            Operation::Read
+        }
+    }
 }

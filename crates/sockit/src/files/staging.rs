@@ -193,6 +193,23 @@ impl Staging {
         Ok((upload, part))
     }
 
+    /// The last `n` bytes (fewer if it is shorter) of the kept partial of
+    /// the claimed path, which must be `len` long: what a resuming web page
+    /// checks against its own file before continuing it.
+    pub fn kept_tail(&self, claim: &Claim, len: u64, n: u64) -> io::Result<Vec<u8>> {
+        let id = id_of(&claim.path);
+        let part = rustix::fs::openat(
+            &self.inner.dir,
+            format!("{id}.part").as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let n = n.min(len);
+        let mut tail = vec![0u8; usize::try_from(n).map_err(io::Error::other)?];
+        std::os::unix::fs::FileExt::read_exact_at(&File::from(part), &mut tail, len - n)?;
+        Ok(tail)
+    }
+
     /// Reopens the kept partial of the claimed path to continue at
     /// `offset`, which must be its length; `None` when it does not fit.
     pub fn resume(&self, claim: Claim, filesize: u64, offset: u64) -> io::Result<Option<(Upload, File)>> {
@@ -268,13 +285,24 @@ impl Upload {
     /// Moves the complete, verified partial onto its final place. With
     /// fsync, the file's data was flushed by its writer; here the rename
     /// itself is made durable by flushing the folder it landed in.
-    pub fn commit(mut self, place: &Parent) -> io::Result<()> {
+    pub fn commit(self, place: &Parent) -> io::Result<()> {
+        self.commit_with(place, rustix::fs::RenameFlags::empty())
+    }
+
+    /// [`Self::commit`], refused (`AlreadyExists`) if the name is taken: a
+    /// drop box never replaces what someone else left.
+    pub fn commit_new(self, place: &Parent) -> io::Result<()> {
+        self.commit_with(place, rustix::fs::RenameFlags::NOREPLACE)
+    }
+
+    fn commit_with(mut self, place: &Parent, flags: rustix::fs::RenameFlags) -> io::Result<()> {
         let staging = &self.claim.staging;
-        rustix::fs::renameat(
+        rustix::fs::renameat_with(
             &staging.dir,
             format!("{}.part", self.id).as_str(),
             &place.dir,
             place.name.as_str(),
+            flags,
         )?;
         self.done = true;
         if staging.fsync {

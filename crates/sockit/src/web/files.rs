@@ -1,0 +1,321 @@
+//! The file API: listings, downloads with byte ranges, streamed uploads
+//! (`curl -T`), and folder changes, all through the shared [`FileStore`]
+//! (its Sandbox, staging and access mode).
+//!
+//! A file is always served so that the browser cannot run it as part of
+//! the page: `Content-Security-Policy: sandbox`, `nosniff`, and as an
+//! attachment unless it is a type a browser only displays.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt as _;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+
+use sockit_proto::files::{Entry, ErrorCode, Put};
+use sockit_proto::path::RelPath;
+use sockit_proto::web::{ByteRange, PathRequest, Rename, Stored};
+
+use super::State;
+use super::reply::{ApiError, ApiResult};
+use crate::disk::DiskReader;
+use crate::files::Operation;
+use crate::files::listing::Listing;
+
+#[derive(Debug, Deserialize)]
+pub struct PathQuery {
+    #[serde(default)]
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FileQuery {
+    /// Show it in the browser if it is a type a browser only displays.
+    #[serde(default)]
+    pub inline: bool,
+    /// DELETE: a folder and everything in it.
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+pub(super) fn rel(name: &str) -> ApiResult<RelPath> {
+    RelPath::parse(name).map_err(|e| ApiError::new(ErrorCode::BadPath, format!("bad name {name:?}: {e}")))
+}
+
+fn rel_dir(name: &str) -> ApiResult<RelPath> {
+    RelPath::parse_dir(name).map_err(|e| ApiError::new(ErrorCode::BadPath, format!("bad name {name:?}: {e}")))
+}
+
+/// `GET /api/ls?path=P`: one folder's entries.
+pub async fn ls(state: State, Query(q): Query<PathQuery>) -> ApiResult<Json<Vec<Entry>>> {
+    state.store.allow(Operation::Read)?;
+    let base = rel_dir(&q.path)?;
+    let limits = state.store.config().listing;
+    let entries = state
+        .store
+        .sandbox()
+        .run(move |tree| {
+            let mut listing = match Listing::open(tree, &base, false, limits) {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut entries = Vec::new();
+            loop {
+                match listing.next_page(tree) {
+                    Ok((page, done)) => {
+                        entries.extend(serde_json::from_slice::<Vec<Entry>>(&page).unwrap_or_default());
+                        if done {
+                            return Ok(Ok(entries));
+                        }
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        })
+        .await?
+        .map_err(crate::files::Refusal::from)?;
+    Ok(Json(entries))
+}
+
+/// `POST /api/mkdir`: a folder and its parents.
+pub async fn mkdir(state: State, Json(req): Json<PathRequest>) -> ApiResult<StatusCode> {
+    state.store.allow(Operation::Change)?;
+    let path = rel(&req.path)?;
+    state.store.sandbox().run(move |t| t.make_dirs(&path)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/rename`: never over an existing name.
+pub async fn rename(state: State, Json(req): Json<Rename>) -> ApiResult<StatusCode> {
+    state.store.allow(Operation::Change)?;
+    let (from, to) = (rel(&req.from)?, rel(&req.to)?);
+    state.store.rename(&from, &to).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/rm`: a file, an empty folder, or a tree with `recursive`.
+pub async fn rm(state: State, Json(req): Json<PathRequest>) -> ApiResult<StatusCode> {
+    remove(&state, &req.path, req.recursive).await
+}
+
+/// `DELETE /files/PATH[?recursive=true]`.
+pub async fn delete(state: State, Path(path): Path<String>, Query(q): Query<FileQuery>) -> ApiResult<StatusCode> {
+    remove(&state, &path, q.recursive).await
+}
+
+async fn remove(state: &State, name: &str, recursive: bool) -> ApiResult<StatusCode> {
+    state.store.allow(Operation::Change)?;
+    let path = rel(name)?;
+    state.store.sandbox().run(move |t| t.remove(&path, recursive)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET`/`HEAD /files/PATH`: the file, or the part a `Range` asks for.
+pub async fn download(
+    state: State,
+    method: Method,
+    Path(name): Path<String>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    state.store.allow(Operation::Read)?;
+    let path = rel(&name)?;
+    let (file, size, mtime) = state
+        .store
+        .sandbox()
+        .run(move |tree| {
+            let (file, size) = tree.open_file(&path)?;
+            let meta = file.metadata()?;
+            Ok((file, size, (meta.mtime(), meta.mtime_nsec())))
+        })
+        .await?;
+    let etag = format!("\"{size:x}-{:x}.{:x}\"", mtime.0, mtime.1);
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    // If-Range: a range of a file that changed since would splice two
+    // versions; send the whole new one instead.
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == etag || v == http_date(mtime.0));
+    let range = if if_range_ok {
+        ByteRange::parse(range_header, size)
+    } else {
+        ByteRange::Whole
+    };
+    let (status, start, len) = match range {
+        ByteRange::Whole => (StatusCode::OK, 0, size),
+        ByteRange::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        ByteRange::Unsatisfiable => {
+            let mut r = ApiError::new(ErrorCode::BadRequest, "range past the end of the file")
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        body_of(file, start, len)
+    };
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, http_date(mtime.0))
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox");
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    let file_name = name.rsplit('/').next().unwrap_or(&name);
+    let shown = content_type(file_name);
+    let (kind, disposition) = match shown {
+        Some(kind) if q.inline => (kind, "inline"),
+        Some(kind) => (kind, "attachment"),
+        None => ("application/octet-stream", "attachment"),
+    };
+    response = response.header(header::CONTENT_TYPE, kind).header(
+        header::CONTENT_DISPOSITION,
+        format!("{disposition}; filename*=UTF-8''{}", attr_encode(file_name)),
+    );
+    response
+        .body(body)
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot build the response: {e}")))
+}
+
+fn body_of(file: File, start: u64, len: u64) -> Body {
+    let reader = DiskReader::range(file, start, len);
+    let chunks = futures_util::stream::unfold(reader, |mut reader| async move {
+        let chunk = reader.next().await?;
+        Some((chunk.map(Bytes::from), reader))
+    });
+    Body::from_stream(chunks)
+}
+
+/// `PUT /files/PATH` (`curl -T FILE URL`): the body, streamed into the
+/// staging and committed as `put` commits: whole or not at all.
+pub async fn upload(state: State, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    state.store.allow(Operation::Upload)?;
+    let path = rel(&name)?;
+    let Some(size) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return Err(ApiError::bad_request("an upload needs a Content-Length").with_status(StatusCode::LENGTH_REQUIRED));
+    };
+    let put = Put {
+        path: path.clone(),
+        filesize: size,
+        offset: 0,
+        md5: None,
+        trailer: false,
+        prefix_xxh3: None,
+    };
+    let (upload, mut writer) = state.store.prepare_upload(&put).await?;
+    let mut stream = body.into_data_stream();
+    let mut received = 0u64;
+    let mut writing = true;
+    while let Some(frame) = stream.next().await {
+        let Ok(bytes) = frame else {
+            // The upload is dropped, and with it the partial.
+            let _ = writer.finish().await;
+            tracing::info!(%path, "web upload interrupted");
+            return Err(ApiError::bad_request("the upload broke off"));
+        };
+        received += bytes.len() as u64;
+        if writing {
+            writing = writer.write(bytes).await;
+        }
+    }
+    let written = writer.finish().await;
+    if received != size {
+        return Err(ApiError::bad_request(format!(
+            "{received} bytes arrived of the {size} announced"
+        )));
+    }
+    let xxh3 = state.store.finish_upload(&put, upload, written, None).await?;
+    tracing::info!(%path, size, "web upload stored");
+    let stored = Stored {
+        path: path.to_string(),
+        size,
+        xxh3,
+    };
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// An HTTP date (RFC 9110 §5.6.7) for Unix seconds.
+fn http_date(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+/// The types a browser displays without running anything; everything else
+/// is downloaded as bytes.
+fn content_type(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "txt" | "log" | "md" | "csv" | "rs" | "py" | "c" | "h" | "toml" | "json" | "yaml" | "yml" => {
+            "text/plain; charset=utf-8"
+        }
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "pdf" => "application/pdf",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        _ => return None,
+    })
+}
+
+/// RFC 8187's encoding of a file name for `filename*`.
+fn attr_encode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_encoded_for_the_header() {
+        assert_eq!(attr_encode("a b.txt"), "a%20b.txt");
+        assert_eq!(attr_encode("报告.pdf"), "%E6%8A%A5%E5%91%8A.pdf");
+        assert_eq!(attr_encode("x\";y"), "x%22%3By");
+    }
+
+    #[test]
+    fn only_display_types_are_shown() {
+        assert_eq!(content_type("a.PNG"), Some("image/png"));
+        assert_eq!(content_type("page.html"), None);
+        assert_eq!(content_type("pic.svg"), None, "svg can carry script");
+        assert_eq!(content_type("noext"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! The web front end (docs/protocol.md §6): an HTTP/1.1 listener that
+//! serves the page and a JSON API over the same [`FileStore`] as the
+//! framed file service.
+//!
+//! It runs inside the one server skeleton ([`crate::server`]) like every
+//! TCP service, so connection permits, per-address caps, TLS and shutdown
+//! are the same; hyper parses HTTP on each connection, under a header
+//! deadline and an idle deadline ([`idle::IdleStream`]). Authentication is
+//! the page's own (a token trade for a session cookie, [`session`]), not
+//! the framed handshake. The page itself (HTML, CSS and JavaScript, all
+//! ours) is compiled in from `crates/sockit/web/` ([`assets`]).
+
+mod assets;
+mod files;
+mod idle;
+mod reply;
+mod session;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument as _;
+
+use sockit_proto::auth::Key;
+
+use crate::Error;
+use crate::files::FileStore;
+use crate::server::{ConnContext, Service};
+
+pub use session::web_url;
+pub use uploads::DEFAULT_UPLOAD_IDLE;
+
+/// Largest request header block hyper buffers: a browser's request with
+/// cookies is a few KiB; 64 KiB matches the framed service's header cap.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Resumable uploads open at once (each holds a writer thread and up to
+/// one chunk of memory); more wait with `busy`.
+pub const DEFAULT_MAX_UPLOADS: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// `None` only with `--insecure-no-auth`: every request is let in.
+    pub key: Option<Key>,
+    /// The listener speaks TLS: cookies are marked `Secure`.
+    pub tls: bool,
+    /// How long an open resumable upload may wait for its next chunk
+    /// before its partial is kept for a later resume and its slot freed.
+    pub upload_idle: Duration,
+    pub max_uploads: usize,
+}
+
+impl WebConfig {
+    pub fn new(key: Option<Key>) -> Self {
+        Self {
+            key,
+            tls: false,
+            upload_idle: DEFAULT_UPLOAD_IDLE,
+            max_uploads: DEFAULT_MAX_UPLOADS,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+struct AppState {
+    config: WebConfig,
+    store: Arc<FileStore>,
+    uploads: uploads::Uploads,
+}
+
+type State = axum::extract::State<Arc<AppState>>;
+
+/// The web listener's service: one hyper connection per TCP connection.
+#[derive(Debug, Clone)]
+pub struct WebService {
+    router: Router,
+    state: Arc<AppState>,
+}
+
+impl WebService {
+    pub fn new(config: WebConfig, store: Arc<FileStore>) -> Self {
+        let uploads = uploads::Uploads::new(config.max_uploads, config.upload_idle);
+        let state = Arc::new(AppState { config, store, uploads });
+        let api = Router::new()
+            .route("/logout", post(session::logout))
+            .route("/ls", get(files::ls))
+            .route("/mkdir", post(files::mkdir))
+            .route("/rename", post(files::rename))
+            .route("/rm", post(files::rm))
+            .route("/upload/open", post(uploads::open))
+            .route(
+                "/upload/chunk",
+                put(uploads::chunk).layer(DefaultBodyLimit::max(body_limit(sockit_proto::web::MAX_CHUNK))),
+            )
+            .route("/upload/cancel", post(uploads::cancel));
+        let files = Router::new().route(
+            "/{*path}",
+            get(files::download)
+                .head(files::download)
+                .put(files::upload)
+                .delete(files::delete)
+                .layer(DefaultBodyLimit::disable()),
+        );
+        // Everything but the page and the login needs a session.
+        let guarded =
+            Router::new()
+                .nest("/api", api)
+                .nest("/files", files)
+                .route_layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&state),
+                    session::require,
+                ));
+        let router = Router::new()
+            .route("/api/login", post(session::login))
+            .route("/api/session", get(session::current))
+            .merge(guarded)
+            .merge(assets::routes())
+            .layer(axum::middleware::from_fn(reply::security_headers))
+            .with_state(Arc::clone(&state));
+        Self { router, state }
+    }
+
+    /// Keeps open uploads' partials for a resume: call at shutdown.
+    pub async fn shutdown(&self) {
+        self.state.uploads.keep_all(&self.state.store).await;
+    }
+
+    /// Keeps (and frees) uploads left idle, every half idle period; runs
+    /// until dropped.
+    pub async fn sweep_uploads(self) {
+        let every = (self.state.config.upload_idle / 2).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(every).await;
+            self.state.uploads.keep_idle(&self.state.store).await;
+        }
+    }
+}
+
+fn body_limit(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+impl Service for WebService {
+    async fn serve<S>(&self, stream: S, ctx: ConnContext) -> Result<(), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = self.router.clone();
+        let io = TokioIo::new(idle::IdleStream::new(stream, ctx.idle_timeout));
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(ctx.request_timeout)
+            .max_buf_size(MAX_HEADER_BYTES);
+        let conn = builder
+            .serve_connection(io, TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut conn = std::pin::pin!(conn);
+        // What the handlers log names the peer.
+        let span = tracing::info_span!("web", peer = %ctx.peer);
+        let served = async {
+            tokio::select! {
+            r = conn.as_mut() => r,
+            () = ctx.shutdown.cancelled() => {
+                // Finish the request in flight, then close.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+            }
+        }
+        .instrument(span)
+        .await;
+        served.map_err(|e| Error::Protocol(format!("http: {e}")))
+    }
+}

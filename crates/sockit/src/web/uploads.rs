@@ -1,0 +1,341 @@
+//! Resumable uploads from the page: open, then chunks in order, each
+//! checked against its SHA-256 before a byte of it is written.
+//!
+//! An open upload holds its staging claim and its writer between chunks,
+//! so a chunk costs one request and nothing is re-read. Left idle (the tab
+//! closed, the network gone) it is kept as a partial, exactly like an
+//! interrupted `put --verify`, and the next `open` of the same path and
+//! size continues from it: after a reload, or a server restart. The page
+//! continues a kept partial only when its last bytes (up to
+//! [`TAIL_PROOF`]) hash like the same range of its own file.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use tokio::time::Instant;
+
+use sockit_proto::checksum::hex;
+use sockit_proto::files::{ErrorCode, Put};
+use sockit_proto::path::RelPath;
+use sockit_proto::web::{ChunkStored, PathRequest, TAIL_PROOF, UploadState};
+
+use super::State;
+use super::files::rel;
+use super::reply::{ApiError, ApiResult};
+use crate::disk::DiskWriter;
+use crate::files::staging::Upload;
+use crate::files::{FileStore, Operation};
+
+/// How long an open upload waits for its next chunk before it is kept as
+/// a partial and its slot freed: a chunk takes well under a second on a
+/// LAN, so a minute of silence means the page is gone.
+pub const DEFAULT_UPLOAD_IDLE: Duration = Duration::from_secs(60);
+/// The header carrying a chunk's SHA-256 (lowercase hex).
+pub const CHUNK_SHA256_HEADER: &str = "x-sockit-sha256";
+
+#[derive(Debug, Deserialize)]
+pub struct OpenRequest {
+    pub path: String,
+    pub size: u64,
+    /// Discard whatever the server holds and start from 0 (the page's file
+    /// is not the one whose start the server kept).
+    #[serde(default)]
+    pub restart: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChunkQuery {
+    pub path: String,
+    pub offset: u64,
+}
+
+/// One upload between its chunks.
+#[derive(Debug)]
+struct Open {
+    put: Put,
+    upload: Upload,
+    writer: DiskWriter,
+    offset: u64,
+    /// The last bytes held (at least TAIL_PROOF of them, when there are
+    /// that many), for the resume check.
+    tail: VecDeque<Bytes>,
+    touched: Instant,
+}
+
+impl Open {
+    fn state(&self) -> UploadState {
+        let want = TAIL_PROOF.min(self.offset);
+        if want == 0 {
+            return UploadState {
+                offset: self.offset,
+                tail_sha256: None,
+                tail_len: 0,
+            };
+        }
+        let mut joined: Vec<u8> = self.tail.iter().flat_map(|b| b.iter().copied()).collect();
+        let cut = joined.len().saturating_sub(usize::try_from(want).unwrap_or(usize::MAX));
+        joined.drain(..cut);
+        UploadState {
+            offset: self.offset,
+            tail_sha256: Some(hex(&Sha256::digest(&joined))),
+            tail_len: joined.len() as u64,
+        }
+    }
+
+    fn remember(&mut self, chunk: Bytes) {
+        self.tail.push_back(chunk);
+        let mut total: u64 = self.tail.iter().map(|b| b.len() as u64).sum();
+        while let Some(front) = self.tail.front() {
+            if total - (front.len() as u64) < TAIL_PROOF {
+                break;
+            }
+            total -= front.len() as u64;
+            self.tail.pop_front();
+        }
+    }
+
+    /// Keeps what was written for a later resume (or drops it, and with it
+    /// the partial, if the disk failed).
+    async fn keep(self, store: &FileStore) {
+        if self.writer.finish().await.is_ok() {
+            store.keep(self.upload).await;
+        }
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Open>>>;
+
+/// The open uploads, one slot per path.
+#[derive(Debug)]
+pub struct Uploads {
+    open: Mutex<HashMap<RelPath, Slot>>,
+    max: usize,
+    idle: Duration,
+}
+
+impl Uploads {
+    pub fn new(max: usize, idle: Duration) -> Self {
+        Self {
+            open: Mutex::default(),
+            max,
+            idle,
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<RelPath, Slot>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The path's slot, made if there is room.
+    fn slot(&self, path: &RelPath) -> ApiResult<Slot> {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get(path) {
+            return Ok(Arc::clone(slot));
+        }
+        if slots.len() >= self.max {
+            return Err(ApiError::new(ErrorCode::Busy, "too many uploads at once; try again"));
+        }
+        let slot = Slot::default();
+        slots.insert(path.clone(), Arc::clone(&slot));
+        Ok(slot)
+    }
+
+    fn existing(&self, path: &RelPath) -> Option<Slot> {
+        self.slots().get(path).cloned()
+    }
+
+    fn forget(&self, path: &RelPath, slot: &Slot) {
+        let mut slots = self.slots();
+        if slots.get(path).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(path);
+        }
+    }
+
+    /// Keeps and frees every upload idle past the deadline.
+    pub async fn keep_idle(&self, store: &FileStore) {
+        self.keep_where(store, |open| open.touched.elapsed() >= self.idle).await;
+    }
+
+    /// Keeps every open upload (shutdown).
+    pub async fn keep_all(&self, store: &FileStore) {
+        self.keep_where(store, |_| true).await;
+    }
+
+    async fn keep_where(&self, store: &FileStore, due: impl Fn(&Open) -> bool) {
+        let slots: Vec<(RelPath, Slot)> = self.slots().iter().map(|(p, s)| (p.clone(), Arc::clone(s))).collect();
+        for (path, slot) in slots {
+            // A slot in use is not idle.
+            let Ok(mut guard) = slot.try_lock() else { continue };
+            if guard.as_ref().is_none_or(&due) {
+                if let Some(open) = guard.take() {
+                    tracing::info!(%path, offset = open.offset, "web upload idle: kept for a resume");
+                    open.keep(store).await;
+                }
+                drop(guard);
+                self.forget(&path, &slot);
+            }
+        }
+    }
+}
+
+/// `POST /api/upload/open`: where an upload of this path and size stands,
+/// opening it (fresh, or from the kept partial) if it is not open.
+pub async fn open(state: State, Json(req): Json<OpenRequest>) -> ApiResult<Json<UploadState>> {
+    state.store.allow(Operation::Upload)?;
+    let path = rel(&req.path)?;
+    let slot = state.uploads.slot(&path)?;
+    let mut guard = slot.lock().await;
+    if let Some(open) = guard.as_mut() {
+        if open.put.filesize == req.size && !req.restart {
+            open.touched = Instant::now();
+            return Ok(Json(open.state()));
+        }
+    }
+    // Another size (another file of that name) or a restart: what is open
+    // goes, and with it its partial.
+    if let Some(open) = guard.take() {
+        drop(open);
+    }
+    match start(&state.store, &path, req.size, req.restart).await {
+        Ok(open) => {
+            let answer = open.state();
+            *guard = Some(open);
+            Ok(Json(answer))
+        }
+        Err(e) => {
+            drop(guard);
+            state.uploads.forget(&path, &slot);
+            Err(e)
+        }
+    }
+}
+
+/// Opens the upload: from the kept partial when there is one of this size
+/// (and no restart), else from nothing.
+async fn start(store: &FileStore, path: &RelPath, size: u64, restart: bool) -> ApiResult<Open> {
+    let claim = store
+        .staging()
+        .claim(path)
+        .ok_or_else(|| ApiError::new(ErrorCode::Busy, "an upload of this file is already running"))?;
+    let staging = store.staging().clone();
+    let (kept, tail) = store
+        .sandbox()
+        .run(move |_| {
+            let mut kept = staging.kept_len(&claim, size);
+            if restart && kept > 0 {
+                staging.remove(claim.path())?;
+                kept = 0;
+            }
+            let tail = if kept > 0 {
+                staging.kept_tail(&claim, kept, TAIL_PROOF)?
+            } else {
+                Vec::new()
+            };
+            Ok((kept, tail))
+        })
+        .await?;
+    let put = Put {
+        path: path.clone(),
+        filesize: size,
+        offset: kept,
+        md5: None,
+        // A resume must ask for verification; the page's is per chunk.
+        trailer: true,
+        prefix_xxh3: None,
+    };
+    let (upload, writer) = store.prepare_upload(&put).await?;
+    Ok(Open {
+        put,
+        upload,
+        writer,
+        offset: kept,
+        tail: VecDeque::from([Bytes::from(tail)]),
+        touched: Instant::now(),
+    })
+}
+
+/// `PUT /api/upload/chunk?path=P&offset=O`: the next chunk, checked, then
+/// written; the last one commits the file.
+pub async fn chunk(
+    state: State,
+    Query(q): Query<ChunkQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ChunkStored>> {
+    state.store.allow(Operation::Upload)?;
+    let path = rel(&q.path)?;
+    let not_open = || ApiError::new(ErrorCode::Busy, "this upload is not open; open it again");
+    let slot = state.uploads.existing(&path).ok_or_else(not_open)?;
+    let mut guard = slot.lock().await;
+    let open = guard.as_mut().ok_or_else(not_open)?;
+    if q.offset != open.offset {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the server holds {} bytes, not {}", open.offset, q.offset),
+        )
+        .with_status(axum::http::StatusCode::CONFLICT));
+    }
+    let size = open.put.filesize;
+    let len = body.len() as u64;
+    if open.offset + len > size {
+        return Err(ApiError::bad_request("the chunk goes past the file's size"));
+    }
+    if let Some(claimed) = headers.get(CHUNK_SHA256_HEADER).and_then(|v| v.to_str().ok()) {
+        let ours = hex(&Sha256::digest(&body));
+        if !claimed.trim().eq_ignore_ascii_case(&ours) {
+            tracing::info!(%path, offset = q.offset, "web upload chunk refused: sha256 mismatch");
+            return Err(ApiError::new(
+                ErrorCode::ChecksumMismatch,
+                format!("chunk at {} arrived damaged (sha256 {ours}); send it again", q.offset),
+            ));
+        }
+    }
+    open.touched = Instant::now();
+    let written = open.writer.write(body.clone()).await;
+    if written {
+        open.offset += len;
+        open.remember(body);
+    }
+    if !written || open.offset == size {
+        let Some(open) = guard.take() else {
+            return Err(not_open());
+        };
+        drop(guard);
+        state.uploads.forget(&path, &slot);
+        let done = open.writer.finish().await;
+        let xxh3 = state.store.finish_upload(&open.put, open.upload, done, None).await?;
+        tracing::info!(%path, size, "web upload stored");
+        return Ok(Json(ChunkStored {
+            offset: size,
+            done: true,
+            xxh3: Some(xxh3),
+        }));
+    }
+    Ok(Json(ChunkStored {
+        offset: open.offset,
+        done: false,
+        xxh3: None,
+    }))
+}
+
+/// `POST /api/upload/cancel`: the upload and its partial go.
+pub async fn cancel(state: State, Json(req): Json<PathRequest>) -> ApiResult<axum::http::StatusCode> {
+    state.store.allow(Operation::Upload)?;
+    let path = rel(&req.path)?;
+    if let Some(slot) = state.uploads.existing(&path) {
+        let mut guard = slot.lock().await;
+        drop(guard.take());
+        drop(guard);
+        state.uploads.forget(&path, &slot);
+    }
+    let staging = state.store.staging().clone();
+    state.store.sandbox().run(move |_| Ok(staging.remove(&path)?)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
