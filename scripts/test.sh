@@ -26,6 +26,9 @@ declare -A PEERS=(
   [iptux]=iptux
   [Xvfb]=xvfb
   [man]=man-db
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
+  [fc-list]=fontconfig
 )
 
 install_peers() {
@@ -47,6 +50,17 @@ install_peers() {
 }
 
 install_peers
+
+# Screenshots and the page's tests show Chinese text: without these fonts
+# it renders as boxes.
+if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing fonts-noto-cjk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk
+  else
+    echo "warning: fonts-noto-cjk missing; Chinese text in screenshots shows as boxes" >&2
+  fi
+fi
 
 # The JSON schema test validates with Python's jsonschema (an independent
 # implementation), in whichever python3 the tests will run.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 pub mod netns;
+pub mod web;
 
 pub fn sockit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sockit"))
@@ -135,7 +136,9 @@ impl Server {
         Self::start_announcing(cmd, false)
     }
 
-    fn start_announcing(cmd: &mut Command, web: bool) -> Self {
+    /// Starts a prepared `serve` command; with `web`, it also reads the web
+    /// listener's two lines.
+    pub fn start_announcing(cmd: &mut Command, web: bool) -> Self {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();

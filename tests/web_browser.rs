@@ -1,0 +1,169 @@
+//! The page in headless Chromium (WebDriver): logging in from the printed
+//! URL, uploads of files and a folder, an upload resumed after the server
+//! restarts, downloads, and a console without errors.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+#[path = "support/browser.rs"]
+mod browser;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+use browser::{Browser, PATIENCE};
+use support::web::Web;
+// browser.rs reaches KillOnDrop and peer_available through `super::`.
+use support::{KillOnDrop, Sandbox, Server, peer_available, write};
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The page's console must stay clean: no script errors, no failed loads.
+async fn assert_clean_console(browser: &Browser) {
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+/// Waits (bounded) for the transfer row of `path` to reach `state`.
+async fn transfer_state(browser: &Browser, path: &str, state: &str) -> String {
+    let css = format!("#transfer-list li[data-path=\"{path}\"][data-state=\"{state}\"] .status");
+    browser.wait_for(&css).await.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_url_logs_in_and_the_page_moves_files_both_ways() {
+    if !Browser::available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &[]);
+    write(&sb.path("work/put.txt"), b"from sockit put");
+    sb.assert_cmd().args(["put", &srv.addr, "put.txt"]).assert().success();
+    let browser = Browser::start(&sb.path("downloads")).await;
+
+    // The URL as printed: the page logs in and lists the file.
+    browser.goto(srv.web_url.as_deref().unwrap()).await;
+    browser.wait_for("#entries tr[data-name=\"put.txt\"]").await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(!url.as_str().contains("token"), "the token left the address bar: {url}");
+
+    // Two files and a folder through the page's inputs.
+    let a: Vec<u8> = (0..5_000_000u32).map(|i| (i % 241) as u8).collect();
+    write(&sb.path("pick/a.bin"), &a);
+    write(&sb.path("pick/b.txt"), "二 files, one 文件夹\n".as_bytes());
+    write(&sb.path("pick/album/x.jpg"), b"x");
+    write(&sb.path("pick/album/deep/y.jpg"), b"yy");
+    browser
+        .pick("#pick-files", &[&sb.path("pick/a.bin"), &sb.path("pick/b.txt")])
+        .await;
+    transfer_state(&browser, "a.bin", "done").await;
+    transfer_state(&browser, "b.txt", "done").await;
+    browser.pick("#pick-folder", &[&sb.path("pick/album")]).await;
+    transfer_state(&browser, "album/x.jpg", "done").await;
+    transfer_state(&browser, "album/deep/y.jpg", "done").await;
+    let served = sb.path("work/sockit-data");
+    for name in ["a.bin", "b.txt", "album/x.jpg", "album/deep/y.jpg"] {
+        let picked = std::fs::read(sb.path(&format!("pick/{name}"))).unwrap();
+        let stored = std::fs::read(served.join(name)).unwrap();
+        assert_eq!(sha256(&stored), sha256(&picked), "{name}");
+    }
+    // The framed client fetches what the page uploaded.
+    sb.assert_cmd()
+        .args(["get", "-r", &srv.addr, "album", "-o", "fetched/"])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(sb.path("work/fetched/album/deep/y.jpg")).unwrap(), b"yy");
+    // The row shows the stored file's XXH3, as `put` reports it.
+    let row = browser.wait_for("#transfer-list li[data-path=\"a.bin\"]").await;
+    assert_eq!(row.attr("data-xxh3").await.unwrap().unwrap().len(), 32);
+
+    // A download through the page's link.
+    browser
+        .wait_for("#entries tr[data-name=\"a.bin\"] a")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(sha256(&browser.downloaded("a.bin").await), sha256(&a));
+
+    // Folders: into one and back by the breadcrumbs.
+    browser
+        .wait_for("#entries tr[data-name=\"album\"] a")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for("#entries tr[data-name=\"deep\"]").await;
+    browser
+        .wait_for("#crumbs li:first-child a")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for("#entries tr[data-name=\"put.txt\"]").await;
+
+    assert_clean_console(&browser).await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_by_a_restart_resumes_from_the_servers_offset() {
+    if !Browser::available() || !peer_available("curl", &["--version"]) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &[]);
+    let (files_addr, web_url) = (srv.addr.clone(), srv.web_url.clone().unwrap());
+    let web = Web::from_url(&web_url);
+    let web_addr = web.base.trim_start_matches("http://").to_owned();
+    // Big enough that the page is still sending when the server stops.
+    let big: Vec<u8> = (0..400u32 << 20 >> 2).flat_map(|i| i.to_le_bytes()).collect();
+    write(&sb.path("pick/big.bin"), &big);
+    let browser = Browser::start(&sb.path("downloads")).await;
+    browser.goto(&web_url).await;
+    browser.wait_for("#entries").await;
+    browser.pick("#pick-files", &[&sb.path("pick/big.bin")]).await;
+
+    // Stop the server once part of the file is in its staging.
+    let staging = sb.path("work/sockit-data/.sockit/partial");
+    let started = Instant::now();
+    loop {
+        let held: u64 = std::fs::read_dir(&staging)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+                    .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0);
+        if held >= 8 << 20 {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(srv.signal("TERM").success());
+    // The page gives up on a server that is gone...
+    let failed = transfer_state(&browser, "big.bin", "failed").await;
+    assert!(failed.contains("failed"), "{failed}");
+
+    // ...and, the server back on the same addresses, picking the same
+    // file again continues from what the server kept.
+    let _srv = Server::start_announcing(
+        sb.cmd().args(["serve", "--listen", &files_addr, "--web", &web_addr]),
+        true,
+    );
+    browser.pick("#pick-files", &[&sb.path("pick/big.bin")]).await;
+    let css = "#transfer-list li[data-path=\"big.bin\"][data-state=\"done\"] .status";
+    let done = browser.wait_for(css).await.text().await.unwrap();
+    let resumed_at = done
+        .split("resumed at ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("not resumed: {done}"));
+    assert!(!resumed_at.starts_with("0 B"), "{done}");
+    let stored = std::fs::read(sb.path("work/sockit-data/big.bin")).unwrap();
+    assert_eq!(sha256(&stored), sha256(&big));
+    browser.close().await;
+}
