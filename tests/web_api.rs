@@ -183,6 +183,38 @@ fn files_move_between_curl_and_the_framed_clients() {
         .success();
     assert_eq!(std::fs::read(sb.path("work/fetched.bin")).unwrap(), big);
 
+    // A folder as one streamed .zip that Python's zipfile reads back,
+    // big file and planted pipe (left out) included.
+    write(&sb.path("work/sockit-data/in/sub/small.txt"), b"small");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(sb.path("work/sockit-data/in/sub/pipe"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = web.authed(&[], "/api/zip?path=in");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/zip"));
+    std::fs::write(sb.path("in.zip"), &r.body).unwrap();
+    let listing = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile, hashlib\nz = zipfile.ZipFile(sys.argv[1])\nfor i in z.infolist(): print(i.filename, hashlib.sha256(z.read(i)).hexdigest())",
+        ])
+        .arg(sb.path("in.zip"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(listing.contains(&format!("in/big.bin {}", sha256(&big))), "{listing}");
+    assert!(
+        listing.contains(&format!("in/sub/small.txt {}", sha256(b"small"))),
+        "{listing}"
+    );
+    assert!(!listing.contains("pipe"), "{listing}");
+    assert_eq!(web.authed(&[], "/api/zip?path=in/big.bin").status, 409);
+    std::fs::remove_file(sb.path("work/sockit-data/in/sub/pipe")).unwrap();
+
     // Listing, rename (never over a name), remove.
     let r = web.authed(&[], "/api/ls?path=up");
     assert_eq!(r.json()[0]["path"], "copy.bin");

@@ -88,6 +88,30 @@ async fn the_printed_url_logs_in_and_the_page_moves_files_both_ways() {
         .unwrap();
     assert_eq!(sha256(&browser.downloaded("a.bin").await), sha256(&a));
 
+    // A folder as one .zip, unpacked by Python's zipfile (an independent
+    // reader): the same bytes.
+    browser
+        .wait_for("#entries tr[data-name=\"album\"] a.zip")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let zip = browser.downloaded("album.zip").await;
+    std::fs::write(sb.path("album.zip"), &zip).unwrap();
+    let unpacked = sb.path("unzipped");
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
+        ])
+        .arg(sb.path("album.zip"))
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(unpacked.join("album/x.jpg")).unwrap(), b"x");
+    assert_eq!(std::fs::read(unpacked.join("album/deep/y.jpg")).unwrap(), b"yy");
+
     // Folders: into one and back by the breadcrumbs.
     browser
         .wait_for("#entries tr[data-name=\"album\"] a")

@@ -178,11 +178,20 @@ function entryRow(e) {
   const mtime = document.createElement("td");
   mtime.textContent = new Date(e.mtime * 1000).toLocaleString();
   const actions = document.createElement("td");
-  actions.className = "actions writes";
-  actions.append(
-    button("Rename", () => renameEntry(e)),
-    button("Delete", () => deleteEntry(e)),
-  );
+  actions.className = "actions";
+  if (e.type === "dir") {
+    const zip = document.createElement("a");
+    zip.className = "zip";
+    zip.textContent = "Download .zip";
+    zip.href = "/api/zip?path=" + encodeURIComponent(path);
+    zip.setAttribute("download", e.path + ".zip");
+    actions.append(zip);
+  }
+  const rename = button("Rename", () => renameEntry(e));
+  const remove = button("Delete", () => deleteEntry(e));
+  rename.classList.add("writes");
+  remove.classList.add("writes");
+  actions.append(rename, remove);
   tr.append(name, size, mtime, actions);
   return tr;
 }

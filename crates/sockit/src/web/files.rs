@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt as _;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -192,6 +193,39 @@ pub async fn download(
         format!("{disposition}; filename*=UTF-8''{}", attr_encode(file_name)),
     );
     response
+        .body(body)
+        .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot build the response: {e}")))
+}
+
+/// `GET /api/zip?path=P`: the folder P (and everything under it) as one
+/// `.zip`, streamed as it is made.
+pub async fn zip(state: State, Query(q): Query<PathQuery>) -> ApiResult<Response> {
+    state.store.allow(Operation::Read)?;
+    let base = rel_dir(&q.path)?;
+    let stat = state.store.sandbox().stat(&base).await?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Directory {
+        return Err(ApiError::new(ErrorCode::NotADirectory, "not a folder"));
+    }
+    let top = if base.is_root() {
+        String::new()
+    } else {
+        base.file_name().to_owned()
+    };
+    let file_name = format!("{}.zip", if top.is_empty() { "files" } else { top.as_str() });
+    let body = super::archive::zip_body(
+        Arc::clone(state.store.sandbox().tree()),
+        base,
+        top,
+        state.store.config().listing,
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/zip")
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename*=UTF-8''{}", attr_encode(&file_name)),
+        )
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
+        .header(header::CACHE_CONTROL, "no-cache")
         .body(body)
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot build the response: {e}")))
 }

@@ -10,6 +10,7 @@
 //! the framed handshake. The page itself (HTML, CSS and JavaScript, all
 //! ours) is compiled in from `crates/sockit/web/` ([`assets`]).
 
+mod archive;
 mod assets;
 mod files;
 mod idle;
@@ -92,6 +93,7 @@ impl WebService {
         let api = Router::new()
             .route("/logout", post(session::logout))
             .route("/ls", get(files::ls))
+            .route("/zip", get(files::zip))
             .route("/mkdir", post(files::mkdir))
             .route("/rename", post(files::rename))
             .route("/rm", post(files::rm))
