@@ -213,6 +213,10 @@ pub struct Section {
     /// nothing is listed or read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_only: Option<bool>,
+    /// web: the chat room at /chat (the daemon's one room, shared with its
+    /// chat listeners).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<bool>,
     #[serde(flatten)]
     pub settings: Settings,
 }
@@ -241,6 +245,7 @@ impl Section {
             inbox: None,
             read_only: None,
             upload_only: None,
+            chat: None,
             settings: Settings::default(),
         }
     }
@@ -265,7 +270,7 @@ impl Section {
                 "read_only",
                 "upload_only",
             ],
-            Kind::Web => &["listen", "root", "read_only", "upload_only"],
+            Kind::Web => &["listen", "root", "read_only", "upload_only", "chat"],
             Kind::Download => &["listen", "root"],
             Kind::Chat => &["listen"],
             Kind::Broadcast => &["listen"],
@@ -306,6 +311,7 @@ impl Section {
             ("inbox", self.inbox.is_some()),
             ("read_only", self.read_only.is_some()),
             ("upload_only", self.upload_only.is_some()),
+            ("chat", self.chat.is_some()),
         ];
         set.into_iter()
             .filter(|(key, present)| *present && !allowed.contains(key))

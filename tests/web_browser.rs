@@ -191,3 +191,158 @@ async fn an_upload_cut_by_a_restart_resumes_from_the_servers_offset() {
     assert_eq!(sha256(&stored), sha256(&big));
     browser.close().await;
 }
+
+/// A line-oriented `ncat` member of a chat room.
+struct NcMember {
+    child: KillOnDrop,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl NcMember {
+    fn join(addr: &str) -> Self {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let mut child = std::process::Command::new("ncat")
+            .args([host, port])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child: KillOnDrop(child),
+            stdin,
+            lines,
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        std::io::Write::write_all(&mut self.stdin, format!("{line}\n").as_bytes()).unwrap();
+    }
+
+    /// Waits (bounded) for a line containing `text`; returns the lines up
+    /// to and including it.
+    fn expect(&self, text: &str) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no line with {text:?}; saw {seen:#?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_and_nc_members_share_the_room_and_late_joiners_see_history() {
+    if !Browser::available() || !peer_available("ncat", &["--version"]) {
+        return;
+    }
+    let sb = Sandbox::new();
+    // A keyless TCP room (nc speaks no handshake) and a keyed web listener,
+    // one room between them.
+    write(
+        &sb.path("work/sockit.toml"),
+        b"[[service]]\nkind = \"chat\"\nlisten = \"127.0.0.1:0\"\ninsecure_no_auth = true\n\n\
+          [[service]]\nkind = \"web\"\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let mut serve = sb
+        .cmd()
+        .args(["serve", "--config", "sockit.toml"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(serve.stdout.take().unwrap());
+    let _serve = KillOnDrop(serve);
+    let mut read_line = || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        line.trim().to_owned()
+    };
+    let chat_line = read_line();
+    assert!(chat_line.contains("(chat, auth: off"), "{chat_line}");
+    let chat_addr = chat_line.split(' ').nth(3).unwrap().to_owned();
+    assert!(read_line().contains("(web, auth: token"));
+    let url = read_line().strip_prefix("web: ").unwrap().to_owned();
+
+    let mut alice = NcMember::join(&chat_addr);
+    alice.expect("welcome, guest1");
+    alice.say("/nick alice");
+    alice.expect("guest1 is now known as alice");
+    alice.say("hello from nc");
+
+    let browser = Browser::start(&sb.path("downloads")).await;
+    browser.goto(&url).await;
+    browser.wait_for("#entries").await;
+    browser.wait_for("#nav-chat").await.click().await.unwrap();
+    // History first, then the room as it goes.
+    browser.wait_for("#chat-lines li:nth-child(3)").await;
+    let history = browser
+        .client
+        .find(fantoccini::Locator::Id("chat-lines"))
+        .await
+        .unwrap();
+    let text = history.text().await.unwrap();
+    assert!(text.contains("the last 1 lines said here:"), "{text}");
+    assert!(text.contains("<alice> hello from nc"), "{text}");
+    // The browser is listed with alice.
+    let present = browser.wait_for("#present li:nth-child(2)").await;
+    drop(present);
+    let here = browser
+        .client
+        .find(fantoccini::Locator::Id("present"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(here.contains("alice") && here.contains("guest2"), "{here}");
+
+    // Browser to nc...
+    let input = browser.wait_for("#chat-input").await;
+    input.send_keys("hi from the browser, 你好\n").await.unwrap();
+    alice.expect("<guest2> hi from the browser, 你好");
+    // ...and nc to the browser.
+    alice.say("second line");
+    browser.wait_for("#chat-lines li:nth-child(5)").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = history.text().await.unwrap();
+        if text.contains("<alice> second line") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the browser never showed nc's line: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A late nc member gets the history, the browser's line included.
+    let bob = NcMember::join(&chat_addr);
+    let seen = bob.expect("<alice> second line");
+    let seen = seen.join("\n");
+    assert!(seen.contains("the last 3 lines said here:"), "{seen}");
+    assert!(
+        seen.contains("<alice> hello from nc\n<guest2> hi from the browser, 你好\n<alice> second line"),
+        "{seen}"
+    );
+    drop(alice.child);
+    assert_clean_console(&browser).await;
+    browser.close().await;
+}

@@ -87,22 +87,32 @@ fn print_web_urls(config: &Config, qr: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One [`FileStore`] per served folder, shared by every front end on it
-/// (the files service, the web), so they share one staging: an upload
-/// through one is a conflict in the other.
+/// What the services of one daemon share: one [`FileStore`] per served
+/// folder, for every front end on it (the files service, the web), so an
+/// upload through one is a conflict in the other; and one chat room, for
+/// TCP members and browsers alike.
 struct Stores {
     by_root: Vec<(std::path::PathBuf, Arc<FileStore>)>,
+    room: Option<sockit::chat::Room>,
 }
 
 impl Stores {
     /// Opens the store of each files service first, with its settings
     /// (exec, limits, fsync), whatever order the sections come in.
     fn open(config: &Config) -> anyhow::Result<Self> {
-        let mut stores = Self { by_root: Vec::new() };
+        let mut stores = Self {
+            by_root: Vec::new(),
+            room: None,
+        };
         for section in config.services.iter().filter(|s| s.kind() == Kind::Files) {
             stores.for_section(section, || files_config(section))?;
         }
         Ok(stores)
+    }
+
+    /// The daemon's chat room, opened on first use.
+    fn room(&mut self) -> sockit::chat::Room {
+        self.room.get_or_insert_with(sockit::chat::Room::spawn).clone()
     }
 
     /// The store for a section's root: the one already open (its access
@@ -193,6 +203,9 @@ fn fill_defaults(section: &mut Section) {
     if matches!(kind, Kind::Files | Kind::Web) {
         section.read_only.get_or_insert(false);
         section.upload_only.get_or_insert(false);
+    }
+    if kind == Kind::Web {
+        section.chat.get_or_insert(true);
     }
     match kind {
         Kind::Files => {
@@ -398,6 +411,9 @@ async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores
             let config = server_config(listen, s, None)?;
             let mut web = WebConfig::new(key.clone());
             web.tls = config.tls.is_some();
+            if section.chat.unwrap_or(true) {
+                web.room = Some(stores.room());
+            }
             listeners.web(config, WebService::new(web, store), &details, key.as_ref(), qr)?;
         }
         Kind::Download => {
@@ -424,7 +440,7 @@ async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores
             let listen = section
                 .listen
                 .ok_or_else(|| UsageError("a chat service needs `listen`".into()))?;
-            let service = sockit::chat::ChatService::new(sockit::chat::DEFAULT_MEMBER_BACKLOG);
+            let service = sockit::chat::ChatService::in_room(stores.room(), sockit::chat::DEFAULT_MEMBER_BACKLOG);
             let mut config = server_config(listen, s, auth_of(s)?)?;
             if s.idle_timeout.is_none() {
                 // Members read more than they write: an hour, as `chat serve`.

@@ -155,6 +155,8 @@ pub struct Session {
     pub upload_only: bool,
     /// The chunk size the page should use for uploads.
     pub chunk: u64,
+    /// A chat room is open at `/api/chat`.
+    pub chat: bool,
 }
 
 /// Every refusal's body, with the file service's stable codes.

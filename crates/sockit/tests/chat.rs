@@ -329,3 +329,34 @@ async fn a_newcomer_hears_its_welcome_first_even_in_a_busy_room() {
     }
     chatter.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_newcomer_sees_the_last_hundred_lines_said() {
+    let (addr, _stop) = room();
+    let mut alice = Member::join(addr, "alice").await;
+    let mut bob = Member::join(addr, "bob").await;
+    for i in 1..=120 {
+        alice.say(&format!("line {i}")).await;
+    }
+    alice.say("/me waves").await;
+    bob.until("* alice waves").await;
+    // Joins, leaves and private messages are not conversation.
+    bob.say("/msg alice a secret").await;
+    alice.until("a secret").await;
+
+    let (r, _w) = TcpStream::connect(addr).await.unwrap().into_split();
+    let mut carol = Member {
+        lines: BufReader::new(r).lines(),
+        out: _w,
+    };
+    assert!(carol.next().await.starts_with("*** welcome, guest"));
+    assert_eq!(carol.next().await, "*** the last 100 lines said here:");
+    let mut history = Vec::new();
+    for _ in 0..100 {
+        history.push(carol.next().await);
+    }
+    assert_eq!(history[0], "<alice> line 22");
+    assert_eq!(history[98], "<alice> line 120");
+    assert_eq!(history[99], "* alice waves");
+    assert!(!history.iter().any(|l| l.contains("secret") || l.contains("joined")));
+}

@@ -43,7 +43,7 @@ const joinPath = (dir, name) => (dir ? dir + "/" + name : name);
 let session = null;
 
 function show(view) {
-  for (const id of ["login", "files"]) $(id).hidden = id !== view;
+  for (const id of ["login", "files", "chat"]) $(id).hidden = id !== view;
   $("nav").hidden = view === "login";
   $("logout").hidden = view === "login" || !session || !session.needs_login;
 }
@@ -86,8 +86,20 @@ function enter(s) {
   if (s.needs_login === undefined) s.needs_login = true;
   document.body.classList.toggle("read-only", s.read_only);
   document.body.classList.toggle("upload-only", s.upload_only);
-  show("files");
-  openFolder(currentFolder());
+  $("nav-chat").hidden = !s.chat;
+  route();
+}
+
+/// The view the address names: `#chat`, or a folder (`#/photos/2026`).
+function route() {
+  if (!session) return;
+  if (location.hash === "#chat" && session.chat) {
+    show("chat");
+    chat.open();
+  } else {
+    show("files");
+    openFolder(currentFolder());
+  }
 }
 
 // ---- the file list ---------------------------------------------------------
@@ -97,8 +109,8 @@ let entries = [];
 let sort = { key: "name", dir: 1 };
 
 function currentFolder() {
-  const h = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
-  return h.startsWith("token=") ? "" : h.replace(/\/+$/, "");
+  if (!location.hash.startsWith("#/")) return "";
+  return decodeURIComponent(location.hash.slice(2)).replace(/\/+$/, "");
 }
 
 async function openFolder(path) {
@@ -489,8 +501,87 @@ document.addEventListener("drop", (ev) => {
   drop.classList.remove("over");
   if (session && !session.read_only) dropped(ev.dataTransfer.items);
 });
-window.addEventListener("hashchange", () => {
-  if (session) openFolder(currentFolder());
+window.addEventListener("hashchange", route);
+
+// ---- the chat room ---------------------------------------------------------
+
+const chat = {
+  socket: null,
+  nick: null,
+
+  open() {
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${location.host}/api/chat`);
+    this.socket = socket;
+    $("chat-status").textContent = "joining…";
+    socket.onopen = () => {
+      $("chat-status").textContent = "";
+      $("chat-input").focus();
+    };
+    socket.onmessage = (ev) => {
+      const message = JSON.parse(ev.data);
+      if (message.line !== undefined) this.show(message.line);
+      if (message.present) this.present(message.present);
+    };
+    socket.onclose = () => {
+      if (this.socket === socket) this.socket = null;
+      $("chat-status").textContent = "Not in the room. Open Chat again to rejoin.";
+    };
+  },
+
+  /// A line from the room, styled by its marker.
+  show(line) {
+    const li = document.createElement("li");
+    li.textContent = line;
+    if (line.startsWith("*** ")) li.className = "notice";
+    else if (line.startsWith("!!! ")) li.className = "error";
+    else if (line.startsWith("*")) li.className = "private";
+    const welcome = line.match(/^\*\*\* welcome, (\S+):/);
+    if (welcome) this.nick = welcome[1];
+    const renamed = line.match(/^\*\*\* (\S+) is now known as (\S+)$/);
+    if (renamed && renamed[1] === this.nick) this.nick = renamed[2];
+    this.append(li);
+  },
+
+  append(li) {
+    const list = $("chat-lines");
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.append(li);
+    while (list.children.length > 1000) list.firstChild.remove();
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  },
+
+  present(nicks) {
+    $("present-count").textContent = `(${nicks.length})`;
+    $("present").replaceChildren(
+      ...nicks.map((n) => {
+        const li = document.createElement("li");
+        li.textContent = n;
+        if (n === this.nick) li.className = "me";
+        return li;
+      }),
+    );
+  },
+
+  send(text) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) return;
+    this.socket.send(text);
+    // The room sends a member's lines to everyone else: show ours here.
+    if (!text.startsWith("/") || text.startsWith("//")) {
+      const li = document.createElement("li");
+      li.className = "mine";
+      li.textContent = `<${this.nick || "me"}> ${text.startsWith("//") ? text.slice(1) : text}`;
+      this.append(li);
+    }
+  },
+};
+
+$("chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = $("chat-input");
+  if (input.value) chat.send(input.value);
+  input.value = "";
 });
 
 start().catch((e) => showLogin(e.message));

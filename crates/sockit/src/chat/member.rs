@@ -15,7 +15,7 @@ use sockit_proto::chat::{Input, Line as ReadLine, LineReader, MAX_LINE};
 use sockit_proto::display::first_control;
 
 use super::queue::{QueueRx, queue};
-use super::room::{Command, Room};
+use super::room::{Command, MemberId, Room};
 use crate::Error;
 use crate::server::{ConnContext, Service};
 
@@ -43,8 +43,13 @@ impl ChatService {
     /// A room where a member may have `backlog` bytes waiting for it
     /// before it counts as fallen behind.
     pub fn new(backlog: usize) -> Self {
+        Self::in_room(Room::spawn(), backlog)
+    }
+
+    /// TCP members for a room shared with other front ends (the web).
+    pub fn in_room(room: Room, backlog: usize) -> Self {
         Self {
-            room: Room::spawn(),
+            room,
             backlog: backlog.max(1),
         }
     }
@@ -95,19 +100,7 @@ impl Service for ChatService {
                     Err(_) => break Ok(()),
                     Ok(n) => {
                         idle.as_mut().reset(tokio::time::Instant::now() + ctx.idle_timeout);
-                        lines.push(buf.get(..n).unwrap_or_default(), |line| pending.push(match line {
-                            ReadLine::Text(text) => {
-                                // A CRLF client's line ends in \r: not part of the text.
-                                let text = text.strip_suffix('\r').unwrap_or(&text);
-                                match first_control(text) {
-                                    // Escape sequences would act on every member's terminal.
-                                    Some(c) => Command::Tell { id, line: format!("line has a control character (U+{:04X}); not sent", u32::from(c)) },
-                                    None => Command::Input { id, input: Input::parse(text) },
-                                }
-                            }
-                            ReadLine::TooLong => Command::Tell { id, line: format!("line longer than {MAX_LINE} bytes; not sent") },
-                            ReadLine::NotUtf8 => Command::Tell { id, line: "line is not UTF-8; not sent".into() },
-                        }));
+                        lines.push(buf.get(..n).unwrap_or_default(), |line| pending.push(command_for(id, line)));
                         for command in pending.drain(..) {
                             if !self.room.send(command).await {
                                 break;
@@ -135,6 +128,36 @@ impl Service for ChatService {
             let _ = writing.await;
         }
         outcome
+    }
+}
+
+/// What a member's line asks of the room: the same rules for every kind
+/// of member (TCP or web).
+pub(crate) fn command_for(id: MemberId, line: ReadLine) -> Command {
+    match line {
+        ReadLine::Text(text) => {
+            // A CRLF client's line ends in \r: not part of the text.
+            let text = text.strip_suffix('\r').unwrap_or(&text);
+            match first_control(text) {
+                // Escape sequences would act on every member's terminal.
+                Some(c) => Command::Tell {
+                    id,
+                    line: format!("line has a control character (U+{:04X}); not sent", u32::from(c)),
+                },
+                None => Command::Input {
+                    id,
+                    input: Input::parse(text),
+                },
+            }
+        }
+        ReadLine::TooLong => Command::Tell {
+            id,
+            line: format!("line longer than {MAX_LINE} bytes; not sent"),
+        },
+        ReadLine::NotUtf8 => Command::Tell {
+            id,
+            line: "line is not UTF-8; not sent".into(),
+        },
     }
 }
 

@@ -8,11 +8,11 @@
 //! push and one socket write per member per batch, not per line, the way a
 //! raw relay forwards a whole read at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use sockit_proto::chat::{HELP, Input, Nick, Output};
@@ -36,6 +36,11 @@ const MAX_CHUNK: usize = 64 * 1024;
 
 /// Commands queued for the room: members wait (backpressure) beyond this.
 const ROOM_QUEUE: usize = 4096;
+
+/// Lines of conversation the room keeps to show whoever joins: enough to
+/// catch up on the topic, and a bound on what a join costs (100 lines of
+/// at most 5 KiB).
+pub const HISTORY: usize = 100;
 
 pub type MemberId = u64;
 
@@ -65,6 +70,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone)]
 pub struct Room {
     tx: mpsc::Sender<Command>,
+    present: watch::Receiver<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -82,14 +88,24 @@ struct State {
     /// Lines for everyone (but their sender) not sent yet, in order.
     batch: Vec<(Option<MemberId>, String)>,
     batch_bytes: usize,
+    /// The last [`HISTORY`] lines said or acted, each with its newline.
+    history: VecDeque<String>,
+    /// Who is here, sorted: published when it changes.
+    present: Option<watch::Sender<Vec<String>>>,
 }
 
 impl Room {
     /// Starts the room's owner task; it ends when every handle is gone.
     pub fn spawn() -> Room {
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        tokio::spawn(run(rx));
-        Room { tx }
+        let (present_tx, present) = watch::channel(Vec::new());
+        tokio::spawn(run(rx, present_tx));
+        Room { tx, present }
+    }
+
+    /// Who is in the room, as it changes (joins, leaves, new nicks).
+    pub fn present(&self) -> watch::Receiver<Vec<String>> {
+        self.present.clone()
     }
 
     pub(crate) async fn send(&self, command: Command) -> bool {
@@ -97,8 +113,11 @@ impl Room {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Command>) {
-    let mut state = State::default();
+async fn run(mut rx: mpsc::Receiver<Command>, present: watch::Sender<Vec<String>>) {
+    let mut state = State {
+        present: Some(present),
+        ..State::default()
+    };
     while let Some(first) = rx.recv().await {
         state.handle(first);
         let mut handled = 1;
@@ -108,6 +127,7 @@ async fn run(mut rx: mpsc::Receiver<Command>) {
             handled += 1;
         }
         state.flush();
+        state.publish_presence();
         if handled > 1 {
             tokio::task::yield_now().await;
         }
@@ -148,6 +168,12 @@ impl State {
                         "welcome, {nick}: {count} here; /nick NAME to rename, /help for more"
                     )),
                 );
+                if !state.history.is_empty() {
+                    let earlier = format!("the last {} lines said here:", state.history.len());
+                    state.tell(id, &Output::Notice(&earlier));
+                    let lines: String = state.history.iter().map(String::as_str).collect();
+                    state.tell_raw(id, Bytes::from(lines));
+                }
                 state.broadcast(Some(id), &Output::Notice(&format!("{nick} joined")));
             }
             Command::Input { id, input } => state.input(id, input),
@@ -166,15 +192,15 @@ impl State {
         };
         match input {
             Input::Nothing => {}
-            Input::Say(text) => self.broadcast(
-                Some(id),
+            Input::Say(text) => self.say(
+                id,
                 &Output::Said {
                     from: &nick,
                     text: &text,
                 },
             ),
-            Input::Me(text) => self.broadcast(
-                Some(id),
+            Input::Me(text) => self.say(
+                id,
                 &Output::Action {
                     from: &nick,
                     text: &text,
@@ -241,6 +267,29 @@ impl State {
         }
     }
 
+    /// A line of conversation: to every other member, and into the history.
+    fn say(&mut self, from: MemberId, output: &Output<'_>) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(format!("{output}\n"));
+        self.broadcast(Some(from), output);
+    }
+
+    /// Publishes who is here, if that changed.
+    fn publish_presence(&self) {
+        let Some(present) = &self.present else { return };
+        let mut nicks: Vec<String> = self.members.values().map(|m| m.nick.to_string()).collect();
+        nicks.sort_unstable();
+        present.send_if_modified(|now| {
+            let changed = *now != nicks;
+            if changed {
+                *now = nicks;
+            }
+            changed
+        });
+    }
+
     /// Adds a line for every member but `except` to the batch.
     fn broadcast(&mut self, except: Option<MemberId>, output: &Output<'_>) {
         let line = format!("{output}\n");
@@ -284,6 +333,16 @@ impl State {
             .members
             .get(&id)
             .is_some_and(|m| m.queue.push(Bytes::from(format!("{output}\n"))) == Err(Full));
+        if full {
+            self.drop_slow(id);
+            self.flush();
+        }
+    }
+
+    /// Sends lines already formatted to one member, after everything before.
+    fn tell_raw(&mut self, id: MemberId, lines: Bytes) {
+        self.flush();
+        let full = self.members.get(&id).is_some_and(|m| m.queue.push(lines) == Err(Full));
         if full {
             self.drop_slow(id);
             self.flush();

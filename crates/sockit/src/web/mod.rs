@@ -12,6 +12,7 @@
 
 mod archive;
 mod assets;
+mod chat;
 mod files;
 mod idle;
 mod reply;
@@ -56,6 +57,12 @@ pub struct WebConfig {
     /// before its partial is kept for a later resume and its slot freed.
     pub upload_idle: Duration,
     pub max_uploads: usize,
+    /// The chat room browsers join at `/api/chat` (shared with the TCP
+    /// chat listeners); `None`: no chat.
+    pub room: Option<crate::chat::Room>,
+    /// Bytes a chat member may have waiting before it counts as fallen
+    /// behind.
+    pub member_backlog: usize,
 }
 
 impl WebConfig {
@@ -65,6 +72,8 @@ impl WebConfig {
             tls: false,
             upload_idle: DEFAULT_UPLOAD_IDLE,
             max_uploads: DEFAULT_MAX_UPLOADS,
+            room: None,
+            member_backlog: crate::chat::DEFAULT_MEMBER_BACKLOG,
         }
     }
 }
@@ -75,7 +84,14 @@ struct AppState {
     config: WebConfig,
     store: Arc<FileStore>,
     uploads: uploads::Uploads,
+    /// Cancelled at shutdown: WebSocket members (which outlive their HTTP
+    /// connection) say goodbye and leave.
+    closing: tokio_util::sync::CancellationToken,
 }
+
+/// The peer's address, for the chat room and the log.
+#[derive(Debug, Clone, Copy)]
+struct Peer(std::net::SocketAddr);
 
 type State = axum::extract::State<Arc<AppState>>;
 
@@ -89,9 +105,15 @@ pub struct WebService {
 impl WebService {
     pub fn new(config: WebConfig, store: Arc<FileStore>) -> Self {
         let uploads = uploads::Uploads::new(config.max_uploads, config.upload_idle);
-        let state = Arc::new(AppState { config, store, uploads });
+        let state = Arc::new(AppState {
+            config,
+            store,
+            uploads,
+            closing: tokio_util::sync::CancellationToken::new(),
+        });
         let api = Router::new()
             .route("/logout", post(session::logout))
+            .route("/chat", get(chat::join))
             .route("/ls", get(files::ls))
             .route("/zip", get(files::zip))
             .route("/mkdir", post(files::mkdir))
@@ -132,6 +154,7 @@ impl WebService {
 
     /// Keeps open uploads' partials for a resume: call at shutdown.
     pub async fn shutdown(&self) {
+        self.state.closing.cancel();
         self.state.uploads.keep_all(&self.state.store).await;
     }
 
@@ -155,7 +178,15 @@ impl Service for WebService {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = self.router.clone();
+        let peer = ctx.peer;
+        let service = tower::util::MapRequest::new(
+            self.router.clone(),
+            move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(Peer(peer));
+                req
+            },
+        );
         let io = TokioIo::new(idle::IdleStream::new(stream, ctx.idle_timeout));
         let mut builder = http1::Builder::new();
         builder

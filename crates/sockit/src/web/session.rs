@@ -44,6 +44,7 @@ fn session_of(state: &super::AppState) -> Session {
         read_only: access == Access::ReadOnly,
         upload_only: access == Access::UploadOnly,
         chunk: web::PAGE_CHUNK,
+        chat: state.config.room.is_some(),
     }
 }
 
