@@ -928,6 +928,12 @@ pub struct ServeArgs {
     /// Print the web address with its login token and exit.
     #[arg(long)]
     pub print_web_url: bool,
+    /// Every SECS seconds (5 if not given), print each listener's
+    /// connections and bytes and every transfer in progress to stderr: what
+    /// the web dashboard shows.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "5",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats: Option<u64>,
     /// Share for reading only: uploads, renames and removals are refused
     /// (framed clients and the web alike).
     #[arg(long, conflicts_with = "upload_only")]

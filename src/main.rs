@@ -100,8 +100,10 @@ fn command_of(matches: &clap::ArgMatches) -> (String, bool) {
 /// just -v, --log-file or --print-config).
 fn serve_flags_given(m: &clap::ArgMatches) -> bool {
     m.ids().any(|id| {
-        !matches!(id.as_str(), "verbose" | "log_file" | "print_config" | "no_config")
-            && m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        !matches!(
+            id.as_str(),
+            "verbose" | "log_file" | "print_config" | "no_config" | "stats" | "qr" | "print_web_url"
+        ) && m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
     })
 }
 

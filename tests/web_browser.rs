@@ -346,3 +346,88 @@ async fn a_browser_and_nc_members_share_the_room_and_late_joiners_see_history() 
     assert_clean_console(&browser).await;
     browser.close().await;
 }
+
+/// A one-connection TCP relay to `upstream` that passes the client's bytes
+/// at about `rate` bytes per second, so a transfer through it stays in
+/// progress long enough to be watched. Returns its address.
+fn slow_relay(upstream: String, rate: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let Ok((client, _)) = listener.accept() else { return };
+        let server = std::net::TcpStream::connect(upstream).unwrap();
+        let (mut client_r, mut server_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let (mut server_r, mut client_w) = (server, client);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut server_r, &mut client_w);
+        });
+        let chunk = (rate / 20).max(1);
+        let mut buf = vec![0u8; chunk];
+        loop {
+            let n = match std::io::Read::read(&mut client_r, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if std::io::Write::write_all(&mut server_w, &buf[..n]).is_err() {
+                break;
+            }
+            // Pacing is the point of this relay.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = server_w.shutdown(std::net::Shutdown::Write);
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_put_in_progress() {
+    if !Browser::available() || !peer_available("curl", &["--version"]) {
+        return;
+    }
+    let sb = Sandbox::new();
+    let log = sb.path("stats.log");
+    let srv = Server::start_announcing(
+        sb.cmd()
+            .args(["serve", "--listen", "127.0.0.1:0", "--stats", "1"])
+            .stderr(std::fs::File::create(&log).unwrap()),
+        true,
+    );
+    let web = Web::of(&srv);
+    write(&sb.path("work/big.bin"), &vec![5u8; 64 << 20]);
+    // A big put, slowed to 2 MiB/s on its way: running for half a minute.
+    let relay = slow_relay(srv.addr.clone(), 2 << 20);
+    let put = KillOnDrop(sb.cmd().args(["put", &relay, "big.bin"]).spawn().unwrap());
+
+    let browser = Browser::start(&sb.path("downloads")).await;
+    browser.goto(srv.web_url.as_deref().unwrap()).await;
+    browser.wait_for("#entries").await;
+    browser.wait_for("#nav-dashboard").await.click().await.unwrap();
+    let row = browser
+        .wait_for("#live-transfers li[data-kind=\"put\"][data-name=\"big.bin\"] .status")
+        .await;
+    let text = row.text().await.unwrap();
+    assert!(text.contains("of 64.0 MiB"), "{text}");
+    browser.wait_for("#service-rows tr[data-service=\"files\"]").await;
+    browser.wait_for("#service-rows tr[data-service=\"web\"]").await;
+    // The same figures as JSON, and on serve's stderr with --stats.
+    let stats = web.authed(&[], "/api/stats").json();
+    let transfers = stats["transfers"].as_array().unwrap();
+    assert!(
+        transfers
+            .iter()
+            .any(|t| t["kind"] == "put" && t["name"] == "big.bin" && t["size"] == 64 << 20)
+    );
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let printed = std::fs::read_to_string(&log).unwrap();
+        if printed.contains("sockit: stats: put big.bin with 127.0.0.1:") {
+            assert!(printed.contains("sockit: stats: files tcp"), "{printed}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no --stats line: {printed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(put);
+    assert_clean_console(&browser).await;
+    browser.close().await;
+}

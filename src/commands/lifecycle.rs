@@ -12,6 +12,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use sockit::server::{ServerConfig, Service, TcpServer};
+use sockit::stats::{Snapshot, Stats};
 use sockit::tftp::server::{TftpConfig, TftpServer};
 use sockit::udp::{DatagramService, UdpServer};
 use sockit::web::WebService;
@@ -27,6 +28,8 @@ pub struct Listeners {
     signals: Signals,
     shutdown: CancellationToken,
     running: Vec<Listener>,
+    /// Where every listener and transfer reports (the dashboard, --stats).
+    stats: Stats,
 }
 
 impl Listeners {
@@ -35,7 +38,32 @@ impl Listeners {
             signals: Signals::install().context("cannot watch for signals")?,
             shutdown: CancellationToken::new(),
             running: Vec::new(),
+            stats: Stats::new(),
         })
+    }
+
+    /// The figures every listener started here reports to.
+    pub fn stats(&self) -> Stats {
+        self.stats.clone()
+    }
+
+    /// Prints every listener's figures and the transfers in progress to
+    /// stderr, every `every` (`serve --stats`).
+    pub fn report_stats(&mut self, every: std::time::Duration) {
+        let stats = self.stats.clone();
+        self.task(
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    for line in stats_lines(&stats.snapshot()) {
+                        eprintln!("sockit: stats: {line}");
+                    }
+                }
+            },
+            async {},
+        );
     }
 
     /// Binds a TCP service and announces it:
@@ -59,6 +87,7 @@ impl Listeners {
             .unwrap_or_default();
         let server = TcpServer::bind(config).map_err(|e| bind_error(e.into(), listen))?;
         let addr = server.local_addr();
+        let server = server.with_stats(self.stats.listener(name, "tcp", addr));
         self.running
             .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
         crate::outln!(
@@ -88,6 +117,7 @@ impl Listeners {
         };
         let server = TcpServer::bind(config).map_err(|e| bind_error(e.into(), listen))?;
         let addr = server.local_addr();
+        let server = server.with_stats(self.stats.listener("web", "tcp", addr));
         let shutdown = self.shutdown.clone();
         let sweeper = service.clone();
         let service = Arc::new(service);
@@ -120,6 +150,7 @@ impl Listeners {
     ) -> anyhow::Result<SocketAddr> {
         let server = UdpServer::bind(addr, reuse).map_err(|e| bind_error(e.into(), addr))?;
         let bound = server.local_addr();
+        let server = server.with_stats(self.stats.listener(name, "udp", bound));
         self.running
             .push(Box::pin(server.run(Arc::new(service), self.shutdown.clone())));
         crate::outln!("listening on udp {bound} ({name}, auth: none)")?;
@@ -205,6 +236,39 @@ async fn futures_join_all(listeners: Vec<Listener>) {
     for h in handles {
         let _ = h.await;
     }
+}
+
+/// `serve --stats` lines: one per listener, one per transfer in progress.
+fn stats_lines(snapshot: &Snapshot) -> Vec<String> {
+    use crate::output::human_bytes;
+    let mut lines: Vec<String> = snapshot
+        .listeners
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {} {}: {} open, {} in all, {} in, {} out",
+                l.service,
+                l.proto,
+                l.addr,
+                l.open,
+                l.total,
+                human_bytes(l.bytes_in),
+                human_bytes(l.bytes_out)
+            )
+        })
+        .collect();
+    for t in &snapshot.transfers {
+        let of = t.size.map(|s| format!(" of {}", human_bytes(s))).unwrap_or_default();
+        let peer = t.peer.as_deref().map(|p| format!(" with {p}")).unwrap_or_default();
+        lines.push(format!(
+            "{} {}{peer}: {}{of}, {}/s",
+            t.kind,
+            t.name,
+            human_bytes(t.done),
+            human_bytes(t.bytes_per_second)
+        ));
+    }
+    lines
 }
 
 /// A URL as a QR code in text, two modules per character cell, for a

@@ -54,8 +54,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.print_web_url {
         return print_web_urls(&config, args.qr);
     }
-    let mut stores = Stores::open(&config)?;
     let mut listeners = Listeners::new()?;
+    let mut stores = Stores::open(&config, listeners.stats())?;
+    if let Some(every) = args.stats {
+        listeners.report_stats(Duration::from_secs(every));
+    }
     for section in &config.services {
         start(section, &mut listeners, &mut stores, args.qr).await?;
     }
@@ -94,15 +97,17 @@ fn print_web_urls(config: &Config, qr: bool) -> anyhow::Result<ExitCode> {
 struct Stores {
     by_root: Vec<(std::path::PathBuf, Arc<FileStore>)>,
     room: Option<sockit::chat::Room>,
+    stats: sockit::stats::Stats,
 }
 
 impl Stores {
     /// Opens the store of each files service first, with its settings
     /// (exec, limits, fsync), whatever order the sections come in.
-    fn open(config: &Config) -> anyhow::Result<Self> {
+    fn open(config: &Config, stats: sockit::stats::Stats) -> anyhow::Result<Self> {
         let mut stores = Self {
             by_root: Vec::new(),
             room: None,
+            stats,
         };
         for section in config.services.iter().filter(|s| s.kind() == Kind::Files) {
             stores.for_section(section, || files_config(section))?;
@@ -135,7 +140,9 @@ impl Stores {
             }
             return Ok(Arc::clone(store));
         }
-        let store = Arc::new(FileStore::open(config())?);
+        let mut config = config();
+        config.stats = self.stats.clone();
+        let store = Arc::new(FileStore::open(config)?);
         self.by_root.push((key, Arc::clone(&store)));
         Ok(store)
     }
@@ -414,6 +421,7 @@ async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores
             if section.chat.unwrap_or(true) {
                 web.room = Some(stores.room());
             }
+            web.stats = listeners.stats();
             listeners.web(config, WebService::new(web, store), &details, key.as_ref(), qr)?;
         }
         Kind::Download => {

@@ -139,7 +139,7 @@ impl Server {
     /// Starts a prepared `serve` command; with `web`, it also reads the web
     /// listener's two lines.
     pub fn start_announcing(cmd: &mut Command, web: bool) -> Self {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
         out.read_line(&mut banner).unwrap();

@@ -28,6 +28,8 @@
 //! - [`nc`]: the network debugging assistant (client, listener, UDP peer,
 //!   port checks, name lookups).
 //! - [`bench`]: load generators for `sockit bench` (echo load, idle holders).
+//! - [`stats`]: the figures every service reports to (connections, bytes,
+//!   transfers in progress), for the dashboard and `serve --stats`.
 //! - [`error`]: the library's error type.
 //!
 //! This crate never prints; it logs through `tracing`. Protocol rules live
@@ -52,6 +54,7 @@ pub mod nc;
 pub mod partial;
 pub mod sandbox;
 pub mod server;
+pub mod stats;
 pub mod stream;
 pub mod tftp;
 pub mod tls;

@@ -124,6 +124,7 @@ pub struct TcpServer {
     listener: TcpListener,
     config: ServerConfig,
     local_addr: SocketAddr,
+    stats: Option<Arc<crate::stats::Listener>>,
 }
 
 impl TcpServer {
@@ -148,6 +149,7 @@ impl TcpServer {
             listener,
             config,
             local_addr,
+            stats: None,
         })
     }
 
@@ -156,12 +158,19 @@ impl TcpServer {
         self.local_addr
     }
 
+    /// Reports connections and their bytes to `listener`.
+    pub fn with_stats(mut self, listener: Arc<crate::stats::Listener>) -> Self {
+        self.stats = Some(listener);
+        self
+    }
+
     /// Serves until `shutdown` is cancelled, then drains.
     pub async fn run<Svc: Service>(self, service: Arc<Svc>, shutdown: CancellationToken) {
         let Self {
             listener,
             config,
             local_addr,
+            stats,
         } = self;
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let per_peer = PerPeer::new(config.max_per_peer);
@@ -221,13 +230,23 @@ impl TcpServer {
             let auth = auth.clone();
             let handshake_timeout = config.handshake_timeout;
             let tls = config.tls.clone();
+            let stats = stats.clone();
             tracker.spawn(
                 async move {
                     let _permit = permit;
                     let _peer_slot = peer_slot;
                     tracing::debug!("accepted");
-                    let result =
-                        serve_one(stream, ctx, service, tls.as_ref(), auth.as_deref(), handshake_timeout).await;
+                    let _open = stats.as_ref().map(|s| Open::new(Arc::clone(s)));
+                    let result = serve_one(
+                        stream,
+                        ctx,
+                        service,
+                        tls.as_ref(),
+                        auth.as_deref(),
+                        handshake_timeout,
+                        stats,
+                    )
+                    .await;
                     match result {
                         Ok(()) => tracing::debug!("closed"),
                         Err(e) if e.is_disconnect() => tracing::debug!(error = %e, "peer went away"),
@@ -256,6 +275,7 @@ async fn serve_one<Svc: Service>(
     tls: Option<&Acceptor>,
     auth: Option<&Auth>,
     handshake_timeout: Duration,
+    stats: Option<Arc<crate::stats::Listener>>,
 ) -> Result<(), Error> {
     // TLS first, under the same deadline as the auth handshake: a peer that
     // stalls mid-handshake holds its slot no longer than one that stays mute.
@@ -289,7 +309,26 @@ async fn serve_one<Svc: Service>(
             }
         }
     }
-    service.serve(stream, ctx).await
+    match stats {
+        Some(listener) => service.serve(crate::stats::Counted::new(stream, listener), ctx).await,
+        None => service.serve(stream, ctx).await,
+    }
+}
+
+/// A connection counted open in its listener's figures until dropped.
+struct Open(Arc<crate::stats::Listener>);
+
+impl Open {
+    fn new(listener: Arc<crate::stats::Listener>) -> Self {
+        listener.opened();
+        Self(listener)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.closed();
+    }
 }
 
 /// Connections held per address, bounded.

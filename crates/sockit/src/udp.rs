@@ -32,6 +32,7 @@ pub trait DatagramService: Send + Sync + 'static {
 pub struct UdpServer {
     socket: UdpSocket,
     local_addr: SocketAddr,
+    stats: Option<std::sync::Arc<crate::stats::Listener>>,
 }
 
 impl UdpServer {
@@ -48,11 +49,21 @@ impl UdpServer {
         socket.bind(&addr.into()).map_err(bind_err)?;
         let socket = UdpSocket::from_std(socket.into()).map_err(bind_err)?;
         let local_addr = socket.local_addr().map_err(bind_err)?;
-        Ok(Self { socket, local_addr })
+        Ok(Self {
+            socket,
+            local_addr,
+            stats: None,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Reports requests and their bytes to `listener`.
+    pub fn with_stats(mut self, listener: std::sync::Arc<crate::stats::Listener>) -> Self {
+        self.stats = Some(listener);
+        self
     }
 
     /// Serves until `shutdown` is cancelled.
@@ -73,6 +84,12 @@ impl UdpServer {
                     continue;
                 }
             };
+            if let Some(stats) = &self.stats {
+                // A datagram is an exchange: counted, never open.
+                stats.opened();
+                stats.closed();
+                stats.received(n);
+            }
             let request = buf.get(..n).unwrap_or_default();
             let Some(reply) = service.reply(request, peer) else {
                 continue;
@@ -82,8 +99,13 @@ impl UdpServer {
                 tracing::warn!(%peer, len = reply.len(), limit, "reply over its bound; dropped");
                 continue;
             }
-            if let Err(e) = self.socket.send_to(&reply, peer).await {
-                tracing::debug!(%peer, error = %e, "udp send failed");
+            match self.socket.send_to(&reply, peer).await {
+                Ok(sent) => {
+                    if let Some(stats) = &self.stats {
+                        stats.sent(sent);
+                    }
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "udp send failed"),
             }
         }
     }

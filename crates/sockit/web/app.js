@@ -43,7 +43,10 @@ const joinPath = (dir, name) => (dir ? dir + "/" + name : name);
 let session = null;
 
 function show(view) {
-  for (const id of ["login", "files", "chat"]) $(id).hidden = id !== view;
+  for (const id of ["login", "files", "chat", "dashboard"]) $(id).hidden = id !== view;
+  for (const link of document.querySelectorAll("nav a")) {
+    link.classList.toggle("current", link.id === "nav-" + view);
+  }
   $("nav").hidden = view === "login";
   $("logout").hidden = view === "login" || !session || !session.needs_login;
 }
@@ -96,6 +99,9 @@ function route() {
   if (location.hash === "#chat" && session.chat) {
     show("chat");
     chat.open();
+  } else if (location.hash === "#dashboard") {
+    show("dashboard");
+    dashboard.open();
   } else {
     show("files");
     openFolder(currentFolder());
@@ -585,3 +591,67 @@ $("chat-form").addEventListener("submit", (ev) => {
 });
 
 start().catch((e) => showLogin(e.message));
+
+// ---- the dashboard ---------------------------------------------------------
+
+const dashboard = {
+  socket: null,
+
+  open() {
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${location.host}/api/stats/live`);
+    this.socket = socket;
+    socket.onmessage = (ev) => this.render(JSON.parse(ev.data));
+    socket.onopen = () => ($("dashboard-status").textContent = "");
+    socket.onclose = () => {
+      if (this.socket === socket) this.socket = null;
+      $("dashboard-status").textContent = "Not updating: the server went away. Open Dashboard again to retry.";
+    };
+  },
+
+  render(stats) {
+    $("service-rows").replaceChildren(
+      ...stats.listeners.map((l) => {
+        const tr = document.createElement("tr");
+        tr.dataset.service = l.service;
+        for (const [text, num] of [
+          [l.service, false],
+          [`${l.proto} ${l.addr}`, false],
+          [String(l.open), true],
+          [String(l.total), true],
+          [formatBytes(l.bytes_in), true],
+          [formatBytes(l.bytes_out), true],
+        ]) {
+          const td = document.createElement("td");
+          td.textContent = text;
+          if (num) td.className = "num";
+          tr.append(td);
+        }
+        return tr;
+      }),
+    );
+    $("no-transfers").hidden = stats.transfers.length > 0;
+    $("live-transfers").replaceChildren(
+      ...stats.transfers.map((t) => {
+        const li = document.createElement("li");
+        li.dataset.kind = t.kind;
+        li.dataset.name = t.name;
+        const name = document.createElement("span");
+        name.className = "name";
+        name.textContent = `${t.kind} ${t.name}`;
+        const bar = document.createElement("progress");
+        if (t.size) {
+          bar.max = Math.max(t.size, 1);
+          bar.value = t.done;
+        }
+        const text = document.createElement("span");
+        text.className = "status";
+        const of = t.size ? ` of ${formatBytes(t.size)}` : "";
+        text.textContent = `${formatBytes(t.done)}${of}, ${formatBytes(t.bytes_per_second)}/s` + (t.peer ? `, ${t.peer}` : "");
+        li.append(name, bar, text);
+        return li;
+      }),
+    );
+  },
+};

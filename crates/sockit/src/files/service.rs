@@ -72,6 +72,7 @@ impl FileService {
         &self,
         conn: &mut FramedConn<S>,
         request: Request,
+        peer: std::net::SocketAddr,
     ) -> Result<(), Error> {
         if let Err(r) = self.store.allow(operation_of(&request)) {
             return match request {
@@ -86,8 +87,8 @@ impl FileService {
             };
         }
         let outcome = match request {
-            Request::Put(put) => return self.put(conn, put).await,
-            Request::Get { path, offset } => match self.get(conn, &path, offset).await? {
+            Request::Put(put) => return self.put(conn, put, peer).await,
+            Request::Get { path, offset } => match self.get(conn, &path, offset, peer).await? {
                 Ok(()) => return Ok(()),
                 Err(r) => Err(r),
             },
@@ -138,7 +139,12 @@ impl FileService {
         Ok(outcome)
     }
 
-    async fn put<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>, put: Put) -> Result<(), Error> {
+    async fn put<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        put: Put,
+        peer: std::net::SocketAddr,
+    ) -> Result<(), Error> {
         let (upload, mut writer) = match self.store.prepare_upload(&put).await {
             Ok(p) => p,
             Err(r) => {
@@ -147,6 +153,11 @@ impl FileService {
             }
         };
 
+        let shown =
+            self.store
+                .config
+                .stats
+                .transfer("put", &put.path.to_string(), Some(peer), Some(put.filesize), put.offset);
         // Receive; the writer thread hashes every byte as it lands (one
         // pass). After a write error keep reading, so the peer gets a clean
         // refusal rather than a reset.
@@ -154,6 +165,7 @@ impl FileService {
         loop {
             match conn.next_event().await {
                 Ok(Some(FrameEvent::Body(chunk))) => {
+                    shown.advance(chunk.len());
                     if writing {
                         writing = writer.write(chunk).await;
                     }
@@ -219,6 +231,7 @@ impl FileService {
         conn: &mut FramedConn<S>,
         path: &RelPath,
         offset: u64,
+        peer: std::net::SocketAddr,
     ) -> Result<Reply, Error> {
         let (file, size) = match self.store.sandbox.open_file(path).await {
             Ok(opened) => opened,
@@ -234,11 +247,17 @@ impl FileService {
         conn.write_header(&ok_reply([("filesize", size.into()), ("offset", offset.into())]))
             .await?;
         let mut reader = DiskReader::spawn(file, offset, size - offset);
+        let shown = self
+            .store
+            .config
+            .stats
+            .transfer("get", &path.to_string(), Some(peer), Some(size), offset);
         while let Some(chunk) = reader.next().await {
             // A read error mid-body (the file shrank) breaks the promised
             // size: the only honest signal left is to cut the connection.
             let chunk = chunk.map_err(Error::file("reading", path.to_string()))?;
             conn.write_all(&chunk).await?;
+            shown.advance(chunk.len());
             reader.recycle(chunk);
         }
         let xxh3 = reader
@@ -485,7 +504,7 @@ impl Service for FileService {
                 Err(e) => return Err(e),
             };
             match Request::from_header(&header) {
-                Ok(request) => self.handle(&mut conn, request).instrument(span).await?,
+                Ok(request) => self.handle(&mut conn, request, ctx.peer).instrument(span).await?,
                 Err(e) => {
                     tracing::debug!(error = %e, "bad request");
                     conn.write_header(&error_reply(e.code(), &e.to_string())).await?;

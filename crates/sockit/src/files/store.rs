@@ -36,6 +36,8 @@ pub struct FileServiceConfig {
     pub exec: Option<ExecLimits>,
     /// Who may read and who may write, for every front end alike.
     pub access: Access,
+    /// Where transfers in progress are reported (the dashboard).
+    pub stats: crate::stats::Stats,
 }
 
 impl FileServiceConfig {
@@ -49,6 +51,7 @@ impl FileServiceConfig {
             gate: Gate::default(),
             exec: None,
             access: Access::ReadWrite,
+            stats: crate::stats::Stats::default(),
         }
     }
 }

@@ -32,13 +32,20 @@ const DEPTH: usize = 4;
 
 /// The archive of `base` as a response body; `top` is the folder name its
 /// entries sit under (empty for the root).
-pub fn zip_body(tree: Arc<Tree>, base: RelPath, top: String, limits: ListingLimits) -> Body {
+pub fn zip_body(
+    tree: Arc<Tree>,
+    base: RelPath,
+    top: String,
+    limits: ListingLimits,
+    shown: crate::stats::Transfer,
+) -> Body {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     let errors = tx.clone();
     let spawned = std::thread::Builder::new().name("sockit-zip".into()).spawn(move || {
         let out = Pieces {
             tx,
             buf: Vec::with_capacity(PIECE),
+            shown,
         };
         if let Err(e) = write_zip(&tree, &base, &top, limits, out) {
             // The body ends with an error: the client sees a cut response,
@@ -123,6 +130,7 @@ fn zip_time(mtime: i64) -> DateTime {
 struct Pieces {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
+    shown: crate::stats::Transfer,
 }
 
 impl Pieces {
@@ -131,6 +139,7 @@ impl Pieces {
             return Ok(());
         }
         let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+        self.shown.advance(piece.len());
         self.tx
             .blocking_send(Ok(piece))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client stopped reading"))

@@ -120,6 +120,7 @@ async fn remove(state: &State, name: &str, recursive: bool) -> ApiResult<StatusC
 /// `GET`/`HEAD /files/PATH`: the file, or the part a `Range` asks for.
 pub async fn download(
     state: State,
+    axum::Extension(peer): axum::Extension<super::Peer>,
     method: Method,
     Path(name): Path<String>,
     Query(q): Query<FileQuery>,
@@ -165,7 +166,12 @@ pub async fn download(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        body_of(file, start, len)
+        let shown = state
+            .store
+            .config()
+            .stats
+            .transfer("web download", &name, Some(peer.0), Some(size), start);
+        body_of(file, start, len, shown)
     };
     let mut response = Response::builder()
         .status(status)
@@ -199,7 +205,11 @@ pub async fn download(
 
 /// `GET /api/zip?path=P`: the folder P (and everything under it) as one
 /// `.zip`, streamed as it is made.
-pub async fn zip(state: State, Query(q): Query<PathQuery>) -> ApiResult<Response> {
+pub async fn zip(
+    state: State,
+    axum::Extension(peer): axum::Extension<super::Peer>,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<Response> {
     state.store.allow(Operation::Read)?;
     let base = rel_dir(&q.path)?;
     let stat = state.store.sandbox().stat(&base).await?;
@@ -212,11 +222,17 @@ pub async fn zip(state: State, Query(q): Query<PathQuery>) -> ApiResult<Response
         base.file_name().to_owned()
     };
     let file_name = format!("{}.zip", if top.is_empty() { "files" } else { top.as_str() });
+    let shown = state
+        .store
+        .config()
+        .stats
+        .transfer("zip", &file_name, Some(peer.0), None, 0);
     let body = super::archive::zip_body(
         Arc::clone(state.store.sandbox().tree()),
         base,
         top,
         state.store.config().listing,
+        shown,
     );
     Response::builder()
         .header(header::CONTENT_TYPE, "application/zip")
@@ -230,18 +246,28 @@ pub async fn zip(state: State, Query(q): Query<PathQuery>) -> ApiResult<Response
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot build the response: {e}")))
 }
 
-fn body_of(file: File, start: u64, len: u64) -> Body {
+fn body_of(file: File, start: u64, len: u64, shown: crate::stats::Transfer) -> Body {
     let reader = DiskReader::range(file, start, len);
-    let chunks = futures_util::stream::unfold(reader, |mut reader| async move {
+    // The transfer stays listed until the body is done or dropped.
+    let chunks = futures_util::stream::unfold((reader, shown), |(mut reader, shown)| async move {
         let chunk = reader.next().await?;
-        Some((chunk.map(Bytes::from), reader))
+        if let Ok(c) = &chunk {
+            shown.advance(c.len());
+        }
+        Some((chunk.map(Bytes::from), (reader, shown)))
     });
     Body::from_stream(chunks)
 }
 
 /// `PUT /files/PATH` (`curl -T FILE URL`): the body, streamed into the
 /// staging and committed as `put` commits: whole or not at all.
-pub async fn upload(state: State, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn upload(
+    state: State,
+    axum::Extension(peer): axum::Extension<super::Peer>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     state.store.allow(Operation::Upload)?;
     let path = rel(&name)?;
     let Some(size) = headers
@@ -260,6 +286,11 @@ pub async fn upload(state: State, Path(name): Path<String>, headers: HeaderMap, 
         prefix_xxh3: None,
     };
     let (upload, mut writer) = state.store.prepare_upload(&put).await?;
+    let shown = state
+        .store
+        .config()
+        .stats
+        .transfer("web upload", &name, Some(peer.0), Some(size), 0);
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
     let mut writing = true;
@@ -271,6 +302,7 @@ pub async fn upload(state: State, Path(name): Path<String>, headers: HeaderMap, 
             return Err(ApiError::bad_request("the upload broke off"));
         };
         received += bytes.len() as u64;
+        shown.advance(bytes.len());
         if writing {
             writing = writer.write(bytes).await;
         }

@@ -15,6 +15,7 @@ mod assets;
 mod chat;
 mod files;
 mod idle;
+mod live;
 mod reply;
 mod session;
 mod uploads;
@@ -63,6 +64,8 @@ pub struct WebConfig {
     /// Bytes a chat member may have waiting before it counts as fallen
     /// behind.
     pub member_backlog: usize,
+    /// The daemon's figures, for the dashboard.
+    pub stats: crate::stats::Stats,
 }
 
 impl WebConfig {
@@ -74,6 +77,7 @@ impl WebConfig {
             max_uploads: DEFAULT_MAX_UPLOADS,
             room: None,
             member_backlog: crate::chat::DEFAULT_MEMBER_BACKLOG,
+            stats: crate::stats::Stats::default(),
         }
     }
 }
@@ -114,6 +118,8 @@ impl WebService {
         let api = Router::new()
             .route("/logout", post(session::logout))
             .route("/chat", get(chat::join))
+            .route("/stats", get(live::once))
+            .route("/stats/live", get(live::live))
             .route("/ls", get(files::ls))
             .route("/zip", get(files::zip))
             .route("/mkdir", post(files::mkdir))

@@ -67,6 +67,8 @@ struct Open {
     /// that many), for the resume check.
     tail: VecDeque<Bytes>,
     touched: Instant,
+    /// Listed on the dashboard while open.
+    shown: crate::stats::Transfer,
 }
 
 impl Open {
@@ -187,7 +189,11 @@ impl Uploads {
 
 /// `POST /api/upload/open`: where an upload of this path and size stands,
 /// opening it (fresh, or from the kept partial) if it is not open.
-pub async fn open(state: State, Json(req): Json<OpenRequest>) -> ApiResult<Json<UploadState>> {
+pub async fn open(
+    state: State,
+    axum::Extension(peer): axum::Extension<super::Peer>,
+    Json(req): Json<OpenRequest>,
+) -> ApiResult<Json<UploadState>> {
     state.store.allow(Operation::Upload)?;
     let path = rel(&req.path)?;
     let slot = state.uploads.slot(&path)?;
@@ -203,7 +209,7 @@ pub async fn open(state: State, Json(req): Json<OpenRequest>) -> ApiResult<Json<
     if let Some(open) = guard.take() {
         drop(open);
     }
-    match start(&state.store, &path, req.size, req.restart).await {
+    match start(&state.store, &path, req.size, req.restart, peer.0).await {
         Ok(open) => {
             let answer = open.state();
             *guard = Some(open);
@@ -219,7 +225,13 @@ pub async fn open(state: State, Json(req): Json<OpenRequest>) -> ApiResult<Json<
 
 /// Opens the upload: from the kept partial when there is one of this size
 /// (and no restart), else from nothing.
-async fn start(store: &FileStore, path: &RelPath, size: u64, restart: bool) -> ApiResult<Open> {
+async fn start(
+    store: &FileStore,
+    path: &RelPath,
+    size: u64,
+    restart: bool,
+    peer: std::net::SocketAddr,
+) -> ApiResult<Open> {
     let claim = store
         .staging()
         .claim(path)
@@ -251,7 +263,12 @@ async fn start(store: &FileStore, path: &RelPath, size: u64, restart: bool) -> A
         prefix_xxh3: None,
     };
     let (upload, writer) = store.prepare_upload(&put).await?;
+    let shown = store
+        .config()
+        .stats
+        .transfer("web upload", &path.to_string(), Some(peer), Some(size), kept);
     Ok(Open {
+        shown,
         put,
         upload,
         writer,
@@ -300,6 +317,7 @@ pub async fn chunk(
     open.touched = Instant::now();
     let written = open.writer.write(body.clone()).await;
     if written {
+        open.shown.advance(body.len());
         open.offset += len;
         open.remember(body);
     }
