@@ -158,7 +158,8 @@ impl Listeners {
     }
 
     /// Binds the TFTP server and announces it.
-    pub fn tftp(&mut self, addr: SocketAddr, config: TftpConfig, details: &str) -> anyhow::Result<SocketAddr> {
+    pub fn tftp(&mut self, addr: SocketAddr, mut config: TftpConfig, details: &str) -> anyhow::Result<SocketAddr> {
+        config.stats = self.stats.clone();
         let server = TftpServer::bind(addr, config).map_err(|e| bind_error(e.into(), addr))?;
         let bound = server.local_addr();
         self.running.push(Box::pin(server.run(self.shutdown.clone())));

@@ -52,12 +52,6 @@ pub trait Observer: Send {
     }
 }
 
-/// A no-op observer for servers.
-#[derive(Debug)]
-pub(crate) struct Quiet;
-
-impl Observer for Quiet {}
-
 /// Everything one transfer owns while it runs on its thread.
 pub(crate) struct Job {
     pub socket: UdpSocket,

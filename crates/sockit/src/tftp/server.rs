@@ -35,7 +35,7 @@ use sockit_proto::tftp::options::{MAX_BLKSIZE, ServerLimits, negotiate};
 use sockit_proto::tftp::packet::{ErrorCode, Mode, Packet, Request, error_packet};
 use sockit_proto::tftp::transfer::{self, Transfer};
 
-use super::drive::{self, Disk, Job, Quiet};
+use super::drive::{self, Disk, Job};
 use crate::Error;
 use crate::files::staging::{PartialLimits, Staging};
 use crate::sandbox::{Sandbox, SandboxError};
@@ -68,6 +68,8 @@ pub struct TftpConfig {
     /// Largest upload accepted (checked against tsize and while writing).
     pub max_upload: Option<u64>,
     pub transfer: transfer::Config,
+    /// Where transfers in progress are reported (the dashboard).
+    pub stats: crate::stats::Stats,
 }
 
 impl TftpConfig {
@@ -82,6 +84,7 @@ impl TftpConfig {
             max_per_peer: DEFAULT_MAX_PER_PEER,
             max_upload: None,
             transfer: transfer::Config::default(),
+            stats: crate::stats::Stats::default(),
         }
     }
 }
@@ -306,11 +309,15 @@ async fn read(
         oack_of(&n.oack),
         shared.config.transfer,
     );
+    let shown = shared
+        .config
+        .stats
+        .transfer("tftp read", &request.filename, Some(peer), Some(size), 0);
     let job = Job {
         socket,
         transfer,
         disk: Disk::Read(file),
-        observer: Box::new(Quiet),
+        observer: Box::new(Reported::new(shown, None)),
         shutdown: shutdown.clone(),
     };
     let (_, outcome) = drive::run_on_thread(job, false).await;
@@ -389,7 +396,11 @@ async fn write(
         oack_of(&n.oack),
         shared.config.transfer,
     );
-    let observer = Box::new(UploadLimit(shared.config.max_upload));
+    let shown = shared
+        .config
+        .stats
+        .transfer("tftp write", &request.filename, Some(peer), n.settings.tsize, 0);
+    let observer = Box::new(Reported::new(shown, shared.config.max_upload));
     let job = Job {
         socket,
         transfer,
@@ -431,14 +442,32 @@ async fn write(
     stored.map(|()| outcome.stats.bytes).map_err(|_| None)
 }
 
-/// Stops an upload that grows past `max_upload` (a client may send no
-/// tsize, or a false one).
+/// Reports a transfer's progress (the dashboard), and stops an upload
+/// that grows past `max_upload` (a client may send no tsize, or a false
+/// one).
 #[derive(Debug)]
-struct UploadLimit(Option<u64>);
+struct Reported {
+    shown: crate::stats::Transfer,
+    reported: u64,
+    max: Option<u64>,
+}
 
-impl drive::Observer for UploadLimit {
+impl Reported {
+    fn new(shown: crate::stats::Transfer, max: Option<u64>) -> Self {
+        Self {
+            shown,
+            reported: 0,
+            max,
+        }
+    }
+}
+
+impl drive::Observer for Reported {
     fn progress(&mut self, bytes: u64) -> bool {
-        self.0.is_none_or(|max| bytes <= max)
+        let moved = bytes.saturating_sub(self.reported);
+        self.shown.advance(usize::try_from(moved).unwrap_or(usize::MAX));
+        self.reported = bytes;
+        self.max.is_none_or(|max| bytes <= max)
     }
 }
 
