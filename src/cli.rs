@@ -863,8 +863,9 @@ pub struct AuthArgs {
 pub struct ServerTlsArgs {
     /// Encrypt every TCP connection with TLS. With a key, client and server
     /// each prove it inside TLS, bound to the channel, so a man in the
-    /// middle fails without any certificate pinning.
-    #[arg(long)]
+    /// middle fails without any certificate pinning. (`--tls-self-signed`
+    /// says the same: without --tls-cert the certificate is generated.)
+    #[arg(long, visible_alias = "tls-self-signed")]
     pub tls: bool,
     /// Certificate chain (PEM) [default: a self-signed one, generated on
     /// first start and kept beside the key].

@@ -562,3 +562,66 @@ fn the_token_never_reaches_the_log() {
     let value = session.split('\t').next_back().unwrap();
     assert!(!text.contains(value), "the session cookie is in the log");
 }
+
+#[test]
+fn over_tls_the_page_is_https_and_its_cookie_secure() {
+    if !curl_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--tls"]);
+    let url = srv.web_url.clone().unwrap();
+    assert!(url.starts_with("https://"), "{url}");
+    let web = Web::from_url(&url);
+    let body = format!("{{\"token\":\"{}\"}}", web.token);
+    let r = web.curl(
+        &["-k", "-H", "Content-Type: application/json", "-d", &body],
+        "/api/login",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("set-cookie").unwrap().contains("Secure"));
+    let bearer = web.bearer();
+    assert_eq!(web.curl(&["-k", "-H", &bearer], "/api/ls").status, 200);
+    // Plain HTTP to the TLS listener gets no page.
+    let plain = web.base.replacen("https://", "http://", 1);
+    let r = support::web::curl(&[], &format!("{plain}/"));
+    assert_ne!(r.status, 200);
+}
+
+#[test]
+fn web_url_prints_the_address_and_a_qr_code() {
+    let sb = Sandbox::new();
+    // No key yet: say how to get one.
+    sb.assert_cmd()
+        .args(["web-url"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("run `sockit serve` once"));
+    let printed = sb
+        .assert_cmd()
+        .args(["serve", "--print-web-url", "--web", "10.1.2.3:8081"])
+        .assert()
+        .success();
+    let serve_url = String::from_utf8_lossy(&printed.get_output().stdout).trim().to_owned();
+    assert!(serve_url.starts_with("http://10.1.2.3:8081/#token="), "{serve_url}");
+    let out = sb
+        .assert_cmd()
+        .args(["web-url", "--web", "10.1.2.3:8081", "--qr"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(serve_url.as_str()),
+        "the same token from serve and web-url"
+    );
+    // A QR code in half blocks: a square of lines, each as wide as the next.
+    let code: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    assert!(code.len() >= 10, "{text}");
+    assert!(code.iter().all(|l| l.chars().count() == code[0].chars().count()));
+    assert!(
+        code.iter()
+            .any(|l| l.contains('█') || l.contains('▀') || l.contains('▄'))
+    );
+}

@@ -431,3 +431,47 @@ async fn the_dashboard_shows_a_put_in_progress() {
     assert_clean_console(&browser).await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_token_the_page_shows_the_login_and_takes_a_pasted_one() {
+    if !Browser::available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &[]);
+    let web = Web::of(&srv);
+    let browser = Browser::start(&sb.path("downloads")).await;
+    browser.goto(&format!("{}/", web.base)).await;
+    browser.wait_for("#login:not([hidden]) #token").await;
+    assert!(
+        browser
+            .client
+            .find(fantoccini::Locator::Id("files"))
+            .await
+            .unwrap()
+            .attr("hidden")
+            .await
+            .unwrap()
+            .is_some(),
+        "files shown without a session"
+    );
+    // A wrong token is told so; the right one, pasted, logs in.
+    browser
+        .wait_for("#token")
+        .await
+        .send_keys("0123456789abcdef0123456789abcdef\n")
+        .await
+        .unwrap();
+    let error = browser.wait_for("#login-error").await;
+    let deadline = Instant::now() + PATIENCE;
+    while error.text().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no login error shown");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(error.text().await.unwrap().contains("not this server's"));
+    let token = browser.wait_for("#token").await;
+    token.clear().await.unwrap();
+    token.send_keys(&format!("{}\n", web.token)).await.unwrap();
+    browser.wait_for("#files:not([hidden]) #entries").await;
+    browser.close().await;
+}

@@ -1,6 +1,6 @@
 //! The web front end's rules, with no I/O: the login token, session
 //! cookies, HTTP byte ranges, and the JSON API's messages in both
-//! directions (docs/protocol.md §6).
+//! directions (docs/protocol.md §11).
 //!
 //! The token and the session cookie are both MACs under the sockit key, so
 //! they survive a restart without any state on disk, and a new key (a new

@@ -1,5 +1,5 @@
 // sockit's page: log in, browse, upload (chunked, checked, resumable) and
-// download. It talks only to the JSON API of docs/protocol.md §6.
+// download. It talks only to the JSON API of docs/protocol.md §11.
 "use strict";
 
 const $ = (id) => document.getElementById(id);

@@ -1,4 +1,4 @@
-//! The web front end (docs/protocol.md §6): an HTTP/1.1 listener that
+//! The web front end (docs/protocol.md §11): an HTTP/1.1 listener that
 //! serves the page and a JSON API over the same [`FileStore`] as the
 //! framed file service.
 //!
@@ -41,9 +41,10 @@ use crate::server::{ConnContext, Service};
 pub use session::web_url;
 pub use uploads::DEFAULT_UPLOAD_IDLE;
 
-/// Largest request header block hyper buffers: a browser's request with
-/// cookies is a few KiB; 64 KiB matches the framed service's header cap.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// hyper's read buffer, which also caps a request's header block: a
+/// browser's request with cookies is a few KiB, and a body read in pieces
+/// this large costs a quarter of the system calls of 64 KiB ones.
+pub const MAX_BUF_BYTES: usize = 256 * 1024;
 /// Resumable uploads open at once (each holds a writer thread and up to
 /// one chunk of memory); more wait with `busy`.
 pub const DEFAULT_MAX_UPLOADS: usize = 64;
@@ -198,7 +199,7 @@ impl Service for WebService {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(ctx.request_timeout)
-            .max_buf_size(MAX_HEADER_BYTES);
+            .max_buf_size(MAX_BUF_BYTES);
         let conn = builder
             .serve_connection(io, TowerToHyperService::new(service))
             .with_upgrades();
