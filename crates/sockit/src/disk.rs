@@ -252,22 +252,28 @@ fn write_all_vectored(file: &mut File, batch: Vec<Bytes>) -> io::Result<()> {
     let mut pending: std::collections::VecDeque<Bytes> = batch.into_iter().filter(|c| !c.is_empty()).collect();
     while !pending.is_empty() {
         let slices: Vec<io::IoSlice<'_>> = pending.iter().map(|c| io::IoSlice::new(c)).collect();
-        let mut written = file.write_vectored(&slices)?;
+        let written = file.write_vectored(&slices)?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        while written > 0 {
-            let Some(front) = pending.front_mut() else { break };
-            if written >= front.len() {
-                written -= front.len();
-                pending.pop_front();
-            } else {
-                bytes::Buf::advance(front, written);
-                written = 0;
-            }
-        }
+        consume(&mut pending, written);
     }
     Ok(())
+}
+
+/// Drops the first `written` bytes of a queue of chunks after a vectored
+/// write took them (whole chunks, then part of the next).
+pub(crate) fn consume(chunks: &mut std::collections::VecDeque<Bytes>, mut written: usize) {
+    while written > 0 {
+        let Some(front) = chunks.front_mut() else { break };
+        if written >= front.len() {
+            written -= front.len();
+            chunks.pop_front();
+        } else {
+            bytes::Buf::advance(front, written);
+            written = 0;
+        }
+    }
 }
 
 fn hash_prefix(file: &mut File, len: u64, hash: &mut StreamHash, mut md5: Option<&mut Md5Hash>) -> io::Result<()> {

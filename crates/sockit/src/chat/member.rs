@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::Duration;
 
-use bytes::{Buf as _, Bytes};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -207,19 +207,10 @@ async fn write_batch<W: AsyncWrite + Unpin>(writer: &mut W, queue: &mut QueueRx,
             return writer.flush().await;
         }
         let slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
-        let mut written = writer.write_vectored(&slices).await?;
+        let written = writer.write_vectored(&slices).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        while written > 0 {
-            let Some(front) = chunks.front_mut() else { break };
-            if written >= front.len() {
-                written -= front.len();
-                chunks.pop_front();
-            } else {
-                front.advance(written);
-                written = 0;
-            }
-        }
+        crate::disk::consume(&mut chunks, written);
     }
 }
