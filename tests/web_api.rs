@@ -625,3 +625,39 @@ fn web_url_prints_the_address_and_a_qr_code() {
             .any(|l| l.contains('█') || l.contains('▀') || l.contains('▄'))
     );
 }
+
+#[test]
+fn without_auth_only_addresses_that_cannot_be_rebound_are_answered() {
+    if !curl_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    write(&sb.path("work/sockit-data/a.txt"), b"open");
+    let srv = Server::start(&sb, &["--insecure-no-auth"]);
+    let web = Web::of(&srv);
+    assert!(web.token.is_empty());
+    assert_eq!(web.curl(&[], "/files/a.txt").text(), "open");
+    let port = web.base.rsplit(':').next().unwrap();
+    let localhost = format!("Host: localhost:{port}");
+    assert_eq!(web.curl(&["-H", &localhost], "/files/a.txt").status, 200);
+    // A page of another site, its name rebound to this address.
+    let rebound = format!("Host: evil.example:{port}");
+    let r = web.curl(&["-H", &rebound], "/files/a.txt");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("IP address or localhost"), "{}", r.text());
+    // Without a key the CSRF rule still holds: a change needs X-Sockit.
+    let a = sb.path("work/sockit-data/a.txt");
+    assert_eq!(web.curl(&["-T", a.to_str().unwrap()], "/files/b.txt").status, 403);
+    assert_eq!(
+        web.curl(&["-T", a.to_str().unwrap(), "-H", "X-Sockit: 1"], "/files/b.txt")
+            .status,
+        201
+    );
+    // With a key, a name is fine: the token is what is needed.
+    drop(srv);
+    let srv = Server::start(&sb, &[]);
+    let web = Web::of(&srv);
+    let port = web.base.rsplit(':').next().unwrap();
+    let named = format!("Host: files.lan:{port}");
+    assert_eq!(web.authed(&["-H", &named], "/files/a.txt").status, 200);
+}

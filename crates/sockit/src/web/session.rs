@@ -112,6 +112,15 @@ fn check(state: &super::AppState, method: &Method, headers: &HeaderMap) -> ApiRe
         ));
     }
     let via = match &state.config.key {
+        // Open, a page another site loads under its own name, resolved to
+        // this address (DNS rebinding), would be same-origin: only names
+        // that cannot be rebound are answered.
+        None if !unbindable_host(headers) => {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "without auth the page answers only to an IP address or localhost (not a DNS name)",
+            ));
+        }
         None => Via::Open,
         Some(key) => {
             if bearer(headers).is_some_and(|t| web::token_matches(key, t)) {
@@ -158,6 +167,28 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// A `Host` that no other site can point at us: an IP address or
+/// `localhost`, with or without a port.
+fn unbindable_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        return v6
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        })
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// No `Origin` (curl, a same-origin GET), or one naming this very host.
@@ -207,6 +238,30 @@ mod tests {
             ("origin", "null")
         ])));
         assert!(!same_origin(&headers(&[("origin", "http://127.0.0.1:8081")])));
+    }
+
+    #[test]
+    fn only_names_that_cannot_be_rebound_pass_without_auth() {
+        for ok in [
+            "127.0.0.1:8081",
+            "10.0.0.5",
+            "localhost:8081",
+            "LOCALHOST",
+            "[::1]:8081",
+            "[fe80::1]",
+        ] {
+            assert!(unbindable_host(&headers(&[("host", ok)])), "{ok}");
+        }
+        for bad in [
+            "evil.example:8081",
+            "files.lan",
+            "127.0.0.1.nip.io:80",
+            "[::1",
+            "[zz]:1",
+        ] {
+            assert!(!unbindable_host(&headers(&[("host", bad)])), "{bad}");
+        }
+        assert!(!unbindable_host(&HeaderMap::new()));
     }
 
     #[test]
