@@ -661,3 +661,65 @@ fn without_auth_only_addresses_that_cannot_be_rebound_are_answered() {
     let named = format!("Host: files.lan:{port}");
     assert_eq!(web.authed(&["-H", &named], "/files/a.txt").status, 200);
 }
+
+#[test]
+fn a_slow_header_and_a_download_never_read_are_cut_off() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+    let sb = Sandbox::new();
+    write(&sb.path("work/sockit-data/big.bin"), &vec![1u8; 64 << 20]);
+    let srv = Server::start(&sb, &["--request-timeout", "2", "--idle-timeout", "2"]);
+    let web = Web::of(&srv);
+    let addr = web.base.trim_start_matches("http://").to_owned();
+
+    // A slowloris: a header trickled a byte at a time is cut off at the
+    // request deadline, not held open.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    let started = Instant::now();
+    let cut = loop {
+        // Pacing is the attack.
+        std::thread::sleep(Duration::from_millis(200));
+        if slow.write_all(b"a").is_err() {
+            break started.elapsed();
+        }
+        slow.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        let mut byte = [0u8; 1];
+        match slow.read(&mut byte) {
+            Ok(_) => break started.elapsed(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break started.elapsed(),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a slow header was never cut off"
+        );
+    };
+    assert!(cut >= Duration::from_secs(1), "cut too early: {cut:?}");
+
+    // A client that asks for 64 MiB and never reads: the server gives up
+    // once its writes stall past the idle deadline.
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    let request = format!(
+        "GET /files/big.bin HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+        web.token
+    );
+    stalled.write_all(request.as_bytes()).unwrap();
+    // Long enough for the server's writes to stall and its deadline to pass.
+    std::thread::sleep(Duration::from_secs(5));
+    stalled.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match stalled.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(
+        got < 64 << 20,
+        "the whole file arrived: the stalled download was never cut"
+    );
+    // And the server goes on serving.
+    assert_eq!(web.authed(&["-r", "0-9"], "/files/big.bin").body, vec![1u8; 10]);
+}
