@@ -420,6 +420,10 @@ fn resumable_uploads_check_every_chunk_and_survive_a_restart() {
     assert_eq!(r.status, 204);
     let r = send_chunk(&web, &sb, "dir/second.bin", 0, &[1; 5], &sha256(&[1; 5]));
     assert_eq!(r.status, 409, "{}", r.text());
+    // A chunk over 16 MiB is refused before it is held.
+    assert_eq!(open_upload(&web, "huge.bin", 40 << 20, false)["offset"], 0);
+    let r = send_chunk(&web, &sb, "huge.bin", 0, &vec![0u8; (16 << 20) + 1], "00");
+    assert_eq!(r.status, 413, "{}", r.text());
     // An empty file is one empty chunk.
     assert_eq!(open_upload(&web, "empty.txt", 0, false)["offset"], 0);
     let r = send_chunk(&web, &sb, "empty.txt", 0, &[], &sha256(&[]));

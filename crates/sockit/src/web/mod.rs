@@ -127,10 +127,7 @@ impl WebService {
             .route("/rename", post(files::rename))
             .route("/rm", post(files::rm))
             .route("/upload/open", post(uploads::open))
-            .route(
-                "/upload/chunk",
-                put(uploads::chunk).layer(DefaultBodyLimit::max(body_limit(sockit_proto::web::MAX_CHUNK))),
-            )
+            .route("/upload/chunk", put(uploads::chunk).layer(DefaultBodyLimit::disable()))
             .route("/upload/cancel", post(uploads::cancel));
         let files = Router::new().route(
             "/{*path}",
@@ -174,10 +171,6 @@ impl WebService {
             self.state.uploads.keep_idle(&self.state.store).await;
         }
     }
-}
-
-fn body_limit(bytes: u64) -> usize {
-    usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 impl Service for WebService {

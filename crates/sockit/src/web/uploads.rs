@@ -37,6 +37,10 @@ use crate::files::{FileStore, Operation};
 /// a partial and its slot freed: a chunk takes well under a second on a
 /// LAN, so a minute of silence means the page is gone.
 pub const DEFAULT_UPLOAD_IDLE: Duration = Duration::from_secs(60);
+/// Chunks received at once, server-wide: each is held whole (at most
+/// MAX_CHUNK, 16 MiB) until its hash is checked, so this bounds that memory
+/// at 128 MiB; more senders wait their turn.
+const CHUNKS_AT_ONCE: usize = 8;
 /// The header carrying a chunk's SHA-256 (lowercase hex).
 pub const CHUNK_SHA256_HEADER: &str = "x-sockit-sha256";
 
@@ -120,6 +124,8 @@ pub struct Uploads {
     open: Mutex<HashMap<RelPath, Slot>>,
     max: usize,
     idle: Duration,
+    /// Chunks being received at once (each is held in memory whole).
+    chunks: tokio::sync::Semaphore,
 }
 
 impl Uploads {
@@ -128,6 +134,7 @@ impl Uploads {
             open: Mutex::default(),
             max,
             idle,
+            chunks: tokio::sync::Semaphore::new(CHUNKS_AT_ONCE),
         }
     }
 
@@ -284,10 +291,25 @@ pub async fn chunk(
     state: State,
     Query(q): Query<ChunkQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Json<ChunkStored>> {
     state.store.allow(Operation::Upload)?;
     let path = rel(&q.path)?;
+    // A chunk is held whole until its hash is checked: only so many at
+    // once, so memory stays bounded however many clients send.
+    let _permit = state
+        .uploads
+        .chunks
+        .acquire()
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Busy, "the server is shutting down"))?;
+    let limit = usize::try_from(sockit_proto::web::MAX_CHUNK).unwrap_or(usize::MAX);
+    let body = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::TooLarge,
+            format!("a chunk is at most {limit} bytes, and whole ({e})"),
+        )
+    })?;
     let not_open = || ApiError::new(ErrorCode::Busy, "this upload is not open; open it again");
     let slot = state.uploads.existing(&path).ok_or_else(not_open)?;
     let mut guard = slot.lock().await;
