@@ -6,6 +6,8 @@
 //! - [`append`]: line endings and checksums appended to each send.
 //! - [`compose`]: a typed line or payload turned into the bytes sent.
 //! - [`messages`]: splitting a byte stream into messages for display.
+//! - [`template`]: message templates with macros (`{{seq}}`, `{{time:..}}`,
+//!   captures), for replies and sends.
 //!
 //! No sockets and no terminal here: the driver moves bytes, the binary
 //! prints.
@@ -14,4 +16,5 @@ pub mod append;
 pub mod compose;
 pub mod hex;
 pub mod messages;
+pub mod template;
 pub mod text;
