@@ -16,13 +16,15 @@
 //!   most a bounded number of packets and keeps its peer list bounded;
 //! - a TFTP sender holds no more than one read chunk plus its window;
 //! - text escaped for a terminal holds no control character, and a chat
-//!   line reader never yields a line past its cap.
+//!   line reader never yields a line past its cap;
+//! - a message template parses or is refused, and a parsed one renders
+//!   within a bound set by its own length and its inputs.
 #![no_main]
 
 use chrono::{FixedOffset, TimeZone};
 use libfuzzer_sys::fuzz_target;
-use sockit_proto::assist::hex;
 use sockit_proto::assist::messages::{FrameMode, MAX_LINE, Message, Splitter};
+use sockit_proto::assist::{hex, template};
 use sockit_proto::exec::{Opening, classify};
 use sockit_proto::files::Request;
 use sockit_proto::path::RelPath;
@@ -51,13 +53,39 @@ fuzz_target!(|data: &[u8]| {
         assert_ne!(classify(data, 65_536, true), Opening::NeedMore);
     }
 
-    if let Some(now) = FixedOffset::east_opt(8 * 3600).and_then(|tz| tz.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).single()) {
+    if let Some(now) =
+        FixedOffset::east_opt(8 * 3600).and_then(|tz| tz.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).single())
+    {
         if let Ok(reply) = clock::format_request(data, &now, clock::REPLY_ALLOWANCE) {
             assert!(reply.len() <= clock::REPLY_ALLOWANCE);
         }
     }
 
     assert!(echo::upper_datagram(data).len() <= data.len());
+
+    if let (Ok(text), Some(now)) = (
+        std::str::from_utf8(data),
+        FixedOffset::east_opt(0).and_then(|tz| tz.with_ymd_and_hms(2026, 12, 2, 8, 0, 0).single()),
+    ) {
+        if let Ok(t) = template::Template::parse(text) {
+            let mut random = |buf: &mut [u8]| buf.fill(0x5A);
+            let captures: [Option<&[u8]>; 2] = [Some(data), None];
+            let mut ctx = template::Context {
+                seq: u64::MAX,
+                now,
+                random: &mut random,
+                received: Some(data),
+                captures: &captures,
+                named: &[],
+            };
+            let out = t.render(&mut ctx);
+            // Each macro adds at most a capture (the input), a time, or
+            // 2 x MAX_RAND hex digits: the output is bounded by the
+            // template's own size times that.
+            let per_macro = data.len() + template::MAX_TIME_LEN + 2 * template::MAX_RAND + 20;
+            assert!(out.len() <= text.len() * (1 + per_macro));
+        }
+    }
 
     if let Ok(serde_json::Value::Object(header)) = serde_json::from_slice(data) {
         let _ = Request::from_header(&header);
@@ -96,7 +124,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(packet) = ipmsg::Packet::decode(data) {
         if let Ok(bytes) = packet.encode() {
             let again = ipmsg::Packet::decode(&bytes).expect("our own encoding decodes");
-            assert_eq!((again.packet_no, again.command, &again.user), (packet.packet_no, packet.command, &packet.user));
+            assert_eq!(
+                (again.packet_no, again.command, &again.user),
+                (packet.packet_no, packet.command, &packet.user)
+            );
         }
     }
     let now = std::time::Instant::now();
@@ -116,11 +147,36 @@ fuzz_target!(|data: &[u8]| {
     }
     let now = std::time::Instant::now();
     let peer: std::net::SocketAddr = ([127, 0, 0, 1], 4000).into();
-    let request = tftp_packet::Request { filename: "f".into(), mode: Mode::Netascii, options: vec![] };
+    let request = tftp_packet::Request {
+        filename: "f".into(),
+        mode: Mode::Netascii,
+        options: vec![],
+    };
     let mut machines = [
         Transfer::server_write(now, peer, &request, Settings::default(), None, Config::default()),
-        Transfer::server_read(now, peer, &request, Settings { windowsize: 4, ..Settings::default() }, None, Config::default()),
-        Transfer::client(now, peer, "f", Mode::Octet, Ask { blksize: Some(600), ..Ask::default() }, true, Config::default()),
+        Transfer::server_read(
+            now,
+            peer,
+            &request,
+            Settings {
+                windowsize: 4,
+                ..Settings::default()
+            },
+            None,
+            Config::default(),
+        ),
+        Transfer::client(
+            now,
+            peer,
+            "f",
+            Mode::Octet,
+            Ask {
+                blksize: Some(600),
+                ..Ask::default()
+            },
+            true,
+            Config::default(),
+        ),
     ];
     for t in &mut machines {
         t.push_data(now, &[b'\n'; 700]);
@@ -128,7 +184,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(t.held_bytes() <= 1400 + 4 * 516, "{}", t.held_bytes());
         // Each 64-byte piece is one datagram, from the peer or a stranger.
         for (i, piece) in data.chunks(64).enumerate() {
-            let from = if i % 5 == 4 { ([127, 0, 0, 2], 4000).into() } else { peer };
+            let from = if i % 5 == 4 {
+                ([127, 0, 0, 2], 4000).into()
+            } else {
+                peer
+            };
             t.handle_datagram(now, from, piece);
             t.handle_timeout(now + std::time::Duration::from_secs(i as u64));
             while t.poll_transmit().is_some() {}
@@ -139,9 +199,16 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     for keep_tab in [false, true] {
         let shown = display::escape(&text, keep_tab);
-        assert!(shown.chars().all(|c| !c.is_control() || (keep_tab && c == '\t')), "{shown:?}");
+        assert!(
+            shown.chars().all(|c| !c.is_control() || (keep_tab && c == '\t')),
+            "{shown:?}"
+        );
     }
-    assert!(!display::escape_lines(&text, "  ").chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+    assert!(
+        !display::escape_lines(&text, "  ")
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    );
     let mut lines = chat::LineReader::with_max(64);
     lines.push(data, |line| {
         if let chat::Line::Text(t) = line {
