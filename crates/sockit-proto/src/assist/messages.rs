@@ -4,6 +4,7 @@
 //! - `len32le`: the seeds' 4-byte little-endian length, then that many bytes.
 //! - `json-frame`: sockit's full framed protocol (docs/protocol.md §1):
 //!   the JSON header, then its body in pieces.
+//! - `raw`: whatever one read returned (for rules: each read is a message).
 //!
 //! Each mode caps what it buffers, so a hostile or mistaken peer cannot
 //! make the display hold unbounded memory.
@@ -26,6 +27,41 @@ pub enum FrameMode {
     Line,
     Len32Le,
     JsonFrame,
+    Raw,
+}
+
+impl FrameMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameMode::Line => "line",
+            FrameMode::Len32Le => "len32le",
+            FrameMode::JsonFrame => "json-frame",
+            FrameMode::Raw => "raw",
+        }
+    }
+
+    /// A rule's reply framed as this session frames its messages: a line
+    /// gets `\n` (unless it already ends in one, as with `append =
+    /// ["crlf"]`), a length-framed reply its 4-byte little-endian length
+    /// (a framed-protocol reply is a header with no body), raw goes as is.
+    pub fn wrap_reply(self, mut reply: Vec<u8>) -> Vec<u8> {
+        match self {
+            FrameMode::Line => {
+                if reply.last() != Some(&b'\n') {
+                    reply.push(b'\n');
+                }
+                reply
+            }
+            FrameMode::Len32Le | FrameMode::JsonFrame => {
+                let len = u32::try_from(reply.len()).unwrap_or(u32::MAX);
+                let mut out = Vec::with_capacity(4 + reply.len());
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&reply);
+                out
+            }
+            FrameMode::Raw => reply,
+        }
+    }
 }
 
 impl FromStr for FrameMode {
@@ -36,6 +72,7 @@ impl FromStr for FrameMode {
             "line" => Ok(FrameMode::Line),
             "len32le" => Ok(FrameMode::Len32Le),
             "json-frame" => Ok(FrameMode::JsonFrame),
+            "raw" => Ok(FrameMode::Raw),
             _ => Err(SplitError::UnknownMode(s.to_string())),
         }
     }
@@ -43,7 +80,7 @@ impl FromStr for FrameMode {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SplitError {
-    #[error("unknown --frame '{0}' (expected line, len32le or json-frame)")]
+    #[error("unknown --frame '{0}' (expected line, len32le, json-frame or raw)")]
     UnknownMode(String),
     #[error("length prefix {len} exceeds {MAX_LEN32} bytes: the stream is not len32le framed")]
     TooLong { len: u32 },
@@ -64,6 +101,19 @@ pub enum Message {
     FrameHeader { header: Header, body_len: u64 },
     /// The next piece of a framed-protocol body.
     FrameBody(Bytes),
+}
+
+impl Message {
+    /// What a rule matches: a line without its ending, a sized message, a
+    /// framed-protocol header as JSON text. Body pieces are not matched.
+    pub fn payload(&self) -> Option<Bytes> {
+        match self {
+            Message::Line { text, .. } => Some(text.clone()),
+            Message::Sized(data) => Some(data.clone()),
+            Message::FrameHeader { header, .. } => serde_json::to_vec(header).ok().map(Bytes::from),
+            Message::FrameBody(_) => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -92,6 +142,7 @@ impl Splitter {
             FrameMode::Line => Ok(self.next_line()),
             FrameMode::Len32Le => self.next_sized(),
             FrameMode::JsonFrame => self.next_frame(),
+            FrameMode::Raw => Ok((!self.buf.is_empty()).then(|| Message::Sized(self.buf.split().freeze()))),
         }
     }
 
@@ -106,6 +157,7 @@ impl Splitter {
                 text: self.buf.split().freeze(),
                 complete: false,
             })),
+            FrameMode::Raw => Ok(Some(Message::Sized(self.buf.split().freeze()))),
             _ => Err(SplitError::Truncated(self.buf.len())),
         }
     }
@@ -218,6 +270,29 @@ mod tests {
         cut.push(b"\x05\x00\x00\x00ab");
         assert_eq!(cut.next_message(), Ok(None));
         assert_eq!(cut.finish(), Err(SplitError::Truncated(6)));
+    }
+
+    #[test]
+    fn raw_reads_are_messages_and_replies_are_framed() {
+        assert_eq!(
+            all(FrameMode::Raw, &[b"ab", b"", b"c"]),
+            [
+                Message::Sized(Bytes::from_static(b"ab")),
+                Message::Sized(Bytes::from_static(b"c"))
+            ]
+        );
+        assert_eq!(FrameMode::Line.wrap_reply(b"hi".to_vec()), b"hi\n");
+        assert_eq!(FrameMode::Line.wrap_reply(b"hi\r\n".to_vec()), b"hi\r\n");
+        assert_eq!(FrameMode::Len32Le.wrap_reply(b"hi".to_vec()), b"\x02\0\0\0hi");
+        assert_eq!(FrameMode::Raw.wrap_reply(b"hi".to_vec()), b"hi");
+        for m in [
+            FrameMode::Line,
+            FrameMode::Len32Le,
+            FrameMode::JsonFrame,
+            FrameMode::Raw,
+        ] {
+            assert_eq!(m.name().parse::<FrameMode>(), Ok(m));
+        }
     }
 
     #[test]

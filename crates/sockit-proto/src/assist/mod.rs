@@ -6,6 +6,10 @@
 //! - [`append`]: line endings and checksums appended to each send.
 //! - [`compose`]: a typed line or payload turned into the bytes sent.
 //! - [`messages`]: splitting a byte stream into messages for display.
+//! - [`pattern`]: what a rule or an expectation looks for (exact, substring,
+//!   regex with captures, hex with `??`).
+//! - [`rules`]: auto-reply rules: which rule answers a message, and how.
+//! - [`scenario`]: scripted exchanges (send, expect, delay, close).
 //! - [`template`]: message templates with macros (`{{seq}}`, `{{time:..}}`,
 //!   captures), for replies and sends.
 //!
@@ -16,5 +20,8 @@ pub mod append;
 pub mod compose;
 pub mod hex;
 pub mod messages;
+pub mod pattern;
+pub mod rules;
+pub mod scenario;
 pub mod template;
 pub mod text;

@@ -42,6 +42,8 @@ pub enum TemplateError {
     BadRand(String),
     #[error("{{{{time:{0}}}}}: not a strftime format")]
     BadTime(String),
+    #[error("hex template: {0}")]
+    HexText(String),
 }
 
 /// One piece of a parsed template.
@@ -87,13 +89,31 @@ impl<Tz: TimeZone> std::fmt::Debug for Context<'_, Tz> {
 }
 
 impl Template {
+    /// A text template: what is outside the macros is sent as its UTF-8
+    /// bytes.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_with(text, |t| Ok(t.as_bytes().to_vec()))
+    }
+
+    /// A hex template (`01 03 {{1}} {{seq}}`): what is outside the macros
+    /// is hex (as `--send-hex` reads it); the macros insert their bytes as
+    /// in a text template.
+    pub fn parse_hex(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_with(text, |t| {
+            hex::parse(t).map_err(|e| TemplateError::HexText(e.to_string()))
+        })
+    }
+
+    fn parse_with(
+        text: &str,
+        literal_of: impl Fn(&str) -> Result<Vec<u8>, TemplateError>,
+    ) -> Result<Self, TemplateError> {
         let mut pieces = Vec::new();
         let mut literal = Vec::new();
         let mut rest = text;
         let mut at = 0;
         while let Some(open) = rest.find("{{") {
-            literal.extend_from_slice(rest.get(..open).unwrap_or_default().as_bytes());
+            literal.extend_from_slice(&literal_of(rest.get(..open).unwrap_or_default())?);
             let after = rest.get(open + 2..).unwrap_or_default();
             let close = after.find("}}").ok_or(TemplateError::Unclosed(at + open))?;
             let name = after.get(..close).unwrap_or_default().trim();
@@ -110,7 +130,7 @@ impl Template {
             at += consumed;
             rest = rest.get(consumed..).unwrap_or_default();
         }
-        literal.extend_from_slice(rest.as_bytes());
+        literal.extend_from_slice(&literal_of(rest)?);
         if !literal.is_empty() {
             pieces.push(Piece::Bytes(literal));
         }
@@ -122,6 +142,15 @@ impl Template {
     /// without rendering.
     pub fn is_constant(&self) -> bool {
         self.pieces.iter().all(|p| matches!(p, Piece::Bytes(_)))
+    }
+
+    /// The capture names the template refers to (`{{user}}`), so a rule
+    /// can check that its pattern defines them.
+    pub fn capture_names(&self) -> impl Iterator<Item = &str> {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Named(n) => Some(n.as_str()),
+            _ => None,
+        })
     }
 
     pub fn render<Tz: TimeZone>(&self, ctx: &mut Context<'_, Tz>) -> Vec<u8>
@@ -248,6 +277,24 @@ mod tests {
         assert_eq!(render("", 0, None, &[]), b"");
         assert!(Template::parse("plain {{hex:41}}").unwrap().is_constant());
         assert!(!Template::parse("{{seq}}").unwrap().is_constant());
+    }
+
+    #[test]
+    fn hex_templates_read_hex_between_macros() {
+        let caps: [Option<&[u8]>; 2] = [None, Some(b"\x07\x08")];
+        let mut random = |buf: &mut [u8]| buf.fill(0);
+        let mut ctx = Context {
+            seq: 12,
+            now: Utc.with_ymd_and_hms(2026, 12, 2, 8, 30, 5).unwrap(),
+            random: &mut random,
+            received: None,
+            captures: &caps,
+            named: &[],
+        };
+        let t = Template::parse_hex("01 03 {{1}} 0x0a,{{seq}}").unwrap();
+        assert_eq!(t.render(&mut ctx), b"\x01\x03\x07\x08\x0a12");
+        assert!(matches!(Template::parse_hex("01 0g"), Err(TemplateError::HexText(_))));
+        assert!(Template::parse_hex("").unwrap().is_constant());
     }
 
     #[test]
