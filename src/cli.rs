@@ -142,8 +142,11 @@ stdin is sent (up to 16 MiB) unless it is a terminal or -n is given.")]
   sockit nc -ul -k 127.0.0.1 7788 --timestamps  # many UDP peers on one socket, timestamped
   sockit nc 127.0.0.1 502 --send-hex --hex      # type `01 03 00 00 00 01`, see replies as hex
   sockit nc 127.0.0.1 502 --send-hex --append crc16-modbus
-  sockit nc 127.0.0.1 9000 --data ping --interval 1000 --count 5
+  sockit nc 127.0.0.1 9000 --data 'PING {{seq}}' --interval 1000 --count 5
   sockit nc 127.0.0.1 8080 --frame json-frame   # decode sockit's framed protocol
+  sockit nc -lk 127.0.0.1 9000 --rules rules.toml   # a peer that answers by rule
+  sockit nc 127.0.0.1 7007 --script echo.toml   # send / expect; exit 1 at the first miss
+  sockit nc 127.0.0.1 502 --send read-reg       # a quick send from ~/.config/sockit/assistant.toml
   sockit nc -z 127.0.0.1 20-25 --json           # port check: open / closed / filtered")]
     Nc(NcArgs),
     /// Subnet calculator: class A-E, address kind, mask, network, broadcast,
@@ -659,13 +662,16 @@ pub struct NcArgs {
     /// Log mode: one line per message, with a millisecond timestamp.
     #[arg(long)]
     pub timestamps: bool,
-    /// Send --data / --data-file every MS milliseconds instead of reading stdin.
+    /// Send --data / --data-file / --send every MS milliseconds instead of
+    /// reading stdin.
     #[arg(long, value_name = "MS", requires = "payload")]
     pub interval: Option<u64>,
     /// How many times to send the payload [default: 1, or forever with --interval].
     #[arg(long, value_name = "N", requires = "payload")]
     pub count: Option<u64>,
     /// Send this text (encoded, with --append) instead of reading stdin.
+    /// Macros are expanded on every send: {{seq}}, {{time:%H:%M:%S}},
+    /// {{unix}}, {{rand:N}}, {{hex:0D0A}}.
     #[arg(long, value_name = "TEXT", group = "payload")]
     pub data: Option<String>,
     /// Send this file's bytes instead of reading stdin.
@@ -699,7 +705,7 @@ pub struct NcArgs {
     /// `--append crlf`).
     #[arg(short = 'C', long = "crlf")]
     pub crlf: bool,
-    /// Split what arrives into messages: line, len32le, json-frame.
+    /// Split what arrives into messages: line, len32le, json-frame, raw.
     #[arg(long, value_name = "MODE", value_parser = parse_frame)]
     pub frame: Option<sockit_proto::assist::messages::FrameMode>,
     /// Live RX/TX byte and message counters on stderr.
@@ -722,9 +728,28 @@ pub struct NcArgs {
     /// its comings and goings, even when stdout is not a terminal.
     #[arg(long)]
     pub tags: bool,
-    /// One JSON object per line: port reports with -z, session events otherwise.
+    /// One JSON object per line: port reports with -z, the step report
+    /// with --script, session events otherwise.
     #[arg(long)]
     pub json: bool,
+    /// Answer what arrives by the rules in FILE (TOML: match, reply
+    /// template, delay, once, close), each message as --frame cuts it
+    /// (default: the file's `frame`, else line). The write side stays open
+    /// for replies after stdin ends.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["zero_io", "exec", "sh_exec", "unix", "script"])]
+    pub rules: Option<PathBuf>,
+    /// Run the scenario in FILE (send, expect, delay, close steps) over the
+    /// connection; exit 0 when every expectation held, 1 at the first that
+    /// did not, with what arrived instead.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["zero_io", "exec", "sh_exec", "unix", "udp", "payload", "keep_open"])]
+    pub script: Option<PathBuf>,
+    /// Quick sends (named messages) from FILE instead of
+    /// ~/.config/sockit/assistant.toml; typed `/send NAME` sends one.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Send the profile's quick send NAME instead of reading stdin.
+    #[arg(long = "send", value_name = "NAME", group = "payload")]
+    pub send_name: Option<String>,
 }
 
 #[derive(Debug, Args)]

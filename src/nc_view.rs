@@ -244,6 +244,8 @@ impl<W: AsyncWrite + Unpin> View<W> {
             }
             NcEvent::Refused { peer } => format!("{peer} turned away: too many clients"),
             NcEvent::InputDone => "input ended".to_string(),
+            NcEvent::Answered { id, peer, rule } => format!("{} answered by {rule}", self.tag(*id, *peer)),
+            NcEvent::Note { id, peer, text } => format!("{} {text}", self.tag(*id, *peer)),
             _ => return Ok(()),
         };
         let stamp = timestamp();
@@ -370,6 +372,10 @@ fn json_notice(event: &NcEvent) -> serde_json::Value {
             "reason": close_code(reason), "detail": describe_close(reason),
         }),
         NcEvent::Refused { peer } => json!({"event": "refused", "peer": peer.to_string(), "reason": "max-clients"}),
+        NcEvent::Answered { id, peer, rule } => {
+            json!({"event": "answered", "id": id, "peer": peer.to_string(), "rule": rule})
+        }
+        NcEvent::Note { id, peer, text } => json!({"event": "note", "id": id, "peer": peer.to_string(), "text": text}),
         _ => json!({"event": "input-ended"}),
     }
 }
@@ -382,6 +388,7 @@ fn close_code(reason: &CloseReason) -> &'static str {
         CloseReason::Idle => "idle",
         CloseReason::TooSlow => "too-slow",
         CloseReason::Error(_) => "error",
+        CloseReason::ByRule(_) => "rule",
     }
 }
 
@@ -392,6 +399,7 @@ fn describe_close(reason: &CloseReason) -> String {
         CloseReason::Idle => "idle for the -w limit".into(),
         CloseReason::TooSlow => "it stopped reading and fell too far behind".into(),
         CloseReason::Error(e) => e.clone(),
+        CloseReason::ByRule(rule) => format!("by {rule}"),
     }
 }
 

@@ -185,11 +185,7 @@ fn default_config(args: &ServeArgs) -> Option<std::path::PathBuf> {
     if args.no_config || args.flags_given {
         return None;
     }
-    let user = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")))
-        .map(|d| d.join("sockit/sockit.toml"));
+    let user = sockit::auth::config_dir().map(|d| d.join("sockit.toml"));
     user.into_iter()
         .chain(std::iter::once(std::path::PathBuf::from("/etc/sockit/sockit.toml")))
         .find(|p| p.is_file())

@@ -190,11 +190,17 @@ pub fn load_key(path: &Path) -> Result<Key, Error> {
 
 /// `$XDG_CONFIG_HOME/sockit/key`, else `$HOME/.config/sockit/key`.
 pub fn default_key_path() -> Option<PathBuf> {
+    Some(config_dir()?.join("key"))
+}
+
+/// sockit's per-user folder: `$XDG_CONFIG_HOME/sockit`, else
+/// `$HOME/.config/sockit`.
+pub fn config_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("sockit").join("key"))
+    Some(base.join("sockit"))
 }
 
 /// Loads the key at `path`, creating it with 32 random bytes (as hex text,

@@ -1,8 +1,11 @@
 //! What one typed line (or `--data` payload) becomes on the wire: hex or
 //! encoded text, then each `--append` in order.
 
+use chrono::TimeZone;
+
 use super::append::Append;
 use super::hex::{self, HexError};
+use super::template::{Context, Template, TemplateError};
 use super::text::{TextEncoding, TextError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,6 +16,8 @@ pub enum ComposeError {
     Text(#[from] TextError),
     #[error("input is not UTF-8 text")]
     NotUtf8,
+    #[error(transparent)]
+    Template(#[from] TemplateError),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -47,6 +52,42 @@ impl Composer {
             }
         } else {
             self.finish(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// A `--data` payload as a template, read as hex with `--send-hex`.
+    pub fn template(&self, text: &str) -> Result<Template, ComposeError> {
+        Ok(if self.send_hex {
+            Template::parse_hex(text)?
+        } else {
+            Template::parse(text)?
+        })
+    }
+
+    /// One send of a template: rendered, its text encoded (a hex
+    /// template's bytes are taken as they are), then the suffixes:
+    /// `append` when it names any, else the session's.
+    pub fn render<Tz: TimeZone>(
+        &self,
+        template: &Template,
+        hex: bool,
+        append: &[Append],
+        ctx: &mut Context<'_, Tz>,
+    ) -> Result<Vec<u8>, ComposeError>
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        let rendered = template.render(ctx);
+        let mut out = match (hex, self.encoding, String::from_utf8(rendered)) {
+            (false, encoding, Ok(text)) if encoding != TextEncoding::Utf8 => encoding.encode(&text)?,
+            (_, _, Ok(text)) => text.into_bytes(),
+            // Bytes a macro inserted ({{hex:ff}}, a capture) go as they are.
+            (_, _, Err(raw)) => raw.into_bytes(),
+        };
+        let suffixes = if append.is_empty() { &self.append } else { append };
+        for a in suffixes {
+            a.apply(&mut out);
         }
         Ok(out)
     }
@@ -99,6 +140,36 @@ mod tests {
             modbus.line(b"01 03 00 00 00 01\n").unwrap(),
             [1, 3, 0, 0, 0, 1, 0x84, 0x0a]
         );
+    }
+
+    #[test]
+    fn templates_render_then_encode_then_append() {
+        use chrono::Utc;
+        let c = Composer {
+            encoding: TextEncoding::Gbk,
+            append: vec![Append::Crlf],
+            ..Composer::default()
+        };
+        let mut random = |b: &mut [u8]| b.fill(0);
+        let mut ctx = Context {
+            seq: 3,
+            now: Utc.timestamp_opt(0, 0).single().unwrap_or_default(),
+            random: &mut random,
+            received: None,
+            captures: &[],
+            named: &[],
+        };
+        let t = c.template("你好 {{seq}}").unwrap();
+        assert_eq!(c.render(&t, false, &[], &mut ctx).unwrap(), b"\xc4\xe3\xba\xc3 3\r\n");
+        let own = c.render(&t, false, &[Append::Sum8], &mut ctx).unwrap();
+        assert_eq!(own.len(), 7);
+        let hex = Composer {
+            send_hex: true,
+            ..Composer::default()
+        };
+        let t = hex.template("01 {{hex:ff}}").unwrap();
+        assert_eq!(hex.render(&t, true, &[], &mut ctx).unwrap(), [1, 0xff]);
+        assert!(hex.template("zz").is_err());
     }
 
     #[test]

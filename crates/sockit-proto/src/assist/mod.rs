@@ -8,6 +8,7 @@
 //! - [`messages`]: splitting a byte stream into messages for display.
 //! - [`pattern`]: what a rule or an expectation looks for (exact, substring,
 //!   regex with captures, hex with `??`).
+//! - [`profile`]: quick sends, named messages sent by name.
 //! - [`rules`]: auto-reply rules: which rule answers a message, and how.
 //! - [`scenario`]: scripted exchanges (send, expect, delay, close).
 //! - [`template`]: message templates with macros (`{{seq}}`, `{{time:..}}`,
@@ -21,6 +22,7 @@ pub mod compose;
 pub mod hex;
 pub mod messages;
 pub mod pattern;
+pub mod profile;
 pub mod rules;
 pub mod scenario;
 pub mod template;

@@ -237,7 +237,10 @@ fn compile(index: usize, spec: StepSpec, default_timeout: Duration) -> Result<St
 pub fn show_received(data: &[u8], limit: usize) -> String {
     let shown = data.get(..limit.min(data.len())).unwrap_or_default();
     let mut out = String::from("\"");
-    out.push_str(&shown.escape_ascii().to_string());
+    match std::str::from_utf8(shown) {
+        Ok(text) => out.push_str(&text.escape_debug().to_string()),
+        Err(_) => out.push_str(&shown.escape_ascii().to_string()),
+    }
     out.push('"');
     if data.len() > shown.len() {
         out.push_str(&format!(" (and {} more bytes)", data.len() - shown.len()));
@@ -320,6 +323,7 @@ mod tests {
         let hex = Expectation::Hex(HexPattern::parse("01 ?? 03").unwrap());
         assert_eq!(hex.find(&[0, 1, 2, 3, 4]).unwrap().span(), 1..4);
         assert_eq!(show_received(b"ab\n\xff", 10), r#""ab\n\xff""#);
+        assert_eq!(show_received("你好\n".as_bytes(), 10), r#""你好\n""#);
         assert_eq!(show_received(b"abcdef", 2), r#""ab" (and 4 more bytes)"#);
     }
 }

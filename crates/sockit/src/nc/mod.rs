@@ -7,15 +7,19 @@
 //! module never prints and never decides how bytes look: encodings, hex and
 //! message splitting are the binary's display, built on `sockit_proto::assist`.
 //!
+//! - [`answer`]: auto-replies by rules, per connection.
 //! - [`stream`]: one TCP connection: reading, writing, half-close, deadlines.
 //! - [`tcp`]: connecting and listening.
 //! - [`udp`]: the UDP peer, connected or listening for many peers.
 //! - [`scan`]: `-z` port checks.
+//! - [`script`]: `--script` scenarios over one connection.
 //! - [`resolve`]: names to addresses through the system resolver.
 
+pub mod answer;
 pub mod program;
 pub mod resolve;
 pub mod scan;
+pub mod script;
 mod stream;
 pub mod tcp;
 pub mod udp;
@@ -27,6 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use sockit_proto::assist::append::Append;
+use sockit_proto::assist::compose::{ComposeError, Composer};
+use sockit_proto::assist::template::{Context, Template};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -81,6 +88,8 @@ pub struct NcOptions {
     pub report_sent: bool,
     /// `--ssl`: TLS on every TCP connection.
     pub tls: Option<NcTls>,
+    /// `--rules`: answer received messages by rule.
+    pub auto_reply: Option<answer::AutoReplies>,
 }
 
 /// TLS for a session (`--ssl`, as ncat).
@@ -105,8 +114,30 @@ impl Default for NcOptions {
             max_clients: DEFAULT_MAX_CLIENTS,
             report_sent: false,
             tls: None,
+            auto_reply: None,
         }
     }
+}
+
+/// One send of a template (`--data`, a quick send, the page's send box):
+/// rendered with the send's number as `{{seq}}`, the local clock and
+/// fresh random bytes, then encoded and suffixed as `composer` says.
+pub fn render_send(
+    composer: &Composer,
+    template: &Template,
+    hex: bool,
+    append: &[Append],
+    seq: u64,
+) -> Result<Bytes, ComposeError> {
+    let mut ctx = Context {
+        seq,
+        now: chrono::Local::now(),
+        random: &mut |buf: &mut [u8]| rand::fill(buf),
+        received: None,
+        captures: &[],
+        named: &[],
+    };
+    composer.render(template, hex, append, &mut ctx).map(Bytes::from)
 }
 
 /// A peer's number within one run: 1 for the first client, and so on.
@@ -143,6 +174,19 @@ pub enum NcEvent {
         peer: SocketAddr,
         data: Bytes,
     },
+    /// A rule matched a message from this peer (its reply, if any, is
+    /// reported as `Sent` when it goes out).
+    Answered {
+        id: PeerId,
+        peer: SocketAddr,
+        rule: String,
+    },
+    /// Something worth showing that is not data (a rules problem).
+    Note {
+        id: PeerId,
+        peer: SocketAddr,
+        text: String,
+    },
     /// Input has ended and the write side was shut down (or left open).
     InputDone,
     Closed {
@@ -168,6 +212,8 @@ pub enum CloseReason {
     TooSlow,
     /// ICMP said nothing listens there (UDP), or the connection was reset.
     Error(String),
+    /// The named rule closed it.
+    ByRule(String),
 }
 
 /// Live counters for `--stats`, updated as bytes move.

@@ -21,26 +21,36 @@ use crate::stream::Stream;
 /// Connects to the first of `addrs` that answers (each within `-w`), then
 /// runs the session until the peer closes or a deadline passes.
 pub async fn connect(addrs: &[SocketAddr], opts: &NcOptions, mut session: Session) -> Result<CloseReason, Error> {
+    let stream = connect_stream(addrs, opts).await?;
+    Ok(run_one(stream, opts, &mut session).await)
+}
+
+/// A connection to the first of `addrs` that answers, with TLS started
+/// when `opts` asks for it.
+pub async fn connect_stream(addrs: &[SocketAddr], opts: &NcOptions) -> Result<Stream, Error> {
     let tcp = open(addrs, opts).await?;
-    let stream = match &opts.tls {
+    let _ = tcp.set_nodelay(true);
+    match &opts.tls {
         Some(NcTls::Client { trust, host }) => {
-            let shake = crate::tls::connect(tcp, host, trust);
-            match opts.timeout {
-                Some(after) => tokio::time::timeout(after, shake).await.unwrap_or(Err(Error::Timeout {
+            let after = opts.timeout.unwrap_or(TLS_HANDSHAKE_TIMEOUT);
+            tokio::time::timeout(after, crate::tls::connect(tcp, host, trust))
+                .await
+                .unwrap_or(Err(Error::Timeout {
                     op: "starting TLS",
                     after,
-                }))?,
-                None => tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, shake)
-                    .await
-                    .unwrap_or(Err(Error::Timeout {
-                        op: "starting TLS",
-                        after: TLS_HANDSHAKE_TIMEOUT,
-                    }))?,
-            }
+                }))
         }
-        _ => Stream::Plain(tcp),
-    };
-    Ok(run_one(stream, opts, &mut session).await)
+        _ => Ok(Stream::Plain(tcp)),
+    }
+}
+
+/// The first client of a listener (which then stops listening, as
+/// netcat does), with TLS started when `opts` asks for it.
+pub async fn accept_one(listener: TcpListener, opts: &NcOptions) -> Result<Stream, Error> {
+    let (tcp, _) = listener.accept().await.map_err(Error::io("accepting a connection"))?;
+    drop(listener);
+    let _ = tcp.set_nodelay(true);
+    start_tls(tcp, opts).await
 }
 
 /// Longest a TLS handshake may take when `-w` sets no limit: a peer that
@@ -134,10 +144,8 @@ pub async fn serve(listener: TcpListener, opts: &NcOptions, mut session: Session
     if opts.keep_listening {
         return serve_many(listener, opts, session).await;
     }
-    let (tcp, _) = listener.accept().await.map_err(Error::io("accepting a connection"))?;
     // Like netcat, one client per run: stop listening so nobody else queues.
-    drop(listener);
-    let stream = start_tls(tcp, opts).await?;
+    let stream = accept_one(listener, opts).await?;
     Ok(run_one(stream, opts, &mut session).await)
 }
 
@@ -199,7 +207,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                 tokio::spawn(async move {
                     match start_tls(stream, &opts_for_conn).await {
                         Ok(stream) => {
-                            let link = Link { id, events: &events, stats: &stats, rules: conn_rules };
+                            let link = Link { id, events: &events, stats: &stats, rules: &conn_rules };
                             stream::run(stream, link, &mut rx, &token).await;
                         }
                         Err(e) => {
@@ -251,11 +259,12 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
 /// The one connection of a client run or a single-client listener.
 async fn run_one(stream: Stream, opts: &NcOptions, session: &mut Session) -> CloseReason {
     let _ = stream.tcp().set_nodelay(true);
+    let rules = rules(opts);
     let link = Link {
         id: 1,
         events: &session.events,
         stats: &session.stats,
-        rules: rules(opts),
+        rules: &rules,
     };
     stream::run(stream, link, &mut session.input, &CancellationToken::new()).await
 }
@@ -266,5 +275,6 @@ fn rules(opts: &NcOptions) -> ConnRules {
         idle: opts.timeout,
         quit_after_eof: opts.quit_after_eof,
         report_sent: opts.report_sent,
+        auto_reply: opts.auto_reply.clone(),
     }
 }

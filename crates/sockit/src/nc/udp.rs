@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
+use super::answer::{Answerer, Schedule, until};
 use super::{CloseReason, IdleClock, MAX_UDP_PEERS, NcEvent, NcOptions, PeerId, Session, quit_deadline};
 use crate::Error;
 use crate::udp::MAX_DATAGRAM;
@@ -142,10 +143,15 @@ async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions
     let mut input_open = true;
     let mut quit_at: Option<Instant> = None;
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // One answering state for the socket: each datagram is a message, and
+    // a rule's reply goes back to the datagram's sender.
+    let mut answerer = opts.auto_reply.clone().map(Answerer::new);
+    let mut schedule: Schedule<(SocketAddr, Bytes)> = Schedule::default();
     loop {
         let has_peer = !peers.known.is_empty();
+        let next_due = schedule.next_due();
         tokio::select! {
-            received = recv(socket, connected, &mut buf) => match received {
+            received = recv(socket, connected, &mut buf), if !schedule.is_full() => match received {
                 Ok((n, from)) => {
                     let id = match (opts.keep_listening || connected.is_some(), peers.known.front()) {
                         // Without -k the first peer is the only one heard.
@@ -163,7 +169,15 @@ async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions
                     activity.fetch_add(1, Ordering::Relaxed);
                     stats.received(n);
                     let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                    let planned = answerer.as_mut().and_then(|a| a.datagram(&data));
                     let _ = events.send(NcEvent::Received { id, peer: from, data }).await;
+                    if let Some(plan) = planned {
+                        let _ = events.send(NcEvent::Answered { id, peer: from, rule: plan.rule }).await;
+                        // `close` has no connection to close here.
+                        if let Some(bytes) = plan.bytes {
+                            schedule.push(plan.delay, (from, bytes));
+                        }
+                    }
                 }
                 Err(e) if connected.is_some() && e.kind() == io::ErrorKind::ConnectionRefused => {
                     let reason = CloseReason::Error("connection refused (nothing listens on that port)".into());
@@ -211,6 +225,25 @@ async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions
                     input_open = false;
                     let _ = events.send(NcEvent::InputDone).await;
                     quit_at = opts.quit_after_eof.map(|q| Instant::now() + q);
+                }
+            },
+            () = until(next_due), if next_due.is_some() => {
+                if let Some((peer, data)) = schedule.pop() {
+                    let sent = match connected {
+                        Some(_) => socket.send(&data).await,
+                        None => socket.send_to(&data, peer).await,
+                    };
+                    match sent {
+                        Ok(_) => {
+                            activity.fetch_add(1, Ordering::Relaxed);
+                            stats.sent(data.len());
+                            if opts.report_sent {
+                                let id = peers.id_of(peer).unwrap_or(0);
+                                let _ = events.send(NcEvent::Sent { id, peer, data }).await;
+                            }
+                        }
+                        Err(e) => tracing::debug!(%peer, error = %e, "udp reply failed"),
+                    }
                 }
             },
             () = quit_deadline(quit_at) => return CloseReason::QuitAfterEof,
