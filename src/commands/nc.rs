@@ -35,13 +35,19 @@ use crate::nc_view::{Mode, View, ViewOptions};
 /// pipe streaming, small enough that a stalled peer stops stdin reads.
 const INPUT_QUEUE: usize = 16;
 
-/// Events queued for the display.
-const EVENT_QUEUE: usize = 256;
+/// Events queued for the display: a few milliseconds of a busy session.
+const EVENT_QUEUE: usize = 4096;
+
+/// The longest the display lets events gather before showing them.
+const BATCH_EVERY: Duration = Duration::from_millis(2);
 
 /// Largest stdin read per send. For UDP each read is one datagram, so it
 /// stays under the IPv4 UDP payload limit.
 const TCP_READ: usize = 64 * 1024;
 const UDP_READ: usize = 65_507;
+
+/// What the display holds before it must write: a batch of messages.
+const STDOUT_BUFFER: usize = 64 * 1024;
 
 /// How often `--stats` redraws its counters.
 const STATS_EVERY: Duration = Duration::from_millis(500);
@@ -84,6 +90,21 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let profile = load_profile(&args)?;
+    let mode = if args.json {
+        Mode::Json
+    } else if args.hex {
+        Mode::Hex
+    } else if args.timestamps
+        || args.frame.is_some()
+        // Many clients on a terminal: lines tagged by client. Redirected
+        // (`nc -lk PORT > log`), the bytes as they came, as ncat writes them.
+        || args.tags
+        || (args.keep_open && !args.raw && std::io::IsTerminal::is_terminal(&std::io::stdout()))
+    {
+        Mode::Log
+    } else {
+        Mode::Raw
+    };
     let opts = NcOptions {
         family,
         source: None,
@@ -94,6 +115,11 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         broadcast_to_all: args.broadcast_to_all,
         max_clients: args.max_clients.max(1),
         report_sent: args.hex || args.timestamps || args.frame.is_some() || args.json || args.log.is_some(),
+        // Shown in log lines, JSON and -v notices; raw output has no place for them.
+        report_answers: verbose > 0 || mode != Mode::Raw || args.log.is_some(),
+        // Raw output into /dev/null shows nothing: a responder run that
+        // way under load need not hand every read to the display.
+        report_received: !(mode == Mode::Raw && args.log.is_none() && stdout_is_null()),
         tls: nc_tls(&args)?,
         auto_reply,
     };
@@ -113,21 +139,6 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     let log = match &args.log {
         Some(path) => Some(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
         None => None,
-    };
-    let mode = if args.json {
-        Mode::Json
-    } else if args.hex {
-        Mode::Hex
-    } else if args.timestamps
-        || args.frame.is_some()
-        // Many clients on a terminal: lines tagged by client. Redirected
-        // (`nc -lk PORT > log`), the bytes as they came, as ncat writes them.
-        || args.tags
-        || (args.keep_open && !args.raw && std::io::IsTerminal::is_terminal(&std::io::stdout()))
-    {
-        Mode::Log
-    } else {
-        Mode::Raw
     };
 
     let (input_tx, input_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
@@ -153,7 +164,10 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         announce_listen,
     };
     let done = CancellationToken::new();
-    let display = tokio::spawn(show(View::new(view, tokio::io::stdout(), log), events_rx, done.clone()));
+    // Buffered, and flushed whenever no event is waiting: a busy session
+    // writes in batches instead of a blocking-pool hop per message.
+    let stdout = tokio::io::BufWriter::with_capacity(STDOUT_BUFFER, tokio::io::stdout());
+    let display = tokio::spawn(show(View::new(view, stdout, log), events_rx, done.clone()));
     let ticker = args
         .stats
         .then(|| tokio::spawn(draw_stats(Arc::clone(&stats), done.clone())));
@@ -466,6 +480,19 @@ fn nc_tls(args: &NcArgs) -> anyhow::Result<Option<NcTls>> {
     Ok(Some(NcTls::Client { trust, host }))
 }
 
+/// Whether stdout is /dev/null (the same character device).
+fn stdout_is_null() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let Ok(out) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match (std::fs::File::from(out).metadata(), std::fs::metadata("/dev/null")) {
+        (Ok(out), Ok(null)) => out.file_type().is_char_device() && out.rdev() == null.rdev(),
+        _ => false,
+    }
+}
+
 /// Applies the source options once the endpoint is known (client mode).
 fn with_source(mut opts: NcOptions, args: &NcArgs) -> NcOptions {
     if !args.listen && (args.source.is_some() || args.port.is_some()) {
@@ -480,19 +507,33 @@ async fn show<W: tokio::io::AsyncWrite + Unpin>(
     mut events: mpsc::Receiver<NcEvent>,
     done: CancellationToken,
 ) {
+    let mut batch = Vec::with_capacity(EVENT_QUEUE);
     loop {
-        let event = tokio::select! {
+        let received = tokio::select! {
             biased;
-            e = events.recv() => e,
-            () = done.cancelled() => events.try_recv().ok(),
+            n = events.recv_many(&mut batch, EVENT_QUEUE) => n,
+            () = done.cancelled() => {
+                while let Ok(e) = events.try_recv() {
+                    batch.push(e);
+                }
+                0
+            }
         };
-        let Some(event) = event else { break };
-        if view.show(&event).await.is_err() {
-            // stdout is gone (a closed pipe): nothing more can be shown.
+        for event in batch.drain(..) {
+            if view.show(&event).await.is_err() {
+                // stdout is gone (a closed pipe): nothing more can be shown.
+                return;
+            }
+        }
+        if view.flush().await.is_err() || received == 0 {
             break;
         }
-        if events.is_empty() && view.flush().await.is_err() {
-            break;
+        // A lone message was shown at once. Under load, let the next ones
+        // gather for a moment: one wake-up and one write per batch, not
+        // per message, so showing a busy session costs the session little.
+        tokio::select! {
+            () = tokio::time::sleep(BATCH_EVERY) => {}
+            () = done.cancelled() => {}
         }
     }
     let _ = view.flush().await;

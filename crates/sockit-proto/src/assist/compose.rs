@@ -153,7 +153,7 @@ mod tests {
         let mut random = |b: &mut [u8]| b.fill(0);
         let mut ctx = Context {
             seq: 3,
-            now: Utc.timestamp_opt(0, 0).single().unwrap_or_default(),
+            now: Utc.timestamp_opt(0, 0).single(),
             random: &mut random,
             received: None,
             captures: &[],

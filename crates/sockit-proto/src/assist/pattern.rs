@@ -14,6 +14,7 @@ use memchr::memmem;
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::hex;
+use super::template::CaptureUse;
 
 /// Most memory one compiled pattern may take. Ordinary patterns need a
 /// few KiB; a megabyte leaves room for long alternations and refuses the
@@ -144,6 +145,20 @@ impl HexPattern {
         })
     }
 
+    /// The fewest bytes a message it matches has; with `open_end`, more
+    /// are allowed.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn open_end(&self) -> bool {
+        self.open_end
+    }
+
     /// The whole message: the pattern's length exactly (or more with `*`).
     pub fn matches_whole(&self, data: &[u8]) -> Option<Found> {
         if data.len() == self.bytes.len() || (self.open_end && data.len() > self.bytes.len()) {
@@ -225,6 +240,22 @@ impl Matcher {
     }
 
     pub fn find(&self, message: &[u8]) -> Option<Found> {
+        self.find_as_needed(message, CaptureUse::Groups)
+    }
+
+    /// As [`Matcher::find`], doing only the work `need` asks for: a regex
+    /// already known to match need not run again when no capture is read,
+    /// and finding the whole match is cheaper than finding its groups.
+    /// (Exact, substring and hex matches cost the same either way.)
+    pub fn find_as_needed(&self, message: &[u8], need: CaptureUse) -> Option<Found> {
+        match self {
+            Matcher::Regex(re) if need == CaptureUse::None => re.is_match(message).then(Found::default),
+            Matcher::Regex(re) if need == CaptureUse::Whole => re.find(message).map(|m| Found::whole(m.range())),
+            _ => self.find_all(message),
+        }
+    }
+
+    fn find_all(&self, message: &[u8]) -> Option<Found> {
         match self {
             Matcher::Exact(want) => (message == want.as_slice()).then(|| Found::whole(0..message.len())),
             Matcher::Contains(finder) => finder

@@ -22,9 +22,11 @@
 //! `close` only hangs up. This module decides; the driver sends, waits
 //! and closes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aho_corasick::AhoCorasick;
 use chrono::{DateTime, TimeZone};
 use regex::bytes::{RegexSet, RegexSetBuilder};
 use serde::Deserialize;
@@ -32,7 +34,7 @@ use serde::Deserialize;
 use super::append::Append;
 use super::messages::FrameMode;
 use super::pattern::{self, HexPattern, MAX_REGEX_SIZE, Matcher, PatternError};
-use super::template::{Context, Template, TemplateError};
+use super::template::{CaptureUse, Context, Template, TemplateError};
 
 /// Most rules one file may hold: far more than anyone writes by hand, few
 /// enough that loading and matching stay instant.
@@ -99,6 +101,8 @@ pub struct Rule {
     pub once: bool,
     pub close: bool,
     pub enabled: bool,
+    /// How much of its match the reply reads.
+    pub captures: CaptureUse,
 }
 
 /// A loaded rules file, shared by every connection that answers with it.
@@ -107,11 +111,99 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     /// The file's `frame`, if it names one.
     pub frame: Option<FrameMode>,
-    /// Every enabled regex rule in one automaton, so a message is scanned
-    /// once however many regex rules there are.
-    regex_set: Option<RegexSet>,
-    /// For each rule, its index in `regex_set`.
-    regex_slot: Vec<Option<usize>>,
+    index: Index,
+}
+
+/// Which rules can match a message, found without trying each: a message
+/// costs a hash lookup, one pass of each automaton and the work of the
+/// rules that do match, however many rules there are.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    /// Exact rules by their bytes.
+    exact: HashMap<Vec<u8>, Vec<usize>>,
+    /// Closed hex patterns by their length; open ones are always tried.
+    hex_by_len: HashMap<usize, Vec<usize>>,
+    hex_open: Vec<usize>,
+    /// Every regex rule in one automaton, and each pattern's rule.
+    regexes: Option<RegexSet>,
+    regex_rule: Vec<usize>,
+    /// Every substring rule in one automaton, and each needle's rule.
+    substrings: Option<AhoCorasick>,
+    substring_rule: Vec<usize>,
+    /// Rules no automaton covers (when one could not be built): tried on
+    /// every message.
+    always: Vec<usize>,
+}
+
+impl Index {
+    fn new(rules: &[Rule]) -> Self {
+        let mut index = Index::default();
+        let (mut sources, mut needles) = (Vec::new(), Vec::new());
+        for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.enabled) {
+            match &rule.matcher {
+                Matcher::Exact(bytes) => index.exact.entry(bytes.clone()).or_default().push(i),
+                Matcher::Hex(p) if p.open_end() => index.hex_open.push(i),
+                Matcher::Hex(p) => index.hex_by_len.entry(p.len()).or_default().push(i),
+                Matcher::Regex(re) => {
+                    sources.push(re.as_str().to_owned());
+                    index.regex_rule.push(i);
+                }
+                Matcher::Contains(finder) => {
+                    needles.push(finder.needle().to_vec());
+                    index.substring_rule.push(i);
+                }
+            }
+        }
+        // Each pattern compiled alone under the limit; together they may
+        // not fit, and then each is tried on its own.
+        index.regexes = RegexSetBuilder::new(&sources)
+            .multi_line(true)
+            .crlf(true)
+            .size_limit(MAX_REGEX_SIZE.saturating_mul(8))
+            .dfa_size_limit(MAX_REGEX_SIZE.saturating_mul(8))
+            .build()
+            .ok();
+        if index.regexes.is_none() {
+            index.always.append(&mut index.regex_rule);
+        }
+        index.substrings = AhoCorasick::new(&needles).ok();
+        if index.substrings.is_none() {
+            index.always.append(&mut index.substring_rule);
+        }
+        index
+    }
+
+    /// The rules that may match `message`, in order, into `out`; and
+    /// whether each was already proven to match by an automaton.
+    fn candidates(&self, message: &[u8], out: &mut Vec<(usize, bool)>) {
+        out.clear();
+        let unproven = |i: &usize| (*i, false);
+        out.extend(self.exact.get(message).into_iter().flatten().map(unproven));
+        out.extend(self.hex_by_len.get(&message.len()).into_iter().flatten().map(unproven));
+        out.extend(self.hex_open.iter().map(unproven));
+        out.extend(self.always.iter().map(unproven));
+        if let Some(set) = &self.regexes {
+            if !self.regex_rule.is_empty() {
+                let hits = set.matches(message);
+                out.extend(
+                    hits.iter()
+                        .filter_map(|slot| self.regex_rule.get(slot))
+                        .map(|i| (*i, true)),
+                );
+            }
+        }
+        if let Some(ac) = &self.substrings {
+            if !self.substring_rule.is_empty() {
+                for m in ac.find_overlapping_iter(message) {
+                    if let Some(i) = self.substring_rule.get(m.pattern().as_usize()) {
+                        out.push((*i, true));
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup_by_key(|(i, _)| *i);
+    }
 }
 
 impl RuleSet {
@@ -138,36 +230,8 @@ impl RuleSet {
     }
 
     pub fn new(rules: Vec<Rule>, frame: Option<FrameMode>) -> Self {
-        let mut sources = Vec::new();
-        let regex_slot = rules
-            .iter()
-            .map(|rule| match (&rule.matcher, rule.enabled) {
-                (Matcher::Regex(re), true) => {
-                    sources.push(re.as_str().to_owned());
-                    Some(sources.len() - 1)
-                }
-                _ => None,
-            })
-            .collect();
-        // Each pattern compiled alone under the limit; together they may
-        // not fit, and then each is tried on its own.
-        let regex_set = (sources.len() > 1)
-            .then(|| {
-                RegexSetBuilder::new(&sources)
-                    .multi_line(true)
-                    .crlf(true)
-                    .size_limit(MAX_REGEX_SIZE.saturating_mul(8))
-                    .dfa_size_limit(MAX_REGEX_SIZE.saturating_mul(8))
-                    .build()
-                    .ok()
-            })
-            .flatten();
-        Self {
-            rules,
-            frame,
-            regex_set,
-            regex_slot,
-        }
+        let index = Index::new(&rules);
+        Self { rules, frame, index }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -183,18 +247,26 @@ impl RuleSet {
     }
 
     /// The first enabled rule, not `spent`, that matches, and its match.
-    fn first_match(&self, message: &[u8], spent: &[bool]) -> Option<(usize, pattern::Found)> {
-        let set = self.regex_set.as_ref().map(|s| s.matches(message));
-        self.rules.iter().enumerate().find_map(|(i, rule)| {
-            if !rule.enabled || spent.get(i).copied().unwrap_or(false) {
+    /// `scratch` is reused between messages.
+    fn first_match(
+        &self,
+        message: &[u8],
+        spent: &[bool],
+        scratch: &mut Vec<(usize, bool)>,
+    ) -> Option<(usize, pattern::Found)> {
+        self.index.candidates(message, scratch);
+        scratch.iter().find_map(|&(i, proven)| {
+            let rule = self.rules.get(i)?;
+            if spent.get(i).copied().unwrap_or(false) {
                 return None;
             }
-            if let (Some(set), Some(Some(slot))) = (&set, self.regex_slot.get(i)) {
-                if !set.matched(*slot) {
-                    return None;
-                }
+            if proven && rule.captures == CaptureUse::None {
+                // An automaton matched it and the reply reads no capture.
+                return Some((i, pattern::Found::default()));
             }
-            rule.matcher.find(message).map(|found| (i, found))
+            rule.matcher
+                .find_as_needed(message, rule.captures)
+                .map(|found| (i, found))
         })
     }
 }
@@ -252,12 +324,13 @@ fn compile(index: usize, spec: RuleSpec) -> Result<Rule, RulesError> {
     Ok(Rule {
         name: spec.name.unwrap_or_else(|| format!("rule {index}")),
         matcher,
-        reply,
         append,
         delay,
         once: spec.once,
         close: spec.close,
         enabled: spec.enabled.unwrap_or(true),
+        captures: reply.as_ref().map_or(CaptureUse::None, Template::captures_used),
+        reply,
     })
 }
 
@@ -280,29 +353,36 @@ pub struct Responder {
     rules: Arc<RuleSet>,
     spent: Vec<bool>,
     seq: u64,
+    scratch: Vec<(usize, bool)>,
 }
 
 impl Responder {
     pub fn new(rules: Arc<RuleSet>) -> Self {
         let spent = vec![false; rules.len()];
-        Self { rules, spent, seq: 0 }
+        Self {
+            rules,
+            spent,
+            seq: 0,
+            scratch: Vec::new(),
+        }
     }
 
     pub fn rules(&self) -> &RuleSet {
         &self.rules
     }
 
-    /// What to do about one received message, if any rule matches.
+    /// What to do about one received message, if any rule matches. The
+    /// clock is read only for a reply that shows the time.
     pub fn answer<Tz: TimeZone>(
         &mut self,
         message: &[u8],
-        now: DateTime<Tz>,
+        now: impl FnOnce() -> DateTime<Tz>,
         random: &mut dyn FnMut(&mut [u8]),
     ) -> Option<Action>
     where
         Tz::Offset: std::fmt::Display,
     {
-        let (index, found) = self.rules.first_match(message, &self.spent)?;
+        let (index, found) = self.rules.first_match(message, &self.spent, &mut self.scratch)?;
         let rule = self.rules.rules.get(index)?;
         if rule.once {
             if let Some(spent) = self.spent.get_mut(index) {
@@ -313,6 +393,7 @@ impl Responder {
             self.seq += 1;
             let captures = found.slices(message);
             let named = found.named_slices(message);
+            let now = template.uses_clock().then(now);
             let mut ctx = Context {
                 seq: self.seq,
                 now,
@@ -349,7 +430,7 @@ mod tests {
 
     fn answer(r: &mut Responder, msg: &[u8]) -> Option<Action> {
         let now = Utc.with_ymd_and_hms(2026, 12, 2, 8, 30, 5).unwrap();
-        r.answer(msg, now, &mut |b: &mut [u8]| b.fill(0x5a))
+        r.answer(msg, || now, &mut |b: &mut [u8]| b.fill(0x5a))
     }
 
     fn reply(r: &mut Responder, msg: &[u8]) -> Option<Vec<u8>> {
@@ -458,7 +539,46 @@ mod tests {
         assert_eq!((ok.frame, ok.len()), (Some(FrameMode::Len32Le), 0));
     }
 
+    /// The first rule that matches, found the slow way: each in order.
+    fn naive_first(set: &RuleSet, msg: &[u8]) -> Option<usize> {
+        set.rules()
+            .iter()
+            .position(|r| r.enabled && r.matcher.find(msg).is_some())
+    }
+
     proptest! {
+        /// The index finds the same first rule as trying each rule in
+        /// order, across every kind of matcher.
+        #[test]
+        fn index_agrees_with_trying_each_rule(msg in proptest::collection::vec(proptest::sample::select(b"ab\x01\x02xyz ".to_vec()), 0..8)) {
+            let set = RuleSet::from_toml(
+                r#"
+                [[rule]]
+                contains = "ab"
+                enabled = false
+                [[rule]]
+                hex = "01 ?? 02"
+                [[rule]]
+                exact = "xyz"
+                [[rule]]
+                regex = '^a+b$'
+                [[rule]]
+                contains = "b x"
+                [[rule]]
+                hex = "78 *"
+                [[rule]]
+                regex = 'z{2}'
+                [[rule]]
+                contains = "ab"
+                [[rule]]
+                exact = ""
+                "#,
+            ).unwrap();
+            let mut scratch = Vec::new();
+            let indexed = set.first_match(&msg, &[], &mut scratch).map(|(i, _)| i);
+            prop_assert_eq!(indexed, naive_first(&set, &msg));
+        }
+
         /// Whatever arrives, answering never panics, and a reply is always
         /// the template with the capture substituted exactly.
         #[test]

@@ -65,10 +65,20 @@ pub struct Template {
     pieces: Vec<Piece>,
 }
 
+/// How much of a match a template reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CaptureUse {
+    None,
+    Whole,
+    Groups,
+}
+
 /// What a rendering may draw on.
 pub struct Context<'a, Tz: TimeZone> {
     pub seq: u64,
-    pub now: DateTime<Tz>,
+    /// The clock, when the template reads it ([`Template::uses_clock`]);
+    /// without it, time macros render nothing.
+    pub now: Option<DateTime<Tz>>,
     /// Fills a buffer with random bytes (the caller's RNG).
     pub random: &'a mut dyn FnMut(&mut [u8]),
     /// The message being answered, if any (for `{{len}}`).
@@ -144,6 +154,22 @@ impl Template {
         self.pieces.iter().all(|p| matches!(p, Piece::Bytes(_)))
     }
 
+    /// Whether rendering reads the clock (`{{time:..}}`, `{{unix}}`): if
+    /// not, the caller need not.
+    pub fn uses_clock(&self) -> bool {
+        self.pieces.iter().any(|p| matches!(p, Piece::Time(_) | Piece::Unix))
+    }
+
+    /// Which captures rendering reads: none, only the whole match
+    /// (`{{0}}`), or groups. A matcher can skip the work it need not do.
+    pub fn captures_used(&self) -> CaptureUse {
+        self.pieces.iter().fold(CaptureUse::None, |acc, p| match p {
+            Piece::Capture(0) => acc.max(CaptureUse::Whole),
+            Piece::Capture(_) | Piece::Named(_) => CaptureUse::Groups,
+            _ => acc,
+        })
+    }
+
     /// The capture names the template refers to (`{{user}}`), so a rule
     /// can check that its pattern defines them.
     pub fn capture_names(&self) -> impl Iterator<Item = &str> {
@@ -162,11 +188,19 @@ impl Template {
             match piece {
                 Piece::Bytes(b) => out.extend_from_slice(b),
                 Piece::Seq => out.extend_from_slice(ctx.seq.to_string().as_bytes()),
-                Piece::Unix => out.extend_from_slice(ctx.now.timestamp().to_string().as_bytes()),
+                Piece::Unix => {
+                    if let Some(now) = &ctx.now {
+                        out.extend_from_slice(now.timestamp().to_string().as_bytes());
+                    }
+                }
                 Piece::Time(format) => {
                     // Checked when parsed, so this only fails on a time
                     // chrono cannot show; then nothing is written.
-                    if let Ok(text) = crate::clock::format_request(format.as_bytes(), &ctx.now, MAX_TIME_LEN) {
+                    let text = ctx
+                        .now
+                        .as_ref()
+                        .and_then(|now| crate::clock::format_request(format.as_bytes(), now, MAX_TIME_LEN).ok());
+                    if let Some(text) = text {
                         out.extend_from_slice(text.as_bytes());
                     }
                 }
@@ -249,7 +283,7 @@ mod tests {
         let named = [("user", Some(&b"ann"[..])), ("none", None)];
         let mut ctx = Context {
             seq,
-            now: Utc.with_ymd_and_hms(2026, 12, 2, 8, 30, 5).unwrap(),
+            now: Some(Utc.with_ymd_and_hms(2026, 12, 2, 8, 30, 5).unwrap()),
             random: &mut random,
             received,
             captures,
@@ -280,12 +314,23 @@ mod tests {
     }
 
     #[test]
+    fn templates_say_what_they_read() {
+        let t = |s: &str| Template::parse(s).unwrap();
+        assert!(t("{{time:%H}}").uses_clock() && t("{{unix}}").uses_clock());
+        assert!(!t("{{seq}} {{0}}").uses_clock());
+        assert_eq!(t("plain {{seq}}").captures_used(), CaptureUse::None);
+        assert_eq!(t("{{0}}!").captures_used(), CaptureUse::Whole);
+        assert_eq!(t("{{0}} {{2}}").captures_used(), CaptureUse::Groups);
+        assert_eq!(t("{{user}}").captures_used(), CaptureUse::Groups);
+    }
+
+    #[test]
     fn hex_templates_read_hex_between_macros() {
         let caps: [Option<&[u8]>; 2] = [None, Some(b"\x07\x08")];
         let mut random = |buf: &mut [u8]| buf.fill(0);
         let mut ctx = Context {
             seq: 12,
-            now: Utc.with_ymd_and_hms(2026, 12, 2, 8, 30, 5).unwrap(),
+            now: Some(Utc.with_ymd_and_hms(2026, 12, 2, 8, 30, 5).unwrap()),
             random: &mut random,
             received: None,
             captures: &caps,
@@ -320,7 +365,7 @@ mod tests {
                 let caps: [Option<&[u8]>; 1] = [Some(&recv)];
                 let mut ctx = Context {
                     seq,
-                    now: Utc.timestamp_opt(i64::from(u32::MAX), 0).unwrap(),
+                    now: Some(Utc.timestamp_opt(i64::from(u32::MAX), 0).unwrap()),
                     random: &mut random,
                     received: Some(&recv),
                     captures: &caps,

@@ -78,6 +78,11 @@ impl Answerer {
         let Some(current) = &mut self.current else {
             return Ok(());
         };
+        if current.frame == FrameMode::Raw {
+            // Each read is a message: nothing to cut, nothing to keep.
+            out.extend(plan(current, data, FrameMode::Raw));
+            return Ok(());
+        }
         current.splitter.push(data);
         loop {
             match current.splitter.next_message() {
@@ -116,7 +121,7 @@ fn current_of(settings: &Option<Arc<AutoReply>>) -> Option<Current> {
 fn plan(current: &mut Current, message: &[u8], frame: FrameMode) -> Option<Planned> {
     let action = current
         .responder
-        .answer(message, chrono::Local::now(), &mut |buf| rand::fill(buf))?;
+        .answer(message, chrono::Local::now, &mut |buf| rand::fill(buf))?;
     let rule = current
         .responder
         .rules()

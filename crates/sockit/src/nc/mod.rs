@@ -86,6 +86,11 @@ pub struct NcOptions {
     pub max_clients: usize,
     /// Report what was sent as [`NcEvent::Sent`] (for `>` lines in logs).
     pub report_sent: bool,
+    /// Report each rule that answers as [`NcEvent::Answered`].
+    pub report_answers: bool,
+    /// Report what arrives as [`NcEvent::Received`] (off when nothing
+    /// would show it: the counters are kept either way).
+    pub report_received: bool,
     /// `--ssl`: TLS on every TCP connection.
     pub tls: Option<NcTls>,
     /// `--rules`: answer received messages by rule.
@@ -113,6 +118,8 @@ impl Default for NcOptions {
             broadcast_to_all: false,
             max_clients: DEFAULT_MAX_CLIENTS,
             report_sent: false,
+            report_answers: false,
+            report_received: true,
             tls: None,
             auto_reply: None,
         }
@@ -131,7 +138,7 @@ pub fn render_send(
 ) -> Result<Bytes, ComposeError> {
     let mut ctx = Context {
         seq,
-        now: chrono::Local::now(),
+        now: template.uses_clock().then(chrono::Local::now),
         random: &mut |buf: &mut [u8]| rand::fill(buf),
         received: None,
         captures: &[],
@@ -264,12 +271,14 @@ impl Session {
 
 /// `-w` as an idle deadline: it expires only when no byte moved for the
 /// whole period, whichever direction. `activity` is any counter that
-/// changes whenever a byte moves.
+/// changes whenever a byte moves. One timer serves the whole session and
+/// is re-armed only when it fires early: traffic costs a counter bump, not
+/// a timer update per read.
 #[derive(Debug)]
 struct IdleClock {
     limit: Option<Duration>,
     seen: u64,
-    since: Instant,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl IdleClock {
@@ -277,23 +286,23 @@ impl IdleClock {
         Self {
             limit,
             seen: activity.load(Ordering::Relaxed),
-            since: Instant::now(),
+            timer: limit.map(|l| Box::pin(tokio::time::sleep(l))),
         }
     }
 
     /// Sleeps until the deadline; true if nothing moved for the whole
     /// period, false if traffic moved the deadline on.
     async fn expired(&mut self, activity: &AtomicU64) -> bool {
-        let Some(limit) = self.limit else {
+        let (Some(limit), Some(timer)) = (self.limit, self.timer.as_mut()) else {
             return std::future::pending().await;
         };
-        tokio::time::sleep_until(self.since + limit).await;
+        timer.as_mut().await;
         let now = activity.load(Ordering::Relaxed);
         if now == self.seen {
             return true;
         }
         self.seen = now;
-        self.since = Instant::now();
+        timer.as_mut().reset(Instant::now() + limit);
         false
     }
 }

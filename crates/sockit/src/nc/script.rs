@@ -94,7 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Runner<S> {
                     self.names.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
                 let mut ctx = Context {
                     seq: self.sends,
-                    now: chrono::Local::now(),
+                    now: template.uses_clock().then(chrono::Local::now),
                     random: &mut |buf: &mut [u8]| rand::fill(buf),
                     received: None,
                     captures: &captures,

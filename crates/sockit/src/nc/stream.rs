@@ -2,19 +2,24 @@
 //! peer sends reported as it arrives, both at once (writing never waits for
 //! reading, so a peer that echoes a large upload cannot deadlock us).
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, WriteHalf};
+use futures_util::future::Either;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::answer::{Answerer, AutoReplies, Schedule, until};
+use super::answer::{Answerer, AutoReplies, MAX_SCHEDULED, Schedule, until};
 use super::{CloseReason, IdleClock, NcEvent, PeerId, Stats, quit_deadline};
-use crate::stream::Stream;
+use crate::stream::{Stream, WriteSide};
 
 /// Bytes asked of the kernel per read: large enough to pipe a file at
 /// loopback speed, and only grown into as data arrives.
@@ -26,6 +31,8 @@ pub(super) struct ConnRules {
     pub idle: Option<Duration>,
     pub quit_after_eof: Option<Duration>,
     pub report_sent: bool,
+    pub report_answers: bool,
+    pub report_received: bool,
     pub auto_reply: Option<AutoReplies>,
 }
 
@@ -80,22 +87,26 @@ async fn exchange(
         stats,
         rules,
     } = link;
-    let (mut reader, writer) = tokio::io::split(stream);
+    let (mut reader, writer) = stream.split();
     let activity = AtomicU64::new(0);
     let mut idle = IdleClock::new(rules.idle, &activity);
+    // One cancellation waiter for the connection's life, not one per read.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     // Auto-replies reach the writer through their own queue, beside input.
     let mut answerer = rules.auto_reply.clone().map(Answerer::new);
-    let (mut reply_tx, replies) = match answerer {
-        Some(_) => {
-            let (tx, rx) = mpsc::channel::<Outgoing>(REPLY_QUEUE);
-            (Some(tx), Some(rx))
-        }
-        None => (None, None),
-    };
+    let replies = Replies::default();
     let mut schedule: Schedule<Outgoing> = Schedule::default();
     let mut planned = Vec::new();
     let mut closing_rule: Option<String> = None;
-    let pump = pump(Some(input), replies, writer, peer, link, &activity);
+    let pump = pump(
+        Some(input),
+        answerer.is_some().then_some(&replies),
+        writer,
+        peer,
+        link,
+        &activity,
+    );
     tokio::pin!(pump);
     let mut pumping = true;
     // The peer's end-of-stream ends only what it sends: our input keeps
@@ -103,14 +114,14 @@ async fn exchange(
     // half-closes first still gets everything.
     let mut reading = true;
     // Kept so that --no-shutdown leaves the write side open until the end.
-    let mut _open_writer: Option<WriteHalf<Stream>> = None;
+    let mut _open_writer: Option<WriteSide> = None;
     let mut quit_at: Option<Instant> = None;
     let mut input_done = false;
     let mut buf = BytesMut::new();
     loop {
         if !reading && schedule.is_empty() {
             // Nothing more can be answered: let the writer finish.
-            reply_tx = None;
+            replies.open.store(false, Ordering::Relaxed);
         }
         if !reading && !pumping {
             return CloseReason::PeerClosed;
@@ -120,7 +131,7 @@ async fn exchange(
         }
         let next_due = schedule.next_due();
         tokio::select! {
-            read = reader.read_buf(&mut buf), if reading && !schedule.is_full() && closing_rule.is_none() => match read {
+            read = reader.read_buf(&mut buf), if reading && replies.has_room(&schedule) && closing_rule.is_none() => match read {
                 Ok(0) => reading = false,
                 // A TLS peer that closes without close_notify (ncat and
                 // openssl do) has still finished sending, as far as a
@@ -129,21 +140,37 @@ async fn exchange(
                 Ok(n) => {
                     activity.fetch_add(1, Ordering::Relaxed);
                     stats.received(n);
-                    let data = buf.split().freeze();
                     if let Some(answerer) = &mut answerer {
-                        if let Err(e) = answerer.stream(&data, &mut planned) {
+                        if let Err(e) = answerer.stream(&buf, &mut planned) {
                             let text = format!("rules: {e}");
                             let _ = events.send(NcEvent::Note { id, peer, text }).await;
                         }
                     }
-                    let _ = events.send(NcEvent::Received { id, peer, data }).await;
+                    if rules.report_received {
+                        let data = buf.split().freeze();
+                        let _ = events.send(NcEvent::Received { id, peer, data }).await;
+                    } else {
+                        // Nobody shows it: the buffer is reused as it is.
+                        buf.clear();
+                    }
                     for plan in planned.drain(..) {
-                        let _ = events.send(NcEvent::Answered { id, peer, rule: plan.rule.clone() }).await;
+                        if rules.report_answers {
+                            let _ = events.send(NcEvent::Answered { id, peer, rule: plan.rule.clone() }).await;
+                        }
+                        // An immediate reply with nothing scheduled before it
+                        // goes straight to the writer, without the clock.
+                        let mut send = |item| {
+                            if plan.delay.is_zero() && schedule.is_empty() {
+                                replies.push(item);
+                            } else {
+                                schedule.push(plan.delay, item);
+                            }
+                        };
                         if let Some(bytes) = plan.bytes {
-                            schedule.push(plan.delay, Outgoing::Data(bytes));
+                            send(Outgoing::Data(bytes));
                         }
                         if plan.close {
-                            schedule.push(plan.delay, Outgoing::Close);
+                            send(Outgoing::Close);
                             closing_rule = Some(plan.rule);
                             // Nothing the peer sends after this is answered.
                             break;
@@ -152,25 +179,19 @@ async fn exchange(
                 }
                 Err(e) => return CloseReason::Error(e.to_string()),
             },
-            permit = reserve_when_due(reply_tx.as_ref(), next_due), if next_due.is_some() => match permit {
-                Some(permit) => {
-                    if let Some(item) = schedule.pop() {
-                        permit.send(item);
-                    }
-                }
-                // The writer is gone: what is scheduled cannot be sent.
-                None => {
-                    while schedule.pop().is_some() {}
+            () = until(next_due), if next_due.is_some() => {
+                if let Some(item) = schedule.pop() {
+                    replies.push(item);
                 }
             },
             pumped = &mut pump, if pumping => match pumped {
-                Ok(Pumped::InputEnded { writer, replies }) => {
+                Ok(Pumped::InputEnded(writer)) => {
                     input_done = true;
                     let _ = events.send(NcEvent::InputDone).await;
                     quit_at = rules.quit_after_eof.map(|q| Instant::now() + q);
                     // Input is done but rules still answer: the writer
                     // carries on with their replies alone.
-                    pump.set(self::pump(None, Some(replies), writer, peer, link, &activity));
+                    pump.set(self::pump(None, Some(&replies), writer, peer, link, &activity));
                 }
                 Ok(Pumped::Finished(writer)) => {
                     pumping = false;
@@ -193,13 +214,10 @@ async fn exchange(
             expired = idle.expired(&activity) => if expired {
                 return CloseReason::Idle;
             },
-            () = cancel.cancelled() => return CloseReason::TooSlow,
+            () = &mut cancelled => return CloseReason::TooSlow,
         }
     }
 }
-
-/// Replies queued between the rules and the writer.
-const REPLY_QUEUE: usize = 64;
 
 /// What the writer sends besides input.
 #[derive(Debug)]
@@ -210,27 +228,73 @@ enum Outgoing {
     Close,
 }
 
-/// How the writer stopped.
-enum Pumped {
-    /// Input ended while rules may still answer: the writer and the reply
-    /// queue, to carry on with.
-    InputEnded {
-        writer: WriteHalf<Stream>,
-        replies: mpsc::Receiver<Outgoing>,
-    },
-    /// Everything is written; the writer is handed back when it is to be
-    /// held open (`--no-shutdown`).
-    Finished(Option<WriteHalf<Stream>>),
-    ClosedByRule,
+/// Replies due, waiting for the writer. The reading loop and the writer
+/// are polled by the same task, and the loop polls the writer again after
+/// every push before the task sleeps, so the queue needs no waker: a
+/// channel here would wake the task for every reply, and each wake-up
+/// would rouse an idle runtime thread to steal it. (The lock is never
+/// contended: one task holds both ends.)
+#[derive(Debug)]
+struct Replies {
+    queue: Mutex<VecDeque<Outgoing>>,
+    /// False once nothing more can be answered.
+    open: AtomicBool,
 }
 
-/// A slot in the reply queue once the next scheduled reply is due.
-async fn reserve_when_due(
-    tx: Option<&mpsc::Sender<Outgoing>>,
-    due: Option<Instant>,
-) -> Option<mpsc::Permit<'_, Outgoing>> {
-    until(due).await;
-    tx?.reserve().await.ok()
+impl Default for Replies {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            open: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Replies {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Outgoing>> {
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, item: Outgoing) {
+        self.queue().push_back(item);
+    }
+
+    fn pop(&self) -> Option<Outgoing> {
+        self.queue().pop_front()
+    }
+
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Reading stops while this many replies wait (scheduled or due): a
+    /// peer that sends faster than it reads is slowed, not buffered.
+    fn has_room(&self, schedule: &Schedule<Outgoing>) -> bool {
+        schedule.len() + self.queue().len() < MAX_SCHEDULED
+    }
+
+    /// Ready when a reply waits or no more will come; never registers a
+    /// waker (see the type's comment).
+    fn ready(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |_| {
+            if !self.queue().is_empty() || !self.is_open() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// How the writer stopped.
+enum Pumped {
+    /// Input ended while rules may still answer: the writer, to carry on
+    /// with their replies.
+    InputEnded(WriteSide),
+    /// Everything is written; the writer is handed back when it is to be
+    /// held open (`--no-shutdown`).
+    Finished(Option<WriteSide>),
+    ClosedByRule,
 }
 
 /// Writes input and replies as they come. With `input`, returns when it
@@ -239,28 +303,30 @@ async fn reserve_when_due(
 /// held open).
 async fn pump<'a>(
     mut input: Option<&'a mut mpsc::Receiver<Bytes>>,
-    mut replies: Option<mpsc::Receiver<Outgoing>>,
-    mut writer: WriteHalf<Stream>,
+    replies: Option<&'a Replies>,
+    mut writer: WriteSide,
     peer: SocketAddr,
     link: Link<'a>,
     activity: &'a AtomicU64,
 ) -> std::io::Result<Pumped> {
+    let mut replies_open = replies.is_some();
     loop {
-        let next = tokio::select! {
-            chunk = recv(input.as_deref_mut()), if input.is_some() => match chunk {
-                Some(data) => Outgoing::Data(data),
-                None => match replies {
-                    Some(replies) => return Ok(Pumped::InputEnded { writer, replies }),
+        let next = match replies.and_then(Replies::pop) {
+            Some(reply) => reply,
+            None if replies_open && replies.is_some_and(|r| !r.is_open()) => {
+                replies_open = false;
+                if input.is_none() {
+                    break;
+                }
+                continue;
+            }
+            None => tokio::select! {
+                chunk = recv(input.as_deref_mut()), if input.is_some() => match chunk {
+                    Some(data) => Outgoing::Data(data),
+                    None if replies_open => return Ok(Pumped::InputEnded(writer)),
                     None => break,
                 },
-            },
-            reply = recv(replies.as_mut()), if replies.is_some() => match reply {
-                Some(reply) => reply,
-                None if input.is_some() => {
-                    replies = None;
-                    continue;
-                }
-                None => break,
+                () = replies.map_or_else(|| Either::Right(std::future::pending()), |r| Either::Left(r.ready())), if replies_open => continue,
             },
         };
         match next {

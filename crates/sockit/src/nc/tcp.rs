@@ -275,6 +275,8 @@ fn rules(opts: &NcOptions) -> ConnRules {
         idle: opts.timeout,
         quit_after_eof: opts.quit_after_eof,
         report_sent: opts.report_sent,
+        report_answers: opts.report_answers,
+        report_received: opts.report_received,
         auto_reply: opts.auto_reply.clone(),
     }
 }

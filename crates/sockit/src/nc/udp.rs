@@ -170,9 +170,13 @@ async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions
                     stats.received(n);
                     let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
                     let planned = answerer.as_mut().and_then(|a| a.datagram(&data));
-                    let _ = events.send(NcEvent::Received { id, peer: from, data }).await;
+                    if opts.report_received {
+                        let _ = events.send(NcEvent::Received { id, peer: from, data }).await;
+                    }
                     if let Some(plan) = planned {
-                        let _ = events.send(NcEvent::Answered { id, peer: from, rule: plan.rule }).await;
+                        if opts.report_answers {
+                            let _ = events.send(NcEvent::Answered { id, peer: from, rule: plan.rule }).await;
+                        }
                         // `close` has no connection to close here.
                         if let Some(bytes) = plan.bytes {
                             schedule.push(plan.delay, (from, bytes));
