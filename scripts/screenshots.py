@@ -83,6 +83,12 @@ class Driver:
     def click(self, css):
         self.s("POST", f"/element/{self.find(css)}/click", {})
 
+    def text(self, css):
+        return self.s("GET", f"/element/{self.find(css)}/text")
+
+    def select(self, css, value):
+        self.click(f'{css} option[value="{value}"]')
+
     def shot(self, name):
         png = base64.b64decode(self.s("GET", "/screenshot"))
         with open(os.path.join(OUT, name), "wb") as f:
@@ -152,7 +158,11 @@ def main():
     with open(os.path.join(work, "sockit.toml"), "w") as f:
         f.write(f'[[service]]\nkind = "files"\nlisten = "127.0.0.1:0"\nroot = "{root}"\n\n'
                 f'[[service]]\nkind = "chat"\nlisten = "127.0.0.1:0"\ninsecure_no_auth = true\n\n'
-                f'[[service]]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "{root}"\n')
+                f'[[service]]\nkind = "web"\nlisten = "127.0.0.1:0"\nroot = "{root}"\nassistant = true\n')
+    write(os.path.join(work, "config", "sockit", "assistant.toml"),
+          b'[[send]]\nname = "read-reg"\nhex = "01 03 00 10 00 01"\nappend = ["crc16-modbus"]\n'
+          b'[[send]]\nname = "status"\ntext = "STATUS?\\n"\n'
+          b'[[send]]\nname = "ping"\ntext = "PING {{seq}}\\n"\n')
     serve = subprocess.Popen([SOCKIT, "serve", "--config", "sockit.toml"], cwd=work, env=env,
                              stdout=subprocess.PIPE, text=True)
     lines = [serve.stdout.readline().strip() for _ in range(4)]
@@ -200,6 +210,33 @@ def main():
         driver.find('#live-transfers li[data-kind="put"]')
         time.sleep(2.5)
         driver.shot("dashboard.png")
+
+        driver.click("#nav-assistant")
+        driver.select("#as-kind", "tcp-server")
+        driver.keys("#as-bind", "127.0.0.1:0")
+        driver.click("#as-open button[type=submit]")
+        while "local 127.0.0.1:" not in driver.text("#as-state"):
+            time.sleep(0.1)
+        port = int(driver.text("#as-state").rsplit(":", 1)[1])
+        driver.click("#as-rules-box summary")
+        driver.keys("#as-rules", "[[rule]]\nregex = '^PING (\\d+)$'\nreply = \"PONG {{1}} at {{time:%H:%M:%S}}\"\n")
+        driver.click("#as-rules-on")
+        driver.click("#as-rules-apply")
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        time.sleep(0.5)
+        clients[0].sendall("PING 1\nhello from the sensor, 温度 21.5°C\n".encode())
+        clients[1].sendall(b"\x01\x03\x02\x00\x10\xb9\x88")
+        time.sleep(0.4)
+        driver.keys("#as-text", "SET RATE 10\n")
+        driver.click("#as-send-button")
+        time.sleep(0.3)
+        clients[0].sendall(b"PING 2\nOK rate=10\n")
+        time.sleep(0.8)
+        driver.s("POST", "/execute/sync", {"script": "window.scrollTo(0, 0)", "args": []})
+        time.sleep(0.2)
+        driver.shot("assistant.png")
+        for c in clients:
+            c.close()
     finally:
         if put:
             put.kill()

@@ -946,8 +946,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub web: Option<SocketAddr>,
     /// Run no web listener.
-    #[arg(long, conflicts_with_all = ["web", "qr"])]
+    #[arg(long, conflicts_with_all = ["web", "qr", "web_assistant"])]
     pub no_web: bool,
+    /// Add the network debugging assistant to the page: TCP client, TCP
+    /// server and UDP sessions opened from the browser, run by this
+    /// server (so it can reach whatever this host can). Off by default.
+    #[arg(long)]
+    pub web_assistant: bool,
     /// Print the web address as a QR code too, for phones on the LAN.
     #[arg(long)]
     pub qr: bool,

@@ -217,6 +217,10 @@ pub struct Section {
     /// chat listeners).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chat: Option<bool>,
+    /// web: the assistant page, which opens sockets from this host for the
+    /// browser (off unless asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<bool>,
     #[serde(flatten)]
     pub settings: Settings,
 }
@@ -246,6 +250,7 @@ impl Section {
             read_only: None,
             upload_only: None,
             chat: None,
+            assistant: None,
             settings: Settings::default(),
         }
     }
@@ -270,7 +275,7 @@ impl Section {
                 "read_only",
                 "upload_only",
             ],
-            Kind::Web => &["listen", "root", "read_only", "upload_only", "chat"],
+            Kind::Web => &["listen", "root", "read_only", "upload_only", "chat", "assistant"],
             Kind::Download => &["listen", "root"],
             Kind::Chat => &["listen"],
             Kind::Broadcast => &["listen"],
@@ -312,6 +317,7 @@ impl Section {
             ("read_only", self.read_only.is_some()),
             ("upload_only", self.upload_only.is_some()),
             ("chat", self.chat.is_some()),
+            ("assistant", self.assistant.is_some()),
         ];
         set.into_iter()
             .filter(|(key, present)| *present && !allowed.contains(key))

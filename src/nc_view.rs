@@ -389,6 +389,7 @@ fn close_code(reason: &CloseReason) -> &'static str {
         CloseReason::TooSlow => "too-slow",
         CloseReason::Error(_) => "error",
         CloseReason::ByRule(_) => "rule",
+        CloseReason::Disconnected => "disconnected",
     }
 }
 
@@ -400,6 +401,7 @@ fn describe_close(reason: &CloseReason) -> String {
         CloseReason::TooSlow => "it stopped reading and fell too far behind".into(),
         CloseReason::Error(e) => e.clone(),
         CloseReason::ByRule(rule) => format!("by {rule}"),
+        CloseReason::Disconnected => "disconnected by the session".into(),
     }
 }
 

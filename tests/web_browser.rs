@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use browser::{Browser, PATIENCE};
 use support::web::Web;
 // browser.rs reaches KillOnDrop and peer_available through `super::`.
+use support::ncat::NcMember;
 use support::{KillOnDrop, Sandbox, Server, peer_available, write};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -190,65 +191,6 @@ async fn an_upload_cut_by_a_restart_resumes_from_the_servers_offset() {
     let stored = std::fs::read(sb.path("work/sockit-data/big.bin")).unwrap();
     assert_eq!(sha256(&stored), sha256(&big));
     browser.close().await;
-}
-
-/// A line-oriented `ncat` member of a chat room.
-struct NcMember {
-    child: KillOnDrop,
-    stdin: std::process::ChildStdin,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl NcMember {
-    fn join(addr: &str) -> Self {
-        let (host, port) = addr.rsplit_once(':').unwrap();
-        let mut child = std::process::Command::new("ncat")
-            .args([host, port])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child: KillOnDrop(child),
-            stdin,
-            lines,
-        }
-    }
-
-    fn say(&mut self, line: &str) {
-        std::io::Write::write_all(&mut self.stdin, format!("{line}\n").as_bytes()).unwrap();
-    }
-
-    /// Waits (bounded) for a line containing `text`; returns the lines up
-    /// to and including it.
-    fn expect(&self, text: &str) -> Vec<String> {
-        let deadline = Instant::now() + PATIENCE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(text);
-                    seen.push(line);
-                    if found {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!("no line with {text:?}; saw {seen:#?}"),
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

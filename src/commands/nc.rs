@@ -148,6 +148,7 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         input: input_rx,
         events: events_tx,
         stats: Arc::clone(&stats),
+        control: None,
     };
 
     // Bind or resolve before reading any input, so a mistake is reported

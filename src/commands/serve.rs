@@ -177,6 +177,25 @@ fn files_config(section: &Section) -> FileServiceConfig {
     files
 }
 
+/// The assistant page's sessions, with the per-user quick sends
+/// (`~/.config/sockit/assistant.toml`) as its buttons.
+fn assistant_desk() -> anyhow::Result<sockit::nc::desk::Desk> {
+    let profile = match sockit::auth::config_dir().map(|d| d.join("assistant.toml")) {
+        Some(path) if path.is_file() => {
+            let text = anyhow::Context::with_context(std::fs::read_to_string(&path), || {
+                format!("cannot read {}", path.display())
+            })?;
+            sockit_proto::assist::profile::Profile::from_toml(&text)
+                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?
+        }
+        _ => sockit_proto::assist::profile::Profile::default(),
+    };
+    Ok(sockit::nc::desk::Desk::new(
+        sockit::nc::desk::DEFAULT_MAX_SESSIONS,
+        profile,
+    ))
+}
+
 /// The config file `serve` runs when given no flags at all:
 /// `$XDG_CONFIG_HOME/sockit/sockit.toml` (or `~/.config/...`), then
 /// `/etc/sockit/sockit.toml`. Any flag for the file service means the
@@ -209,6 +228,7 @@ fn fill_defaults(section: &mut Section) {
     }
     if kind == Kind::Web {
         section.chat.get_or_insert(true);
+        section.assistant.get_or_insert(false);
     }
     match kind {
         Kind::Files => {
@@ -309,6 +329,7 @@ fn from_flags(args: &ServeArgs) -> Config {
         web.root = files.root.clone();
         web.read_only = Some(args.read_only);
         web.upload_only = Some(args.upload_only);
+        web.assistant = Some(args.web_assistant);
         web.settings = files.settings.clone();
         services.push(web);
     }
@@ -418,6 +439,9 @@ async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores
                 web.room = Some(stores.room());
             }
             web.stats = listeners.stats();
+            if section.assistant.unwrap_or(false) {
+                web.assistant = Some(assistant_desk()?);
+            }
             listeners.web(config, WebService::new(web, store), &details, key.as_ref(), qr)?;
         }
         Kind::Download => {

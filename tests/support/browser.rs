@@ -100,6 +100,43 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
     }
 
+    /// Waits (bounded) until the element matching `css` shows `needle` in
+    /// its text; returns the text.
+    pub async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                if let Ok(text) = e.text().await {
+                    if text.contains(needle) {
+                        return text;
+                    }
+                    assert!(started.elapsed() < PATIENCE, "{css} never showed {needle:?}: {text:?}");
+                }
+            }
+            assert!(started.elapsed() < PATIENCE, "no {css} showing {needle:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits (bounded) until `attr` of the element matching `css` is `want`.
+    pub async fn wait_attr(&self, css: &str, attr: &str, want: &str) {
+        let started = Instant::now();
+        loop {
+            let now = match self.client.find(Locator::Css(css)).await {
+                Ok(e) => e.attr(attr).await.ok().flatten(),
+                Err(_) => None,
+            };
+            if now.as_deref() == Some(want) {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{css} {attr} stayed {now:?}, not {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sets the files an `<input type=file>` holds (several, one per line).
     pub async fn pick(&self, input_css: &str, paths: &[&Path]) {
         let input = self.client.find(Locator::Css(input_css)).await.unwrap();

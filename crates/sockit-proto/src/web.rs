@@ -157,6 +157,9 @@ pub struct Session {
     pub chunk: u64,
     /// A chat room is open at `/api/chat`.
     pub chat: bool,
+    /// The assistant page is on (`--web-assistant`).
+    #[serde(default)]
+    pub assistant: bool,
 }
 
 /// Every refusal's body, with the file service's stable codes.

@@ -43,7 +43,9 @@ const joinPath = (dir, name) => (dir ? dir + "/" + name : name);
 let session = null;
 
 function show(view) {
-  for (const id of ["login", "files", "chat", "dashboard"]) $(id).hidden = id !== view;
+  for (const id of ["login", "files", "chat", "dashboard", "assistant"]) $(id).hidden = id !== view;
+  // The assistant's log and send box want the width of the window.
+  document.body.classList.toggle("wide", view === "assistant");
   for (const link of document.querySelectorAll("nav a")) {
     link.classList.toggle("current", link.id === "nav-" + view);
   }
@@ -90,6 +92,7 @@ function enter(s) {
   document.body.classList.toggle("read-only", s.read_only);
   document.body.classList.toggle("upload-only", s.upload_only);
   $("nav-chat").hidden = !s.chat;
+  $("nav-assistant").hidden = !s.assistant;
   route();
 }
 
@@ -102,6 +105,9 @@ function route() {
   } else if (location.hash === "#dashboard") {
     show("dashboard");
     dashboard.open();
+  } else if (location.hash.startsWith("#assistant")) {
+    show("assistant");
+    assistant.open(location.hash.slice("#assistant/".length));
   } else {
     show("files");
     openFolder(currentFolder());

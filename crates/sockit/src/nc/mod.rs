@@ -8,6 +8,7 @@
 //! message splitting are the binary's display, built on `sockit_proto::assist`.
 //!
 //! - [`answer`]: auto-replies by rules, per connection.
+//! - [`desk`]: the assistant page's sessions, kept in the server.
 //! - [`stream`]: one TCP connection: reading, writing, half-close, deadlines.
 //! - [`tcp`]: connecting and listening.
 //! - [`udp`]: the UDP peer, connected or listening for many peers.
@@ -16,6 +17,7 @@
 //! - [`resolve`]: names to addresses through the system resolver.
 
 pub mod answer;
+pub mod desk;
 pub mod program;
 pub mod resolve;
 pub mod scan;
@@ -221,6 +223,8 @@ pub enum CloseReason {
     Error(String),
     /// The named rule closed it.
     ByRule(String),
+    /// Disconnected by the session's owner ([`Control::Disconnect`]).
+    Disconnected,
 }
 
 /// Live counters for `--stats`, updated as bytes move.
@@ -260,6 +264,18 @@ pub struct Session {
     pub input: mpsc::Receiver<Bytes>,
     pub events: mpsc::Sender<NcEvent>,
     pub stats: Arc<Stats>,
+    /// Orders for one peer of a listener (the assistant page's client
+    /// list); `None` on the command line.
+    pub control: Option<mpsc::Receiver<Control>>,
+}
+
+/// An order about one peer of a listening session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Send to this peer only.
+    SendTo(PeerId, Bytes),
+    /// Close this peer's connection (TCP) or forget it (UDP).
+    Disconnect(PeerId),
 }
 
 impl Session {

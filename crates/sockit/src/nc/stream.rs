@@ -53,6 +53,7 @@ pub(super) async fn run(
     link: Link<'_>,
     input: &mut mpsc::Receiver<Bytes>,
     cancel: &CancellationToken,
+    kick: &CancellationToken,
 ) -> CloseReason {
     let (Ok(peer), Ok(local)) = (
         stream.peer_addr().map(super::canonical),
@@ -62,7 +63,7 @@ pub(super) async fn run(
     };
     let id = link.id;
     let _ = link.events.send(NcEvent::Connected { id, peer, local }).await;
-    let reason = exchange(stream, peer, link, input, cancel).await;
+    let reason = exchange(stream, peer, link, input, cancel, kick).await;
     let _ = link
         .events
         .send(NcEvent::Closed {
@@ -80,6 +81,7 @@ async fn exchange(
     link: Link<'_>,
     input: &mut mpsc::Receiver<Bytes>,
     cancel: &CancellationToken,
+    kick: &CancellationToken,
 ) -> CloseReason {
     let Link {
         id,
@@ -93,6 +95,8 @@ async fn exchange(
     // One cancellation waiter for the connection's life, not one per read.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
+    let kicked = kick.cancelled();
+    tokio::pin!(kicked);
     // Auto-replies reach the writer through their own queue, beside input.
     let mut answerer = rules.auto_reply.clone().map(Answerer::new);
     let replies = Replies::default();
@@ -215,6 +219,7 @@ async fn exchange(
                 return CloseReason::Idle;
             },
             () = &mut cancelled => return CloseReason::TooSlow,
+            () = &mut kicked => return CloseReason::Disconnected,
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::stream::{self, ConnRules, Link};
-use super::{CLIENT_QUEUE, CloseReason, NcEvent, NcOptions, NcTls, PeerId, Session, Stats, quit_deadline};
+use super::{CLIENT_QUEUE, CloseReason, Control, NcEvent, NcOptions, NcTls, PeerId, Session, Stats, quit_deadline};
 use crate::Error;
 use crate::server::DEFAULT_BACKLOG;
 use crate::stream::Stream;
@@ -154,7 +154,10 @@ pub async fn serve(listener: TcpListener, opts: &NcOptions, mut session: Session
 struct Client {
     /// None once input has ended: its connection has been half-closed.
     queue: Option<mpsc::Sender<Bytes>>,
+    /// It fell too far behind.
     cancel: CancellationToken,
+    /// The session's owner hung up on it.
+    kick: CancellationToken,
 }
 
 async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -> Result<CloseReason, Error> {
@@ -162,6 +165,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
         mut input,
         events,
         stats,
+        mut control,
     } = session;
     let stats: Arc<Stats> = stats;
     let mut clients: HashMap<PeerId, Client> = HashMap::new();
@@ -193,6 +197,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                 next_id += 1;
                 let (tx, mut rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
                 let cancel = CancellationToken::new();
+                let kick = CancellationToken::new();
                 let mut conn_rules = rules(opts);
                 // A client that joins after input ended gets nothing to send
                 // but is not half-closed: it may still talk to us, and its
@@ -203,12 +208,13 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     conn_rules.half_close = false;
                     None
                 };
-                let (events, stats, done, token) = (events.clone(), Arc::clone(&stats), done_tx.clone(), cancel.clone());
+                let (events, stats, done, token, kicked) =
+                    (events.clone(), Arc::clone(&stats), done_tx.clone(), cancel.clone(), kick.clone());
                 tokio::spawn(async move {
                     match start_tls(stream, &opts_for_conn).await {
                         Ok(stream) => {
                             let link = Link { id, events: &events, stats: &stats, rules: &conn_rules };
-                            stream::run(stream, link, &mut rx, &token).await;
+                            stream::run(stream, link, &mut rx, &token, &kicked).await;
                         }
                         Err(e) => {
                             let _ = events
@@ -218,7 +224,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     }
                     let _ = done.send(id).await;
                 });
-                clients.insert(id, Client { queue, cancel });
+                clients.insert(id, Client { queue, cancel, kick });
                 newest.push(id);
             }
             Some(id) = done_rx.recv() => {
@@ -251,9 +257,40 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     quit_at = opts.quit_after_eof.map(|q| Instant::now() + q);
                 }
             },
+            order = recv_control(control.as_mut()) => match order {
+                Some(Control::SendTo(id, data)) => {
+                    if let Some(client) = clients.get(&id) {
+                        if let Some(queue) = &client.queue {
+                            if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(data) {
+                                client.cancel.cancel();
+                            }
+                        }
+                    }
+                }
+                Some(Control::Disconnect(id)) => {
+                    if let Some(client) = clients.get(&id) {
+                        client.kick.cancel();
+                    }
+                }
+                None => control = None,
+            },
             () = quit_deadline(quit_at) => return Ok(CloseReason::QuitAfterEof),
         }
     }
+}
+
+/// The next order, or never when there is no control channel.
+pub(super) async fn recv_control(control: Option<&mut mpsc::Receiver<Control>>) -> Option<Control> {
+    match control {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs a session over a connection already made (the assistant page
+/// connects first, to report a failure at once).
+pub async fn run_stream(stream: Stream, opts: &NcOptions, session: &mut Session) -> CloseReason {
+    run_one(stream, opts, session).await
 }
 
 /// The one connection of a client run or a single-client listener.
@@ -266,7 +303,8 @@ async fn run_one(stream: Stream, opts: &NcOptions, session: &mut Session) -> Clo
         stats: &session.stats,
         rules: &rules,
     };
-    stream::run(stream, link, &mut session.input, &CancellationToken::new()).await
+    let never = CancellationToken::new();
+    stream::run(stream, link, &mut session.input, &never, &never).await
 }
 
 fn rules(opts: &NcOptions) -> ConnRules {

@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::answer::{Answerer, Schedule, until};
-use super::{CloseReason, IdleClock, MAX_UDP_PEERS, NcEvent, NcOptions, PeerId, Session, quit_deadline};
+use super::{CloseReason, Control, IdleClock, MAX_UDP_PEERS, NcEvent, NcOptions, PeerId, Session, quit_deadline};
 use crate::Error;
 use crate::udp::MAX_DATAGRAM;
 
@@ -27,6 +27,16 @@ pub async fn connect(addrs: &[SocketAddr], opts: &NcOptions, session: Session) -
         addr: target.to_string(),
         source,
     })?;
+    run_connected(socket, target, opts, session).await
+}
+
+/// Runs a session on a socket already connected to `target`.
+pub async fn run_connected(
+    socket: UdpSocket,
+    target: SocketAddr,
+    opts: &NcOptions,
+    session: Session,
+) -> Result<CloseReason, Error> {
     let local = socket.local_addr().map_err(Error::io("reading the local address"))?;
     session
         .emit(NcEvent::Connected {
@@ -35,8 +45,7 @@ pub async fn connect(addrs: &[SocketAddr], opts: &NcOptions, session: Session) -
             local,
         })
         .await;
-    let reason = run(&socket, Some(target), opts, session).await;
-    Ok(reason)
+    Ok(run(&socket, Some(target), opts, session).await)
 }
 
 /// Binds a UDP socket (SO_REUSEADDR, so a restarted listener rebinds at once).
@@ -126,6 +135,62 @@ impl Peers {
     fn id_of(&self, addr: SocketAddr) -> Option<PeerId> {
         self.known.iter().find(|(a, _)| *a == addr).map(|(_, id)| *id)
     }
+
+    fn addr_of(&self, id: PeerId) -> Option<SocketAddr> {
+        self.known.iter().find(|(_, i)| *i == id).map(|(a, _)| *a)
+    }
+
+    fn forget(&mut self, id: PeerId) -> Option<SocketAddr> {
+        let pos = self.known.iter().position(|(_, i)| *i == id)?;
+        self.known.remove(pos).map(|(a, _)| a)
+    }
+}
+
+/// Sending a datagram, and counting and reporting it.
+struct Outbound<'a> {
+    socket: &'a UdpSocket,
+    connected: Option<SocketAddr>,
+    events: &'a tokio::sync::mpsc::Sender<NcEvent>,
+    stats: &'a super::Stats,
+    activity: &'a AtomicU64,
+    report_sent: bool,
+}
+
+impl Outbound<'_> {
+    /// Sends `data` to `peer`. A connected peer's port that refuses ends
+    /// the session (the reason, reported); other failures are logged.
+    async fn send(&self, peer: SocketAddr, id: PeerId, data: Bytes) -> Result<(), CloseReason> {
+        let sent = match self.connected {
+            Some(_) => self.socket.send(&data).await,
+            None => self.socket.send_to(&data, peer).await,
+        };
+        match sent {
+            Ok(_) => {
+                self.activity.fetch_add(1, Ordering::Relaxed);
+                self.stats.sent(data.len());
+                if self.report_sent {
+                    let _ = self.events.send(NcEvent::Sent { id, peer, data }).await;
+                }
+                Ok(())
+            }
+            Err(e) if self.connected.is_some() && e.kind() == io::ErrorKind::ConnectionRefused => {
+                let reason = CloseReason::Error("connection refused (nothing listens on that port)".into());
+                let _ = self
+                    .events
+                    .send(NcEvent::Closed {
+                        id: 1,
+                        peer,
+                        reason: reason.clone(),
+                    })
+                    .await;
+                Err(reason)
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "udp send failed");
+                Ok(())
+            }
+        }
+    }
 }
 
 async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions, session: Session) -> CloseReason {
@@ -133,6 +198,7 @@ async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions
         mut input,
         events,
         stats,
+        mut control,
     } = session;
     let mut peers = Peers::default();
     if let Some(peer) = connected {
@@ -147,6 +213,14 @@ async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions
     // a rule's reply goes back to the datagram's sender.
     let mut answerer = opts.auto_reply.clone().map(Answerer::new);
     let mut schedule: Schedule<(SocketAddr, Bytes)> = Schedule::default();
+    let out = Outbound {
+        socket,
+        connected,
+        events: &events,
+        stats: &stats,
+        activity: &activity,
+        report_sent: opts.report_sent,
+    };
     loop {
         let has_peer = !peers.known.is_empty();
         let next_due = schedule.next_due();
@@ -203,25 +277,9 @@ async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions
                         peers.known.back().map(|(a, _)| *a).into_iter().collect()
                     };
                     for peer in targets {
-                        let sent = match connected {
-                            Some(_) => socket.send(&data).await,
-                            None => socket.send_to(&data, peer).await,
-                        };
-                        match sent {
-                            Ok(_) => {
-                                activity.fetch_add(1, Ordering::Relaxed);
-                                stats.sent(data.len());
-                                if opts.report_sent {
-                                    let id = peers.id_of(peer).unwrap_or(0);
-                                    let _ = events.send(NcEvent::Sent { id, peer, data: data.clone() }).await;
-                                }
-                            }
-                            Err(e) if connected.is_some() && e.kind() == io::ErrorKind::ConnectionRefused => {
-                                let reason = CloseReason::Error("connection refused (nothing listens on that port)".into());
-                                let _ = events.send(NcEvent::Closed { id: 1, peer, reason: reason.clone() }).await;
-                                return reason;
-                            }
-                            Err(e) => tracing::debug!(%peer, error = %e, "udp send failed"),
+                        let id = peers.id_of(peer).unwrap_or(0);
+                        if let Err(reason) = out.send(peer, id, data.clone()).await {
+                            return reason;
                         }
                     }
                 }
@@ -233,22 +291,26 @@ async fn run(socket: &UdpSocket, connected: Option<SocketAddr>, opts: &NcOptions
             },
             () = until(next_due), if next_due.is_some() => {
                 if let Some((peer, data)) = schedule.pop() {
-                    let sent = match connected {
-                        Some(_) => socket.send(&data).await,
-                        None => socket.send_to(&data, peer).await,
-                    };
-                    match sent {
-                        Ok(_) => {
-                            activity.fetch_add(1, Ordering::Relaxed);
-                            stats.sent(data.len());
-                            if opts.report_sent {
-                                let id = peers.id_of(peer).unwrap_or(0);
-                                let _ = events.send(NcEvent::Sent { id, peer, data }).await;
-                            }
-                        }
-                        Err(e) => tracing::debug!(%peer, error = %e, "udp reply failed"),
+                    let id = peers.id_of(peer).unwrap_or(0);
+                    if let Err(reason) = out.send(peer, id, data).await {
+                        return reason;
                     }
                 }
+            },
+            order = super::tcp::recv_control(control.as_mut()) => match order {
+                Some(Control::SendTo(id, data)) => {
+                    if let Some(peer) = peers.addr_of(id) {
+                        if let Err(reason) = out.send(peer, id, data).await {
+                            return reason;
+                        }
+                    }
+                }
+                Some(Control::Disconnect(id)) => {
+                    if let Some(peer) = peers.forget(id) {
+                        let _ = events.send(NcEvent::Closed { id, peer, reason: CloseReason::Disconnected }).await;
+                    }
+                }
+                None => control = None,
             },
             () = quit_deadline(quit_at) => return CloseReason::QuitAfterEof,
             expired = idle.expired(&activity) => if expired {

@@ -11,6 +11,7 @@ use super::AppState;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
+const ASSIST_JS: &str = include_str!("../../web/assist.js");
 const SHA256_JS: &str = include_str!("../../web/sha256.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
 
@@ -20,6 +21,10 @@ pub fn routes() -> Router<std::sync::Arc<AppState>> {
         .route(
             "/app.js",
             get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assist.js",
+            get(|| async { page(ASSIST_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
             "/sha256.js",

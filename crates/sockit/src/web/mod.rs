@@ -12,6 +12,7 @@
 
 mod archive;
 mod assets;
+mod assist;
 mod chat;
 mod files;
 mod idle;
@@ -67,6 +68,8 @@ pub struct WebConfig {
     pub member_backlog: usize,
     /// The daemon's figures, for the dashboard.
     pub stats: crate::stats::Stats,
+    /// The assistant page's sessions (`--web-assistant`); `None`: off.
+    pub assistant: Option<crate::nc::desk::Desk>,
 }
 
 impl WebConfig {
@@ -79,6 +82,7 @@ impl WebConfig {
             room: None,
             member_backlog: crate::chat::DEFAULT_MEMBER_BACKLOG,
             stats: crate::stats::Stats::default(),
+            assistant: None,
         }
     }
 }
@@ -128,7 +132,20 @@ impl WebService {
             .route("/rm", post(files::rm))
             .route("/upload/open", post(uploads::open))
             .route("/upload/chunk", put(uploads::chunk).layer(DefaultBodyLimit::disable()))
-            .route("/upload/cancel", post(uploads::cancel));
+            .route("/upload/cancel", post(uploads::cancel))
+            .route("/assist", get(assist::overview))
+            .route("/assist/sessions", post(assist::open))
+            .route("/assist/sessions/{id}", axum::routing::delete(assist::close))
+            .route("/assist/sessions/{id}/events", get(assist::events))
+            .route("/assist/sessions/{id}/send", post(assist::send))
+            .route(
+                "/assist/sessions/{id}/send-file",
+                post(assist::send_file).layer(DefaultBodyLimit::max(assist::MAX_SEND_FILE)),
+            )
+            .route("/assist/sessions/{id}/stop", post(assist::stop))
+            .route("/assist/sessions/{id}/disconnect", post(assist::disconnect))
+            .route("/assist/sessions/{id}/clear", post(assist::clear))
+            .route("/assist/sessions/{id}/rules", get(assist::rules).put(assist::set_rules));
         let files = Router::new().route(
             "/{*path}",
             get(files::download)
@@ -159,6 +176,9 @@ impl WebService {
     /// Keeps open uploads' partials for a resume: call at shutdown.
     pub async fn shutdown(&self) {
         self.state.closing.cancel();
+        if let Some(desk) = &self.state.config.assistant {
+            desk.close_all();
+        }
         self.state.uploads.keep_all(&self.state.store).await;
     }
 

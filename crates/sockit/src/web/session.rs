@@ -45,6 +45,7 @@ fn session_of(state: &super::AppState) -> Session {
         upload_only: access == Access::UploadOnly,
         chunk: web::PAGE_CHUNK,
         chat: state.config.room.is_some(),
+        assistant: state.config.assistant.is_some(),
     }
 }
 
