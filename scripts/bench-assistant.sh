@@ -11,12 +11,16 @@
 # the differences measured). Reports medians, the spread, and the ratio
 # rules ÷ echo of requests/s (target ≥ 0.8 at C=10).
 #
-#   scripts/bench-assistant.sh [SECONDS_PER_RUN=4] [ROUNDS=5] [C=10]
+# The rules server's output goes to OUT (default /dev/null, where it skips
+# handing each read to its display; give a file to measure the display too).
+#
+#   scripts/bench-assistant.sh [SECONDS_PER_RUN=4] [ROUNDS=5] [C=10] [OUT=/dev/null]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-4}"
 rounds="${2:-5}"
 conns="${3:-10}"
+out="${4:-/dev/null}"
 
 cargo build --release --locked -q
 sockit="$PWD/target/release/sockit"
@@ -40,7 +44,7 @@ trap cleanup EXIT
 
 "$sockit" echo serve --tcp 127.0.0.1:0 --insecure-no-auth > "$work/echo.out" 2> "$work/echo.err" &
 pids+=($!)
-"$sockit" nc -lk 127.0.0.1 0 --rules "$rules" < /dev/null > /dev/null 2> "$work/rules.err" &
+"$sockit" nc -lk 127.0.0.1 0 --rules "$rules" < /dev/null > "$out" 2> "$work/rules.err" &
 pids+=($!)
 for _ in $(seq 400); do
   grep -q '^listening on' "$work/echo.out" 2>/dev/null && grep -q '^listening on' "$work/rules.err" 2>/dev/null && break
@@ -63,9 +67,9 @@ for round in $(seq "$rounds"); do
   echo "round $round/$rounds done" >&2
 done
 
-python3 - "$results" "$secs" "$rounds" "$conns" <<'PY'
+python3 - "$results" "$secs" "$rounds" "$conns" "$out" <<'PY'
 import json, statistics, sys
-path, secs, rounds, conns = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+path, secs, rounds, conns, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 runs = {}
 for line in open(path):
     r = json.loads(line)
@@ -74,7 +78,8 @@ def med(s, key): return statistics.median(x[key] for x in runs[s])
 def spread(s, key):
     v = [x[key] for x in runs[s]]
     return f"{min(v):,.0f}–{max(v):,.0f}"
-print(f"\nTCP request/response, 64-byte messages, C={conns}, {secs} s per run, median of {rounds} rounds\n")
+print(f"\nTCP request/response, 64-byte messages, C={conns}, {secs} s per run, median of {rounds} rounds;"
+      f" the rules server's output to {out}\n")
 print("| server | req/s (median) | req/s (min–max) | p99 µs | errors |")
 print("|---|---|---|---|---|")
 for s, label in (("echo", "sockit echo serve"), ("rules", "sockit nc -lk --rules (100 rules)")):

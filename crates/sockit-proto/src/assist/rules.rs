@@ -119,8 +119,9 @@ pub struct RuleSet {
 /// rules that do match, however many rules there are.
 #[derive(Debug, Clone, Default)]
 struct Index {
-    /// Exact rules by their bytes.
-    exact: HashMap<Vec<u8>, Vec<usize>>,
+    /// Exact rules by their length (hashing a length is cheaper than
+    /// hashing a message), then compared.
+    exact: HashMap<usize, Vec<usize>>,
     /// Closed hex patterns by their length; open ones are always tried.
     hex_by_len: HashMap<usize, Vec<usize>>,
     hex_open: Vec<usize>,
@@ -141,7 +142,7 @@ impl Index {
         let (mut sources, mut needles) = (Vec::new(), Vec::new());
         for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.enabled) {
             match &rule.matcher {
-                Matcher::Exact(bytes) => index.exact.entry(bytes.clone()).or_default().push(i),
+                Matcher::Exact(bytes) => index.exact.entry(bytes.len()).or_default().push(i),
                 Matcher::Hex(p) if p.open_end() => index.hex_open.push(i),
                 Matcher::Hex(p) => index.hex_by_len.entry(p.len()).or_default().push(i),
                 Matcher::Regex(re) => {
@@ -178,7 +179,7 @@ impl Index {
     fn candidates(&self, message: &[u8], out: &mut Vec<(usize, bool)>) {
         out.clear();
         let unproven = |i: &usize| (*i, false);
-        out.extend(self.exact.get(message).into_iter().flatten().map(unproven));
+        out.extend(self.exact.get(&message.len()).into_iter().flatten().map(unproven));
         out.extend(self.hex_by_len.get(&message.len()).into_iter().flatten().map(unproven));
         out.extend(self.hex_open.iter().map(unproven));
         out.extend(self.always.iter().map(unproven));

@@ -48,13 +48,7 @@ pub(super) struct Link<'a> {
 
 /// Runs one connection until the peer closes, a deadline passes or
 /// `cancel` fires; reports Connected first and Closed last.
-pub(super) async fn run(
-    stream: Stream,
-    link: Link<'_>,
-    input: &mut mpsc::Receiver<Bytes>,
-    cancel: &CancellationToken,
-    kick: &CancellationToken,
-) -> CloseReason {
+pub(super) async fn run(stream: Stream, link: Link<'_>, input: &mut mpsc::Receiver<Bytes>, stop: &Stop) -> CloseReason {
     let (Ok(peer), Ok(local)) = (
         stream.peer_addr().map(super::canonical),
         stream.local_addr().map(super::canonical),
@@ -63,7 +57,7 @@ pub(super) async fn run(
     };
     let id = link.id;
     let _ = link.events.send(NcEvent::Connected { id, peer, local }).await;
-    let reason = exchange(stream, peer, link, input, cancel, kick).await;
+    let reason = exchange(stream, peer, link, input, stop).await;
     let _ = link
         .events
         .send(NcEvent::Closed {
@@ -80,8 +74,7 @@ async fn exchange(
     peer: SocketAddr,
     link: Link<'_>,
     input: &mut mpsc::Receiver<Bytes>,
-    cancel: &CancellationToken,
-    kick: &CancellationToken,
+    stop: &Stop,
 ) -> CloseReason {
     let Link {
         id,
@@ -93,10 +86,8 @@ async fn exchange(
     let activity = AtomicU64::new(0);
     let mut idle = IdleClock::new(rules.idle, &activity);
     // One cancellation waiter for the connection's life, not one per read.
-    let cancelled = cancel.cancelled();
-    tokio::pin!(cancelled);
-    let kicked = kick.cancelled();
-    tokio::pin!(kicked);
+    let stopped = stop.token.cancelled();
+    tokio::pin!(stopped);
     // Auto-replies reach the writer through their own queue, beside input.
     let mut answerer = rules.auto_reply.clone().map(Answerer::new);
     let replies = Replies::default();
@@ -218,8 +209,35 @@ async fn exchange(
             expired = idle.expired(&activity) => if expired {
                 return CloseReason::Idle;
             },
-            () = &mut cancelled => return CloseReason::TooSlow,
-            () = &mut kicked => return CloseReason::Disconnected,
+            () = &mut stopped => return stop.reason(),
+        }
+    }
+}
+
+/// Ends a connection from outside: it fell too far behind, or its
+/// session's owner hung up on it. One token for both, so a connection
+/// polls one waiter.
+#[derive(Debug, Default)]
+pub(super) struct Stop {
+    token: CancellationToken,
+    kicked: AtomicBool,
+}
+
+impl Stop {
+    pub fn too_slow(&self) {
+        self.token.cancel();
+    }
+
+    pub fn disconnect(&self) {
+        self.kicked.store(true, Ordering::Relaxed);
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> CloseReason {
+        if self.kicked.load(Ordering::Relaxed) {
+            CloseReason::Disconnected
+        } else {
+            CloseReason::TooSlow
         }
     }
 }

@@ -10,9 +10,8 @@ use bytes::Bytes;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::stream::{self, ConnRules, Link};
+use super::stream::{self, ConnRules, Link, Stop};
 use super::{CLIENT_QUEUE, CloseReason, Control, NcEvent, NcOptions, NcTls, PeerId, Session, Stats, quit_deadline};
 use crate::Error;
 use crate::server::DEFAULT_BACKLOG;
@@ -154,10 +153,7 @@ pub async fn serve(listener: TcpListener, opts: &NcOptions, mut session: Session
 struct Client {
     /// None once input has ended: its connection has been half-closed.
     queue: Option<mpsc::Sender<Bytes>>,
-    /// It fell too far behind.
-    cancel: CancellationToken,
-    /// The session's owner hung up on it.
-    kick: CancellationToken,
+    stop: Arc<Stop>,
 }
 
 async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -> Result<CloseReason, Error> {
@@ -196,8 +192,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                 let id = next_id;
                 next_id += 1;
                 let (tx, mut rx) = mpsc::channel::<Bytes>(CLIENT_QUEUE);
-                let cancel = CancellationToken::new();
-                let kick = CancellationToken::new();
+                let stop = Arc::new(Stop::default());
                 let mut conn_rules = rules(opts);
                 // A client that joins after input ended gets nothing to send
                 // but is not half-closed: it may still talk to us, and its
@@ -208,13 +203,13 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     conn_rules.half_close = false;
                     None
                 };
-                let (events, stats, done, token, kicked) =
-                    (events.clone(), Arc::clone(&stats), done_tx.clone(), cancel.clone(), kick.clone());
+                let (events, stats, done, stopper) =
+                    (events.clone(), Arc::clone(&stats), done_tx.clone(), Arc::clone(&stop));
                 tokio::spawn(async move {
                     match start_tls(stream, &opts_for_conn).await {
                         Ok(stream) => {
                             let link = Link { id, events: &events, stats: &stats, rules: &conn_rules };
-                            stream::run(stream, link, &mut rx, &token, &kicked).await;
+                            stream::run(stream, link, &mut rx, &stopper).await;
                         }
                         Err(e) => {
                             let _ = events
@@ -224,7 +219,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     }
                     let _ = done.send(id).await;
                 });
-                clients.insert(id, Client { queue, cancel, kick });
+                clients.insert(id, Client { queue, stop });
                 newest.push(id);
             }
             Some(id) = done_rx.recv() => {
@@ -243,7 +238,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                         let Some(queue) = &client.queue else { continue };
                         if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(data.clone()) {
                             // It stopped reading: drop it, keep the others going.
-                            client.cancel.cancel();
+                            client.stop.too_slow();
                         }
                     }
                 }
@@ -262,14 +257,14 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     if let Some(client) = clients.get(&id) {
                         if let Some(queue) = &client.queue {
                             if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(data) {
-                                client.cancel.cancel();
+                                client.stop.too_slow();
                             }
                         }
                     }
                 }
                 Some(Control::Disconnect(id)) => {
                     if let Some(client) = clients.get(&id) {
-                        client.kick.cancel();
+                        client.stop.disconnect();
                     }
                 }
                 None => control = None,
@@ -303,8 +298,7 @@ async fn run_one(stream: Stream, opts: &NcOptions, session: &mut Session) -> Clo
         stats: &session.stats,
         rules: &rules,
     };
-    let never = CancellationToken::new();
-    stream::run(stream, link, &mut session.input, &never, &never).await
+    stream::run(stream, link, &mut session.input, &Stop::default()).await
 }
 
 fn rules(opts: &NcOptions) -> ConnRules {
