@@ -131,6 +131,11 @@ fn every_json_line_matches_the_schema() {
         assert!(kinds.contains(&want), "{kinds:?}");
     }
     lines.run(&sb, &["nc", "-z", host, port, "--json"], b"");
+    // A scenario's report: this echo server wants its handshake first, so
+    // the steps fail, and both kinds of step line are checked.
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/scenarios/echo.toml");
+    let report = lines.run(&sb, &["nc", host, port, "--script", scenario, "--json", "-w", "1"], b"");
+    assert_eq!(events(&report).last(), Some(&"result"), "{report:?}");
     lines.run(
         &sb,
         &["bench", "echo", &found[0].1, "-c", "1", "-d", "1", "--json"],
