@@ -444,6 +444,18 @@ fn macros_count_in_periodic_sends_and_quick_sends_go_by_name() {
     );
     let out = sandbox.cmd().args(["nc", &echo, "--send", "hi"]).output().unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "hi there");
+    // A pipe is bytes, not commands, unless --profile asks: netcat's data
+    // must arrive unchanged.
+    let mut piped = sandbox
+        .cmd()
+        .args(["nc", &echo])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    piped.stdin.take().unwrap().write_all(b"/send hi\n").unwrap();
+    let out = piped.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "/send hi\n");
     let out = sandbox.cmd().args(["nc", &echo, "--send", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -175,7 +175,7 @@ pub async fn run(args: NcArgs, verbose: u8) -> anyhow::Result<ExitCode> {
 
     let chunk = if args.udp { UDP_READ } else { TCP_READ };
     match payload(&args, &composer, &profile)? {
-        None => read_stdin(input_tx, composer, profile, chunk),
+        None => read_stdin(input_tx, composer, typed_profile(&args, profile), chunk),
         Some(payload) => {
             let count = args.count.unwrap_or(if args.interval.is_some() { u64::MAX } else { 1 });
             let every = Duration::from_millis(args.interval.unwrap_or(0));
@@ -333,7 +333,7 @@ async fn unix_session(args: &NcArgs, stream: tokio::net::UnixStream) -> anyhow::
         send_hex: args.send_hex,
         append: args.append.clone(),
     };
-    read_stdin(input_tx, composer, load_profile(args)?, TCP_READ);
+    read_stdin(input_tx, composer, typed_profile(args, load_profile(args)?), TCP_READ);
     tokio::select! {
         done = nc::unix::pump(stream, input_rx, tokio::io::stdout(), !args.no_shutdown) => done?,
         _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(exit::INTERRUPTED)),
@@ -555,12 +555,15 @@ async fn draw_stats(stats: Arc<Stats>, done: CancellationToken) {
 }
 
 /// Reads stdin on its own thread: byte for byte when nothing transforms
-/// it, line by line when hex, an encoding or suffixes do, or when a
-/// profile's quick sends can be typed (`/send NAME`).
-fn read_stdin(tx: mpsc::Sender<Bytes>, composer: Composer, profile: Profile, chunk: usize) {
+/// it, line by line when hex, an encoding or suffixes do, or when quick
+/// sends can be typed (`/send NAME`: on a terminal, or with `--profile`;
+/// a pipe from a file stays bytes). A line is read at most `chunk` bytes
+/// at a time, so a long one cannot fill memory.
+fn read_stdin(tx: mpsc::Sender<Bytes>, composer: Composer, profile: Option<Profile>, chunk: usize) {
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut stdin = stdin.lock();
+        let profile = profile.unwrap_or_default();
         if !composer.transforms() && profile.sends.is_empty() {
             let mut buf = vec![0u8; chunk];
             loop {
@@ -582,7 +585,11 @@ fn read_stdin(tx: mpsc::Sender<Bytes>, composer: Composer, profile: Profile, chu
         let mut quick_sends = 0;
         loop {
             line.clear();
-            match stdin.read_until(b'\n', &mut line) {
+            let limit = u64::try_from(chunk).unwrap_or(u64::MAX);
+            match std::io::Read::by_ref(&mut stdin)
+                .take(limit)
+                .read_until(b'\n', &mut line)
+            {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let composed = match profile::command(&line).filter(|_| !profile.sends.is_empty()) {
@@ -678,6 +685,13 @@ fn data_text<'a>(text: &'a str, composer: &Composer) -> std::borrow::Cow<'a, str
         Some(body) if composer.send_hex || !composer.append.is_empty() => body.into(),
         _ => text.into(),
     }
+}
+
+/// The quick sends `/send NAME` may name on stdin: with `--profile`, or
+/// when stdin is a terminal; never for a pipe the user did not ask to be
+/// read as commands.
+fn typed_profile(args: &NcArgs, profile: Profile) -> Option<Profile> {
+    (args.profile.is_some() || std::io::IsTerminal::is_terminal(&std::io::stdin())).then_some(profile)
 }
 
 /// `--profile FILE`, else the per-user profile if there is one.

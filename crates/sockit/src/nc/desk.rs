@@ -20,7 +20,6 @@ use sockit_proto::assist::compose::Composer;
 use sockit_proto::assist::messages::FrameMode;
 use sockit_proto::assist::profile::Profile;
 use sockit_proto::assist::rules::RuleSet;
-use sockit_proto::assist::template::Template;
 use sockit_proto::assist::text::TextEncoding;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -144,7 +143,7 @@ pub struct Summary {
 
 /// What to send.
 #[derive(Debug, Clone, Default)]
-pub struct Outgoing {
+pub struct ToSend {
     pub text: String,
     pub hex: bool,
     pub append: Vec<Append>,
@@ -248,19 +247,17 @@ impl Desk {
         if lock(&self.inner.sessions).len() >= self.inner.max {
             return Err(DeskError::Full(self.inner.max));
         }
+        let (rules_tx, rules_rx) = watch::channel(None);
+        // A listener keeps every client and sends to all of them; input
+        // never ends, and everything is shown.
         let opts = NcOptions {
             keep_listening: true,
             broadcast_to_all: true,
             half_close: false,
             report_sent: true,
             report_answers: true,
-            timeout: None,
-            ..NcOptions::default()
-        };
-        let (rules_tx, rules_rx) = watch::channel(None);
-        let opts = NcOptions {
             auto_reply: Some(rules_rx),
-            ..opts
+            ..NcOptions::default()
         };
         let engine = Engine::start(&spec, &opts).await?;
         let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
@@ -320,7 +317,7 @@ impl Desk {
     }
 
     /// What one send puts on the wire (a quick send by name, or text).
-    pub fn compose(&self, running: &Running, out: &Outgoing, quick: Option<&str>) -> Result<Bytes, DeskError> {
+    pub fn compose(&self, running: &Running, out: &ToSend, quick: Option<&str>) -> Result<Bytes, DeskError> {
         let composer = Composer {
             encoding: out.encoding,
             send_hex: out.hex,
@@ -620,15 +617,4 @@ fn close_text(reason: &CloseReason) -> String {
         CloseReason::ByRule(rule) => format!("closed by {rule}"),
         CloseReason::Disconnected => "disconnected".into(),
     }
-}
-
-/// A template's source checked, for the page to report a mistake before
-/// starting a periodic send.
-pub fn check_template(text: &str, hex: bool) -> Result<(), DeskError> {
-    let parsed = if hex {
-        Template::parse_hex(text)
-    } else {
-        Template::parse(text)
-    };
-    parsed.map(|_| ()).map_err(|e| DeskError::Bad(e.to_string()))
 }

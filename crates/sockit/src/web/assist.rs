@@ -25,7 +25,7 @@ use sockit_proto::files::ErrorCode;
 
 use super::State;
 use super::reply::{ApiError, ApiResult};
-use crate::nc::desk::{Desk, DeskError, Outgoing, Running, Spec, Summary};
+use crate::nc::desk::{Desk, DeskError, Running, Spec, Summary, ToSend};
 use crate::nc::{Family, PeerId};
 
 /// Largest file the page may send in one go.
@@ -183,7 +183,7 @@ pub struct SendReply {
 pub async fn send(state: State, Path(id): Path<u64>, Json(req): Json<SendRequest>) -> ApiResult<Json<SendReply>> {
     let desk = desk(&state)?.clone();
     let running = session(&state, id)?;
-    let out = Outgoing {
+    let out = ToSend {
         text: req.text,
         hex: req.hex,
         append: req
