@@ -24,7 +24,7 @@
 use chrono::{FixedOffset, TimeZone};
 use libfuzzer_sys::fuzz_target;
 use sockit_proto::assist::messages::{FrameMode, MAX_LINE, Message, Splitter};
-use sockit_proto::assist::{hex, template};
+use sockit_proto::assist::{hex, profile, rules, scenario, template};
 use sockit_proto::exec::{Opening, classify};
 use sockit_proto::files::Request;
 use sockit_proto::path::RelPath;
@@ -72,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
             let captures: [Option<&[u8]>; 2] = [Some(data), None];
             let mut ctx = template::Context {
                 seq: u64::MAX,
-                now,
+                now: Some(now),
                 random: &mut random,
                 received: Some(data),
                 captures: &captures,
@@ -85,6 +85,18 @@ fuzz_target!(|data: &[u8]| {
             let per_macro = data.len() + template::MAX_TIME_LEN + 2 * template::MAX_RAND + 20;
             assert!(out.len() <= text.len() * (1 + per_macro));
         }
+    }
+
+    // Rules, scenarios and profiles: any text loads or is refused; loaded
+    // rules answer the same bytes without panicking.
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(set) = rules::RuleSet::from_toml(text) {
+            let mut responder = rules::Responder::new(std::sync::Arc::new(set));
+            let mut random = |buf: &mut [u8]| buf.fill(0x5A);
+            let _ = responder.answer(data, || chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, &mut random);
+        }
+        let _ = scenario::Scenario::from_toml(text);
+        let _ = profile::Profile::from_toml(text);
     }
 
     if let Ok(serde_json::Value::Object(header)) = serde_json::from_slice(data) {

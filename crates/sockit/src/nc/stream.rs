@@ -125,7 +125,42 @@ async fn exchange(
             buf.reserve(READ_CHUNK);
         }
         let next_due = schedule.next_due();
+        // In a fixed order (no random pick per turn): the writer first, so
+        // replies drain before more is read; then due replies; then the
+        // peer; then the deadlines.
         tokio::select! {
+            biased;
+            pumped = &mut pump, if pumping => match pumped {
+                Ok(Pumped::InputEnded(writer)) => {
+                    input_done = true;
+                    let _ = events.send(NcEvent::InputDone).await;
+                    quit_at = rules.quit_after_eof.map(|q| Instant::now() + q);
+                    // Input is done but rules still answer: the writer
+                    // carries on with their replies alone.
+                    pump.set(self::pump(None, Some(&replies), writer, peer, link, &activity));
+                }
+                Ok(Pumped::Finished(writer)) => {
+                    pumping = false;
+                    _open_writer = writer;
+                    if !input_done {
+                        input_done = true;
+                        let _ = events.send(NcEvent::InputDone).await;
+                        quit_at = rules.quit_after_eof.map(|q| Instant::now() + q);
+                    }
+                }
+                Ok(Pumped::ClosedByRule) => {
+                    return CloseReason::ByRule(closing_rule.unwrap_or_default());
+                }
+                // A write that fails (the peer closed for good, or reset)
+                // is input that was not delivered: an error, never a
+                // quiet success.
+                Err(e) => return CloseReason::Error(format!("sending failed: {e}")),
+            },
+            () = until(next_due), if next_due.is_some() => {
+                if let Some(item) = schedule.pop() {
+                    replies.push(item);
+                }
+            },
             read = reader.read_buf(&mut buf), if reading && replies.has_room(&schedule) && closing_rule.is_none() => match read {
                 Ok(0) => reading = false,
                 // A TLS peer that closes without close_notify (ncat and
@@ -173,37 +208,6 @@ async fn exchange(
                     }
                 }
                 Err(e) => return CloseReason::Error(e.to_string()),
-            },
-            () = until(next_due), if next_due.is_some() => {
-                if let Some(item) = schedule.pop() {
-                    replies.push(item);
-                }
-            },
-            pumped = &mut pump, if pumping => match pumped {
-                Ok(Pumped::InputEnded(writer)) => {
-                    input_done = true;
-                    let _ = events.send(NcEvent::InputDone).await;
-                    quit_at = rules.quit_after_eof.map(|q| Instant::now() + q);
-                    // Input is done but rules still answer: the writer
-                    // carries on with their replies alone.
-                    pump.set(self::pump(None, Some(&replies), writer, peer, link, &activity));
-                }
-                Ok(Pumped::Finished(writer)) => {
-                    pumping = false;
-                    _open_writer = writer;
-                    if !input_done {
-                        input_done = true;
-                        let _ = events.send(NcEvent::InputDone).await;
-                        quit_at = rules.quit_after_eof.map(|q| Instant::now() + q);
-                    }
-                }
-                Ok(Pumped::ClosedByRule) => {
-                    return CloseReason::ByRule(closing_rule.unwrap_or_default());
-                }
-                // A write that fails (the peer closed for good, or reset)
-                // is input that was not delivered: an error, never a
-                // quiet success.
-                Err(e) => return CloseReason::Error(format!("sending failed: {e}")),
             },
             () = quit_deadline(quit_at) => return CloseReason::QuitAfterEof,
             expired = idle.expired(&activity) => if expired {
@@ -344,6 +348,7 @@ async fn pump<'a>(
                 continue;
             }
             None => tokio::select! {
+                biased;
                 chunk = recv(input.as_deref_mut()), if input.is_some() => match chunk {
                     Some(data) => Outgoing::Data(data),
                     None if replies_open => return Ok(Pumped::InputEnded(writer)),
