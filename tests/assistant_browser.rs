@@ -207,3 +207,98 @@ async fn without_the_flag_the_page_and_its_api_are_refused() {
     browser.wait_text("#as-off", "--web-assistant").await;
     browser.close().await;
 }
+
+#[test]
+fn the_api_sends_a_file_to_one_client_and_disconnects_it() {
+    use std::io::{Read as _, Write as _};
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &["--web-assistant"]);
+    let web = Web::of(&srv);
+    let json = ["-H", "X-Sockit: 1", "-H", "Content-Type: application/json"];
+    let post = |path: &str, body: &str| {
+        let mut args = json.to_vec();
+        args.extend(["-d", body]);
+        web.authed(&args, path)
+    };
+    let opened = post("/api/assist/sessions", r#"{"kind":"tcp-server","bind":"127.0.0.1:0"}"#);
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    let session = opened.json();
+    let id = session["id"].as_u64().unwrap();
+    let local = session["local"].as_str().unwrap().to_owned();
+
+    let mut first = std::net::TcpStream::connect(&local).unwrap();
+    let mut second = std::net::TcpStream::connect(&local).unwrap();
+    for s in [&first, &second] {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    }
+    // Both clients listed (the engine reports them as it accepts).
+    let started = std::time::Instant::now();
+    loop {
+        let list = web.authed(&[], "/api/assist").json();
+        let peers = list["sessions"][0]["peers"].as_array().unwrap().len();
+        if peers == 2 {
+            break;
+        }
+        assert!(started.elapsed() < browser::PATIENCE, "clients never listed: {list}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    // A file, as its bytes, to client 2 only.
+    let file = sb.path("payload.bin");
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let sent = web.authed(
+        &["-H", "X-Sockit: 1", "--data-binary", &format!("@{}", file.display())],
+        &format!("/api/assist/sessions/{id}/send-file?to=2"),
+    );
+    assert_eq!(sent.json()["bytes"], 100_000, "{}", sent.text());
+    let mut got = vec![0u8; bytes.len()];
+    second.read_exact(&mut got).unwrap();
+    assert_eq!(got, bytes);
+
+    // Client 1 is disconnected: it reads end of stream; client 2 stays.
+    assert_eq!(
+        post(&format!("/api/assist/sessions/{id}/disconnect"), r#"{"peer":1}"#).status,
+        204
+    );
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "client 1 got {} bytes meant for client 2", rest.len());
+    second.write_all(b"still here\n").unwrap();
+    let sent = post(&format!("/api/assist/sessions/{id}/send"), r#"{"text":"ok\n"}"#);
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let mut line = [0u8; 3];
+    second.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"ok\n");
+
+    // A bad rules file is refused, naming the rule; closing ends the session.
+    let bad = web.authed(
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "X-Sockit: 1",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"toml":"[[rule]]\nregex = '('\n","on":true}"#,
+        ],
+        &format!("/api/assist/sessions/{id}/rules"),
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("rule 1: regex"), "{}", bad.text());
+    let closed = web.authed(
+        &["-X", "DELETE", "-H", "X-Sockit: 1"],
+        &format!("/api/assist/sessions/{id}"),
+    );
+    assert_eq!(closed.status, 204);
+    let mut rest = Vec::new();
+    second.read_to_end(&mut rest).unwrap();
+    assert_eq!(
+        web.authed(&[], "/api/assist").json()["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}

@@ -156,6 +156,20 @@ struct Client {
     stop: Arc<Stop>,
 }
 
+/// A listener's clients, each running in a task of its own. When the
+/// listener ends (`-q`, or its session is closed), so do they: a client
+/// must not outlive the session that accepted it.
+#[derive(Debug, Default)]
+struct Clients(HashMap<PeerId, Client>);
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        for client in self.0.values() {
+            client.stop.disconnect();
+        }
+    }
+}
+
 async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -> Result<CloseReason, Error> {
     let Session {
         mut input,
@@ -164,7 +178,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
         mut control,
     } = session;
     let stats: Arc<Stats> = stats;
-    let mut clients: HashMap<PeerId, Client> = HashMap::new();
+    let mut clients = Clients::default();
     let mut newest: Vec<PeerId> = Vec::new();
     let (done_tx, mut done_rx) = mpsc::channel::<PeerId>(opts.max_clients.max(1));
     let mut next_id: PeerId = 1;
@@ -183,7 +197,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                         continue;
                     }
                 };
-                if clients.len() >= opts.max_clients {
+                if clients.0.len() >= opts.max_clients {
                     let _ = events.send(NcEvent::Refused { peer }).await;
                     continue;
                 }
@@ -219,14 +233,14 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     }
                     let _ = done.send(id).await;
                 });
-                clients.insert(id, Client { queue, stop });
+                clients.0.insert(id, Client { queue, stop });
                 newest.push(id);
             }
             Some(id) = done_rx.recv() => {
-                clients.remove(&id);
+                clients.0.remove(&id);
                 newest.retain(|&c| c != id);
             }
-            chunk = input.recv(), if input_open && !clients.is_empty() => match chunk {
+            chunk = input.recv(), if input_open && !clients.0.is_empty() => match chunk {
                 Some(data) => {
                     let targets: Vec<PeerId> = if opts.broadcast_to_all {
                         newest.clone()
@@ -234,7 +248,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                         newest.last().copied().into_iter().collect()
                     };
                     for id in targets {
-                        let Some(client) = clients.get(&id) else { continue };
+                        let Some(client) = clients.0.get(&id) else { continue };
                         let Some(queue) = &client.queue else { continue };
                         if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(data.clone()) {
                             // It stopped reading: drop it, keep the others going.
@@ -244,7 +258,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                 }
                 None => {
                     input_open = false;
-                    for client in clients.values_mut() {
+                    for client in clients.0.values_mut() {
                         // Closing its queue makes its connection half-close.
                         client.queue = None;
                     }
@@ -254,7 +268,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
             },
             order = recv_control(control.as_mut()) => match order {
                 Some(Control::SendTo(id, data)) => {
-                    if let Some(client) = clients.get(&id) {
+                    if let Some(client) = clients.0.get(&id) {
                         if let Some(queue) = &client.queue {
                             if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(data) {
                                 client.stop.too_slow();
@@ -263,7 +277,7 @@ async fn serve_many(listener: TcpListener, opts: &NcOptions, session: Session) -
                     }
                 }
                 Some(Control::Disconnect(id)) => {
-                    if let Some(client) = clients.get(&id) {
+                    if let Some(client) = clients.0.get(&id) {
                         client.stop.disconnect();
                     }
                 }
