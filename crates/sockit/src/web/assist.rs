@@ -11,10 +11,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -23,8 +23,8 @@ use sockit_proto::assist::append::Append;
 use sockit_proto::assist::text::TextEncoding;
 use sockit_proto::files::ErrorCode;
 
-use super::State;
 use super::reply::{ApiError, ApiResult};
+use super::{State, ws};
 use crate::nc::desk::{Desk, DeskError, Running, Spec, Summary, ToSend};
 use crate::nc::{Family, PeerId};
 
@@ -32,8 +32,6 @@ use crate::nc::{Family, PeerId};
 pub const MAX_SEND_FILE: usize = 16 << 20;
 /// How often a watching page gets the session's counters and peers.
 const SUMMARY_EVERY: Duration = Duration::from_millis(500);
-/// A page that stops reading is dropped after this.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn desk(state: &State) -> ApiResult<&Desk> {
     state.config.assistant.as_ref().ok_or_else(|| {
@@ -313,7 +311,7 @@ async fn watch(socket: WebSocket, running: Arc<Running>, closing: CancellationTo
     let mut last = 0;
     for entry in &kept {
         last = entry.seq;
-        if !to_page(&mut sink, &ToPage::Entry(entry)).await {
+        if !ws::send_json(&mut sink, &ToPage::Entry(entry)).await {
             return;
         }
     }
@@ -324,19 +322,19 @@ async fn watch(socket: WebSocket, running: Arc<Running>, closing: CancellationTo
                 Ok(entry) if entry.seq <= last => {}
                 Ok(entry) => {
                     last = entry.seq;
-                    if !to_page(&mut sink, &ToPage::Entry(&entry)).await {
+                    if !ws::send_json(&mut sink, &ToPage::Entry(&entry)).await {
                         break;
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
-                    if !to_page(&mut sink, &ToPage::Missed(n)).await {
+                    if !ws::send_json(&mut sink, &ToPage::Missed(n)).await {
                         break;
                     }
                 }
                 Err(RecvError::Closed) => break,
             },
             _ = tick.tick() => {
-                if !to_page(&mut sink, &ToPage::Summary(&running.summary())).await {
+                if !ws::send_json(&mut sink, &ToPage::Summary(&running.summary())).await {
                     break;
                 }
             }
@@ -347,13 +345,5 @@ async fn watch(socket: WebSocket, running: Arc<Running>, closing: CancellationTo
             () = closing.cancelled() => break,
         }
     }
-    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
-}
-
-async fn to_page(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, message: &ToPage<'_>) -> bool {
-    let json = serde_json::to_string(message).unwrap_or_default();
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(Utf8Bytes::from(json)))).await,
-        Ok(Ok(()))
-    )
+    ws::close(sink).await;
 }

@@ -9,9 +9,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use sockit_proto::chat::{Line, MAX_LINE};
 use sockit_proto::files::ErrorCode;
 
-use super::State;
 use super::reply::ApiError;
+use super::{State, ws};
 use crate::chat::Room;
 use crate::chat::member::command_for;
 use crate::chat::queue::queue;
@@ -30,9 +30,6 @@ use crate::chat::room::Command;
 /// long spells, and the pongs keep the connection inside its idle deadline
 /// (and tell a gone browser from a quiet one).
 const PING_EVERY: Duration = Duration::from_secs(30);
-/// Longest a message to a member may take to leave: a browser that does
-/// not read is dropped, as a TCP member whose queue fills is.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the server sends the page, one JSON object per message.
 #[derive(Debug, Serialize)]
@@ -75,7 +72,7 @@ async fn member(socket: WebSocket, room: Room, peer: SocketAddr, backlog: usize,
     ping.tick().await;
     let mut goodbye = None;
     let now: Vec<String> = present.borrow_and_update().clone();
-    if !send(&mut sink, to_page(&ToPage::Present(&now))).await {
+    if !ws::send_json(&mut sink, &ToPage::Present(&now)).await {
         let _ = room.send(Command::Leave { id }).await;
         return;
     }
@@ -105,7 +102,7 @@ async fn member(socket: WebSocket, room: Room, peer: SocketAddr, backlog: usize,
                 let text = String::from_utf8_lossy(&chunk);
                 let mut ok = true;
                 for line in text.lines() {
-                    if !send(&mut sink, to_page(&ToPage::Line(line))).await {
+                    if !ws::send_json(&mut sink, &ToPage::Line(line)).await {
                         ok = false;
                         break;
                     }
@@ -119,12 +116,12 @@ async fn member(socket: WebSocket, room: Room, peer: SocketAddr, backlog: usize,
                     break;
                 }
                 let now: Vec<String> = present.borrow_and_update().clone();
-                if !send(&mut sink, to_page(&ToPage::Present(&now))).await {
+                if !ws::send_json(&mut sink, &ToPage::Present(&now)).await {
                     break;
                 }
             }
             _ = ping.tick() => {
-                if !send(&mut sink, Message::Ping(Default::default())).await {
+                if !ws::send(&mut sink, Message::Ping(Default::default())).await {
                     break;
                 }
             }
@@ -140,17 +137,7 @@ async fn member(socket: WebSocket, room: Room, peer: SocketAddr, backlog: usize,
     }
     let _ = room.send(Command::Leave { id }).await;
     if let Some(text) = goodbye {
-        let _ = send(&mut sink, to_page(&ToPage::Line(text))).await;
+        let _ = ws::send_json(&mut sink, &ToPage::Line(text)).await;
     }
-    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
-}
-
-/// Sends one message, false when it failed or the browser stopped reading.
-async fn send(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, message: Message) -> bool {
-    matches!(tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await, Ok(Ok(())))
-}
-
-fn to_page(message: &ToPage<'_>) -> Message {
-    let json = serde_json::to_string(message).unwrap_or_default();
-    Message::Text(Utf8Bytes::from(json))
+    ws::close(sink).await;
 }

@@ -5,18 +5,16 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
-use super::State;
+use super::{State, ws};
 use crate::stats::{Snapshot, Stats};
 
 /// How often the dashboard is refreshed.
 const EVERY: Duration = Duration::from_secs(1);
-/// A dashboard that stops reading is closed after this.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `GET /api/stats`.
 pub async fn once(state: State) -> Json<Snapshot> {
@@ -37,9 +35,7 @@ async fn feed(socket: WebSocket, stats: Stats, closing: CancellationToken) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let json = serde_json::to_string(&stats.snapshot()).unwrap_or_default();
-                let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(Utf8Bytes::from(json)))).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if !ws::send_json(&mut sink, &stats.snapshot()).await {
                     break;
                 }
             }
@@ -50,5 +46,5 @@ async fn feed(socket: WebSocket, stats: Stats, closing: CancellationToken) {
             () = closing.cancelled() => break,
         }
     }
-    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
+    ws::close(sink).await;
 }

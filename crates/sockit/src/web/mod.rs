@@ -20,6 +20,7 @@ mod live;
 mod reply;
 mod session;
 mod uploads;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
