@@ -287,7 +287,15 @@ impl Desk {
             sends: AtomicU64::new(0),
         });
         lock(&running.state).local = engine.local();
-        lock(&self.inner.sessions).insert(id, Arc::clone(&running));
+        {
+            // Checked again: other sessions may have opened while this one
+            // connected. Refused here, its sockets close as it is dropped.
+            let mut sessions = lock(&self.inner.sessions);
+            if sessions.len() >= self.inner.max {
+                return Err(DeskError::Full(self.inner.max));
+            }
+            sessions.insert(id, Arc::clone(&running));
+        }
         tokio::spawn(record(Arc::clone(&running), events_rx));
         let stop = running.stop.clone();
         let ended = Arc::clone(&running);
