@@ -636,6 +636,10 @@ pub struct NcArgs {
     /// Keep the write side open when stdin ends (no half-close).
     #[arg(long)]
     pub no_shutdown: bool,
+    /// Half-close when stdin ends, as netcat-openbsd's -N: what sockit
+    /// does anyway (accepted so the course's commands run as typed).
+    #[arg(short = 'N', conflicts_with = "no_shutdown")]
+    pub shutdown_on_eof: bool,
     /// TLS, as ncat's --ssl: connecting, nothing about the server is
     /// checked unless --ssl-trustfile; listening, the certificate is
     /// --ssl-cert, or the one `serve --tls` generates.

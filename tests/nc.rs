@@ -246,6 +246,10 @@ fn against_sockit_echo_server() {
     let (status, out, _) = run_nc(&sandbox, &[host, port], "hello 你好\n".as_bytes());
     assert!(status.success());
     assert_eq!(out, "hello 你好\n".as_bytes());
+    // netcat-openbsd's -N (half-close at EOF), as the course types it.
+    let (status, out, _) = run_nc(&sandbox, &["-N", host, port], b"with -N\n");
+    assert!(status.success());
+    assert_eq!(out, b"with -N\n");
 
     // UDP: one datagram out, the echo back; -q ends the run after EOF.
     let (host, port) = udp.rsplit_once(':').unwrap();
