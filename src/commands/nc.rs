@@ -696,14 +696,23 @@ fn typed_profile(args: &NcArgs, profile: Profile) -> Option<Profile> {
 
 /// `--profile FILE`, else the per-user profile if there is one.
 fn load_profile(args: &NcArgs) -> anyhow::Result<Profile> {
-    let path = match &args.profile {
-        Some(path) => path.clone(),
-        None => match sockit::auth::config_dir().map(|d| d.join("assistant.toml")) {
-            Some(path) if path.is_file() => path,
-            _ => return Ok(Profile::default()),
-        },
-    };
-    let text = read_small(&path, MAX_PROFILE, "profile")?;
+    match &args.profile {
+        Some(path) => read_profile(path),
+        None => user_profile(),
+    }
+}
+
+/// The per-user quick sends (`~/.config/sockit/assistant.toml`), if any:
+/// `nc`'s, and the assistant page's buttons.
+pub(super) fn user_profile() -> anyhow::Result<Profile> {
+    match sockit::auth::config_dir().map(|d| d.join("assistant.toml")) {
+        Some(path) if path.is_file() => read_profile(&path),
+        _ => Ok(Profile::default()),
+    }
+}
+
+fn read_profile(path: &Path) -> anyhow::Result<Profile> {
+    let text = read_small(path, MAX_PROFILE, "profile")?;
     Ok(Profile::from_toml(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?)
 }
 

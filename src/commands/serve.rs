@@ -180,16 +180,7 @@ fn files_config(section: &Section) -> FileServiceConfig {
 /// The assistant page's sessions, with the per-user quick sends
 /// (`~/.config/sockit/assistant.toml`) as its buttons.
 fn assistant_desk() -> anyhow::Result<sockit::nc::desk::Desk> {
-    let profile = match sockit::auth::config_dir().map(|d| d.join("assistant.toml")) {
-        Some(path) if path.is_file() => {
-            let text = anyhow::Context::with_context(std::fs::read_to_string(&path), || {
-                format!("cannot read {}", path.display())
-            })?;
-            sockit_proto::assist::profile::Profile::from_toml(&text)
-                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?
-        }
-        _ => sockit_proto::assist::profile::Profile::default(),
-    };
+    let profile = super::nc::user_profile()?;
     Ok(sockit::nc::desk::Desk::new(
         sockit::nc::desk::DEFAULT_MAX_SESSIONS,
         profile,
