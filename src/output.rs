@@ -93,6 +93,26 @@ pub struct Reporter {
     name: String,
     done: u64,
     last_json: Option<Instant>,
+    /// Inside a folder transfer: one bar for the tree, files counted.
+    tree: Option<TreeCount>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TreeCount {
+    files: u64,
+    done: u64,
+    failed: u64,
+}
+
+impl TreeCount {
+    fn message(&self) -> String {
+        let failed = if self.failed > 0 {
+            format!(", {} failed", self.failed)
+        } else {
+            String::new()
+        };
+        format!("{}/{} files{failed}", self.done, self.files)
+    }
 }
 
 /// JSON progress events at most this often: enough to drive a UI without
@@ -108,20 +128,14 @@ impl Reporter {
             name: String::new(),
             done: 0,
             last_json: None,
+            tree: None,
         }
     }
 }
 
-impl Progress for Reporter {
-    fn begin(&mut self, name: &str, total: u64, done: u64) {
-        self.name = name.to_owned();
-        self.done = done;
-        if self.json {
-            let _ = json_line(&json!({"event": "start", "op": self.op, "name": name, "size": total, "offset": done}));
-            self.last_json = Some(Instant::now());
-            return;
-        }
-        if !std::io::stderr().is_terminal() {
+impl Reporter {
+    fn bar(&mut self, total: u64, done: u64, message: String) {
+        if self.json || !std::io::stderr().is_terminal() {
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -132,9 +146,25 @@ impl Progress for Reporter {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
         bar.set_style(style);
-        bar.set_message(name.to_owned());
+        bar.set_message(message);
         bar.set_position(done);
         self.bar = Some(bar);
+    }
+}
+
+impl Progress for Reporter {
+    fn begin(&mut self, name: &str, total: u64, done: u64) {
+        if self.tree.is_some() {
+            return; // the tree's bar counts this file's bytes
+        }
+        self.name = name.to_owned();
+        self.done = done;
+        if self.json {
+            let _ = json_line(&json!({"event": "start", "op": self.op, "name": name, "size": total, "offset": done}));
+            self.last_json = Some(Instant::now());
+            return;
+        }
+        self.bar(total, done, name.to_owned());
     }
 
     fn advance(&mut self, bytes: u64) {
@@ -142,7 +172,7 @@ impl Progress for Reporter {
         if let Some(bar) = &self.bar {
             bar.inc(bytes);
         }
-        if self.json && self.last_json.is_some_and(|t| t.elapsed() >= JSON_PROGRESS_EVERY) {
+        if self.json && self.tree.is_none() && self.last_json.is_some_and(|t| t.elapsed() >= JSON_PROGRESS_EVERY) {
             let _ = json_line(&json!({"event": "progress", "op": self.op, "name": self.name, "bytes": self.done}));
             self.last_json = Some(Instant::now());
         }
@@ -154,6 +184,57 @@ impl Progress for Reporter {
     }
 
     fn end(&mut self) {
+        if self.tree.is_some() {
+            return;
+        }
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn tree_begin(&mut self, files: u64, bytes: u64) {
+        let count = TreeCount {
+            files,
+            done: 0,
+            failed: 0,
+        };
+        self.tree = Some(count);
+        self.done = 0;
+        self.bar(bytes, 0, count.message());
+    }
+
+    /// Each file as it lands: a `done` event with `--json` (on a terminal
+    /// the bar counts it; the summary follows at the end).
+    fn file_done(&mut self, transfer: &Transfer) {
+        if let Some(count) = &mut self.tree {
+            count.done += 1;
+            if let Some(bar) = &self.bar {
+                bar.set_message(count.message());
+            }
+        }
+        if self.json {
+            let _ = transfer_done(self.op, transfer, true);
+        }
+    }
+
+    fn file_failed(&mut self, name: &str, error: &sockit::Error) {
+        if let Some(count) = &mut self.tree {
+            count.failed += 1;
+            if let Some(bar) = &self.bar {
+                bar.set_message(count.message());
+            }
+        }
+        if self.json {
+            let _ = json_line(&json!({"event": "error", "op": self.op, "name": name, "message": error.to_string()}));
+        } else if let Some(bar) = &self.bar {
+            bar.suspend(|| eprintln!("sockit: {} {name}: {error}", self.op));
+        } else {
+            eprintln!("sockit: {} {name}: {error}", self.op);
+        }
+    }
+
+    fn tree_end(&mut self) {
+        self.tree = None;
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

@@ -127,31 +127,35 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The end of a folder transfer. Each file was reported as it landed or
+/// failed (`--json` events, or an error line); this is the summary.
 fn tree_done(verb: &str, summary: &TreeSummary, json: bool) -> std::io::Result<ExitCode> {
-    for t in &summary.files {
-        transfer_done(verb, t, json)?;
-    }
     let bytes: u64 = summary.files.iter().map(|t| t.size).sum();
-    for (name, err) in &summary.failed {
-        if json {
-            json_line(&json!({"event": "error", "op": verb, "name": name, "message": err.to_string()}))?;
-        } else {
-            eprintln!("sockit: {verb} {name}: {err}");
-        }
-    }
+    let failed = summary.failed.len() + summary.not_sent;
     if json {
-        json_line(&json!({"event": "summary", "op": verb, "files": summary.files.len(),
-            "folders": summary.folders, "bytes": bytes, "failed": summary.failed.len()}))?;
+        let mut event = json!({"event": "summary", "op": verb, "files": summary.files.len(),
+            "folders": summary.folders, "bytes": bytes, "failed": summary.failed.len(),
+            "not_sent": summary.not_sent});
+        if let (Some(e), Some(fields)) = (&summary.interrupted, event.as_object_mut()) {
+            fields.insert("interrupted".into(), e.to_string().into());
+        }
+        json_line(&event)?;
     } else {
+        if let Some(e) = &summary.interrupted {
+            eprintln!(
+                "sockit: {verb} stopped: {e}; {} files not sent (--resume continues)",
+                summary.not_sent
+            );
+        }
         crate::outln!(
-            "{verb}: {} files, {} folders, {}; {} failed",
+            "{verb}: {} files, {} folders, {}, verified (xxh3); {} failed",
             summary.files.len(),
             summary.folders,
             human_bytes(bytes),
-            summary.failed.len()
+            failed
         )?;
     }
-    Ok(if summary.failed.is_empty() {
+    Ok(if failed == 0 && summary.interrupted.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::FAILED)

@@ -6,8 +6,6 @@
 //! output (stderr if there was any, else stdout). A framed client's first 4
 //! bytes are a small little-endian length; a command line's are text.
 
-use serde_json::Value;
-
 use crate::frame::Header;
 
 /// What a connection's next request is, judged from its first bytes.
@@ -78,18 +76,6 @@ pub fn truncation_marker(cap: usize) -> String {
     format!("\n[sockit: output cut at {cap} bytes]\n")
 }
 
-/// A framed reply: header, then stdout followed by stderr.
-pub fn framed_reply(o: &Outcome) -> Header {
-    let mut h = Header::new();
-    h.insert("status".into(), "ok".into());
-    h.insert("data_size".into(), ((o.stdout.len() + o.stderr.len()) as u64).into());
-    h.insert("stdout_size".into(), (o.stdout.len() as u64).into());
-    h.insert("exit_code".into(), o.exit_code.map_or(Value::Null, Value::from));
-    h.insert("timed_out".into(), o.timed_out.into());
-    h.insert("truncated".into(), o.truncated.into());
-    h
-}
-
 /// The classic reply: `{"data_size":N}` and stderr if any, else stdout.
 pub fn classic_reply(o: &Outcome) -> (Header, &[u8]) {
     let body: &[u8] = if o.stderr.is_empty() { &o.stdout } else { &o.stderr };
@@ -98,15 +84,10 @@ pub fn classic_reply(o: &Outcome) -> (Header, &[u8]) {
     (h, body)
 }
 
-/// Splits a framed reply's body back into stdout and stderr.
-pub fn split_body<'b>(header: &Header, body: &'b [u8]) -> Option<(&'b [u8], &'b [u8])> {
-    let at = usize::try_from(header.get("stdout_size")?.as_u64()?).ok()?;
-    (at <= body.len()).then(|| body.split_at(at))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn framed_prefixes_and_command_lines_are_told_apart() {
@@ -159,10 +140,11 @@ mod tests {
             timed_out: false,
             truncated: false,
         };
-        let h = framed_reply(&o);
+        let reply = crate::files::ExecReply::of(&o);
+        let h = crate::files::Reply::Exec(reply).to_header();
         assert_eq!(crate::frame::body_len(&h), Ok(11));
         let body = [o.stdout.clone(), o.stderr.clone()].concat();
-        assert_eq!(split_body(&h, &body), Some((&b"hello\n"[..], &b"warn\n"[..])));
+        assert_eq!(reply.split(&body), Some((&b"hello\n"[..], &b"warn\n"[..])));
         assert_eq!(h.get("exit_code"), Some(&Value::from(3)));
     }
 }

@@ -51,7 +51,7 @@ pub struct Pace {
     pub rate_window: Duration,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
+impl<S> FramedConn<S> {
     pub fn new(stream: S, limits: FrameLimits, timeout: Duration) -> Self {
         Self {
             stream,
@@ -74,6 +74,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
     pub fn with_pace(mut self, pace: Pace) -> Self {
         self.pace = pace;
         self
+    }
+}
+
+/// What a reading half takes from its connection and gives back: bytes
+/// already read, and where the frame decoder stands.
+#[derive(Debug)]
+pub struct ReadState {
+    buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
+    /// A reading and a writing connection over this one's stream, for a
+    /// client that pipelines: it writes requests while it reads replies.
+    /// Give the reader's [`FramedConn::into_read_state`] back with
+    /// [`Self::rejoin`] afterwards.
+    #[allow(clippy::type_complexity)]
+    pub fn split(
+        &mut self,
+    ) -> (
+        FramedConn<tokio::io::ReadHalf<&mut S>>,
+        FramedConn<tokio::io::WriteHalf<&mut S>>,
+    ) {
+        let (read, write) = tokio::io::split(&mut self.stream);
+        let state = ReadState {
+            buf: std::mem::take(&mut self.buf),
+            decoder: self.decoder.clone(),
+        };
+        let mut reader = FramedConn::new(read, FrameLimits::default(), self.timeout).with_pace(self.pace);
+        reader.buf = state.buf;
+        reader.decoder = state.decoder;
+        let writer = FramedConn::new(write, FrameLimits::default(), self.timeout).with_pace(self.pace);
+        (reader, writer)
+    }
+
+    /// Takes back what a reading half read past.
+    pub fn rejoin(&mut self, state: ReadState) {
+        self.buf = state.buf;
+        self.decoder = state.decoder;
+    }
+}
+
+impl<S: AsyncRead + Unpin> FramedConn<S> {
+    /// This reading half's buffered bytes and frame position.
+    pub fn into_read_state(self) -> ReadState {
+        ReadState {
+            buf: self.buf,
+            decoder: self.decoder,
+        }
     }
 
     /// The next frame event; `None` when the peer closed cleanly between frames.
@@ -257,7 +306,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
         }
         Ok(())
     }
+}
 
+impl<S: AsyncWrite + Unpin> FramedConn<S> {
     pub async fn write_header(&mut self, header: &Header) -> Result<(), Error> {
         let bytes = frame::header_bytes(header);
         self.write_all(&bytes).await

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sockit_proto::auth::KeyError;
-use sockit_proto::files::{RemoteError, ReplyError, RequestError};
+use sockit_proto::files::{MalformedReply, RemoteError, RequestError};
 use sockit_proto::frame::FrameError;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,11 @@ pub enum Error {
     Tls(String),
     #[error("stopped: nobody reads the output any more")]
     Cancelled,
+    /// A pipelined request whose reply never came: the connection broke
+    /// after it was sent. The server may or may not have acted on it (an
+    /// upload is then either whole under its name or not there at all).
+    #[error("not confirmed: {cause}")]
+    Unconfirmed { cause: String },
     #[error("bad key in {}", path.display())]
     Key { path: PathBuf, source: KeyError },
     #[error("checksum mismatch for {name}: expected {expected}, got {actual}")]
@@ -77,12 +82,9 @@ pub enum Error {
     Usage(String),
 }
 
-impl From<ReplyError> for Error {
-    fn from(e: ReplyError) -> Self {
-        match e {
-            ReplyError::Remote(r) => Self::Remote(r),
-            ReplyError::Malformed(m) => Self::Protocol(m.to_owned()),
-        }
+impl From<MalformedReply> for Error {
+    fn from(e: MalformedReply) -> Self {
+        Self::Protocol(e.to_string())
     }
 }
 

@@ -196,10 +196,49 @@ impl Sandbox {
         self.run(move |t| t.open_file(&path)).await
     }
 
+    /// Opens a regular file; one of at most `max` bytes is read whole in
+    /// the same trip to the blocking pool.
+    pub async fn open_small(&self, path: &RelPath, max: u64) -> Result<Opened, SandboxError> {
+        let path = path.clone();
+        self.run(move |t| {
+            let (file, size) = t.open_file(&path)?;
+            if size > max {
+                return Ok(Opened::File(file, size));
+            }
+            Ok(Opened::Whole(read_exactly(file, size)?))
+        })
+        .await
+    }
+
     pub async fn stat(&self, path: &RelPath) -> Result<Stat, SandboxError> {
         let path = path.clone();
         self.run(move |t| t.stat(&path)).await
     }
+}
+
+/// A file opened by [`Sandbox::open_small`].
+#[derive(Debug)]
+pub enum Opened {
+    /// Its whole content (it was small).
+    Whole(Vec<u8>),
+    /// The open file and its size, to stream.
+    File(File, u64),
+}
+
+/// Reads exactly the `size` bytes a file had when opened: one that shrank
+/// meanwhile is an error (the size was promised), one that grew is cut
+/// there.
+fn read_exactly(file: File, size: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut data = Vec::with_capacity(usize::try_from(size).map_err(io::Error::other)?);
+    file.take(size).read_to_end(&mut data)?;
+    if data.len() as u64 != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shrank while being read",
+        ));
+    }
+    Ok(data)
 }
 
 /// The root's handle and the synchronous operations under it. Call these

@@ -7,12 +7,12 @@
 //! same path rules as names from a client: a hostile server cannot write
 //! outside the chosen folder.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sockit_proto::exec::{Command as ExecCommand, Outcome as ExecResult, split_body};
-use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put, Request, more_pages, parse_reply};
-use sockit_proto::frame::{FrameEvent, FrameLimits, Header, size_field};
+use sockit_proto::exec::{Command as ExecCommand, Outcome as ExecResult};
+use sockit_proto::files::{Entry, ErrorCode, Put, Reply, ReplyTo, Request};
+use sockit_proto::frame::{FrameEvent, FrameLimits, Header};
 use sockit_proto::path::RelPath;
 
 use crate::Error;
@@ -65,6 +65,15 @@ pub trait Progress: Send {
     fn cancelled(&self) -> bool {
         false
     }
+    /// A folder transfer of `files` files, `bytes` in all, starts: one
+    /// progress for the whole tree. `advance` then counts the tree's bytes,
+    /// and each file's own `begin` and `end` are not called.
+    fn tree_begin(&mut self, _files: u64, _bytes: u64) {}
+    /// A file of the tree is in place and verified.
+    fn file_done(&mut self, _transfer: &Transfer) {}
+    /// A file of the tree failed; the others go on.
+    fn file_failed(&mut self, _name: &str, _error: &Error) {}
+    fn tree_end(&mut self) {}
 }
 
 /// Progress that goes nowhere.
@@ -91,15 +100,21 @@ pub struct Transfer {
 pub struct TreeSummary {
     pub files: Vec<Transfer>,
     pub folders: usize,
-    /// Files the server refused, with why; the rest still went.
+    /// Files that failed, with why (refused, unreadable, or unconfirmed
+    /// when the connection broke); the rest still went.
     pub failed: Vec<(String, Error)>,
+    /// Files never sent or asked for: the connection broke first.
+    pub not_sent: usize,
+    /// Why the transfer stopped early, if it did.
+    pub interrupted: Option<Error>,
 }
 
 #[derive(Debug)]
 pub struct FileClient {
-    conn: FramedConn<Stream>,
-    authenticated: bool,
-    first_reply: bool,
+    pub(crate) conn: FramedConn<Stream>,
+    pub(crate) authenticated: bool,
+    /// No reply read yet: where a rejected key shows.
+    pub(crate) first_reply: bool,
 }
 
 impl FileClient {
@@ -119,9 +134,10 @@ impl FileClient {
     }
 
     pub async fn stat(&mut self, path: &RelPath) -> Result<Entry, Error> {
-        let reply = self.call(&Request::Stat { path: path.clone() }).await?;
-        serde_json::from_value(serde_json::Value::Object(reply))
-            .map_err(|e| Error::Protocol(format!("bad stat reply: {e}")))
+        match self.call(&Request::Stat { path: path.clone() }, ReplyTo::Stat).await? {
+            Reply::Stat(entry) => Ok(entry),
+            other => Err(unexpected(&other)),
+        }
     }
 
     pub async fn ls(&mut self, path: &RelPath, recursive: bool) -> Result<Vec<Entry>, Error> {
@@ -134,13 +150,15 @@ impl FileClient {
         let mut entries = Vec::new();
         let mut budget = MAX_LISTING_BYTES;
         loop {
-            let (reply, body_len) = self.reply().await?;
-            let body = self.conn.read_body(body_len, budget).await?;
-            budget -= body_len;
+            let Reply::Page { len, more } = self.reply(ReplyTo::Page).await? else {
+                return Err(Error::Protocol("expected a listing page".into()));
+            };
+            let body = self.conn.read_body(len, budget).await?;
+            budget -= len;
             let page: Vec<Entry> =
                 serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("bad listing: {e}")))?;
             entries.extend(page);
-            if !more_pages(&reply) {
+            if !more {
                 break;
             }
         }
@@ -151,27 +169,36 @@ impl FileClient {
     /// The interrupted uploads the server keeps for a resume.
     pub async fn partials(&mut self) -> Result<Vec<KeptPartial>, Error> {
         self.send(&Request::Partials).await?;
-        let (_, body_len) = self.reply().await?;
-        let body = self.conn.read_body(body_len, MAX_LISTING_BYTES).await?;
+        let Reply::Page { len, .. } = self.reply(ReplyTo::Page).await? else {
+            return Err(Error::Protocol("expected the list of partials".into()));
+        };
+        let body = self.conn.read_body(len, MAX_LISTING_BYTES).await?;
         serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("bad list of partials: {e}")))
     }
 
     /// Deletes the server's kept partial upload of `path`.
     pub async fn rm_partial(&mut self, path: &RelPath) -> Result<(), Error> {
-        self.call(&Request::RmPartial { path: path.clone() }).await.map(drop)
+        self.call(&Request::RmPartial { path: path.clone() }, ReplyTo::Plain)
+            .await
+            .map(drop)
     }
 
     pub async fn rm(&mut self, path: &RelPath, recursive: bool) -> Result<(), Error> {
-        self.call(&Request::Rm {
-            path: path.clone(),
-            recursive,
-        })
+        self.call(
+            &Request::Rm {
+                path: path.clone(),
+                recursive,
+            },
+            ReplyTo::Plain,
+        )
         .await
         .map(drop)
     }
 
     pub async fn mkdir(&mut self, path: &RelPath) -> Result<(), Error> {
-        self.call(&Request::Mkdir { path: path.clone() }).await.map(drop)
+        self.call(&Request::Mkdir { path: path.clone() }, ReplyTo::Plain)
+            .await
+            .map(drop)
     }
 
     /// Uploads `local` as `remote`, verified by the server against the hash
@@ -203,13 +230,14 @@ impl FileClient {
         let started = Instant::now();
         let (file, filesize) = open_local(local).await?;
         let offset = if resume {
-            let reply = self
-                .call(&Request::Resume {
-                    path: remote.clone(),
-                    filesize,
-                })
-                .await?;
-            size_field(&reply, "offset")?.unwrap_or(0).min(filesize)
+            let request = Request::Resume {
+                path: remote.clone(),
+                filesize,
+            };
+            match self.call(&request, ReplyTo::Resume).await? {
+                Reply::ResumeAt { offset } => offset.min(filesize),
+                other => return Err(unexpected(&other)),
+            }
         } else {
             0
         };
@@ -233,10 +261,9 @@ impl FileClient {
         progress.begin(&remote.to_string(), filesize, offset);
         let xxh3 = self.stream_body(reader, local, progress).await?;
         self.send(&Request::Commit { xxh3: xxh3.clone() }).await?;
-        let reply = self.reply().await;
+        let reply = self.reply(ReplyTo::Put).await;
         progress.end();
-        let reply = reply?.0;
-        if reply.get("xxh3").and_then(|v| v.as_str()) != Some(xxh3.as_str()) {
+        if !matches!(reply?, Reply::Stored { xxh3: theirs, .. } if theirs == xxh3) {
             return Err(Error::Protocol("server confirmed a different checksum".into()));
         }
         Ok(Transfer {
@@ -301,154 +328,14 @@ impl FileClient {
             offset,
         })
         .await?;
-        let (reply, _) = self.reply().await?;
-        let size = size_field(&reply, "filesize")?.unwrap_or(0);
-        if size_field(&reply, "offset")?.unwrap_or(0) != offset {
-            return Err(Error::Protocol("server started at a different offset".into()));
-        }
-        // Only now, with the server committed to sending, touch the disk:
-        // a refused get leaves nothing behind.
-        let file = match kept {
-            Some((file, _)) => file,
-            None => create_fresh_partial(&partial).await?,
+        let first = std::mem::replace(&mut self.first_reply, false);
+        let download = Download {
+            remote,
+            local,
+            kept,
+            started,
         };
-        progress.begin(&remote.to_string(), size, offset);
-        let mut writer = DiskWriter::open(file, offset, WriteOptions::default())
-            .await
-            .map_err(Error::file("reading", &partial))?;
-        let mut writing = true;
-        loop {
-            match self.conn.next_event().await {
-                Ok(Some(FrameEvent::Body(chunk))) => {
-                    progress.advance(chunk.len() as u64);
-                    if progress.cancelled() {
-                        let _ = writer.finish().await;
-                        progress.end();
-                        let _ = tokio::fs::remove_file(&partial).await;
-                        return Err(Error::Cancelled);
-                    }
-                    if writing {
-                        writing = writer.write(chunk).await;
-                    }
-                    if !writing {
-                        break; // the error comes from finish()
-                    }
-                }
-                Ok(Some(FrameEvent::End)) => break,
-                Ok(_) => return Err(Error::Protocol("frame out of order".into())),
-                Err(e) => {
-                    // Keep what arrived: `--resume` continues from it.
-                    let _ = writer.finish().await;
-                    progress.end();
-                    return Err(e);
-                }
-            }
-        }
-        progress.end();
-        let ours = writer.finish().await.map_err(Error::file("writing", &partial))?.xxh3;
-        let (trailer, _) = self.reply().await?;
-        let theirs = trailer.get("xxh3").and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        if theirs != ours {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(Error::ChecksumMismatch {
-                name: remote.to_string(),
-                expected: theirs,
-                actual: ours,
-            });
-        }
-        tokio::fs::rename(&partial, local)
-            .await
-            .map_err(Error::file("cannot move into place", local))?;
-        Ok(Transfer {
-            name: remote.to_string(),
-            size,
-            offset,
-            xxh3: ours,
-            elapsed: started.elapsed(),
-            verified: true,
-        })
-    }
-
-    /// Uploads a local folder's files and sub-folders under `remote`.
-    pub async fn put_tree(
-        &mut self,
-        local: &Path,
-        remote: &RelPath,
-        resume: bool,
-        progress: &mut dyn Progress,
-    ) -> Result<TreeSummary, Error> {
-        let mut summary = TreeSummary::default();
-        let walked = walk_local(local.to_owned()).await?;
-        self.mkdir(remote).await?;
-        summary.folders += 1;
-        for (rel, is_dir) in walked {
-            let mut target = remote.clone();
-            for part in rel.components() {
-                target = target.join(part).map_err(|e| Error::Usage(format!("{rel}: {e}")))?;
-            }
-            let source = rel.components().fold(local.to_owned(), |p, c| p.join(c));
-            if is_dir {
-                self.mkdir(&target).await?;
-                summary.folders += 1;
-                continue;
-            }
-            match self.put(&source, &target, resume, progress).await {
-                Ok(t) => summary.files.push(t),
-                Err(Error::Cancelled) => return Err(Error::Cancelled),
-                Err(e @ (Error::Remote(_) | Error::File { .. })) => summary.failed.push((target.to_string(), e)),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(summary)
-    }
-
-    /// Downloads a remote folder into the local folder `local`.
-    pub async fn get_tree(
-        &mut self,
-        remote: &RelPath,
-        local: &Path,
-        resume: bool,
-        progress: &mut dyn Progress,
-    ) -> Result<TreeSummary, Error> {
-        let mut summary = TreeSummary::default();
-        let entries = self.ls(remote, true).await?;
-        tokio::fs::create_dir_all(local)
-            .await
-            .map_err(Error::file("cannot create", local))?;
-        summary.folders += 1;
-        for entry in entries {
-            // A hostile server's names get the same checks as a peer's.
-            let rel = RelPath::parse(&entry.path)
-                .map_err(|e| Error::Protocol(format!("server sent a bad name {:?}: {e}", entry.path)))?;
-            let dest = rel.components().fold(local.to_owned(), |p, c| p.join(c));
-            let source = rel
-                .components()
-                .try_fold(remote.clone(), |p, c| p.join(c))
-                .map_err(|e| Error::Protocol(e.to_string()))?;
-            match entry.kind {
-                EntryKind::Dir => {
-                    tokio::fs::create_dir_all(&dest)
-                        .await
-                        .map_err(Error::file("cannot create", &dest))?;
-                    summary.folders += 1;
-                }
-                EntryKind::File => {
-                    if let Some(parent) = dest.parent() {
-                        tokio::fs::create_dir_all(parent)
-                            .await
-                            .map_err(Error::file("cannot create", parent))?;
-                    }
-                    match self.get(&source, &dest, resume, progress).await {
-                        Ok(t) => summary.files.push(t),
-                        Err(e @ Error::Remote(_)) => summary.failed.push((source.to_string(), e)),
-                        Err(e) => return Err(e),
-                    }
-                }
-                // Pipes and devices on the server are never served.
-                EntryKind::Other => {}
-            }
-        }
-        Ok(summary)
+        receive_download(&mut self.conn, download, progress, first, self.authenticated).await
     }
 
     /// Runs a command on the server (which must allow exec).
@@ -465,20 +352,19 @@ impl FileClient {
         for piece in stdin.chunks(64 * 1024) {
             self.conn.write_all(piece).await?;
         }
-        let (header, body_len) = self.reply().await?;
-        let body = self.conn.read_body(body_len, max_output).await?;
-        let (stdout, stderr) =
-            split_body(&header, &body).ok_or_else(|| Error::Protocol("bad exec reply: stdout_size".into()))?;
-        let flag = |k: &str| header.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let Reply::Exec(reply) = self.reply(ReplyTo::Exec).await? else {
+            return Err(Error::Protocol("expected an exec reply".into()));
+        };
+        let body = self.conn.read_body(reply.body_len(), max_output).await?;
+        let (stdout, stderr) = reply
+            .split(&body)
+            .ok_or_else(|| Error::Protocol("bad exec reply: stdout_size".into()))?;
         Ok(ExecResult {
             stdout: stdout.to_vec(),
             stderr: stderr.to_vec(),
-            exit_code: header
-                .get("exit_code")
-                .and_then(serde_json::Value::as_i64)
-                .and_then(|c| i32::try_from(c).ok()),
-            timed_out: flag("timed_out"),
-            truncated: flag("truncated"),
+            exit_code: reply.exit_code,
+            timed_out: reply.timed_out,
+            truncated: reply.truncated,
         })
     }
 
@@ -506,48 +392,194 @@ impl FileClient {
         self.conn.write_header(&request.to_header()).await
     }
 
-    async fn call(&mut self, request: &Request) -> Result<Header, Error> {
+    async fn call(&mut self, request: &Request, to: ReplyTo) -> Result<Reply, Error> {
         self.send(request).await?;
-        let (reply, body_len) = self.reply().await?;
-        if body_len > 0 {
-            self.conn.skip_body().await?;
-        }
+        let reply = self.reply(to).await?;
+        self.conn.skip_body().await?;
         Ok(reply)
     }
 
-    /// The next reply header, or the server's refusal as an error.
-    async fn reply(&mut self) -> Result<(Header, u64), Error> {
-        let first = std::mem::replace(&mut self.first_reply, false);
-        let (header, body_len) = match self.conn.expect_header("waiting for a reply").await {
-            // The server closes on a wrong auth answer without a word; the
-            // first read after the handshake is where that shows.
-            Err(Error::Closed { .. } | Error::Io { .. }) if first && self.authenticated => {
-                return Err(Error::AuthRejected);
+    /// The next reply, read as the answer to `to`; the server's refusal
+    /// (its body, if any, skipped) as an error.
+    pub(crate) async fn reply(&mut self, to: ReplyTo) -> Result<Reply, Error> {
+        read_reply(
+            &mut self.conn,
+            to,
+            std::mem::replace(&mut self.first_reply, false),
+            self.authenticated,
+        )
+        .await
+    }
+}
+
+/// Reads the next reply off `conn` as the answer to `to`. `first`: no
+/// reply has been read on this connection yet, which is where a rejected
+/// key or a server that wants auth shows.
+pub(crate) async fn read_reply<R: tokio::io::AsyncRead + Unpin>(
+    conn: &mut FramedConn<R>,
+    to: ReplyTo,
+    first: bool,
+    authenticated: bool,
+) -> Result<Reply, Error> {
+    let (header, body_len) = match conn.expect_header("waiting for a reply").await {
+        // The server closes on a wrong auth answer without a word; the
+        // first read after the handshake is where that shows.
+        Err(Error::Closed { .. } | Error::Io { .. }) if first && authenticated => {
+            return Err(Error::AuthRejected);
+        }
+        // An auth server's first bytes are its random challenge, which
+        // cannot be read as a frame.
+        Err(Error::Frame(_)) if first && !authenticated => {
+            return Err(Error::Protocol(
+                "the server did not answer with a frame; it probably requires authentication (drop --insecure-no-auth) or TLS (add --tls)"
+                    .into(),
+            ));
+        }
+        other => other?,
+    };
+    match Reply::from_header(&header, to)?.accepted() {
+        Ok(reply) => Ok(reply),
+        Err(refused) => {
+            if body_len > 0 {
+                conn.skip_body().await?;
             }
-            // An auth server's first bytes are its random challenge, which
-            // cannot be read as a frame.
-            Err(Error::Frame(_)) if first && !self.authenticated => {
-                return Err(Error::Protocol(
-                    "the server did not answer with a frame; it probably requires authentication (drop --insecure-no-auth) or TLS (add --tls)"
-                        .into(),
-                ));
-            }
-            other => other?,
-        };
-        match parse_reply(header) {
-            Ok(h) => Ok((h, body_len)),
-            Err(e) => {
-                if body_len > 0 {
-                    self.conn.skip_body().await?;
-                }
-                Err(e.into())
-            }
+            Err(Error::Remote(refused))
         }
     }
 }
 
+/// A download whose `get` request is sent: where it goes, and the kept
+/// partial it continues (its length was the request's offset).
+pub(crate) struct Download<'a> {
+    pub remote: &'a RelPath,
+    pub local: &'a Path,
+    pub kept: Option<(std::fs::File, u64)>,
+    pub started: Instant,
+}
+
+/// Reads a download's reply, body and trailer into a partial beside the
+/// target, and moves it into place once the server's checksum matches.
+pub(crate) async fn receive_download<R: tokio::io::AsyncRead + Unpin>(
+    conn: &mut FramedConn<R>,
+    download: Download<'_>,
+    progress: &mut dyn Progress,
+    first: bool,
+    authenticated: bool,
+) -> Result<Transfer, Error> {
+    let Download {
+        remote,
+        local,
+        kept,
+        started,
+    } = download;
+    let Reply::Sending {
+        filesize: size,
+        offset: from,
+    } = read_reply(conn, ReplyTo::Get, first, authenticated).await?
+    else {
+        return Err(Error::Protocol("expected a download to start".into()));
+    };
+    let download = Download {
+        remote,
+        local,
+        kept,
+        started,
+    };
+    receive_body(conn, download, size, from, progress, authenticated).await
+}
+
+/// A download's body and trailer, once its reply said it starts at `from`
+/// of `size` bytes.
+pub(crate) async fn receive_body<R: tokio::io::AsyncRead + Unpin>(
+    conn: &mut FramedConn<R>,
+    download: Download<'_>,
+    size: u64,
+    from: u64,
+    progress: &mut dyn Progress,
+    authenticated: bool,
+) -> Result<Transfer, Error> {
+    let Download {
+        remote,
+        local,
+        kept,
+        started,
+    } = download;
+    let partial = partial_path(local);
+    let offset = kept.as_ref().map_or(0, |(_, len)| *len);
+    if from != offset {
+        return Err(Error::Protocol("server started at a different offset".into()));
+    }
+    // Only now, with the server committed to sending, touch the disk:
+    // a refused get leaves nothing behind.
+    let file = match kept {
+        Some((file, _)) => file,
+        None => create_fresh_partial(&partial).await?,
+    };
+    progress.begin(&remote.to_string(), size, offset);
+    let mut writer = DiskWriter::open(file, offset, WriteOptions::default())
+        .await
+        .map_err(Error::file("reading", &partial))?;
+    let mut writing = true;
+    loop {
+        match conn.next_event().await {
+            Ok(Some(FrameEvent::Body(chunk))) => {
+                progress.advance(chunk.len() as u64);
+                if progress.cancelled() {
+                    let _ = writer.finish().await;
+                    progress.end();
+                    let _ = tokio::fs::remove_file(&partial).await;
+                    return Err(Error::Cancelled);
+                }
+                if writing {
+                    writing = writer.write(chunk).await;
+                }
+                if !writing {
+                    break; // the error comes from finish()
+                }
+            }
+            Ok(Some(FrameEvent::End)) => break,
+            Ok(_) => return Err(Error::Protocol("frame out of order".into())),
+            Err(e) => {
+                // Keep what arrived: `--resume` continues from it.
+                let _ = writer.finish().await;
+                progress.end();
+                return Err(e);
+            }
+        }
+    }
+    progress.end();
+    let ours = writer.finish().await.map_err(Error::file("writing", &partial))?.xxh3;
+    let Reply::Sent { xxh3: theirs } = read_reply(conn, ReplyTo::GetTrailer, false, authenticated).await? else {
+        return Err(Error::Protocol("expected the download's checksum".into()));
+    };
+    if theirs != ours {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(Error::ChecksumMismatch {
+            name: remote.to_string(),
+            expected: theirs,
+            actual: ours,
+        });
+    }
+    tokio::fs::rename(&partial, local)
+        .await
+        .map_err(Error::file("cannot move into place", local))?;
+    Ok(Transfer {
+        name: remote.to_string(),
+        size,
+        offset,
+        xxh3: ours,
+        elapsed: started.elapsed(),
+        verified: true,
+    })
+}
+
+/// A reply of a kind the request does not get.
+fn unexpected(reply: &Reply) -> Error {
+    Error::Protocol(format!("unexpected reply {reply:?}"))
+}
+
 /// Opens a local file to send, with its size.
-async fn open_local(local: &Path) -> Result<(std::fs::File, u64), Error> {
+pub(crate) async fn open_local(local: &Path) -> Result<(std::fs::File, u64), Error> {
     let file = tokio::fs::File::open(local)
         .await
         .map_err(Error::file("cannot open", local))?;
@@ -556,7 +588,7 @@ async fn open_local(local: &Path) -> Result<(std::fs::File, u64), Error> {
 }
 
 /// The partial to resume from, if one was kept (never through a link).
-async fn open_kept_partial(partial: &Path) -> Result<Option<(std::fs::File, u64)>, Error> {
+pub(crate) async fn open_kept_partial(partial: &Path) -> Result<Option<(std::fs::File, u64)>, Error> {
     let at = partial.to_owned();
     tokio::task::spawn_blocking(move || crate::partial::open_kept(&at))
         .await
@@ -572,35 +604,4 @@ async fn create_fresh_partial(partial: &Path) -> Result<std::fs::File, Error> {
         .await
         .map_err(|e| Error::Protocol(e.to_string()))?
         .map_err(Error::file("cannot create", partial))
-}
-
-/// Every file and folder under `root`, parents before children, as
-/// validated relative paths. Symlinks are followed for files only.
-async fn walk_local(root: PathBuf) -> Result<Vec<(RelPath, bool)>, Error> {
-    tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        let mut pending = vec![(root.clone(), RelPath::root())];
-        while let Some((dir, rel)) = pending.pop() {
-            let read = std::fs::read_dir(&dir).map_err(Error::file("cannot read folder", &dir))?;
-            let mut items: Vec<_> = read.flatten().collect();
-            items.sort_by_key(|e| e.file_name());
-            for item in items {
-                let name = item.file_name();
-                let Some(name) = name.to_str() else { continue };
-                let child = rel
-                    .join(name)
-                    .map_err(|e| Error::Usage(format!("{}: {e}", item.path().display())))?;
-                let is_real_dir = item.file_type().is_ok_and(|t| t.is_dir());
-                if is_real_dir {
-                    out.push((child.clone(), true));
-                    pending.push((item.path(), child));
-                } else if std::fs::metadata(item.path()).is_ok_and(|m| m.is_file()) {
-                    out.push((child, false));
-                }
-            }
-        }
-        Ok(out)
-    })
-    .await
-    .map_err(|e| Error::Protocol(e.to_string()))?
 }

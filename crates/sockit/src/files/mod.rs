@@ -6,6 +6,7 @@ pub mod listing;
 pub mod service;
 pub mod staging;
 pub mod store;
+pub mod tree;
 
 pub use client::{ClientConfig, FileClient, NoProgress, Progress, Transfer, TreeSummary};
 pub use service::FileService;

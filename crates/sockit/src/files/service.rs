@@ -1,4 +1,8 @@
-//! The file service's server side: one connection, one request at a time.
+//! The file service's server side: one connection, one request at a time,
+//! in order. A client may pipeline (send requests before the replies to
+//! earlier ones arrive); the server still reads one request, answers it,
+//! then reads the next, so what waits is in the socket buffers, never here
+//! (docs/protocol.md §3.4).
 //!
 //! Every request gets a reply header; failures are mapped to stable wire
 //! codes in one place ([`refusal`]), so a peer never sees OS error text or
@@ -11,12 +15,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument as _;
 
-use sockit_proto::exec::{Command, Opening, Outcome, classic_reply, framed_reply};
-use sockit_proto::files::{ErrorCode, Put, Request, error_reply, ok_reply};
+use sockit_proto::checksum::StreamHash;
+use sockit_proto::exec::{Command, Opening, Outcome, classic_reply};
+use sockit_proto::files::{ErrorCode, ExecReply, Put, Reply as Answer, Request};
 use sockit_proto::frame::FrameEvent;
 use sockit_proto::path::RelPath;
 
@@ -26,6 +30,7 @@ use crate::Error;
 use crate::conn::{FramedConn, Pace};
 use crate::disk::DiskReader;
 use crate::exec::{self, ExecError};
+use crate::sandbox::Opened;
 use crate::server::{ConnContext, Service};
 
 pub use super::listing::{DEFAULT_MAX_LISTING, DEFAULT_MAX_LISTING_BYTES};
@@ -47,6 +52,12 @@ pub struct FileService {
 }
 
 type Reply = Result<(), Refusal>;
+
+/// Bodies up to this size are uploaded and downloaded whole, in memory,
+/// with one trip to the blocking pool and no thread of their own; larger
+/// ones stream through a transfer thread ([`crate::disk`]). One read chunk:
+/// what a connection buffers anyway.
+pub const SMALL_FILE: u64 = crate::conn::READ_CHUNK as u64;
 
 impl FileService {
     /// Opens the root (creating it) and its private staging folder, and
@@ -134,7 +145,7 @@ impl FileService {
         outcome: Reply,
     ) -> Result<Reply, Error> {
         if outcome.is_ok() {
-            conn.write_header(&ok_reply([])).await?;
+            write_reply(conn, &Answer::Done).await?;
         }
         Ok(outcome)
     }
@@ -145,6 +156,9 @@ impl FileService {
         put: Put,
         peer: std::net::SocketAddr,
     ) -> Result<(), Error> {
+        if put.offset == 0 && put.filesize <= SMALL_FILE {
+            return self.put_small(conn, put, peer).await;
+        }
         let (upload, mut writer) = match self.store.prepare_upload(&put).await {
             Ok(p) => p,
             Err(r) => {
@@ -188,23 +202,16 @@ impl FileService {
         let written = writer.finish().await;
 
         let claimed = if put.trailer {
-            let (header, body_len) = match conn.expect_header("sending the upload's checksum").await {
-                Ok(h) => h,
+            match read_commit(conn).await {
+                Ok(xxh3) => Some(xxh3),
                 Err(e) => {
                     // The whole body is in: keep it for a resume, which
                     // will send nothing but the proof and the commit.
-                    if written.is_ok() {
+                    if written.is_ok() && !matches!(e, Error::Protocol(_)) {
                         self.store.keep(upload).await;
                     }
                     return Err(e);
                 }
-            };
-            match Request::from_header(&header) {
-                Ok(Request::Commit { xxh3 }) if body_len == 0 => {
-                    conn.skip_body().await?;
-                    Some(xxh3)
-                }
-                _ => return Err(Error::Protocol("expected a commit after the upload".into())),
             }
         } else {
             None
@@ -213,9 +220,59 @@ impl FileService {
         match self.store.finish_upload(&put, upload, written, claimed).await {
             Ok(xxh3) => {
                 tracing::info!(path = %put.path, size = put.filesize, "upload stored");
-                let reply = ok_reply([("size", put.filesize.into()), ("xxh3", xxh3.into())]);
-                conn.write_header(&reply).await?;
+                let reply = Answer::Stored {
+                    size: put.filesize,
+                    xxh3,
+                };
+                write_reply(conn, &reply).await?;
                 conn.flush().await
+            }
+            Err(r) => {
+                tracing::info!(path = %put.path, code = %r.code, "upload refused");
+                send_refusal(conn, &r).await
+            }
+        }
+    }
+
+    /// A body of at most [`SMALL_FILE`] bytes: read whole into memory, then
+    /// checked, written and moved into place in one trip to the blocking
+    /// pool. Nothing touches the disk before the body and its commit are
+    /// in, so an interrupted small upload leaves nothing behind (a resume
+    /// sends it again: it is one chunk).
+    async fn put_small<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        put: Put,
+        peer: std::net::SocketAddr,
+    ) -> Result<(), Error> {
+        let Some(claim) = self.store.staging.claim(&put.path) else {
+            send_refusal(
+                conn,
+                &Refusal::new(ErrorCode::Busy, "an upload of this file is already running"),
+            )
+            .await?;
+            return discard_upload(conn, &put).await;
+        };
+        let shown = self
+            .store
+            .config
+            .stats
+            .transfer("put", &put.path.to_string(), Some(peer), Some(put.filesize), 0);
+        let body = conn.read_body(put.filesize, SMALL_FILE).await?;
+        shown.advance(body.len());
+        let claimed = if put.trailer {
+            Some(read_commit(conn).await?)
+        } else {
+            None
+        };
+        match self.store.store_whole(&put, claim, body, claimed).await {
+            Ok(xxh3) => {
+                tracing::debug!(path = %put.path, size = put.filesize, "upload stored");
+                let reply = Answer::Stored {
+                    size: put.filesize,
+                    xxh3,
+                };
+                write_reply(conn, &reply).await
             }
             Err(r) => {
                 tracing::info!(path = %put.path, code = %r.code, "upload refused");
@@ -233,8 +290,9 @@ impl FileService {
         offset: u64,
         peer: std::net::SocketAddr,
     ) -> Result<Reply, Error> {
-        let (file, size) = match self.store.sandbox.open_file(path).await {
-            Ok(opened) => opened,
+        let (file, size) = match self.store.sandbox.open_small(path, SMALL_FILE).await {
+            Ok(Opened::Whole(data)) => return self.get_small(conn, path, offset, &data).await,
+            Ok(Opened::File(file, size)) => (file, size),
             Err(e) => return Ok(Err(e.into())),
         };
         if offset > size {
@@ -244,8 +302,7 @@ impl FileService {
             )));
         }
         conn.skip_body().await?;
-        conn.write_header(&ok_reply([("filesize", size.into()), ("offset", offset.into())]))
-            .await?;
+        write_reply(conn, &Answer::Sending { filesize: size, offset }).await?;
         let mut reader = DiskReader::spawn(file, offset, size - offset);
         let shown = self
             .store
@@ -264,8 +321,34 @@ impl FileService {
             .finish()
             .await
             .map_err(Error::file("reading", path.to_string()))?;
-        conn.write_header(&ok_reply([("xxh3", xxh3.into())])).await?;
+        write_reply(conn, &Answer::Sent { xxh3 }).await?;
         conn.flush().await?;
+        Ok(Ok(()))
+    }
+
+    /// A file of at most [`SMALL_FILE`] bytes, read whole in the same trip
+    /// to the blocking pool that opened it: no transfer thread.
+    async fn get_small<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        path: &RelPath,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<Reply, Error> {
+        let size = data.len() as u64;
+        let Some(rest) = usize::try_from(offset).ok().and_then(|o| data.get(o..)) else {
+            return Ok(Err(Refusal::new(
+                ErrorCode::BadRequest,
+                "offset is past the end of the file",
+            )));
+        };
+        conn.skip_body().await?;
+        write_reply(conn, &Answer::Sending { filesize: size, offset }).await?;
+        conn.write_all(rest).await?;
+        let mut hash = StreamHash::new();
+        hash.update(data);
+        write_reply(conn, &Answer::Sent { xxh3: hash.hex() }).await?;
+        tracing::debug!(path = %path, size, "download sent");
         Ok(Ok(()))
     }
 
@@ -295,7 +378,7 @@ impl FileService {
         tracing::info!(?command, stdin = stdin.len(), "exec");
         match exec::run(command, &stdin, limits, self.store.sandbox.root(), conn.closed()).await {
             Ok(outcome) => {
-                conn.write_header(&framed_reply(&outcome)).await?;
+                write_reply(conn, &Answer::Exec(ExecReply::of(&outcome))).await?;
                 conn.write_all(&outcome.stdout).await?;
                 conn.write_all(&outcome.stderr).await?;
                 Ok(Ok(()))
@@ -373,7 +456,7 @@ impl FileService {
             Ok(o) => o,
             Err(e) => return Ok(Err(e.into())),
         };
-        conn.write_header(&ok_reply([("offset", offset.into())])).await?;
+        write_reply(conn, &Answer::ResumeAt { offset }).await?;
         Ok(Ok(()))
     }
 
@@ -415,11 +498,11 @@ impl FileService {
                 Ok((_, Err(e))) => return Ok(Err(e.into())),
                 Err(e) => return Ok(Err(e.into())),
             };
-            let mut header = ok_reply([("data_size", page.len().into())]);
-            if !done {
-                header.insert("more".into(), true.into());
-            }
-            conn.write_header(&header).await?;
+            let header = Answer::Page {
+                len: page.len() as u64,
+                more: !done,
+            };
+            write_reply(conn, &header).await?;
             conn.write_all(&page).await?;
             if done {
                 return Ok(Ok(()));
@@ -436,13 +519,7 @@ impl FileService {
             Ok(s) => s,
             Err(e) => return Ok(Err(e.into())),
         };
-        let e = entry_of(path.to_string(), &stat);
-        let fields = serde_json::to_value(&e).map_err(|e| Error::Protocol(e.to_string()))?;
-        let mut reply = ok_reply([]);
-        if let Value::Object(map) = fields {
-            reply.extend(map);
-        }
-        conn.write_header(&reply).await?;
+        write_reply(conn, &Answer::Stat(entry_of(path.to_string(), &stat))).await?;
         Ok(Ok(()))
     }
 
@@ -454,7 +531,11 @@ impl FileService {
             Err(e) => return Ok(Err(e.into())),
         };
         let body = serde_json::to_vec(&kept).map_err(|e| Error::Protocol(e.to_string()))?;
-        conn.write_header(&ok_reply([("data_size", body.len().into())])).await?;
+        let page = Answer::Page {
+            len: body.len() as u64,
+            more: false,
+        };
+        write_reply(conn, &page).await?;
         conn.write_all(&body).await?;
         Ok(Ok(()))
     }
@@ -495,9 +576,7 @@ impl Service for FileService {
                 Ok(Some(_)) => return Err(Error::Protocol("body without a header".into())),
                 Err(Error::Frame(e)) => {
                     // The stream can no longer be cut into frames: say why, then close.
-                    let _ = conn
-                        .write_header(&error_reply(ErrorCode::BadRequest, &e.to_string()))
-                        .await;
+                    let _ = write_reply(&mut conn, &Answer::refused(ErrorCode::BadRequest, &e.to_string())).await;
                     let _ = conn.shutdown().await;
                     return Err(Error::Frame(e));
                 }
@@ -507,7 +586,7 @@ impl Service for FileService {
                 Ok(request) => self.handle(&mut conn, request, ctx.peer).instrument(span).await?,
                 Err(e) => {
                     tracing::debug!(error = %e, "bad request");
-                    conn.write_header(&error_reply(e.code(), &e.to_string())).await?;
+                    write_reply(&mut conn, &Answer::refused(e.code(), &e.to_string())).await?;
                     conn.skip_body().await?;
                 }
             }
@@ -515,9 +594,25 @@ impl Service for FileService {
     }
 }
 
+async fn write_reply<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, reply: &Answer) -> Result<(), Error> {
+    conn.write_header(&reply.to_header()).await
+}
+
 async fn send_refusal<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, r: &Refusal) -> Result<(), Error> {
-    conn.write_header(&error_reply(r.code, &r.message)).await?;
+    write_reply(conn, &Answer::refused(r.code, &r.message)).await?;
     conn.flush().await
+}
+
+/// The commit trailer after a verified upload's body: the client's XXH3.
+async fn read_commit<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>) -> Result<String, Error> {
+    let (header, body_len) = conn.expect_header("sending the upload's checksum").await?;
+    match Request::from_header(&header) {
+        Ok(Request::Commit { xxh3 }) if body_len == 0 => {
+            conn.skip_body().await?;
+            Ok(xxh3)
+        }
+        _ => Err(Error::Protocol("expected a commit after the upload".into())),
+    }
 }
 
 /// Reads and drops a refused upload's body and trailer.

@@ -193,6 +193,15 @@ impl Staging {
         Ok((upload, part))
     }
 
+    /// Starts a partial for an upload that arrived whole in memory (a small
+    /// one): no record beside it, as it is never kept for a resume.
+    pub fn begin_whole(&self, claim: Claim) -> io::Result<(Upload, File)> {
+        let id = id_of(&claim.path);
+        self.inner.remove(&id);
+        let part = self.inner.create(&format!("{id}.part"))?;
+        Ok((Upload { claim, id, done: false }, part))
+    }
+
     /// The last `n` bytes (fewer if it is shorter) of the kept partial of
     /// the claimed path, which must be `len` long: what a resuming web page
     /// checks against its own file before continuing it.

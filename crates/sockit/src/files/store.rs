@@ -8,15 +8,16 @@
 //! Nothing here knows a wire format: failures are [`Refusal`]s with the
 //! stable codes, which each front end renders its own way.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+use sockit_proto::checksum::{Md5Hash, StreamHash};
 use sockit_proto::files::{ErrorCode, Put};
 use sockit_proto::frame::FrameLimits;
 use sockit_proto::path::RelPath;
 
 use super::listing::{ListingError, ListingLimits};
-use super::staging::{PartialLimits, Staging, Upload};
+use super::staging::{Claim, PartialLimits, Staging, Upload};
 use crate::Error;
 use crate::disk::{DiskWriter, Hashes, WriteOptions};
 use crate::exec::ExecLimits;
@@ -271,6 +272,64 @@ impl FileStore {
             }
         }
         Ok((upload, writer))
+    }
+
+    /// An upload that arrived whole (a small body, in memory): checks it
+    /// against the client's claims, writes it to a partial and moves that
+    /// into place, all in one trip to the blocking pool. The stored file's
+    /// hash on success.
+    pub async fn store_whole(
+        &self,
+        put: &Put,
+        claim: Claim,
+        data: Vec<u8>,
+        claimed: Option<String>,
+    ) -> Result<String, Refusal> {
+        let (path, md5) = (put.path.clone(), put.md5.clone());
+        let (staging, fsync) = (self.staging.clone(), self.config.fsync);
+        let replace = self.config.access != Access::UploadOnly;
+        self.sandbox
+            .run_to_end(move |tree| {
+                let mut hash = StreamHash::new();
+                hash.update(&data);
+                let ours = hash.hex();
+                if let Some(claimed) = claimed.filter(|c| *c != ours) {
+                    return Ok(Err(Refusal::new(
+                        ErrorCode::ChecksumMismatch,
+                        format!("xxh3 mismatch: client sent {claimed}, server received {ours}"),
+                    )));
+                }
+                if let Some(claimed) = md5 {
+                    let mut m = Md5Hash::new();
+                    m.update(&data);
+                    let md5 = m.hex();
+                    if claimed != md5 {
+                        return Ok(Err(Refusal::new(
+                            ErrorCode::ChecksumMismatch,
+                            format!("md5 mismatch: header says {claimed}, server received {md5}"),
+                        )));
+                    }
+                }
+                let place = tree.place_for(&path)?;
+                if free_bytes(&staging).is_some_and(|free| free < data.len() as u64) {
+                    return Ok(Err(Refusal::new(
+                        ErrorCode::NoSpace,
+                        "no space left on the server for this file",
+                    )));
+                }
+                let (upload, mut file) = staging.begin_whole(claim)?;
+                file.write_all(&data)?;
+                if fsync {
+                    file.sync_all()?;
+                }
+                if replace {
+                    upload.commit(&place)?;
+                } else {
+                    upload.commit_new(&place)?;
+                }
+                Ok(Ok(ours))
+            })
+            .await?
     }
 
     /// Keeps an interrupted upload's partial for a resume (and applies the

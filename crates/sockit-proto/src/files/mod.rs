@@ -1,5 +1,5 @@
 //! The file service's messages (docs/protocol.md §3): typed requests parsed
-//! from frame headers, the replies the server sends, and the stable error
+//! from frame headers, typed replies ([`reply`]), and the stable error
 //! codes a peer sees.
 //!
 //! This module owns the mapping between JSON headers and types in both
@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::frame::{FrameError, Header, size_field};
 use crate::path::{PathError, RelPath};
+
+mod reply;
+pub use reply::{ExecReply, MAX_ERROR_MESSAGE, MalformedReply, Reply, ReplyTo};
 
 /// The request a header carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,9 +104,9 @@ impl RequestError {
 }
 
 /// Stable machine-readable error codes. Clients branch on these, never on
-/// the message text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// the message text. [`ErrorCode::as_str`] is the one table of wire names;
+/// serde and [`ErrorCode::from_name`] both go through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     BadRequest,
     UnknownCommand,
@@ -120,11 +123,29 @@ pub enum ErrorCode {
     TooLarge,
     Io,
     /// A code this build does not know (a newer server).
-    #[serde(other)]
     Unknown,
 }
 
 impl ErrorCode {
+    /// Every code, for decoding by name and for tests.
+    pub const ALL: [Self; 15] = [
+        Self::BadRequest,
+        Self::UnknownCommand,
+        Self::BadPath,
+        Self::NotFound,
+        Self::AlreadyExists,
+        Self::IsADirectory,
+        Self::NotADirectory,
+        Self::NotEmpty,
+        Self::Busy,
+        Self::ChecksumMismatch,
+        Self::NoSpace,
+        Self::PermissionDenied,
+        Self::TooLarge,
+        Self::Io,
+        Self::Unknown,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
@@ -143,6 +164,28 @@ impl ErrorCode {
             Self::Io => "io",
             Self::Unknown => "unknown",
         }
+    }
+
+    /// The code with this wire name; [`ErrorCode::Unknown`] for a name
+    /// this build does not know.
+    pub fn from_name(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .unwrap_or(Self::Unknown)
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::from_name(&name))
     }
 }
 
@@ -181,10 +224,15 @@ pub enum EntryKind {
     Other,
 }
 
-/// Whether more listing frames follow this one (docs/protocol.md §3.1:
-/// a listing is sent as pages, each its own JSON array).
-pub fn more_pages(reply: &Header) -> bool {
-    reply.get("more").and_then(Value::as_bool).unwrap_or(false)
+impl EntryKind {
+    /// The wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Dir => "dir",
+            Self::Other => "other",
+        }
+    }
 }
 
 impl Request {
@@ -320,51 +368,6 @@ impl Request {
         }
         h
     }
-}
-
-/// `{"status":"ok"}` plus the given fields.
-pub fn ok_reply(fields: impl IntoIterator<Item = (&'static str, Value)>) -> Header {
-    let mut h = Header::new();
-    h.insert("status".into(), "ok".into());
-    for (k, v) in fields {
-        h.insert(k.into(), v);
-    }
-    h
-}
-
-/// `{"status":"error","code":...,"message":...}`.
-pub fn error_reply(code: ErrorCode, message: &str) -> Header {
-    let mut h = Header::new();
-    h.insert("status".into(), "error".into());
-    h.insert("code".into(), code.as_str().into());
-    h.insert("message".into(), truncate(message, 512).into());
-    h
-}
-
-/// A client's view of a reply header: the header itself when the status is
-/// ok, the remote error otherwise. A header with no status is malformed.
-pub fn parse_reply(h: Header) -> Result<Header, ReplyError> {
-    match h.get("status").and_then(Value::as_str) {
-        Some("ok") => Ok(h),
-        Some("error") => {
-            let code = h
-                .get("code")
-                .cloned()
-                .and_then(|c| serde_json::from_value(c).ok())
-                .unwrap_or(ErrorCode::Unknown);
-            let message = h.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
-            Err(ReplyError::Remote(RemoteError { code, message }))
-        }
-        _ => Err(ReplyError::Malformed("reply has no status")),
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplyError {
-    #[error(transparent)]
-    Remote(#[from] RemoteError),
-    #[error("malformed reply: {0}")]
-    Malformed(&'static str),
 }
 
 /// `"command"` (a shell line) or `"argv"` (a non-empty list of strings).
@@ -532,32 +535,70 @@ mod tests {
     }
 
     #[test]
-    fn replies_parse_into_ok_or_remote_error() {
-        let ok = ok_reply([("size", 3.into())]);
-        assert_eq!(parse_reply(ok.clone()).unwrap(), ok);
-        let err = parse_reply(error_reply(ErrorCode::NotFound, "no such file")).unwrap_err();
+    fn error_codes_serialise_as_their_wire_names() {
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), Value::from(code.as_str()));
+            assert_eq!(serde_json::from_value::<ErrorCode>(code.as_str().into()).unwrap(), code);
+        }
         assert_eq!(
-            err,
-            ReplyError::Remote(RemoteError {
-                code: ErrorCode::NotFound,
-                message: "no such file".into()
-            })
+            serde_json::from_value::<ErrorCode>("from_the_future".into()).unwrap(),
+            ErrorCode::Unknown
         );
-        let future = obj(json!({"status":"error","code":"quota_exceeded","message":"m"}));
-        assert!(matches!(
-            parse_reply(future),
-            Err(ReplyError::Remote(RemoteError {
-                code: ErrorCode::Unknown,
-                ..
-            }))
-        ));
-        assert!(matches!(parse_reply(Header::new()), Err(ReplyError::Malformed(_))));
     }
 
-    #[test]
-    fn error_codes_serialise_as_their_wire_names() {
-        for code in [ErrorCode::BadPath, ErrorCode::ChecksumMismatch, ErrorCode::NoSpace] {
-            assert_eq!(serde_json::to_value(code).unwrap(), Value::from(code.as_str()));
+    proptest::proptest! {
+        /// Pipelined requests (puts with their bodies and commit trailers,
+        /// gets, stats, mkdirs) sent back to back and cut anywhere, as TCP
+        /// may deliver them, decode to the same requests and bodies.
+        #[test]
+        fn pipelined_requests_split_anywhere_decode_in_order(
+            files in proptest::collection::vec(
+                (0u8..4, "[a-z]{1,8}", proptest::collection::vec(proptest::prelude::any::<u8>(), 0..50)),
+                1..16),
+            cuts in proptest::collection::vec(1usize..80, 1..40),
+        ) {
+            use crate::frame::{FrameDecoder, FrameEvent, FrameLimits, encode_header};
+            let mut wire = bytes::BytesMut::new();
+            let mut expected = Vec::new();
+            for (kind, name, body) in &files {
+                let path = RelPath::parse(name).unwrap();
+                let mut send = |r: Request, body: &[u8]| {
+                    encode_header(&r.to_header(), &mut wire);
+                    wire.extend_from_slice(body);
+                    expected.push((r, body.to_vec()));
+                };
+                match kind {
+                    0 => {
+                        send(Request::Put(Put { path, filesize: body.len() as u64, offset: 0, md5: None,
+                            trailer: true, prefix_xxh3: None }), body);
+                        send(Request::Commit { xxh3: "ab".into() }, &[]);
+                    }
+                    1 => send(Request::Get { path, offset: 0 }, &[]),
+                    2 => send(Request::Stat { path }, &[]),
+                    _ => send(Request::Mkdir { path }, &[]),
+                }
+            }
+            let wire = wire.freeze();
+            let mut decoder = FrameDecoder::new(FrameLimits::default());
+            let mut buf = bytes::BytesMut::new();
+            let mut got: Vec<(Request, Vec<u8>)> = Vec::new();
+            let (mut at, mut cut) = (0, cuts.iter().cycle());
+            loop {
+                match decoder.decode(&mut buf).unwrap() {
+                    Some(FrameEvent::Header { header, .. }) => {
+                        got.push((Request::from_header(&header).unwrap(), Vec::new()));
+                    }
+                    Some(FrameEvent::Body(b)) => got.last_mut().unwrap().1.extend_from_slice(&b),
+                    Some(FrameEvent::End) => {}
+                    None if at >= wire.len() => break,
+                    None => {
+                        let n = (*cut.next().unwrap()).min(wire.len() - at);
+                        buf.extend_from_slice(wire.get(at..at + n).unwrap());
+                        at += n;
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(got, expected);
         }
     }
 
