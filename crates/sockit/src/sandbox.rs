@@ -355,8 +355,15 @@ impl Tree {
     /// The folder that will hold `path` (created with its parents), its
     /// last name, and a check that no folder already has that name.
     pub fn place_for(&self, path: &RelPath) -> Result<Parent, SandboxError> {
-        self.make_dirs(&path.parent())?;
-        let place = self.parent(path, true)?;
+        // Most uploads land in a folder that exists: one walk in the
+        // kernel. Only a missing folder costs the walk that creates it.
+        let place = match self.parent(path, true) {
+            Err(SandboxError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                self.make_dirs(&path.parent())?;
+                self.parent(path, true)?
+            }
+            found => found?,
+        };
         match rustix::fs::statat(&place.dir, place.name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 Err(io::Error::from(io::ErrorKind::IsADirectory).into())

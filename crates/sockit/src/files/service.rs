@@ -10,6 +10,10 @@
 //! so the connection stays usable and a classic client that never reads
 //! replies is not cut off mid-send.
 
+use std::collections::VecDeque;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,10 +25,11 @@ use tracing::Instrument as _;
 use sockit_proto::checksum::StreamHash;
 use sockit_proto::exec::{Command, Opening, Outcome, classic_reply};
 use sockit_proto::files::{ErrorCode, ExecReply, Put, Reply as Answer, Request};
-use sockit_proto::frame::FrameEvent;
+use sockit_proto::frame::{FrameEvent, encode_header, header_bytes};
 use sockit_proto::path::RelPath;
 
 use super::listing::{Listing, entry_of};
+use super::staging::Claim;
 use super::store::{FileServiceConfig, FileStore, Operation, Refusal, refusal};
 use crate::Error;
 use crate::conn::{FramedConn, Pace};
@@ -99,10 +104,11 @@ impl FileService {
         }
         let outcome = match request {
             Request::Put(put) => return self.put(conn, put, peer).await,
-            Request::Get { path, offset } => match self.get(conn, &path, offset, peer).await? {
-                Ok(()) => return Ok(()),
-                Err(r) => Err(r),
-            },
+            Request::Get { path, offset } => {
+                conn.skip_body().await?;
+                let step = self.start_get(path, offset).await;
+                return self.finish(conn, step, peer).await;
+            }
             Request::Ls { path, recursive } => match self.ls(conn, &path, recursive).await? {
                 Ok(()) => return Ok(()),
                 Err(r) => Err(r),
@@ -157,7 +163,14 @@ impl FileService {
         peer: std::net::SocketAddr,
     ) -> Result<(), Error> {
         if put.offset == 0 && put.filesize <= SMALL_FILE {
-            return self.put_small(conn, put, peer).await;
+            let Some(claim) = self.store.staging.claim(&put.path) else {
+                let busy = Refusal::new(ErrorCode::Busy, "an upload of this file is already running");
+                send_refusal(conn, &busy).await?;
+                return discard_upload(conn, &put).await;
+            };
+            let (claim, body, claimed) = self.read_small(conn, &put, claim, peer).await?;
+            let step = self.start_put(put, claim, body, claimed).await;
+            return self.finish(conn, step, peer).await;
         }
         let (upload, mut writer) = match self.store.prepare_upload(&put).await {
             Ok(p) => p,
@@ -234,25 +247,17 @@ impl FileService {
         }
     }
 
-    /// A body of at most [`SMALL_FILE`] bytes: read whole into memory, then
-    /// checked, written and moved into place in one trip to the blocking
-    /// pool. Nothing touches the disk before the body and its commit are
-    /// in, so an interrupted small upload leaves nothing behind (a resume
-    /// sends it again: it is one chunk).
-    async fn put_small<S: AsyncRead + AsyncWrite + Unpin>(
+    /// A body of at most [`SMALL_FILE`] bytes: read whole into memory;
+    /// checking, writing and moving it into place is [`Self::start_put`].
+    /// `None` when the claim is taken (the caller decides whether to wait
+    /// for its own uploads in flight or refuse).
+    async fn read_small<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         conn: &mut FramedConn<S>,
-        put: Put,
+        put: &Put,
+        claim: Claim,
         peer: std::net::SocketAddr,
-    ) -> Result<(), Error> {
-        let Some(claim) = self.store.staging.claim(&put.path) else {
-            send_refusal(
-                conn,
-                &Refusal::new(ErrorCode::Busy, "an upload of this file is already running"),
-            )
-            .await?;
-            return discard_upload(conn, &put).await;
-        };
+    ) -> Result<(Claim, Vec<u8>, Option<String>), Error> {
         let shown = self
             .store
             .config
@@ -265,43 +270,97 @@ impl FileService {
         } else {
             None
         };
-        match self.store.store_whole(&put, claim, body, claimed).await {
-            Ok(xxh3) => {
-                tracing::debug!(path = %put.path, size = put.filesize, "upload stored");
-                let reply = Answer::Stored {
-                    size: put.filesize,
-                    xxh3,
-                };
-                write_reply(conn, &reply).await
+        Ok((claim, body, claimed))
+    }
+
+    /// Stores a small upload that arrived whole, on the blocking pool,
+    /// without holding the connection: nothing touches the disk before the
+    /// body and its commit are in, so an interrupted small upload leaves
+    /// nothing behind (a resume sends it again: it is one chunk).
+    fn start_put(&self, put: Put, claim: Claim, body: Vec<u8>, claimed: Option<String>) -> Started {
+        let store = Arc::clone(&self.store);
+        Box::pin(async move {
+            let reply = match store.store_whole(&put, claim, body, claimed).await {
+                Ok(xxh3) => {
+                    tracing::debug!(path = %put.path, size = put.filesize, "upload stored");
+                    Answer::Stored {
+                        size: put.filesize,
+                        xxh3,
+                    }
+                }
+                Err(r) => {
+                    tracing::info!(path = %put.path, code = %r.code, "upload refused");
+                    Answer::refused(r.code, &r.message)
+                }
+            };
+            Step::Write(header_bytes(&reply.to_header()).to_vec())
+        })
+    }
+
+    /// Opens a file to download; one of at most [`SMALL_FILE`] bytes is
+    /// read whole and its reply, body and trailer made ready to write in
+    /// one piece. A larger one streams in its turn.
+    fn start_get(&self, path: RelPath, offset: u64) -> Started {
+        let store = Arc::clone(&self.store);
+        Box::pin(async move {
+            let refused =
+                |r: Refusal| Step::Write(header_bytes(&Answer::refused(r.code, &r.message).to_header()).to_vec());
+            let past_end = || Refusal::new(ErrorCode::BadRequest, "offset is past the end of the file");
+            match store.sandbox.open_small(&path, SMALL_FILE).await {
+                Ok(Opened::Whole(data)) => {
+                    let Some(rest) = usize::try_from(offset).ok().and_then(|o| data.get(o..)) else {
+                        return refused(past_end());
+                    };
+                    let mut hash = StreamHash::new();
+                    hash.update(&data);
+                    let size = data.len() as u64;
+                    let mut out = bytes::BytesMut::with_capacity(rest.len() + 128);
+                    encode_header(&Answer::Sending { filesize: size, offset }.to_header(), &mut out);
+                    out.extend_from_slice(rest);
+                    encode_header(&Answer::Sent { xxh3: hash.hex() }.to_header(), &mut out);
+                    Step::Write(out.to_vec())
+                }
+                Ok(Opened::File(_, size)) if offset > size => refused(past_end()),
+                Ok(Opened::File(file, size)) => Step::Stream {
+                    file,
+                    size,
+                    offset,
+                    path,
+                },
+                Err(e) => refused(e.into()),
             }
-            Err(r) => {
-                tracing::info!(path = %put.path, code = %r.code, "upload refused");
-                send_refusal(conn, &r).await
-            }
+        })
+    }
+
+    /// Writes a started request's reply, in its turn.
+    async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        step: Step,
+        peer: std::net::SocketAddr,
+    ) -> Result<(), Error> {
+        match step {
+            Step::Write(bytes) => conn.write_all(&bytes).await,
+            Step::Stream {
+                file,
+                size,
+                offset,
+                path,
+            } => self.stream_get(conn, file, size, offset, &path, peer).await,
         }
     }
 
-    /// Answers with the body or a refusal. `Ok(Err(_))` is a refusal the
-    /// caller sends; `Err` ends the connection (it broke mid-body).
-    async fn get<S: AsyncRead + AsyncWrite + Unpin>(
+    /// Sends a large file's body from `offset`, then its trailer. An
+    /// error ends the connection (it broke, or the file shrank mid-body).
+    async fn stream_get<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         conn: &mut FramedConn<S>,
-        path: &RelPath,
+        file: std::fs::File,
+        size: u64,
         offset: u64,
+        path: &RelPath,
         peer: std::net::SocketAddr,
-    ) -> Result<Reply, Error> {
-        let (file, size) = match self.store.sandbox.open_small(path, SMALL_FILE).await {
-            Ok(Opened::Whole(data)) => return self.get_small(conn, path, offset, &data).await,
-            Ok(Opened::File(file, size)) => (file, size),
-            Err(e) => return Ok(Err(e.into())),
-        };
-        if offset > size {
-            return Ok(Err(Refusal::new(
-                ErrorCode::BadRequest,
-                "offset is past the end of the file",
-            )));
-        }
-        conn.skip_body().await?;
+    ) -> Result<(), Error> {
         write_reply(conn, &Answer::Sending { filesize: size, offset }).await?;
         let mut reader = DiskReader::spawn(file, offset, size - offset);
         let shown = self
@@ -322,34 +381,64 @@ impl FileService {
             .await
             .map_err(Error::file("reading", path.to_string()))?;
         write_reply(conn, &Answer::Sent { xxh3 }).await?;
-        conn.flush().await?;
-        Ok(Ok(()))
+        conn.flush().await
     }
 
-    /// A file of at most [`SMALL_FILE`] bytes, read whole in the same trip
-    /// to the blocking pool that opened it: no transfer thread.
-    async fn get_small<S: AsyncRead + AsyncWrite + Unpin>(
+    /// Takes a small put or a get into `ahead` (its disk work starts now,
+    /// its reply is written in turn), or hands the request back to be
+    /// handled in sequence once everything ahead of it is answered.
+    async fn pipeline<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         conn: &mut FramedConn<S>,
-        path: &RelPath,
-        offset: u64,
-        data: &[u8],
-    ) -> Result<Reply, Error> {
-        let size = data.len() as u64;
-        let Some(rest) = usize::try_from(offset).ok().and_then(|o| data.get(o..)) else {
-            return Ok(Err(Refusal::new(
-                ErrorCode::BadRequest,
-                "offset is past the end of the file",
-            )));
-        };
-        conn.skip_body().await?;
-        write_reply(conn, &Answer::Sending { filesize: size, offset }).await?;
-        conn.write_all(rest).await?;
-        let mut hash = StreamHash::new();
-        hash.update(data);
-        write_reply(conn, &Answer::Sent { xxh3: hash.hex() }).await?;
-        tracing::debug!(path = %path, size, "download sent");
-        Ok(Ok(()))
+        ahead: &mut Ahead,
+        request: Request,
+        peer: std::net::SocketAddr,
+    ) -> Result<Option<Request>, Error> {
+        match request {
+            Request::Put(put)
+                if put.offset == 0 && put.filesize <= SMALL_FILE && self.store.allow(Operation::Upload).is_ok() =>
+            {
+                // Effects keep request order: a put waits for the gets
+                // ahead of it, and for an upload of the same name.
+                if ahead.has_gets() || ahead.has_put(&put.path) {
+                    self.flush(conn, ahead, peer).await?;
+                }
+                let claim = match self.store.staging.claim(&put.path) {
+                    Some(c) => c,
+                    None => return Ok(Some(Request::Put(put))), // Busy, in sequence
+                };
+                let (claim, body, claimed) = self.read_small(conn, &put, claim, peer).await?;
+                let path = put.path.clone();
+                ahead.push(Some(path), self.start_put(put, claim, body, claimed));
+            }
+            Request::Get { path, offset } if self.store.allow(Operation::Read).is_ok() => {
+                if ahead.has_puts() {
+                    self.flush(conn, ahead, peer).await?;
+                }
+                conn.skip_body().await?;
+                ahead.push(None, self.start_get(path, offset));
+            }
+            other => return Ok(Some(other)),
+        }
+        while ahead.len() > AHEAD {
+            let step = ahead.next().await;
+            self.finish(conn, step, peer).await?;
+        }
+        Ok(None)
+    }
+
+    /// Answers everything ahead, in order.
+    async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut FramedConn<S>,
+        ahead: &mut Ahead,
+        peer: std::net::SocketAddr,
+    ) -> Result<(), Error> {
+        while !ahead.is_empty() {
+            let step = ahead.next().await;
+            self.finish(conn, step, peer).await?;
+        }
+        Ok(())
     }
 
     /// A framed exec: `{"status":"ok","data_size":N,"stdout_size":S,"exit_code":C,...}`
@@ -551,19 +640,28 @@ impl Service for FileService {
             min_rate: ctx.min_rate,
             rate_window: ctx.rate_window,
         });
+        let mut ahead = Ahead::default();
         loop {
             // Between requests is the one place shutdown may cut in: an
-            // upload in flight finishes (or is discarded) first.
+            // upload in flight finishes (or is discarded) first. Replies
+            // to requests ahead go out as their disk work ends, while the
+            // next request is awaited.
             let opening = tokio::select! {
+                biased;
+                step = ahead.next(), if !ahead.is_empty() => {
+                    self.finish(&mut conn, step, ctx.peer).await?;
+                    continue;
+                }
                 o = conn.opening(self.store.config.frame_limits.max_header_len, CLASSIC_PAUSE) => o?,
-                () = ctx.shutdown.cancelled() => return Ok(()),
+                () = ctx.shutdown.cancelled() => return self.flush(&mut conn, &mut ahead, ctx.peer).await,
             };
             // Each request logs under a span naming the peer (the
             // connection's own span is debug-level; see server.rs).
             let span = tracing::info_span!("request", peer = %ctx.peer);
             match opening {
-                None => return Ok(()),
+                None => return self.flush(&mut conn, &mut ahead, ctx.peer).await,
                 Some(Opening::RawCommand) => {
+                    self.flush(&mut conn, &mut ahead, ctx.peer).await?;
                     self.classic_exec(&mut conn).instrument(span).await?;
                     continue;
                 }
@@ -571,11 +669,12 @@ impl Service for FileService {
             }
             let event = conn.next_event().await;
             let (header, _body_len) = match event {
-                Ok(None) => return Ok(()),
+                Ok(None) => return self.flush(&mut conn, &mut ahead, ctx.peer).await,
                 Ok(Some(FrameEvent::Header { header, body_len })) => (header, body_len),
                 Ok(Some(_)) => return Err(Error::Protocol("body without a header".into())),
                 Err(Error::Frame(e)) => {
                     // The stream can no longer be cut into frames: say why, then close.
+                    self.flush(&mut conn, &mut ahead, ctx.peer).await?;
                     let _ = write_reply(&mut conn, &Answer::refused(ErrorCode::BadRequest, &e.to_string())).await;
                     let _ = conn.shutdown().await;
                     return Err(Error::Frame(e));
@@ -583,8 +682,15 @@ impl Service for FileService {
                 Err(e) => return Err(e),
             };
             match Request::from_header(&header) {
-                Ok(request) => self.handle(&mut conn, request, ctx.peer).instrument(span).await?,
+                Ok(request) => {
+                    let Some(request) = self.pipeline(&mut conn, &mut ahead, request, ctx.peer).await? else {
+                        continue;
+                    };
+                    self.flush(&mut conn, &mut ahead, ctx.peer).await?;
+                    self.handle(&mut conn, request, ctx.peer).instrument(span).await?;
+                }
                 Err(e) => {
+                    self.flush(&mut conn, &mut ahead, ctx.peer).await?;
                     tracing::debug!(error = %e, "bad request");
                     write_reply(&mut conn, &Answer::refused(e.code(), &e.to_string())).await?;
                     conn.skip_body().await?;
@@ -601,6 +707,89 @@ async fn write_reply<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>
 async fn send_refusal<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, r: &Refusal) -> Result<(), Error> {
     write_reply(conn, &Answer::refused(r.code, &r.message)).await?;
     conn.flush().await
+}
+
+/// Requests whose disk work may run ahead of the one being answered, per
+/// connection. Measured on 5,000 small files over loopback: 1 (one in
+/// flight while the next request is read) halves nothing; 2 to 4 take put
+/// -r from 0.45 s to 0.28 s; 8 is slower again, as parallel creates and
+/// renames in one folder contend for its lock in the kernel. Each holds at
+/// most one [`SMALL_FILE`] in memory.
+pub const AHEAD: usize = 4;
+
+/// A started request's outcome, written in its turn.
+#[derive(Debug)]
+enum Step {
+    /// A whole reply (with a small download's body and trailer).
+    Write(Vec<u8>),
+    /// A download past one chunk: streamed when its turn comes.
+    Stream {
+        file: std::fs::File,
+        size: u64,
+        offset: u64,
+        path: RelPath,
+    },
+}
+
+/// A started request: its disk work runs on the blocking pool as soon as
+/// it is first polled, which the connection does while it reads on.
+type Started = std::pin::Pin<Box<dyn std::future::Future<Output = Step> + Send>>;
+
+/// The requests of one connection whose disk work runs ahead of their
+/// replies, oldest first, polled together (no task of their own). Each
+/// has a put's path, or `None` for a get.
+#[derive(Default)]
+struct Ahead {
+    work: FuturesOrdered<Started>,
+    kinds: VecDeque<Option<RelPath>>,
+}
+
+impl std::fmt::Debug for Ahead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ahead")
+            .field("kinds", &self.kinds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ahead {
+    fn push(&mut self, put: Option<RelPath>, work: Started) {
+        self.kinds.push_back(put);
+        self.work.push_back(work);
+    }
+
+    fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    fn has_gets(&self) -> bool {
+        self.kinds.iter().any(Option::is_none)
+    }
+
+    fn has_puts(&self) -> bool {
+        self.kinds.iter().any(Option::is_some)
+    }
+
+    fn has_put(&self, path: &RelPath) -> bool {
+        self.kinds.iter().any(|p| p.as_ref() == Some(path))
+    }
+
+    /// The oldest request's outcome, once its work is done (the others
+    /// progress meanwhile). Cancel-safe: an outcome leaves the queue only
+    /// in the poll that returns it.
+    async fn next(&mut self) -> Step {
+        match self.work.next().await {
+            Some(step) => {
+                self.kinds.pop_front();
+                step
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// The commit trailer after a verified upload's body: the client's XXH3.

@@ -130,6 +130,8 @@ pub struct Upload {
     claim: Claim,
     id: String,
     done: bool,
+    /// A record (`.meta`) was written beside the partial.
+    meta: bool,
 }
 
 impl Staging {
@@ -186,7 +188,12 @@ impl Staging {
             filesize,
         })
         .map_err(io::Error::other)?;
-        let upload = Upload { claim, id, done: false };
+        let upload = Upload {
+            claim,
+            id,
+            done: false,
+            meta: true,
+        };
         let mut meta_file = self.inner.create(&format!("{}.meta", upload.id))?;
         meta_file.write_all(&meta)?;
         let part = self.inner.create(&format!("{}.part", upload.id))?;
@@ -197,9 +204,22 @@ impl Staging {
     /// one): no record beside it, as it is never kept for a resume.
     pub fn begin_whole(&self, claim: Claim) -> io::Result<(Upload, File)> {
         let id = id_of(&claim.path);
-        self.inner.remove(&id);
-        let part = self.inner.create(&format!("{id}.part"))?;
-        Ok((Upload { claim, id, done: false }, part))
+        let name = format!("{id}.part");
+        let part = match self.inner.create(&name) {
+            // A kept partial of an earlier upload of this name: replaced.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.inner.remove(&id);
+                self.inner.create(&name)?
+            }
+            created => created?,
+        };
+        let upload = Upload {
+            claim,
+            id,
+            done: false,
+            meta: false,
+        };
+        Ok((upload, part))
     }
 
     /// The last `n` bytes (fewer if it is shorter) of the kept partial of
@@ -232,7 +252,12 @@ impl Staging {
             OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        let upload = Upload { claim, id, done: false };
+        let upload = Upload {
+            claim,
+            id,
+            done: false,
+            meta: true,
+        };
         Ok(Some((upload, File::from(part))))
     }
 
@@ -323,7 +348,9 @@ impl Upload {
                 e => Err(e),
             })?;
         }
-        staging.remove_file(&format!("{}.meta", self.id));
+        if self.meta {
+            staging.remove_file(&format!("{}.meta", self.id));
+        }
         Ok(())
     }
 

@@ -310,13 +310,10 @@ impl FileStore {
                         )));
                     }
                 }
+                // No free-space check up front, as for a streamed upload:
+                // one chunk either fits or its write fails with ENOSPC,
+                // which is refused as no_space all the same.
                 let place = tree.place_for(&path)?;
-                if free_bytes(&staging).is_some_and(|free| free < data.len() as u64) {
-                    return Ok(Err(Refusal::new(
-                        ErrorCode::NoSpace,
-                        "no space left on the server for this file",
-                    )));
-                }
                 let (upload, mut file) = staging.begin_whole(claim)?;
                 file.write_all(&data)?;
                 if fsync {

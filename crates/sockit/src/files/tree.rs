@@ -673,12 +673,14 @@ struct Wanted {
     started: Instant,
 }
 
-/// The writer of a download: one `get` per file, its record first.
+/// The writer of a download: one `get` per file, its record first. The
+/// headers of a window go out together, in one write.
 async fn send_gets<W: AsyncWrite + Unpin>(
     conn: &mut FramedConn<W>,
     requests: impl Iterator<Item = (RelPath, PathBuf, u64)>,
     awaited: mpsc::Sender<Wanted>,
 ) -> Result<(), Error> {
+    let mut out = BytesMut::new();
     for (source, dest, offset) in requests {
         let request = Request::Get {
             path: source.clone(),
@@ -690,21 +692,107 @@ async fn send_gets<W: AsyncWrite + Unpin>(
             offset,
             started: Instant::now(),
         };
-        if awaited.send(record).await.is_err() {
-            return Ok(()); // the reader stopped: it says why
+        match awaited.try_send(record) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(record)) => {
+                // The window is full: send what is gathered, then wait.
+                if !out.is_empty() {
+                    conn.write_all(&out).await?;
+                    out.clear();
+                }
+                if awaited.send(record).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()), // the reader says why
         }
-        conn.write_header(&request.to_header()).await?;
+        encode_header(&request.to_header(), &mut out);
+    }
+    if !out.is_empty() {
+        conn.write_all(&out).await?;
     }
     Ok(())
 }
 
-/// A small download, verified, waiting to be written: the write runs on
-/// the blocking pool while the next replies are read.
-type Landing = tokio::task::JoinHandle<Result<Transfer, Error>>;
+/// A small download read whole, waiting to be checked and written.
+#[derive(Debug)]
+struct Landing {
+    name: String,
+    dest: PathBuf,
+    data: Vec<u8>,
+    /// The server's XXH3 of it.
+    xxh3: String,
+    started: Instant,
+}
+
+impl Landing {
+    fn land(self) -> Result<Transfer, Error> {
+        let mut hash = StreamHash::new();
+        hash.update(&self.data);
+        let ours = hash.hex();
+        if ours != self.xxh3 {
+            return Err(Error::ChecksumMismatch {
+                name: self.name,
+                expected: self.xxh3,
+                actual: ours,
+            });
+        }
+        land_whole(&self.dest, &self.data)?;
+        Ok(Transfer {
+            name: self.name,
+            size: self.data.len() as u64,
+            offset: 0,
+            xxh3: ours,
+            elapsed: self.started.elapsed(),
+            verified: true,
+        })
+    }
+}
+
+/// Checks and writes small downloads on one blocking thread for the whole
+/// tree, behind the socket by at most a window. Results come back on a
+/// channel the reader drains as it goes: no wake-up per file.
+struct Lander {
+    jobs: mpsc::Sender<Landing>,
+    results: std::sync::mpsc::Receiver<(String, Result<Transfer, Error>)>,
+    thread: tokio::task::JoinHandle<()>,
+}
+
+impl Lander {
+    fn start() -> Self {
+        let (jobs, mut rx) = mpsc::channel::<Landing>(WINDOW);
+        let (done, results) = std::sync::mpsc::channel();
+        let thread = tokio::task::spawn_blocking(move || {
+            while let Some(job) = rx.blocking_recv() {
+                let name = job.name.clone();
+                if done.send((name, job.land())).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { jobs, results, thread }
+    }
+
+    /// Reports what has landed so far.
+    fn drain(&self, progress: &Shared<'_>, summary: &mut TreeSummary) {
+        while let Ok((name, result)) = self.results.try_recv() {
+            record(result, name, progress, summary);
+        }
+    }
+
+    /// Waits for every write, and reports them.
+    async fn finish(self, progress: &Shared<'_>, summary: &mut TreeSummary) {
+        drop(self.jobs);
+        let _ = self.thread.await;
+        while let Ok((name, result)) = self.results.try_recv() {
+            record(result, name, progress, summary);
+        }
+    }
+}
 
 /// The reader of a download: each file's reply, body and trailer in
-/// request order. Small files are checked in memory and written through
-/// a partial on the blocking pool; large ones stream as single gets do.
+/// request order. Small files are checked and written by the [`Lander`];
+/// large ones stream as single gets do.
 async fn receive_gets<R: AsyncRead + Unpin>(
     conn: &mut FramedConn<R>,
     mut awaited: mpsc::Receiver<Wanted>,
@@ -713,7 +801,7 @@ async fn receive_gets<R: AsyncRead + Unpin>(
     authenticated: bool,
 ) -> TreeSummary {
     let mut summary = TreeSummary::default();
-    let mut landing: std::collections::VecDeque<(String, Landing)> = std::collections::VecDeque::new();
+    let lander = Lander::start();
     while let Some(w) = awaited.recv().await {
         let name = w.source.to_string();
         let got = if w.offset > 0 {
@@ -722,14 +810,15 @@ async fn receive_gets<R: AsyncRead + Unpin>(
             receive_small_or_large(conn, &w, progress, std::mem::take(&mut first), authenticated).await
         };
         match got {
-            Ok(Received::Done(t)) => {
-                progress.with(|p| p.file_done(&t));
-                summary.files.push(t);
+            Ok(Received::Done(t)) => record(Ok(t), name, progress, &mut summary),
+            Ok(Received::Landing(job)) => {
+                if lander.jobs.send(job).await.is_err() {
+                    let e = Error::Protocol("the download's writer thread stopped".into());
+                    record(Err(e), name, progress, &mut summary);
+                }
             }
-            Ok(Received::Landing(job)) => landing.push_back((name, job)),
             Err(e @ (Error::Remote(_) | Error::ChecksumMismatch { .. } | Error::File { .. })) => {
-                progress.with(|p| p.file_failed(&name, &e));
-                summary.failed.push((name, e));
+                record(Err(e), name, progress, &mut summary);
             }
             Err(e) => {
                 awaited.close();
@@ -739,28 +828,20 @@ async fn receive_gets<R: AsyncRead + Unpin>(
                 }
                 for name in lost {
                     let why = Error::Unconfirmed { cause: e.to_string() };
-                    progress.with(|p| p.file_failed(&name, &why));
-                    summary.failed.push((name, why));
+                    record(Err(why), name, progress, &mut summary);
                 }
                 summary.interrupted = Some(e);
                 break;
             }
         }
-        // Keep the writes behind by at most a window.
-        while landing.len() > WINDOW {
-            if let Some((name, job)) = landing.pop_front() {
-                land(job, name, progress, &mut summary).await;
-            }
-        }
+        lander.drain(progress, &mut summary);
     }
-    for (name, job) in landing {
-        land(job, name, progress, &mut summary).await;
-    }
+    lander.finish(progress, &mut summary).await;
     summary
 }
 
-async fn land(job: Landing, name: String, progress: &Shared<'_>, summary: &mut TreeSummary) {
-    match job.await.map_err(|e| Error::Protocol(e.to_string())).and_then(|r| r) {
+fn record(result: Result<Transfer, Error>, name: String, progress: &Shared<'_>, summary: &mut TreeSummary) {
+    match result {
         Ok(t) => {
             progress.with(|p| p.file_done(&t));
             summary.files.push(t);
@@ -777,8 +858,8 @@ enum Received {
     Landing(Landing),
 }
 
-/// A fresh download: a small body is read whole and handed to the
-/// blocking pool to check and write; a large one streams.
+/// A fresh download: a small body is read whole for the [`Lander`]; a
+/// large one streams.
 async fn receive_small_or_large<R: AsyncRead + Unpin>(
     conn: &mut FramedConn<R>,
     w: &Wanted,
@@ -795,31 +876,16 @@ async fn receive_small_or_large<R: AsyncRead + Unpin>(
     }
     let data = conn.read_body(filesize, SMALL_FILE).await?;
     progress.with(|p| p.advance(filesize));
-    let Reply::Sent { xxh3: theirs } = read_reply(conn, ReplyTo::GetTrailer, false, authenticated).await? else {
+    let Reply::Sent { xxh3 } = read_reply(conn, ReplyTo::GetTrailer, false, authenticated).await? else {
         return Err(Error::Protocol("expected the download's checksum".into()));
     };
-    let (source, dest, started) = (w.source.to_string(), w.dest.clone(), w.started);
-    Ok(Received::Landing(tokio::task::spawn_blocking(move || {
-        let mut hash = StreamHash::new();
-        hash.update(&data);
-        let ours = hash.hex();
-        if ours != theirs {
-            return Err(Error::ChecksumMismatch {
-                name: source,
-                expected: theirs,
-                actual: ours,
-            });
-        }
-        land_whole(&dest, &data)?;
-        Ok(Transfer {
-            name: source,
-            size: filesize,
-            offset: 0,
-            xxh3: ours,
-            elapsed: started.elapsed(),
-            verified: true,
-        })
-    })))
+    Ok(Received::Landing(Landing {
+        name: w.source.to_string(),
+        dest: w.dest.clone(),
+        data,
+        xxh3,
+        started: w.started,
+    }))
 }
 
 /// Writes a verified file through a fresh partial beside it, then moves
