@@ -382,10 +382,12 @@ async fn folders_go_both_ways() {
 async fn one_upload_per_path_at_a_time() {
     let srv = TestServer::plain().await;
     let mut first = srv.raw().await;
+    // Past one chunk, so its bytes stream to a partial as they arrive.
+    let whole: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
     send(
         &mut first,
-        &json!({"cmd":"put","filename":"same","filesize":10,"verify":"xxh3"}),
-        b"12345",
+        &json!({"cmd":"put","filename":"same","filesize":whole.len(),"verify":"xxh3"}),
+        &whole[..5],
     )
     .await;
     // The first upload is running once its partial holds those 5 bytes.
@@ -397,15 +399,20 @@ async fn one_upload_per_path_at_a_time() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut second = srv.raw().await;
-    send(&mut second, &json!({"cmd":"resume","filename":"same","size":10}), b"").await;
+    send(
+        &mut second,
+        &json!({"cmd":"resume","filename":"same","size":whole.len()}),
+        b"",
+    )
+    .await;
     assert_eq!(code(&read_reply(&mut second).await.unwrap()), "busy");
     send(&mut second, &json!({"cmd":"put","filename":"same","filesize":2}), b"zz").await;
     assert_eq!(code(&read_reply(&mut second).await.unwrap()), "busy");
     // The first finishes normally.
-    first.write_all(b"67890").await.unwrap();
-    send(&mut first, &json!({"cmd":"commit","xxh3": xxh3(b"1234567890")}), b"").await;
+    first.write_all(&whole[5..]).await.unwrap();
+    send(&mut first, &json!({"cmd":"commit","xxh3": xxh3(&whole)}), b"").await;
     assert_eq!(code(&read_reply(&mut first).await.unwrap()), "ok");
-    assert_eq!(std::fs::read(srv.root.join("same")).unwrap(), b"1234567890");
+    assert_eq!(std::fs::read(srv.root.join("same")).unwrap(), whole);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -263,14 +263,35 @@ impl FileService {
             .config
             .stats
             .transfer("put", &put.path.to_string(), Some(peer), Some(put.filesize), 0);
-        let body = conn.read_body(put.filesize, SMALL_FILE).await?;
-        shown.advance(body.len());
-        let claimed = if put.trailer {
-            Some(read_commit(conn).await?)
-        } else {
-            None
+        let mut body = Vec::with_capacity(usize::try_from(put.filesize).unwrap_or(0));
+        let broke = loop {
+            match conn.next_event().await {
+                Ok(Some(FrameEvent::Body(chunk))) => {
+                    shown.advance(chunk.len());
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(Some(FrameEvent::End)) => break None,
+                Ok(_) => return Err(Error::Protocol("frame out of order".into())),
+                Err(e) => break Some(e),
+            }
         };
-        Ok((claim, body, claimed))
+        let claimed = match broke {
+            Some(e) => Err(e),
+            None if put.trailer => read_commit(conn).await.map(Some),
+            None => Ok(None),
+        };
+        match claimed {
+            Ok(claimed) => Ok((claim, body, claimed)),
+            Err(e) => {
+                // Interrupted: a verified upload keeps what arrived for a
+                // resume (which must prove it), as a streamed one does.
+                if put.trailer && !matches!(e, Error::Protocol(_)) {
+                    self.store.keep_whole(put, claim, body).await;
+                }
+                tracing::info!(path = %put.path, "upload interrupted");
+                Err(e)
+            }
+        }
     }
 
     /// Stores a small upload that arrived whole, on the blocking pool,
@@ -282,7 +303,7 @@ impl FileService {
         Box::pin(async move {
             let reply = match store.store_whole(&put, claim, body, claimed).await {
                 Ok(xxh3) => {
-                    tracing::debug!(path = %put.path, size = put.filesize, "upload stored");
+                    tracing::info!(path = %put.path, size = put.filesize, "upload stored");
                     Answer::Stored {
                         size: put.filesize,
                         xxh3,

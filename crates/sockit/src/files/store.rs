@@ -329,6 +329,24 @@ impl FileStore {
             .await?
     }
 
+    /// Keeps the part of an interrupted small upload that arrived (it was
+    /// only in memory) as a partial, for a resume to continue.
+    pub async fn keep_whole(&self, put: &Put, claim: Claim, data: Vec<u8>) {
+        let (staging, filesize) = (self.staging.clone(), put.filesize);
+        let kept = self
+            .sandbox
+            .run(move |_| {
+                let (upload, mut file) = staging.begin(claim, filesize)?;
+                file.write_all(&data)?;
+                upload.keep();
+                Ok(())
+            })
+            .await;
+        if let Err(e) = kept {
+            tracing::info!(path = %put.path, error = %e, "cannot keep an interrupted upload");
+        }
+    }
+
     /// Keeps an interrupted upload's partial for a resume (and applies the
     /// bounds on kept partials, which lists the folder: off the runtime).
     pub async fn keep(&self, upload: Upload) {

@@ -218,6 +218,8 @@ impl FileClient {
         let (mut from_server, mut to_server) = self.conn.split();
         let (tx, mut rx) = mpsc::channel::<(RelPath, u64)>(WINDOW);
         let sending = async {
+            // Owned here, so the reader sees the end once all are asked.
+            let tx = tx;
             for (path, filesize) in asks {
                 let request = Request::Resume {
                     path: path.clone(),
