@@ -3,8 +3,8 @@
 # authenticated) side by side with two baselines in one run:
 #   nc     - netcat-openbsd piping the same bytes into a file (no checks);
 #   python - the programs written from the seed (tests/interop/seed_*.py).
-# Rounds alternate (sockit, nc, python, sockit, ...) so page-cache and
-# neighbour noise hit every contender alike. Reports medians, the ratio
+# Each round rotates who goes first, so page-cache and neighbour noise hit
+# every contender alike. Reports medians, the spread (min-max), the ratio
 # sockit/baseline of throughput, and the sockit server's peak RSS.
 #
 #   scripts/bench-files.sh [SIZE_MIB=1024] [ROUNDS=5]
@@ -54,51 +54,68 @@ results="$work/results.tsv"
 : > "$results"
 record() { echo -e "$1\t$2\t$(python3 -c "print($3 - $4)")" >> "$results"; }
 
+put_with() {
+  case "$1" in
+    sockit)
+      settle
+      t0=$(now); S put "$src" payload-up.bin > /dev/null; t1=$(now)
+      record put sockit "$t1" "$t0"
+      rm -f "$work/srv/payload-up.bin" ;;
+    nc)
+      port=$(free_port)
+      nc.openbsd -l 127.0.0.1 "$port" > "$work/dl/nc-up.bin" & ncl=$!
+      for _ in $(seq 200); do ss -ltn "sport = :$port" | grep -q LISTEN && break; sleep 0.01; done
+      settle
+      t0=$(now); nc.openbsd -N 127.0.0.1 "$port" < "$src"; wait $ncl; t1=$(now)
+      record put nc "$t1" "$t0"
+      rm -f "$work/dl/nc-up.bin" ;;
+    python)
+      settle
+      lines_before=$(grep -c '^stored' "$work/py.out" || true)
+      t0=$(now)
+      python3 tests/interop/seed_client.py "${py_addr%:*}" "${py_addr##*:}" "$src" < /dev/null > /dev/null
+      until [ "$(grep -c '^stored' "$work/py.out")" -gt "$lines_before" ]; do sleep 0.005; done
+      t1=$(now)
+      record put python "$t1" "$t0" ;;
+  esac
+}
+
+get_with() {
+  case "$1" in
+    sockit)
+      settle
+      t0=$(now); S get payload.bin -o "$work/dl" > /dev/null; t1=$(now)
+      record get sockit "$t1" "$t0"
+      rm -f "$work/dl/payload.bin" ;;
+    nc)
+      port=$(free_port)
+      nc.openbsd -N -l 127.0.0.1 "$port" < "$src" & ncl=$!
+      for _ in $(seq 200); do ss -ltn "sport = :$port" | grep -q LISTEN && break; sleep 0.01; done
+      settle
+      t0=$(now); nc.openbsd 127.0.0.1 "$port" > "$work/dl/nc-down.bin"; wait $ncl; t1=$(now)
+      record get nc "$t1" "$t0"
+      rm -f "$work/dl/nc-down.bin" ;;
+    python)
+      settle
+      t0=$(now)
+      python3 tests/interop/seed_client.py "${py_addr%:*}" "${py_addr##*:}" payload.bin \
+        --get-into "$work/dl/py-down.bin" < /dev/null
+      t1=$(now)
+      record get python "$t1" "$t0"
+      rm -f "$work/dl/py-down.bin" ;;
+  esac
+}
+
+# Each round starts with a different contender: whoever runs right after
+# a write of a gigabyte pays for its writeback, so a fixed order measures
+# the order.
+contenders=(sockit nc python)
 for round in $(seq "$rounds"); do
-  echo "round $round/$rounds"
-  # --- put ---
-  settle
-  t0=$(now); S put "$src" payload-up.bin > /dev/null; t1=$(now)
-  record put sockit "$t1" "$t0"
-  rm -f "$work/srv/payload-up.bin"
-
-  port=$(free_port)
-  nc.openbsd -l 127.0.0.1 "$port" > "$work/dl/nc-up.bin" & ncl=$!
-  for _ in $(seq 200); do ss -ltn "sport = :$port" | grep -q LISTEN && break; sleep 0.01; done
-  settle
-  t0=$(now); nc.openbsd -N 127.0.0.1 "$port" < "$src"; wait $ncl; t1=$(now)
-  record put nc "$t1" "$t0"
-  rm -f "$work/dl/nc-up.bin"
-
-  settle
-  lines_before=$(grep -c '^stored' "$work/py.out" || true)
-  t0=$(now)
-  python3 tests/interop/seed_client.py "${py_addr%:*}" "${py_addr##*:}" "$src" < /dev/null > /dev/null
-  until [ "$(grep -c '^stored' "$work/py.out")" -gt "$lines_before" ]; do sleep 0.005; done
-  t1=$(now)
-  record put python "$t1" "$t0"
-
-  # --- get ---
-  settle
-  t0=$(now); S get payload.bin -o "$work/dl" > /dev/null; t1=$(now)
-  record get sockit "$t1" "$t0"
-  rm -f "$work/dl/payload.bin"
-
-  port=$(free_port)
-  nc.openbsd -N -l 127.0.0.1 "$port" < "$src" & ncl=$!
-  for _ in $(seq 200); do ss -ltn "sport = :$port" | grep -q LISTEN && break; sleep 0.01; done
-  settle
-  t0=$(now); nc.openbsd 127.0.0.1 "$port" > "$work/dl/nc-down.bin"; wait $ncl; t1=$(now)
-  record get nc "$t1" "$t0"
-  rm -f "$work/dl/nc-down.bin"
-
-  settle
-  t0=$(now)
-  python3 tests/interop/seed_client.py "${py_addr%:*}" "${py_addr##*:}" payload.bin \
-    --get-into "$work/dl/py-down.bin" < /dev/null
-  t1=$(now)
-  record get python "$t1" "$t0"
-  rm -f "$work/dl/py-down.bin"
+  order=()
+  for i in 0 1 2; do order+=("${contenders[$(((i + round) % 3))]}"); done
+  echo "round $round/$rounds: ${order[*]}"
+  for who in "${order[@]}"; do put_with "$who"; done
+  for who in "${order[@]}"; do get_with "$who"; done
 done
 
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$srv_pid/status")
@@ -109,13 +126,14 @@ t = {}
 for line in open(path):
     op, who, secs = line.split("\t")
     t.setdefault((op, who), []).append(float(secs))
-print(f"\n{size / 2**20:.0f} MiB over loopback, median of {rounds} alternating rounds\n")
-print("| op | contender | median s | MB/s | sockit ÷ this (throughput) |")
-print("|---|---|---|---|---|")
+print(f"\n{size / 2**20:.0f} MiB over loopback, median of {rounds} rotated rounds\n")
+print("| op | contender | median s | min-max s | MB/s | sockit ÷ this (throughput) |")
+print("|---|---|---|---|---|---|")
 for op in ("put", "get"):
     base = statistics.median(t[(op, "sockit")])
     for who in ("sockit", "nc", "python"):
-        m = statistics.median(t[(op, who)])
-        print(f"| {op} | {who} | {m:.3f} | {size / m / 1e6:,.0f} | {m / base:.2f}x |")
+        v = t[(op, who)]
+        m = statistics.median(v)
+        print(f"| {op} | {who} | {m:.3f} | {min(v):.3f}-{max(v):.3f} | {size / m / 1e6:,.0f} | {m / base:.2f}x |")
 print(f"\nsockit server peak RSS (VmHWM): {peak / 1024:.1f} MiB")
 PY

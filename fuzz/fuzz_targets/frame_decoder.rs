@@ -1,10 +1,11 @@
-//! Any bytes, split anywhere, through the frame decoder and the request
-//! parser: never a panic, and the split never changes the frames.
+//! Any bytes, split anywhere, through the frame decoder, the request
+//! parser and the reply decoder (as the answer to every kind of request):
+//! never a panic, and the split never changes the frames.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use sockit_proto::files::Request;
+use sockit_proto::files::{Reply, ReplyTo, Request};
 use sockit_proto::frame::{FrameDecoder, FrameEvent, FrameLimits};
 
 fn decode(chunks: &[&[u8]]) -> (Vec<FrameEvent>, bool) {
@@ -26,6 +27,21 @@ fn decode(chunks: &[&[u8]]) -> (Vec<FrameEvent>, bool) {
                 Ok(Some(ev)) => {
                     if let FrameEvent::Header { header, .. } = &ev {
                         let _ = Request::from_header(header);
+                        for to in [
+                            ReplyTo::Plain,
+                            ReplyTo::Put,
+                            ReplyTo::Resume,
+                            ReplyTo::Get,
+                            ReplyTo::GetTrailer,
+                            ReplyTo::Page,
+                            ReplyTo::Stat,
+                            ReplyTo::Exec,
+                        ] {
+                            if let Ok(reply) = Reply::from_header(header, to) {
+                                // What decodes encodes back to the same reply.
+                                assert_eq!(Reply::from_header(&reply.to_header(), to).ok(), Some(reply));
+                            }
+                        }
                     }
                     events.push(ev);
                 }

@@ -387,25 +387,44 @@ fn read_small(source: &Path) -> std::io::Result<Option<(Vec<u8>, String)>> {
     Ok(Some((data, hash.hex())))
 }
 
+/// Small files' requests gathered into one write: at most this many bytes
+/// or [`BATCH_FILES`] requests, and only what is already read.
+const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_FILES: usize = 16;
+
 /// The writer of an upload: each request in full (a small file's header,
-/// body and commit in one write), then its record for the reader. The
-/// bounded `awaited` channel is the window.
+/// body and commit together, and several small files in one write when
+/// they are ready), then their records for the reader. The bounded
+/// `awaited` channel is the window; a batch is written before its records
+/// wait for room, so the reader never waits for a request not sent.
 async fn send_uploads<W: AsyncWrite + Unpin>(
     conn: &mut FramedConn<W>,
     mut items: mpsc::Receiver<Outgoing>,
     awaited: mpsc::Sender<Awaited>,
     progress: &Shared<'_>,
 ) -> Result<(), Error> {
-    let mut out = BytesMut::new();
-    while let Some(item) = items.recv().await {
+    let mut batch = Batch::default();
+    loop {
+        let item = match items.try_recv() {
+            Ok(item) => item,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if !batch.flush(conn, &awaited, progress).await? {
+                    return Ok(()); // the reader stopped: it says why
+                }
+                match items.recv().await {
+                    Some(item) => item,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
         if progress.with(|p| p.cancelled()) {
             return Err(Error::Cancelled);
         }
-        let record = match item {
+        match item {
             Outgoing::Folder(path) => {
-                conn.write_header(&Request::Mkdir { path: path.clone() }.to_header())
-                    .await?;
-                Awaited::Folder(path)
+                encode_header(&Request::Mkdir { path: path.clone() }.to_header(), &mut batch.out);
+                batch.records.push(Awaited::Folder(path));
             }
             Outgoing::Whole {
                 target,
@@ -413,26 +432,26 @@ async fn send_uploads<W: AsyncWrite + Unpin>(
                 data,
                 xxh3,
             } => {
-                let started = Instant::now();
                 let put = put_request(&target, data.len() as u64, 0, None);
-                out.clear();
-                encode_header(&put.to_header(), &mut out);
-                out.extend_from_slice(&data);
-                encode_header(&Request::Commit { xxh3: xxh3.clone() }.to_header(), &mut out);
-                conn.write_all(&out).await?;
-                progress.with(|p| p.advance(data.len() as u64));
-                Awaited::File {
+                encode_header(&put.to_header(), &mut batch.out);
+                batch.out.extend_from_slice(&data);
+                encode_header(&Request::Commit { xxh3: xxh3.clone() }.to_header(), &mut batch.out);
+                batch.bytes += data.len() as u64;
+                batch.records.push(Awaited::File {
                     target,
                     source,
                     size: data.len() as u64,
                     offset: 0,
                     xxh3,
-                    started,
-                }
+                    started: Instant::now(),
+                });
             }
             Outgoing::Stream { target, source, offset } => {
+                if !batch.flush(conn, &awaited, progress).await? {
+                    return Ok(());
+                }
                 let started = Instant::now();
-                match stream_file(conn, &target, &source, offset, progress).await {
+                let record = match stream_file(conn, &target, &source, offset, progress).await {
                     Ok((size, xxh3)) => Awaited::File {
                         target,
                         source,
@@ -444,15 +463,54 @@ async fn send_uploads<W: AsyncWrite + Unpin>(
                     // Nothing of it went out: report it, go on.
                     Err(StreamError::Local(error)) => Awaited::Failed { target, error },
                     Err(StreamError::Connection(e)) => return Err(e),
-                }
+                };
+                batch.records.push(record);
             }
-            Outgoing::Unreadable { target, error } => Awaited::Failed { target, error },
-        };
-        if awaited.send(record).await.is_err() {
-            return Ok(()); // the reader stopped: it says why
+            Outgoing::Unreadable { target, error } => batch.records.push(Awaited::Failed { target, error }),
+        }
+        if batch.out.len() >= BATCH_BYTES || batch.records.len() >= BATCH_FILES {
+            if !batch.flush(conn, &awaited, progress).await? {
+                return Ok(());
+            }
         }
     }
+    batch.flush(conn, &awaited, progress).await?;
     Ok(())
+}
+
+/// Requests gathered for one write, and their records in order.
+#[derive(Default)]
+struct Batch {
+    out: BytesMut,
+    records: Vec<Awaited>,
+    /// File bytes in `out`, for the progress.
+    bytes: u64,
+}
+
+impl Batch {
+    /// Writes what is gathered, then hands its records to the reader.
+    /// False once the reader has stopped.
+    async fn flush<W: AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut FramedConn<W>,
+        awaited: &mpsc::Sender<Awaited>,
+        progress: &Shared<'_>,
+    ) -> Result<bool, Error> {
+        if !self.out.is_empty() {
+            conn.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        let bytes = std::mem::take(&mut self.bytes);
+        if bytes > 0 {
+            progress.with(|p| p.advance(bytes));
+        }
+        for record in self.records.drain(..) {
+            if awaited.send(record).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 fn put_request(target: &RelPath, filesize: u64, offset: u64, prefix_xxh3: Option<String>) -> Request {
