@@ -468,10 +468,9 @@ async fn send_uploads<W: AsyncWrite + Unpin>(
             }
             Outgoing::Unreadable { target, error } => batch.records.push(Awaited::Failed { target, error }),
         }
-        if batch.out.len() >= BATCH_BYTES || batch.records.len() >= BATCH_FILES {
-            if !batch.flush(conn, &awaited, progress).await? {
-                return Ok(());
-            }
+        let full = batch.out.len() >= BATCH_BYTES || batch.records.len() >= BATCH_FILES;
+        if full && !batch.flush(conn, &awaited, progress).await? {
+            return Ok(());
         }
     }
     batch.flush(conn, &awaited, progress).await?;
