@@ -466,24 +466,12 @@ pub(crate) async fn receive_download<R: tokio::io::AsyncRead + Unpin>(
     first: bool,
     authenticated: bool,
 ) -> Result<Transfer, Error> {
-    let Download {
-        remote,
-        local,
-        kept,
-        started,
-    } = download;
     let Reply::Sending {
         filesize: size,
         offset: from,
     } = read_reply(conn, ReplyTo::Get, first, authenticated).await?
     else {
         return Err(Error::Protocol("expected a download to start".into()));
-    };
-    let download = Download {
-        remote,
-        local,
-        kept,
-        started,
     };
     receive_body(conn, download, size, from, progress, authenticated).await
 }

@@ -1,7 +1,8 @@
-//! The file service's server side: one connection, one request at a time,
+//! The file service's server side: one connection, its requests answered
 //! in order. A client may pipeline (send requests before the replies to
-//! earlier ones arrive); the server still reads one request, answers it,
-//! then reads the next, so what waits is in the socket buffers, never here
+//! earlier ones arrive); the server reads one request at a time, and only
+//! the disk work of a few small puts and gets ([`AHEAD`]) runs ahead of
+//! their replies, so what waits is in the socket buffers, never here
 //! (docs/protocol.md §3.4).
 //!
 //! Every request gets a reply header; failures are mapped to stable wire
@@ -11,14 +12,13 @@
 //! replies is not cut off mid-send.
 
 use std::collections::VecDeque;
-
-use futures_util::StreamExt as _;
-use futures_util::stream::FuturesOrdered;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument as _;
 
@@ -247,10 +247,9 @@ impl FileService {
         }
     }
 
-    /// A body of at most [`SMALL_FILE`] bytes: read whole into memory;
-    /// checking, writing and moving it into place is [`Self::start_put`].
-    /// `None` when the claim is taken (the caller decides whether to wait
-    /// for its own uploads in flight or refuse).
+    /// A body of at most [`SMALL_FILE`] bytes, under its claim: read whole
+    /// into memory, with its commit; checking, writing and moving it into
+    /// place is [`Self::start_put`].
     async fn read_small<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         conn: &mut FramedConn<S>,

@@ -592,8 +592,7 @@ async fn receive_uploads<R: AsyncRead + Unpin>(
             Awaited::Failed { target, .. } => (ReplyTo::Plain, target.clone()),
         };
         if let Awaited::Failed { error, .. } = record {
-            progress.with(|p| p.file_failed(&target.to_string(), &error));
-            outcome.summary.failed.push((target.to_string(), error));
+            record_file(Err(error), target.to_string(), progress, &mut outcome.summary);
             continue;
         }
         let reply = read_reply(conn, to, std::mem::take(&mut first), authenticated).await;
@@ -617,8 +616,7 @@ async fn receive_uploads<R: AsyncRead + Unpin>(
                     elapsed: started.elapsed(),
                     verified: true,
                 };
-                progress.with(|p| p.file_done(&t));
-                outcome.summary.files.push(t);
+                record_file(Ok(t), target.to_string(), progress, &mut outcome.summary);
             }
             (Awaited::File { offset, source, .. }, Err(Error::Remote(r)))
                 if offset > 0 && r.code == ErrorCode::ChecksumMismatch =>
@@ -628,30 +626,29 @@ async fn receive_uploads<R: AsyncRead + Unpin>(
             }
             (_, Ok(_)) => {
                 let e = Error::Protocol("server confirmed a different checksum".into());
-                progress.with(|p| p.file_failed(&target.to_string(), &e));
-                outcome.summary.failed.push((target.to_string(), e));
+                record_file(Err(e), target.to_string(), progress, &mut outcome.summary);
             }
             (_, Err(e @ Error::Remote(_))) => {
-                progress.with(|p| p.file_failed(&target.to_string(), &e));
-                outcome.summary.failed.push((target.to_string(), e));
+                record_file(Err(e), target.to_string(), progress, &mut outcome.summary);
             }
-            (_, Err(e)) => {
+            (record, Err(e)) => {
                 // The connection broke: this file and every one behind it
                 // in the window are unconfirmed.
                 awaited.close();
-                let mut lost = vec![target];
+                let mut lost = Vec::new();
+                if matches!(record, Awaited::File { .. }) {
+                    lost.push(target.to_string());
+                }
                 while let Some(rest) = awaited.recv().await {
                     match rest {
                         Awaited::Folder(_) => {}
-                        Awaited::File { target, .. } | Awaited::Failed { target, .. } => lost.push(target),
+                        Awaited::File { target, .. } => lost.push(target.to_string()),
+                        Awaited::Failed { target, error } => {
+                            record_file(Err(error), target.to_string(), progress, &mut outcome.summary);
+                        }
                     }
                 }
-                for name in lost {
-                    let why = Error::Unconfirmed { cause: e.to_string() };
-                    progress.with(|p| p.file_failed(&name.to_string(), &why));
-                    outcome.summary.failed.push((name.to_string(), why));
-                }
-                outcome.summary.interrupted = Some(e);
+                unconfirmed(lost, e, progress, &mut outcome.summary);
                 break;
             }
         }
@@ -835,7 +832,7 @@ impl Lander {
     /// Reports what has landed so far.
     fn drain(&self, progress: &Shared<'_>, summary: &mut TreeSummary) {
         while let Ok((name, result)) = self.results.try_recv() {
-            record(result, name, progress, summary);
+            record_file(result, name, progress, summary);
         }
     }
 
@@ -844,7 +841,7 @@ impl Lander {
         drop(self.jobs);
         let _ = self.thread.await;
         while let Ok((name, result)) = self.results.try_recv() {
-            record(result, name, progress, summary);
+            record_file(result, name, progress, summary);
         }
     }
 }
@@ -869,15 +866,15 @@ async fn receive_gets<R: AsyncRead + Unpin>(
             receive_small_or_large(conn, &w, progress, std::mem::take(&mut first), authenticated).await
         };
         match got {
-            Ok(Received::Done(t)) => record(Ok(t), name, progress, &mut summary),
+            Ok(Received::Done(t)) => record_file(Ok(t), name, progress, &mut summary),
             Ok(Received::Landing(job)) => {
                 if lander.jobs.send(job).await.is_err() {
                     let e = Error::Protocol("the download's writer thread stopped".into());
-                    record(Err(e), name, progress, &mut summary);
+                    record_file(Err(e), name, progress, &mut summary);
                 }
             }
             Err(e @ (Error::Remote(_) | Error::ChecksumMismatch { .. } | Error::File { .. })) => {
-                record(Err(e), name, progress, &mut summary);
+                record_file(Err(e), name, progress, &mut summary);
             }
             Err(e) => {
                 awaited.close();
@@ -885,11 +882,7 @@ async fn receive_gets<R: AsyncRead + Unpin>(
                 while let Some(rest) = awaited.recv().await {
                     lost.push(rest.source.to_string());
                 }
-                for name in lost {
-                    let why = Error::Unconfirmed { cause: e.to_string() };
-                    record(Err(why), name, progress, &mut summary);
-                }
-                summary.interrupted = Some(e);
+                unconfirmed(lost, e, progress, &mut summary);
                 break;
             }
         }
@@ -899,7 +892,20 @@ async fn receive_gets<R: AsyncRead + Unpin>(
     summary
 }
 
-fn record(result: Result<Transfer, Error>, name: String, progress: &Shared<'_>, summary: &mut TreeSummary) {
+/// The connection broke with `cause`: each of `names` was sent but never
+/// confirmed.
+fn unconfirmed(names: Vec<String>, cause: Error, progress: &Shared<'_>, summary: &mut TreeSummary) {
+    for name in names {
+        let why = Error::Unconfirmed {
+            cause: cause.to_string(),
+        };
+        record_file(Err(why), name, progress, summary);
+    }
+    summary.interrupted = Some(cause);
+}
+
+/// Reports one file's outcome and adds it to the summary.
+fn record_file(result: Result<Transfer, Error>, name: String, progress: &Shared<'_>, summary: &mut TreeSummary) {
     match result {
         Ok(t) => {
             progress.with(|p| p.file_done(&t));
