@@ -273,6 +273,16 @@ impl<S: AsyncRead + Unpin> FramedConn<S> {
         }
     }
 
+    /// Whether the next frame's whole header is already here, so reading
+    /// it will not wait for the peer.
+    pub fn header_buffered(&self) -> bool {
+        let Some(prefix) = self.buf.get(..4).and_then(|p| <[u8; 4]>::try_from(p).ok()) else {
+            return false;
+        };
+        let len = u64::from(u32::from_le_bytes(prefix));
+        self.decoder.is_idle() && self.buf.len() as u64 >= 4 + len
+    }
+
     /// Bytes of the current frame's body not read yet.
     pub fn body_remaining(&self) -> u64 {
         self.decoder.body_remaining()

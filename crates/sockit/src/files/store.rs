@@ -21,7 +21,7 @@ use super::staging::{Claim, PartialLimits, Staging, Upload};
 use crate::Error;
 use crate::disk::{DiskWriter, Hashes, WriteOptions};
 use crate::exec::ExecLimits;
-use crate::sandbox::{Gate, Sandbox, SandboxError};
+use crate::sandbox::{Gate, Sandbox, SandboxError, Tree};
 
 #[derive(Debug, Clone)]
 pub struct FileServiceConfig {
@@ -274,59 +274,34 @@ impl FileStore {
         Ok((upload, writer))
     }
 
-    /// An upload that arrived whole (a small body, in memory): checks it
-    /// against the client's claims, writes it to a partial and moves that
-    /// into place, all in one trip to the blocking pool. The stored file's
-    /// hash on success.
-    pub async fn store_whole(
-        &self,
-        put: &Put,
-        claim: Claim,
-        data: Vec<u8>,
-        claimed: Option<String>,
-    ) -> Result<String, Refusal> {
-        let (path, md5) = (put.path.clone(), put.md5.clone());
+    /// Uploads that arrived whole (small bodies, in memory), in order: each
+    /// is checked against its client's claims, written to a partial and
+    /// moved into place, all in one trip to the blocking pool. Each gets
+    /// its stored hash or its own refusal; one failing stops none of the
+    /// others.
+    pub async fn store_whole(&self, uploads: Vec<WholeUpload>) -> Vec<Result<String, Refusal>> {
+        let count = uploads.len();
         let (staging, fsync) = (self.staging.clone(), self.config.fsync);
         let replace = self.config.access != Access::UploadOnly;
-        self.sandbox
+        let stored = self
+            .sandbox
             .run_to_end(move |tree| {
-                let mut hash = StreamHash::new();
-                hash.update(&data);
-                let ours = hash.hex();
-                if let Some(claimed) = claimed.filter(|c| *c != ours) {
-                    return Ok(Err(Refusal::new(
-                        ErrorCode::ChecksumMismatch,
-                        format!("xxh3 mismatch: client sent {claimed}, server received {ours}"),
-                    )));
-                }
-                if let Some(claimed) = md5 {
-                    let mut m = Md5Hash::new();
-                    m.update(&data);
-                    let md5 = m.hex();
-                    if claimed != md5 {
-                        return Ok(Err(Refusal::new(
-                            ErrorCode::ChecksumMismatch,
-                            format!("md5 mismatch: header says {claimed}, server received {md5}"),
-                        )));
-                    }
-                }
-                // No free-space check up front, as for a streamed upload:
-                // one chunk either fits or its write fails with ENOSPC,
-                // which is refused as no_space all the same.
-                let place = tree.place_for(&path)?;
-                let (upload, mut file) = staging.begin_whole(claim)?;
-                file.write_all(&data)?;
-                if fsync {
-                    file.sync_all()?;
-                }
-                if replace {
-                    upload.commit(&place)?;
-                } else {
-                    upload.commit_new(&place)?;
-                }
-                Ok(Ok(ours))
+                Ok(uploads
+                    .into_iter()
+                    .map(|u| u.store(tree, &staging, fsync, replace))
+                    .collect::<Vec<_>>())
             })
-            .await?
+            .await;
+        match stored {
+            Ok(each) => each,
+            // No slot in time: every one of them is refused alike.
+            Err(e) => {
+                let r = Refusal::from(e);
+                (0..count)
+                    .map(|_| Err(Refusal::new(r.code, r.message.clone())))
+                    .collect()
+            }
+        }
     }
 
     /// Keeps the part of an interrupted small upload that arrived (it was
@@ -402,6 +377,57 @@ impl FileStore {
             })
             .await?;
         Ok(ours.xxh3)
+    }
+}
+
+/// An upload whose body arrived whole, under its claim, with the hash its
+/// client claimed in the commit (none for a classic upload).
+#[derive(Debug)]
+pub struct WholeUpload {
+    pub put: Put,
+    pub claim: Claim,
+    pub data: Vec<u8>,
+    pub claimed: Option<String>,
+}
+
+impl WholeUpload {
+    /// Checks, writes and commits it (on a blocking thread).
+    fn store(self, tree: &Tree, staging: &Staging, fsync: bool, replace: bool) -> Result<String, Refusal> {
+        let mut hash = StreamHash::new();
+        hash.update(&self.data);
+        let ours = hash.hex();
+        if let Some(claimed) = self.claimed.filter(|c| *c != ours) {
+            return Err(Refusal::new(
+                ErrorCode::ChecksumMismatch,
+                format!("xxh3 mismatch: client sent {claimed}, server received {ours}"),
+            ));
+        }
+        if let Some(claimed) = &self.put.md5 {
+            let mut m = Md5Hash::new();
+            m.update(&self.data);
+            let md5 = m.hex();
+            if *claimed != md5 {
+                return Err(Refusal::new(
+                    ErrorCode::ChecksumMismatch,
+                    format!("md5 mismatch: header says {claimed}, server received {md5}"),
+                ));
+            }
+        }
+        // No free-space check up front, as for a streamed upload: one
+        // chunk either fits or its write fails with ENOSPC, which is
+        // refused as no_space all the same.
+        let place = tree.place_for(&self.put.path)?;
+        let (upload, mut file) = staging.begin_whole(self.claim)?;
+        file.write_all(&self.data)?;
+        if fsync {
+            file.sync_all()?;
+        }
+        if replace {
+            upload.commit(&place)?;
+        } else {
+            upload.commit_new(&place)?;
+        }
+        Ok(ours)
     }
 }
 
