@@ -1298,7 +1298,9 @@ pub struct PutArgs {
     /// folder with -r); its name on the server [default: the local name].
     #[arg(value_names = ["HOST[:PORT]", "LOCAL", "REMOTE"], required = true, num_args = 1..=3)]
     pub operands: Vec<String>,
-    /// Upload a folder and everything under it.
+    /// Upload a folder and everything under it, as one pipelined
+    /// operation: a file that fails is reported and the others go on (exit
+    /// code 1 if any failed); `--resume` finishes an interrupted tree.
     #[arg(short, long)]
     pub recursive: bool,
     /// Continue an interrupted upload from what the server kept.
@@ -1323,7 +1325,9 @@ pub struct GetArgs {
     /// Folder to write into [default: the current folder].
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// Download a folder and everything under it.
+    /// Download a folder and everything under it, as one pipelined
+    /// operation: a file that fails is reported and the others go on (exit
+    /// code 1 if any failed); `--resume` finishes an interrupted tree.
     #[arg(short, long)]
     pub recursive: bool,
     /// Continue an interrupted download from the partial file kept locally.
