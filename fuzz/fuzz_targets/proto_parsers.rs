@@ -18,7 +18,9 @@
 //! - text escaped for a terminal holds no control character, and a chat
 //!   line reader never yields a line past its cap;
 //! - a message template parses or is refused, and a parsed one renders
-//!   within a bound set by its own length and its inputs.
+//!   within a bound set by its own length and its inputs;
+//! - a TFTP map file parses or is refused line by line, and its rules
+//!   applied to its own lines never yield a name past the cap.
 #![no_main]
 
 use chrono::{FixedOffset, TimeZone};
@@ -35,6 +37,19 @@ use sockit_proto::tftp::transfer::{Config, Transfer};
 use sockit_proto::{chat, clock, display, echo, ipmsg};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(rules) = sockit_proto::tftp::remap::Rules::parse(text) {
+            for line in text.lines().take(8) {
+                let context = sockit_proto::tftp::remap::Context {
+                    is_read: line.len() % 2 == 0,
+                    client: std::net::IpAddr::from([127, 0, 0, 1]),
+                };
+                if let sockit_proto::tftp::remap::Remapped::Name(name) = rules.apply(line, context) {
+                    assert!(name.len() <= sockit_proto::tftp::remap::MAX_NAME);
+                }
+            }
+        }
+    }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(path) = RelPath::parse_dir(text) {
             for c in path.components() {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sockit_proto::tftp::options::{Ask, ServerLimits, Settings, negotiate};
+use sockit_proto::tftp::options::{Ask, Rollover, ServerLimits, Settings, negotiate};
 use sockit_proto::tftp::packet::{ErrorCode, Mode, Packet, ack_packet, data_packet};
 use sockit_proto::tftp::transfer::{Config, Event, Failure, Transfer};
 
@@ -18,6 +18,9 @@ const SERVER_TID: &str = "10.0.0.2:50000";
 const LIMITS: ServerLimits = ServerLimits {
     max_blksize: 65464,
     max_windowsize: 64,
+    route_blksize: None,
+    allow_fragments: false,
+    rollover: Rollover::Zero,
 };
 
 fn addr(s: &str) -> SocketAddr {
@@ -310,6 +313,7 @@ fn windowed_transfers_survive_the_same_faults() {
         windowsize: Some(16),
         timeout: None,
         tsize: None,
+        rollover: None,
     };
     for seed in 1..=8 {
         let file = Rng(seed + 100).bytes(400_000 + seed as usize * 1468);
@@ -372,6 +376,38 @@ fn block_numbers_wrap_past_65535() {
 }
 
 #[test]
+fn rollover_1_when_asked_skips_block_0_after_65535() {
+    let file = Rng(11).bytes(560_003);
+    let lock_step = Ask {
+        blksize: Some(8),
+        rollover: Some(Rollover::One),
+        ..Ask::default()
+    };
+    for is_read in [true, false] {
+        let r = run(4, CLEAN, is_read, Mode::Octet, lock_step, &file, false);
+        assert_delivered(&r, is_read, &file);
+        let data_blocks: Vec<u16> = r
+            .log
+            .iter()
+            .filter(|(_, _, d)| d[1] == 3)
+            .map(|(_, _, d)| u16::from_be_bytes([d[2], d[3]]))
+            .collect();
+        let wrap = data_blocks.iter().position(|&b| b == 65535).unwrap();
+        assert_eq!(data_blocks[wrap + 1], 1, "65535 is followed by 1");
+        assert!(!data_blocks.contains(&0), "no DATA 0 ever");
+    }
+    // Windowed, with loss and reordering across the wrap.
+    let windowed = Ask {
+        windowsize: Some(8),
+        ..lock_step
+    };
+    for is_read in [true, false] {
+        let r = run(6, HOSTILE, is_read, Mode::Octet, windowed, &file, false);
+        assert_delivered(&r, is_read, &file);
+    }
+}
+
+#[test]
 fn a_file_that_fills_its_last_block_ends_with_an_empty_block() {
     let file = vec![7u8; 1024];
     let r = run(1, CLEAN, true, Mode::Octet, Ask::default(), &file, false);
@@ -388,6 +424,7 @@ fn a_server_without_options_falls_back_to_rfc_1350() {
         windowsize: Some(16),
         tsize: Some(0),
         timeout: Some(1),
+        rollover: None,
     };
     for is_read in [true, false] {
         let r = run(2, CLEAN, is_read, Mode::Octet, ask, &file, true);

@@ -9,4 +9,5 @@
 pub mod netascii;
 pub mod options;
 pub mod packet;
+pub mod remap;
 pub mod transfer;

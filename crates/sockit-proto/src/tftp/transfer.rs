@@ -8,7 +8,8 @@
 //! - Only a timeout retransmits. A duplicate ACK never does, which is what
 //!   prevents the Sorcerer's Apprentice syndrome.
 //! - A duplicate DATA is acknowledged again but delivered once.
-//! - Block numbers wrap from 65535 to 0; inside, blocks are counted in u64.
+//! - Block numbers wrap from 65535 to 0, or to 1 with the rollover option
+//!   (see [`Rollover`]); inside, blocks are counted in u64.
 //! - Retries are bounded; the receiver of the last block dallies to answer
 //!   a retransmitted last DATA.
 //! - A datagram from any address other than the peer's TID gets ERROR 5 and
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::netascii;
-use super::options::{Ask, OackError, Settings};
+use super::options::{Ask, OackError, Rollover, Settings};
 use super::packet::{ErrorCode, Mode, Packet, Request, ack_packet, data_packet, error_packet};
 
 /// Retransmission timeout when none is negotiated. One second is what
@@ -331,6 +332,7 @@ impl Transfer {
         }
         self.retries += 1;
         let peer = self.peer_addr();
+        let rollover = self.settings.rollover;
         let again: Vec<Bytes> = match &mut self.state {
             State::Requesting { request, .. } => vec![request.clone()],
             State::Sending(s) => match &s.handshake {
@@ -344,7 +346,7 @@ impl Transfer {
             State::Receiving(r) => {
                 if r.received > 0 && r.last_acked != Some(r.received) {
                     // Mid-window: acknowledge what has arrived in order.
-                    r.last_sent = ack_packet(wire(r.received));
+                    r.last_sent = ack_packet(rollover.wire(r.received));
                     r.last_acked = Some(r.received);
                     r.since_ack = 0;
                 }
@@ -529,6 +531,7 @@ impl Transfer {
     }
 
     fn on_sender_packet(&mut self, now: Instant, packet: Packet) {
+        let rollover = self.settings.rollover;
         let Packet::Ack { block } = packet else {
             // DATA or a request on a read transfer: ignore, as tftp-hpa does.
             return;
@@ -546,7 +549,7 @@ impl Transfer {
             return;
         }
         let outstanding = s.sent - s.acked;
-        let ahead = u64::from(block.wrapping_sub(wire(s.acked)));
+        let ahead = u64::try_from(rollover.delta(rollover.wire(s.acked), block)).unwrap_or(0);
         if ahead == 0 || ahead > outstanding {
             // A duplicate or stale ACK: never a reason to resend.
             return;
@@ -589,6 +592,7 @@ impl Transfer {
         };
         let blksize = usize::from(self.settings.blksize);
         let window = self.settings.windowsize;
+        let rollover = self.settings.rollover;
         let State::Receiving(r) = &mut self.state else {
             return;
         };
@@ -600,7 +604,7 @@ impl Transfer {
             return;
         }
         let expected = r.received + 1;
-        let offset = i64::from(block.wrapping_sub(wire(expected)) as i16);
+        let offset = i64::from(rollover.delta(rollover.wire(expected), block));
         if r.finished || offset < 0 {
             // A duplicate: our ACK was lost. Repeat it if it covers this
             // block (the newest ACK); never deliver the data again.
@@ -616,7 +620,7 @@ impl Transfer {
             // A gap inside a window: say once where we are (RFC 7440).
             if !r.gap_reported {
                 r.gap_reported = true;
-                let ack = ack_packet(wire(r.received));
+                let ack = ack_packet(rollover.wire(r.received));
                 r.last_sent = ack.clone();
                 r.last_acked = Some(r.received);
                 r.since_ack = 0;
@@ -673,6 +677,7 @@ impl Transfer {
         let window = u64::from(self.settings.windowsize);
         let cut_up_to = self.effective_window();
         let blksize = usize::from(self.settings.blksize);
+        let rollover = self.settings.rollover;
         let peer = self.peer_addr();
         let State::Sending(s) = &mut self.state else {
             return;
@@ -680,7 +685,7 @@ impl Transfer {
         if s.handshake.is_some() {
             return;
         }
-        s.cut_blocks(blksize, cut_up_to);
+        s.cut_blocks(blksize, cut_up_to, rollover);
         let mut sent_any = false;
         while s.sent < s.acked + window {
             let index = usize::try_from(s.sent - s.acked).unwrap_or(usize::MAX);
@@ -748,15 +753,15 @@ impl Sender {
 
     /// Cuts full blocks from `pending` until `window` blocks are cut; once
     /// input has ended, the short last one.
-    fn cut_blocks(&mut self, blksize: usize, window: usize) {
+    fn cut_blocks(&mut self, blksize: usize, window: usize, rollover: Rollover) {
         while self.blocks.len() < window && self.buffered() >= blksize {
-            self.push_block(self.cut, self.cut + blksize);
+            self.push_block(self.cut, self.cut + blksize, rollover);
             self.cut += blksize;
         }
         if self.input_done && self.last_block.is_none() && self.blocks.len() < window {
             // A file that is a multiple of the block size ends with an
             // empty block (RFC 1350 §6).
-            self.push_block(self.cut, self.pending.len());
+            self.push_block(self.cut, self.pending.len(), rollover);
             self.cut = self.pending.len();
             self.last_block = Some(self.acked + self.blocks.len() as u64);
         }
@@ -766,11 +771,11 @@ impl Sender {
         self.pending.len() - self.cut
     }
 
-    fn push_block(&mut self, from: usize, to: usize) {
+    fn push_block(&mut self, from: usize, to: usize, rollover: Rollover) {
         let number = self.acked + self.blocks.len() as u64 + 1;
         let payload = self.pending.get(from..to).unwrap_or_default();
         self.blocks
-            .push_back((data_packet(wire(number), payload), payload.len()));
+            .push_back((data_packet(rollover.wire(number), payload), payload.len()));
     }
 }
 
@@ -786,9 +791,4 @@ impl Receiver {
             finished: false,
         }
     }
-}
-
-/// The block number on the wire: it wraps from 65535 to 0.
-fn wire(block: u64) -> u16 {
-    (block & 0xffff) as u16
 }
