@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use sockit_proto::hostport::HostPort;
+use sockit_proto::tftp::options::Rollover;
 
 use crate::limits;
 
@@ -47,6 +48,11 @@ pub struct Cli {
     /// Also append log lines (timestamped, at least -v's) to FILE.
     #[arg(long, value_name = "FILE", global = true)]
     pub log_file: Option<PathBuf>,
+    /// Log lines as JSON objects, one per line (on stderr, and in
+    /// --log-file), at least -v's: for a log collector. Fields as in
+    /// docs/json.md.
+    #[arg(long, global = true)]
+    pub json_log: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -521,6 +527,23 @@ pub struct TftpServeArgs {
     /// Retransmissions before a transfer is given up.
     #[arg(long, value_name = "N", default_value_t = sockit_proto::tftp::transfer::DEFAULT_MAX_RETRIES)]
     pub retries: u32,
+    /// Answer every transfer from the listening port rather than a new
+    /// port each (for NAT, firewalls and containers).
+    #[arg(long)]
+    pub single_port: bool,
+    /// The block number after 65535: 0, as tftpd-hpa, or 1, as some boot
+    /// ROMs expect. A client's `rollover` option overrides it.
+    #[arg(long, value_name = "0|1", default_value = "0", value_parser = parse_rollover)]
+    pub rollover: Rollover,
+    /// Grant a client a block larger than the route's MTU allows when it
+    /// asks for one; its datagrams are then fragmented, which some boot
+    /// ROMs drop. Without this the MTU caps the block.
+    #[arg(long)]
+    pub allow_fragments: bool,
+    /// Rewrite or refuse requested names with tftpd-hpa's remap rules
+    /// (its `-m` file, unchanged; see docs/tftp.md).
+    #[arg(long, value_name = "FILE")]
+    pub map_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -569,8 +592,12 @@ pub struct TftpClientArgs {
     /// Transfer mode.
     #[arg(long, value_enum, default_value_t = TftpMode::Octet)]
     pub mode: TftpMode,
+    /// Ask the server what follows block 65535: 0 or 1 (the `rollover`
+    /// option; a server that ignores it wraps to 0).
+    #[arg(long, value_name = "0|1", value_parser = parse_rollover)]
+    pub rollover: Option<Rollover>,
     /// Ask for no options at all (plain RFC 1350, as tftp-hpa sends).
-    #[arg(long, conflicts_with_all = ["blksize", "windowsize", "timeout"])]
+    #[arg(long, conflicts_with_all = ["blksize", "windowsize", "timeout", "rollover"])]
     pub no_options: bool,
     /// Retransmissions before giving up.
     #[arg(long, value_name = "N", default_value_t = sockit_proto::tftp::transfer::DEFAULT_MAX_RETRIES)]
@@ -819,6 +846,10 @@ fn parse_listen(s: &str) -> Result<Listen, String> {
 }
 
 /// `HOST`, `HOST:PORT`, `[V6]:PORT`: each client fills in its service's port.
+fn parse_rollover(s: &str) -> Result<Rollover, String> {
+    Rollover::parse(s).ok_or_else(|| format!("{s}: expected 0 or 1"))
+}
+
 fn parse_host_port(s: &str) -> Result<HostPort, String> {
     HostPort::parse(s).map_err(|e| e.to_string())
 }

@@ -191,6 +191,18 @@ pub struct Section {
     /// tftp: transfers at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_transfers: Option<usize>,
+    /// tftp: every transfer answers from the listening port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_port: Option<bool>,
+    /// tftp: the block number after 65535, 0 or 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollover: Option<u8>,
+    /// tftp: grant blocks larger than the route's MTU when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_fragments: Option<bool>,
+    /// tftp: tftpd-hpa remap rules for requested names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map_file: Option<PathBuf>,
     /// files: bytes of interrupted uploads kept for a resume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_partial_bytes: Option<u64>,
@@ -242,6 +254,10 @@ impl Section {
             allow_create: None,
             max_blksize: None,
             max_transfers: None,
+            single_port: None,
+            rollover: None,
+            allow_fragments: None,
+            map_file: None,
             max_partial_bytes: None,
             fsync: None,
             nick: None,
@@ -293,6 +309,10 @@ impl Section {
                 "allow_create",
                 "max_blksize",
                 "max_transfers",
+                "single_port",
+                "rollover",
+                "allow_fragments",
+                "map_file",
             ],
         };
         let set = [
@@ -309,6 +329,10 @@ impl Section {
             ("allow_create", self.allow_create.is_some()),
             ("max_blksize", self.max_blksize.is_some()),
             ("max_transfers", self.max_transfers.is_some()),
+            ("single_port", self.single_port.is_some()),
+            ("rollover", self.rollover.is_some()),
+            ("allow_fragments", self.allow_fragments.is_some()),
+            ("map_file", self.map_file.is_some()),
             ("max_partial_bytes", self.max_partial_bytes.is_some()),
             ("fsync", self.fsync.is_some()),
             ("nick", self.nick.is_some()),

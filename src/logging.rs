@@ -1,6 +1,7 @@
 //! Where log events go. Without `-v`, stderr is for people: only warnings
 //! and errors, as `sockit: warning: …` lines with no timestamp. `-v` and up
 //! (or `--log-file`) turn on the timestamped log of what happens.
+//! `--json-log` writes that log as JSON lines instead, for a collector.
 
 use std::fmt;
 use std::path::Path;
@@ -25,11 +26,21 @@ fn level_filter(verbose: u8) -> &'static str {
 
 /// Sets up stderr (and `--log-file`, appended to). A log file that cannot
 /// be opened is the user's to fix: the error says which.
-pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), String> {
+pub fn init(verbose: u8, log_file: Option<&Path>, json: bool) -> Result<(), String> {
     let from_env = || EnvFilter::try_from_env("SOCKIT_LOG").ok();
+    // A JSON log is for a collector: what -v shows, at least.
+    let verbose = if json { verbose.max(1) } else { verbose };
     let stderr_filter = from_env().unwrap_or_else(|| EnvFilter::new(level_filter(verbose)));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let stderr = if verbose == 0 {
+    let stderr = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(stderr_filter)
+            .boxed()
+    } else if verbose == 0 {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(false)
@@ -53,13 +64,15 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), String> {
                 .open(path)
                 .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
             let filter = from_env().unwrap_or_else(|| EnvFilter::new(level_filter(verbose.max(1))));
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::sync::Mutex::new(file))
-                    .with_ansi(false)
-                    .with_target(false)
-                    .with_filter(filter),
-            )
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_target(false);
+            Some(if json {
+                layer.json().flatten_event(true).with_filter(filter).boxed()
+            } else {
+                layer.with_filter(filter).boxed()
+            })
         }
     };
     tracing_subscriber::registry().with(stderr).with(file).init();

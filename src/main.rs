@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         cli::Command::Nc(_) => args.verbose.saturating_sub(2),
         _ => args.verbose,
     };
-    if let Err(e) = logging::init(log_level, args.log_file.as_deref()) {
+    if let Err(e) = logging::init(log_level, args.log_file.as_deref(), args.json_log) {
         eprintln!("sockit: {e}");
         return ExitCode::from(exit::USAGE);
     }

@@ -21,6 +21,7 @@ use sockit::tftp::server::TftpConfig;
 use sockit::tls::Acceptor;
 use sockit::web::{WebConfig, WebService};
 use sockit_proto::frame::{DEFAULT_MAX_HEADER_LEN, FrameLimits};
+use sockit_proto::tftp::options::Rollover;
 
 use super::lifecycle::Listeners;
 use super::{server_auth, server_auth_if_named, server_tls};
@@ -484,6 +485,18 @@ async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores
             if let Some(max) = s.max_per_peer {
                 config.max_per_peer = max;
             }
+            config.single_port = section.single_port.unwrap_or(false);
+            config.allow_fragments = section.allow_fragments.unwrap_or(false);
+            config.rollover = match section.rollover {
+                None | Some(0) => Rollover::Zero,
+                Some(1) => Rollover::One,
+                Some(n) => return Err(UsageError(format!("tftp: rollover = {n}: expected 0 or 1")).into()),
+            };
+            config.remap = section
+                .map_file
+                .as_deref()
+                .map(super::tftp::load_map_file)
+                .transpose()?;
             let note = tftp_note(&config);
             listeners.tftp(udp, config, note)?;
         }

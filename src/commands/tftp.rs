@@ -14,6 +14,7 @@ use sockit::tftp::server::TftpConfig;
 use sockit_proto::hostport::HostPort;
 use sockit_proto::tftp::options::{Ask, Settings};
 use sockit_proto::tftp::packet::Mode;
+use sockit_proto::tftp::remap::{self, Rules};
 use sockit_proto::tftp::transfer;
 
 use super::lifecycle::Listeners;
@@ -71,12 +72,37 @@ async fn serve(args: TftpServeArgs) -> anyhow::Result<ExitCode> {
         max_retries: args.retries,
         dally: true,
     };
+    config.single_port = args.single_port;
+    config.rollover = args.rollover;
+    config.allow_fragments = args.allow_fragments;
+    config.remap = args.map_file.as_deref().map(load_map_file).transpose()?;
     let note = tftp_note(&config);
     let root = config.root.clone();
     let mut listeners = Listeners::new()?;
     listeners.tftp(args.listen, config, note)?;
     crate::outln!("serving {}", std::fs::canonicalize(&root).unwrap_or(root).display())?;
     Ok(listeners.serve().await)
+}
+
+/// Reads and checks a tftpd-hpa map file: every bad line is reported, and
+/// any stops the server from starting, as tftpd-hpa does.
+pub fn load_map_file(path: &std::path::Path) -> anyhow::Result<std::sync::Arc<Rules>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open the map file {}", path.display()))?;
+    let mut text = String::new();
+    file.take(remap::MAX_FILE as u64 + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read the map file {}", path.display()))?;
+    if text.len() > remap::MAX_FILE {
+        return Err(UsageError(format!(
+            "{}: a map file is at most {} bytes",
+            path.display(),
+            remap::MAX_FILE
+        ))
+        .into());
+    }
+    let rules = Rules::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    Ok(std::sync::Arc::new(rules))
 }
 
 async fn transfer(
@@ -101,6 +127,7 @@ async fn transfer(
             // A read asks for the size (for the progress bar); a write
             // states it (set by the client from the file).
             tsize: (mode == Mode::Octet && is_get).then_some(0),
+            rollover: args.rollover,
         }
     };
     let config = transfer::Config {

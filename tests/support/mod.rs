@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 pub mod ncat;
 pub mod netns;
+pub mod tftp;
 pub mod web;
 
 pub fn sockit() -> Command {

@@ -18,8 +18,9 @@
 //!   ERROR 0. A transfer whose peer has not answered yet holds one block
 //!   (with options, none) until it does.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,11 +32,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use sockit_proto::path::RelPath;
-use sockit_proto::tftp::options::{MAX_BLKSIZE, ServerLimits, negotiate};
+use sockit_proto::tftp::options::{MAX_BLKSIZE, Rollover, ServerLimits, Settings, blksize_for_mtu, negotiate};
 use sockit_proto::tftp::packet::{ErrorCode, Mode, Packet, Request, error_packet};
+use sockit_proto::tftp::remap::{Context, Remapped, Rules};
 use sockit_proto::tftp::transfer::{self, Transfer};
 
 use super::drive::{self, Disk, Job};
+use super::pktinfo;
 use crate::Error;
 use crate::files::staging::{PartialLimits, Staging};
 use crate::sandbox::{Sandbox, SandboxError};
@@ -68,6 +71,15 @@ pub struct TftpConfig {
     /// Largest upload accepted (checked against tsize and while writing).
     pub max_upload: Option<u64>,
     pub transfer: transfer::Config,
+    /// Every transfer answers from the listening port (for NAT, firewalls
+    /// and containers) instead of a new port of its own.
+    pub single_port: bool,
+    /// What follows block 65535 unless the client asks.
+    pub rollover: Rollover,
+    /// Grant a block larger than the route's MTU allows when a client asks.
+    pub allow_fragments: bool,
+    /// tftpd-hpa remap rules applied to every requested name.
+    pub remap: Option<Arc<Rules>>,
     /// Where transfers in progress are reported (the dashboard).
     pub stats: crate::stats::Stats,
 }
@@ -84,6 +96,10 @@ impl TftpConfig {
             max_per_peer: DEFAULT_MAX_PER_PEER,
             max_upload: None,
             transfer: transfer::Config::default(),
+            single_port: false,
+            rollover: Rollover::Zero,
+            allow_fragments: false,
+            remap: None,
             stats: crate::stats::Stats::default(),
         }
     }
@@ -105,18 +121,54 @@ struct Shared {
 
 /// Why a request is refused: the code and a short text for the peer.
 #[derive(Debug)]
-struct Refusal(ErrorCode, &'static str);
+struct Refusal(ErrorCode, Cow<'static, str>);
+
+/// A request that starts a transfer, as the listener received it.
+#[derive(Debug)]
+struct Start {
+    request: Request,
+    is_read: bool,
+    /// Its length: a refusal is never longer (the source may be forged).
+    len: usize,
+    peer: SocketAddr,
+    /// The address it was sent to; the transfer answers from there.
+    local: Option<IpAddr>,
+}
+
+/// How a transfer ended, for its log line.
+#[derive(Debug)]
+struct Finished {
+    settings: Settings,
+    bytes: u64,
+    result: Result<(), String>,
+}
+
+/// Datagrams a single-port transfer's socket caught before it was
+/// connected: requests for the listener.
+type Strays = mpsc::Sender<super::Stray>;
+
+/// Requests that a transfer socket may pass back at once (single-port mode).
+const STRAY_QUEUE: usize = 64;
 
 impl TftpServer {
     /// Binds the request socket and opens the root.
     pub fn bind(addr: SocketAddr, config: TftpConfig) -> Result<Self, Error> {
+        let socket = super::bind_requests(addr, config.single_port)?;
+        Self::with_socket(socket, config)
+    }
+
+    /// Serves on a socket the service manager bound (socket activation).
+    pub fn from_std(socket: std::net::UdpSocket, config: TftpConfig) -> Result<Self, Error> {
+        Self::with_socket(super::adopt_requests(socket)?, config)
+    }
+
+    fn with_socket(socket: UdpSocket, config: TftpConfig) -> Result<Self, Error> {
         let sandbox = Sandbox::open(&config.root).map_err(Error::file("opening the root", &config.root))?;
         let staging_dir = sandbox
             .tree()
             .private_dir("tftp-partial")
             .map_err(Error::file("creating", sandbox.root().join(".sockit/tftp-partial")))?;
         let staging = Staging::new(staging_dir, PartialLimits::default(), false);
-        let socket = super::bind_async(addr)?;
         let local_addr = socket.local_addr().map_err(Error::io("reading the bound address"))?;
         Ok(Self {
             socket,
@@ -136,62 +188,33 @@ impl TftpServer {
     /// Serves until `shutdown`, then waits (bounded) for transfers in flight.
     pub async fn run(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
-        let mut active: HashSet<SocketAddr> = HashSet::new();
-        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+        let mut slots = Slots::default();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
+        let (stray_tx, mut stray_rx) = mpsc::channel::<super::Stray>(STRAY_QUEUE);
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            let received = tokio::select! {
-                r = self.socket.recv_from(&mut buf) => r,
-                Some(peer) = done_rx.recv() => {
-                    active.remove(&peer);
-                    if let Some(n) = per_ip.get_mut(&peer.ip()) {
-                        *n -= 1;
-                        if *n == 0 {
-                            per_ip.remove(&peer.ip());
-                        }
+            let (datagram, received) = tokio::select! {
+                r = pktinfo::recv(&self.socket, &mut buf) => match r {
+                    Ok(r) => (buf.get(..r.len).unwrap_or_default(), r),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "tftp receive failed");
+                        continue;
                     }
+                },
+                Some((datagram, peer)) = stray_rx.recv() => {
+                    // Sent to the listening address, so answered from it.
+                    let received = pktinfo::Received { len: datagram.len(), peer, local: None };
+                    self.on_datagram(&datagram, received, &mut slots, &tracker, &done_tx, &stray_tx, &shutdown).await;
+                    continue;
+                }
+                Some(peer) = done_rx.recv() => {
+                    slots.release(peer);
                     continue;
                 }
                 () = shutdown.cancelled() => break,
             };
-            let (n, peer) = match received {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::debug!(error = %e, "tftp receive failed");
-                    continue;
-                }
-            };
-            let datagram = buf.get(..n).unwrap_or_default();
-            let (request, is_read) = match Packet::decode(datagram) {
-                Ok(Packet::Rrq(r)) => (r, true),
-                Ok(Packet::Wrq(r)) => (r, false),
-                // Junk, or a packet meant for a transfer: no answer, since
-                // the source may be forged.
-                _ => {
-                    tracing::debug!(%peer, len = n, "tftp: not a request; ignored");
-                    continue;
-                }
-            };
-            if active.contains(&peer) {
-                tracing::debug!(%peer, "tftp: duplicate request; the running transfer answers it");
-                continue;
-            }
-            let from_ip = per_ip.get(&peer.ip()).copied().unwrap_or(0);
-            if active.len() >= self.shared.config.max_transfers || from_ip >= self.shared.config.max_per_peer {
-                self.refuse(peer, n, Refusal(ErrorCode::NotDefined, "server busy"))
-                    .await;
-                continue;
-            }
-            active.insert(peer);
-            *per_ip.entry(peer.ip()).or_insert(0) += 1;
-            let shared = Arc::clone(&self.shared);
-            let (done, shutdown) = (done_tx.clone(), shutdown.clone());
-            let local_ip = self.local_addr.ip();
-            tracker.spawn(async move {
-                serve_transfer(shared, local_ip, peer, request, is_read, n, &shutdown).await;
-                let _ = done.send(peer);
-            });
+            self.on_datagram(datagram, received, &mut slots, &tracker, &done_tx, &stray_tx, &shutdown)
+                .await;
         }
         tracker.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
@@ -199,77 +222,271 @@ impl TftpServer {
         }
     }
 
-    async fn refuse(&self, peer: SocketAddr, request_len: usize, refusal: Refusal) {
-        let _ = self.socket.send_to(&bounded_error(refusal, request_len), peer).await;
+    #[allow(clippy::too_many_arguments)]
+    async fn on_datagram(
+        &self,
+        datagram: &[u8],
+        received: pktinfo::Received,
+        slots: &mut Slots,
+        tracker: &TaskTracker,
+        done: &mpsc::UnboundedSender<SocketAddr>,
+        strays: &Strays,
+        shutdown: &CancellationToken,
+    ) {
+        let peer = received.peer;
+        let (request, is_read) = match Packet::decode(datagram) {
+            Ok(Packet::Rrq(r)) => (r, true),
+            Ok(Packet::Wrq(r)) => (r, false),
+            // Junk, or a packet meant for a transfer: no answer, since
+            // the source may be forged.
+            _ => {
+                tracing::debug!(%peer, len = datagram.len(), "tftp: not a request; ignored");
+                return;
+            }
+        };
+        if slots.active.contains(&peer) {
+            tracing::debug!(%peer, "tftp: duplicate request; the running transfer answers it");
+            return;
+        }
+        let config = &self.shared.config;
+        if slots.active.len() >= config.max_transfers || slots.from(peer.ip()) >= config.max_per_peer {
+            let refusal = bounded_error(Refusal(ErrorCode::NotDefined, "server busy".into()), datagram.len());
+            let _ = pktinfo::send_from(&self.socket, &refusal, peer, received.local);
+            return;
+        }
+        slots.take(peer);
+        let start = Start {
+            request,
+            is_read,
+            len: datagram.len(),
+            peer,
+            local: received.local,
+        };
+        let shared = Arc::clone(&self.shared);
+        let (done, strays, shutdown) = (done.clone(), strays.clone(), shutdown.clone());
+        let listen = self.local_addr;
+        tracker.spawn(async move {
+            serve_transfer(shared, listen, start, strays, &shutdown).await;
+            let _ = done.send(peer);
+        });
+    }
+}
+
+/// The transfers running, by client TID, and how many from each address.
+#[derive(Debug, Default)]
+struct Slots {
+    active: HashSet<SocketAddr>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Slots {
+    fn from(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
+    }
+
+    fn take(&mut self, peer: SocketAddr) {
+        self.active.insert(peer);
+        *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+    }
+
+    fn release(&mut self, peer: SocketAddr) {
+        self.active.remove(&peer);
+        if let Some(n) = self.per_ip.get_mut(&peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&peer.ip());
+            }
+        }
     }
 }
 
 async fn serve_transfer(
     shared: Arc<Shared>,
-    local_ip: IpAddr,
-    peer: SocketAddr,
-    request: Request,
-    is_read: bool,
-    request_len: usize,
+    listen: SocketAddr,
+    start: Start,
+    strays: Strays,
     shutdown: &CancellationToken,
 ) {
-    let socket = match super::bind_blocking(SocketAddr::new(local_ip, 0)) {
+    // A client on IPv4 reaching a dual-stack socket is served over IPv4.
+    let peer = SocketAddr::new(start.peer.ip().to_canonical(), start.peer.port());
+    let local_ip = answer_from(start.local, listen, peer);
+    let socket = if shared.config.single_port {
+        super::bind_connected(SocketAddr::new(local_ip, listen.port()), peer).map(|(socket, caught)| {
+            for stray in caught {
+                // Full: the client sends its request again.
+                let _ = strays.try_send(stray);
+            }
+            socket
+        })
+    } else {
+        super::bind_blocking(SocketAddr::new(local_ip, 0))
+    };
+    let socket = match socket {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "tftp: no socket for a transfer");
             return;
         }
     };
-    let name = request.filename.clone();
+    let Start {
+        mut request,
+        is_read,
+        len,
+        ..
+    } = start;
+    let asked = request.filename.clone();
+    let remapped = match remap(&shared.config, &asked, is_read, peer) {
+        Ok(name) => name,
+        Err(refusal) => {
+            let op = if is_read { "read" } else { "write" };
+            tracing::info!(%peer, op = %op, file = %asked, result = %format!("refused: {}", refusal.1), "tftp transfer");
+            let _ = socket.send_to(&bounded_error(refusal, len), peer);
+            return;
+        }
+    };
+    request.filename = remapped;
+    let route = request
+        .options
+        .iter()
+        .any(|(name, _)| name == "blksize")
+        .then(|| route_blksize(local_ip, peer))
+        .flatten();
     let started = Instant::now();
     let refusal_socket = socket.try_clone();
     let outcome = if is_read {
-        read(&shared, socket, peer, &request, shutdown).await
+        read(&shared, socket, peer, &request, route, shutdown).await
     } else {
-        write(&shared, socket, peer, &request, shutdown).await
+        write(&shared, socket, peer, &request, route, shutdown).await
     };
+    let op = if is_read { "read" } else { "write" };
+    let name = &request.filename;
+    // The name asked for, when the rules changed it.
+    let asked = (asked != *name).then_some(asked);
     match outcome {
-        Ok(bytes) => {
+        Ok(done) => {
             let secs = started.elapsed().as_secs_f64();
-            tracing::info!(%peer, file = %name, bytes, secs, op = if is_read { "read" } else { "write" }, "tftp transfer done");
+            let rate = if secs > 0.0 {
+                (done.bytes as f64 / secs) as u64
+            } else {
+                0
+            };
+            let Settings {
+                blksize,
+                windowsize,
+                timeout,
+                tsize,
+                rollover,
+            } = done.settings;
+            let result = match &done.result {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("failed: {e}"),
+            };
+            tracing::info!(
+                %peer, op = %op, file = %name, asked, blksize, windowsize, timeout, tsize,
+                rollover = rollover.as_str(), bytes = done.bytes, secs, rate, result = %result,
+                "tftp transfer"
+            );
         }
-        Err(Some(refusal)) => {
-            tracing::info!(%peer, file = %name, reason = refusal.1, "tftp request refused");
+        Err(refusal) => {
+            tracing::info!(%peer, op = %op, file = %name, asked, result = %format!("refused: {}", refusal.1), "tftp transfer");
             if let Ok(s) = refusal_socket {
-                let _ = s.send_to(&bounded_error(refusal, request_len), peer);
+                let _ = s.send_to(&bounded_error(refusal, len), peer);
             }
         }
-        Err(None) => {}
     }
+}
+
+/// The name after the map file's rules, or the refusal they decided.
+fn remap(config: &TftpConfig, name: &str, is_read: bool, peer: SocketAddr) -> Result<String, Refusal> {
+    let Some(rules) = &config.remap else {
+        return Ok(name.to_owned());
+    };
+    match rules.apply(
+        name,
+        Context {
+            is_read,
+            client: peer.ip(),
+        },
+    ) {
+        Remapped::Name(name) => Ok(name),
+        Remapped::Denied(message) => Err(Refusal(
+            ErrorCode::AccessViolation,
+            message.map_or(Cow::Borrowed("access denied"), Cow::Owned),
+        )),
+        Remapped::Runaway => {
+            tracing::warn!(%peer, file = %name, "tftp: the remap rules loop or grow the name without end; refused");
+            Err(Refusal(ErrorCode::AccessViolation, "remap table failure".into()))
+        }
+    }
+}
+
+/// The address a transfer answers from: the one the request was sent to,
+/// else the listening address (a specific one), else the route's choice.
+fn answer_from(local: Option<IpAddr>, listen: SocketAddr, peer: SocketAddr) -> IpAddr {
+    let unspecified = || match peer {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let ip = match local {
+        Some(ip) => ip.to_canonical(),
+        None if listen.ip().is_unspecified() => unspecified(),
+        None => listen.ip().to_canonical(),
+    };
+    if ip.is_ipv4() == peer.is_ipv4() {
+        ip
+    } else {
+        unspecified()
+    }
+}
+
+/// The largest block that reaches `peer` in one datagram, from the MTU of
+/// the route the kernel would use (a connected probe socket sends nothing).
+fn route_blksize(local: IpAddr, peer: SocketAddr) -> Option<u16> {
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(local, 0)).ok()?;
+    probe.connect(peer).ok()?;
+    let mtu = if peer.is_ipv6() {
+        rustix::net::sockopt::ipv6_mtu(&probe)
+    } else {
+        rustix::net::sockopt::ip_mtu(&probe)
+    }
+    .ok()?;
+    Some(blksize_for_mtu(mtu, peer.is_ipv6()))
 }
 
 /// The requested name as a path under the root. A leading `/` means the
 /// root, as with `tftpd -s`.
 fn parse_name(name: &str) -> Result<RelPath, Refusal> {
-    RelPath::parse(name.trim_start_matches('/')).map_err(|_| Refusal(ErrorCode::AccessViolation, "access violation"))
+    RelPath::parse(name.trim_start_matches('/'))
+        .map_err(|_| Refusal(ErrorCode::AccessViolation, "access violation".into()))
 }
 
 /// The one mapping from sandbox failures to TFTP errors.
 fn sandbox_refusal(e: &SandboxError) -> Refusal {
     match e {
-        SandboxError::Escapes => Refusal(ErrorCode::AccessViolation, "access violation"),
-        SandboxError::NotRegular => Refusal(ErrorCode::AccessViolation, "not a regular file"),
-        SandboxError::Timeout(_) => Refusal(ErrorCode::NotDefined, "server busy"),
+        SandboxError::Escapes => Refusal(ErrorCode::AccessViolation, "access violation".into()),
+        SandboxError::NotRegular => Refusal(ErrorCode::AccessViolation, "not a regular file".into()),
+        SandboxError::Timeout(_) => Refusal(ErrorCode::NotDefined, "server busy".into()),
         SandboxError::Io(e) => open_refusal(e),
     }
 }
 
 fn check_mode(request: &Request) -> Result<(), Refusal> {
     if request.mode == Mode::Mail {
-        return Err(Refusal(ErrorCode::IllegalOperation, "mail mode is not supported"));
+        return Err(Refusal(
+            ErrorCode::IllegalOperation,
+            "mail mode is not supported".into(),
+        ));
     }
     Ok(())
 }
 
-fn limits(config: &TftpConfig) -> ServerLimits {
+fn limits(config: &TftpConfig, route_blksize: Option<u16>) -> ServerLimits {
     ServerLimits {
         max_blksize: config.max_blksize,
         max_windowsize: config.max_windowsize,
+        route_blksize,
+        allow_fragments: config.allow_fragments,
+        rollover: config.rollover,
     }
 }
 
@@ -282,25 +499,27 @@ fn oack_of(options: &sockit_proto::tftp::packet::Options) -> Option<Bytes> {
     })
 }
 
-/// Serves a read: `Ok(bytes sent)`, `Err(Some)` to refuse, `Err(None)`
-/// when the transfer itself failed (already logged).
+/// Serves a read: how it ended, or why it was refused.
 async fn read(
     shared: &Shared,
     socket: std::net::UdpSocket,
     peer: SocketAddr,
     request: &Request,
+    route_blksize: Option<u16>,
     shutdown: &CancellationToken,
-) -> Result<u64, Option<Refusal>> {
+) -> Result<Finished, Refusal> {
     check_mode(request)?;
     let path = parse_name(&request.filename)?;
     // Off the runtime, with a deadline; a pipe or device is refused on the
     // open handle instead of blocking in open(2).
-    let (file, size) = shared
-        .sandbox
-        .open_file(&path)
-        .await
-        .map_err(|e| Some(sandbox_refusal(&e)))?;
-    let n = negotiate(&request.options, request.mode, true, Some(size), limits(&shared.config));
+    let (file, size) = shared.sandbox.open_file(&path).await.map_err(|e| sandbox_refusal(&e))?;
+    let n = negotiate(
+        &request.options,
+        request.mode,
+        true,
+        Some(size),
+        limits(&shared.config, route_blksize),
+    );
     let transfer = Transfer::server_read(
         Instant::now(),
         peer,
@@ -321,38 +540,48 @@ async fn read(
         shutdown: shutdown.clone(),
     };
     let (_, outcome) = drive::run_on_thread(job, false).await;
-    match outcome.result {
-        Ok(()) => Ok(outcome.stats.bytes),
-        Err(f) => {
-            tracing::info!(%peer, file = %request.filename, error = %f, "tftp read failed");
-            Err(None)
-        }
-    }
+    let result = match (outcome.result, outcome.disk_error) {
+        (_, Some(e)) => Err(format!("reading the file: {e}")),
+        (result, None) => result.map_err(|f| f.to_string()),
+    };
+    Ok(Finished {
+        settings: n.settings,
+        bytes: outcome.stats.bytes,
+        result,
+    })
 }
 
+/// Receives a write: how it ended, or why it was refused.
 async fn write(
     shared: &Shared,
     socket: std::net::UdpSocket,
     peer: SocketAddr,
     request: &Request,
+    route_blksize: Option<u16>,
     shutdown: &CancellationToken,
-) -> Result<u64, Option<Refusal>> {
+) -> Result<Finished, Refusal> {
     check_mode(request)?;
     if !shared.config.allow_write {
-        return Err(Some(Refusal(ErrorCode::AccessViolation, "writes are disabled")));
+        return Err(Refusal(ErrorCode::AccessViolation, "writes are disabled".into()));
     }
     let path = parse_name(&request.filename)?;
-    let n = negotiate(&request.options, request.mode, false, None, limits(&shared.config));
+    let n = negotiate(
+        &request.options,
+        request.mode,
+        false,
+        None,
+        limits(&shared.config, route_blksize),
+    );
     if let (Some(size), Some(max)) = (n.settings.tsize, shared.config.max_upload) {
         if size > max {
-            return Err(Some(Refusal(ErrorCode::DiskFull, "file too large")));
+            return Err(Refusal(ErrorCode::DiskFull, "file too large".into()));
         }
     }
     let Some(claim) = shared.staging.claim(&path) else {
-        return Err(Some(Refusal(
+        return Err(Refusal(
             ErrorCode::AccessViolation,
-            "an upload of this file is running",
-        )));
+            "an upload of this file is running".into(),
+        ));
     };
     let (staging, allow_create, tsize) = (shared.staging.clone(), shared.config.allow_create, n.settings.tsize);
     let target = path.clone();
@@ -363,20 +592,20 @@ async fn write(
             let place = match tree.parent(&target, true) {
                 Ok(p) => p,
                 Err(SandboxError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok(Err(Refusal(ErrorCode::FileNotFound, "no such folder")));
+                    return Ok(Err(Refusal(ErrorCode::FileNotFound, "no such folder".into())));
                 }
                 Err(e) => return Err(e),
             };
             match rustix::fs::statat(&place.dir, place.name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile => {
-                    return Ok(Err(Refusal(ErrorCode::AccessViolation, "not a file")));
+                    return Ok(Err(Refusal(ErrorCode::AccessViolation, "not a file".into())));
                 }
                 Ok(_) => {}
                 Err(_) if allow_create => {}
                 Err(_) => {
                     return Ok(Err(Refusal(
                         ErrorCode::FileNotFound,
-                        "file not found (creating is disabled)",
+                        "file not found (creating is disabled)".into(),
                     )));
                 }
             }
@@ -385,8 +614,8 @@ async fn write(
         .await;
     let (upload, part) = match staged {
         Ok(Ok(s)) => s,
-        Ok(Err(refusal)) => return Err(Some(refusal)),
-        Err(e) => return Err(Some(sandbox_refusal(&e))),
+        Ok(Err(refusal)) => return Err(refusal),
+        Err(e) => return Err(sandbox_refusal(&e)),
     };
     let transfer = Transfer::server_write(
         Instant::now(),
@@ -430,16 +659,17 @@ async fn write(
             Err(f.to_string())
         }
     };
-    if let Err(reason) = &stored {
-        tracing::info!(%peer, file = %request.filename, error = %reason, "tftp write failed; nothing kept");
-        if outcome.result.is_ok() {
-            job.transfer.abort(ErrorCode::DiskFull, "could not store the file");
-        }
+    if stored.is_err() && outcome.result.is_ok() {
+        job.transfer.abort(ErrorCode::DiskFull, "could not store the file");
     }
     // Sends the last ACK (or the ERROR) and dallies: a repeated last block
     // is answered until the peer is satisfied.
     let _ = drive::run_on_thread(job, false).await;
-    stored.map(|()| outcome.stats.bytes).map_err(|_| None)
+    Ok(Finished {
+        settings: n.settings,
+        bytes: outcome.stats.bytes,
+        result: stored.map_err(|e| format!("{e}; nothing kept")),
+    })
 }
 
 /// Reports a transfer's progress (the dashboard), and stops an upload
@@ -473,8 +703,8 @@ impl drive::Observer for Reported {
 
 fn open_refusal(e: &std::io::Error) -> Refusal {
     match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Refusal(ErrorCode::AccessViolation, "access violation"),
-        _ => Refusal(ErrorCode::FileNotFound, "file not found"),
+        std::io::ErrorKind::PermissionDenied => Refusal(ErrorCode::AccessViolation, "access violation".into()),
+        _ => Refusal(ErrorCode::FileNotFound, "file not found".into()),
     }
 }
 
@@ -485,7 +715,7 @@ fn bounded_error(refusal: Refusal, request_len: usize) -> Bytes {
     let Refusal(code, text) = refusal;
     // 4 bytes of opcode and code, and the NUL.
     let fits = text.len() + 5 <= request_len;
-    error_packet(code, if fits { text } else { "" })
+    error_packet(code, if fits { &text } else { "" })
 }
 
 #[cfg(test)]
@@ -495,11 +725,11 @@ mod tests {
     #[test]
     fn refusals_are_never_longer_than_the_request() {
         for len in 0..64 {
-            let e = bounded_error(Refusal(ErrorCode::FileNotFound, "file not found"), len);
+            let e = bounded_error(Refusal(ErrorCode::FileNotFound, "file not found".into()), len);
             assert!(e.len() <= len.max(5), "{len}: {}", e.len());
         }
         assert_eq!(
-            &bounded_error(Refusal(ErrorCode::AccessViolation, "access violation"), 100)[..],
+            &bounded_error(Refusal(ErrorCode::AccessViolation, "access violation".into()), 100)[..],
             b"\x00\x05\x00\x02access violation\x00"
         );
     }
