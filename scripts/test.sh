@@ -29,6 +29,8 @@ declare -A PEERS=(
   [chromium]=chromium
   [chromedriver]=chromium-driver
   [fc-list]=fontconfig
+  [systemd-socket-activate]=systemd
+  [systemd-analyze]=systemd
 )
 
 install_peers() {

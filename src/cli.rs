@@ -278,6 +278,8 @@ pub struct ChatServeArgs {
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
     #[command(flatten)]
+    pub run_as: RunAsArgs,
+    #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub tls: ServerTlsArgs,
@@ -494,6 +496,8 @@ pub struct TftpServeArgs {
     /// Address to listen on; port 0 picks a free port (printed on the first line).
     #[arg(long, default_value = "127.0.0.1:69")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub run_as: RunAsArgs,
     /// Folder to serve; created if missing.
     #[arg(long, default_value = "sockit-data")]
     pub root: PathBuf,
@@ -968,6 +972,8 @@ pub struct ServeArgs {
     /// line (then the flags, not a default config file, say what to run).
     #[arg(skip)]
     pub flags_given: bool,
+    #[command(flatten)]
+    pub run_as: RunAsArgs,
     /// Address to listen on; port 0 picks a free port (printed on the first line).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -1064,9 +1070,24 @@ pub struct ServeArgs {
     pub exec_max_output: usize,
 }
 
+/// Who a server runs as once its ports are bound.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunAsArgs {
+    /// Once the ports are bound, switch to this user (a name or a uid)
+    /// before serving anything; needs root, and the server does not start
+    /// if the switch fails. Ports below 1024 need root; serving does not.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The group to switch to [default: USER's own group].
+    #[arg(long, value_name = "GROUP", requires = "user")]
+    pub group: Option<String>,
+}
+
 /// Listener settings shared by the small services' servers.
 #[derive(Debug, Args)]
 pub struct ListenerArgs {
+    #[command(flatten)]
+    pub run_as: RunAsArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]

@@ -64,6 +64,8 @@ fn main() -> ExitCode {
         eprintln!("sockit: {e}");
         return ExitCode::from(exit::USAGE);
     }
+    // Before any thread exists: it reads and clears the environment.
+    sockit::activation::take_from_env();
     // TFTP is lock-step: each block waits for the peer's answer. On one
     // thread a wake-up is a local poll; on a multi-thread runtime it is a
     // cross-thread hand-off (futex, eventfd) that costs more than the block.

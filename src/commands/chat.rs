@@ -30,9 +30,9 @@ async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
     config.backlog = args.backlog;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.tls = server_tls(&args.tls, args.auth.key_file.as_deref())?;
-    let mut listeners = Listeners::new()?;
+    let mut listeners = Listeners::new(&args.run_as)?;
     listeners.tcp(config, ChatService::new(args.member_backlog), "chat", "")?;
-    Ok(listeners.serve().await)
+    listeners.serve().await
 }
 
 async fn join(args: ChatJoinArgs) -> anyhow::Result<ExitCode> {

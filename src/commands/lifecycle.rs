@@ -18,6 +18,11 @@ use sockit::udp::{DatagramService, UdpServer};
 use sockit::web::WebService;
 use sockit_proto::auth::Key;
 
+use sockit::activation;
+use sockit::privileges::{self, Identity};
+
+use crate::UsageError;
+use crate::cli::RunAsArgs;
 use crate::exit;
 
 type Listener = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -25,6 +30,8 @@ type Listener = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Listeners bound one by one, then served together until a signal; the
 /// signal handlers are in place before the first address is announced.
 pub struct Listeners {
+    /// Who to become once every port is bound (`--user`).
+    run_as: Option<Identity>,
     signals: Signals,
     shutdown: CancellationToken,
     running: Vec<Listener>,
@@ -33,8 +40,20 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    pub fn new() -> anyhow::Result<Self> {
+    /// Call before any served folder is opened: folders made from here on
+    /// are made for the `--user` the server will become.
+    pub fn new(run_as: &RunAsArgs) -> anyhow::Result<Self> {
+        let run_as = match &run_as.user {
+            Some(user) => {
+                let identity =
+                    privileges::lookup(user, run_as.group.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+                privileges::will_run_as(&identity);
+                Some(identity)
+            }
+            None => None,
+        };
         Ok(Self {
+            run_as,
             signals: Signals::install().context("cannot watch for signals")?,
             shutdown: CancellationToken::new(),
             running: Vec::new(),
@@ -75,7 +94,6 @@ impl Listeners {
         name: &str,
         details: &str,
     ) -> anyhow::Result<SocketAddr> {
-        let listen = config.listen;
         let auth = match &config.auth {
             Some(a) => format!("hmac-{}", a.digest.name()),
             None => "off".to_owned(),
@@ -85,7 +103,7 @@ impl Listeners {
             .as_ref()
             .map(|t| format!(", tls: {}", t.fingerprint()))
             .unwrap_or_default();
-        let server = TcpServer::bind(config).map_err(|e| bind_error(e.into(), listen))?;
+        let server = bind_tcp(config, name)?;
         let addr = server.local_addr();
         let server = server.with_stats(self.stats.listener(name, "tcp", addr));
         self.running
@@ -109,13 +127,12 @@ impl Listeners {
         key: Option<&Key>,
         qr: bool,
     ) -> anyhow::Result<SocketAddr> {
-        let listen = config.listen;
         let auth = if key.is_some() { "token" } else { "off" };
         let (scheme, tls) = match &config.tls {
             Some(t) => ("https", format!(", tls: {}", t.fingerprint())),
             None => ("http", String::new()),
         };
-        let server = TcpServer::bind(config).map_err(|e| bind_error(e.into(), listen))?;
+        let server = bind_tcp(config, "web")?;
         let addr = server.local_addr();
         let server = server.with_stats(self.stats.listener("web", "tcp", addr));
         let shutdown = self.shutdown.clone();
@@ -148,7 +165,11 @@ impl Listeners {
         service: S,
         name: &str,
     ) -> anyhow::Result<SocketAddr> {
-        let server = UdpServer::bind(addr, reuse).map_err(|e| bind_error(e.into(), addr))?;
+        let server = match activation::take_udp(service_key(name), addr) {
+            Some(socket) => UdpServer::from_std(socket),
+            None => UdpServer::bind(addr, reuse),
+        }
+        .map_err(|e| bind_error(e.into(), addr))?;
         let bound = server.local_addr();
         let server = server.with_stats(self.stats.listener(name, "udp", bound));
         self.running
@@ -160,7 +181,11 @@ impl Listeners {
     /// Binds the TFTP server and announces it.
     pub fn tftp(&mut self, addr: SocketAddr, mut config: TftpConfig, details: &str) -> anyhow::Result<SocketAddr> {
         config.stats = self.stats.clone();
-        let server = TftpServer::bind(addr, config).map_err(|e| bind_error(e.into(), addr))?;
+        let server = match activation::take_udp("tftp", addr) {
+            Some(socket) => TftpServer::from_std(socket, config),
+            None => TftpServer::bind(addr, config),
+        }
+        .map_err(|e| bind_error(e.into(), addr))?;
         let bound = server.local_addr();
         self.running.push(Box::pin(server.run(self.shutdown.clone())));
         crate::outln!("listening on udp {bound} (tftp, auth: none{})", with_comma(details))?;
@@ -189,8 +214,16 @@ impl Listeners {
         Ok(())
     }
 
-    pub async fn serve(self) -> ExitCode {
-        serve_all(self.signals, self.shutdown, self.running).await
+    /// Gives up root if asked (every port is bound by now), then serves
+    /// until a signal. Nothing has been served before the switch.
+    pub async fn serve(self) -> anyhow::Result<ExitCode> {
+        if let Some(identity) = &self.run_as {
+            privileges::drop_to(identity).context("refusing to serve as root")?;
+            tracing::info!(user = %identity.user, uid = identity.uid, gid = identity.gid, "running as");
+        }
+        activation::close_unused();
+        activation::notify_ready();
+        Ok(serve_all(self.signals, self.shutdown, self.running).await)
     }
 }
 
@@ -216,6 +249,7 @@ impl Signals {
             _ = self.terminate.recv() => false,
         };
         tracing::info!("shutting down");
+        activation::notify_stopping();
         shutdown.cancel();
         interrupted
     }
@@ -295,6 +329,23 @@ fn with_comma(details: &str) -> String {
     } else {
         format!(", {details}")
     }
+}
+
+/// The TCP listener for service `name`: the one the service manager
+/// handed over for it, or a new one.
+fn bind_tcp(config: ServerConfig, name: &str) -> anyhow::Result<TcpServer> {
+    let listen = config.listen;
+    match activation::take_tcp(service_key(name), listen) {
+        Some(listener) => TcpServer::from_std(config, listener),
+        None => TcpServer::bind(config),
+    }
+    .map_err(|e| bind_error(e.into(), listen))
+}
+
+/// The name an inherited socket is matched by: the service's first word
+/// (`echo` for "echo, upper").
+fn service_key(name: &str) -> &str {
+    name.split([',', ' ']).next().unwrap_or(name)
 }
 
 /// A bind failure with the hint that fits it: a privileged port needs

@@ -55,7 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.print_web_url {
         return print_web_urls(&config, args.qr);
     }
-    let mut listeners = Listeners::new()?;
+    let mut listeners = Listeners::new(&args.run_as)?;
     let mut stores = Stores::open(&config, listeners.stats())?;
     if let Some(every) = args.stats {
         listeners.report_stats(Duration::from_secs(every));
@@ -63,7 +63,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for section in &config.services {
         start(section, &mut listeners, &mut stores, args.qr).await?;
     }
-    Ok(listeners.serve().await)
+    listeners.serve().await
 }
 
 /// `serve --print-web-url`: each web listener's address with its token.

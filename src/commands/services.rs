@@ -68,7 +68,7 @@ pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
             let both = SocketAddr::from(([127, 0, 0, 1], port::ECHO));
             (tcp, udp) = (vec![both], vec![both]);
         }
-        let mut listeners = Listeners::new()?;
+        let mut listeners = Listeners::new(&listener.run_as)?;
         let service = Echo { upper };
         let name = if upper { "echo, upper" } else { "echo" };
         for addr in tcp {
@@ -77,7 +77,7 @@ pub async fn echo(args: EchoArgs) -> anyhow::Result<ExitCode> {
         for addr in udp {
             listeners.udp(addr, !listener.no_reuse_address, service, name)?;
         }
-        return Ok(listeners.serve().await);
+        return listeners.serve().await;
     }
     let addr = args
         .addr
@@ -107,7 +107,7 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
         if udp.is_none() && daytime.is_none() && rfc868.is_none() {
             return Err(UsageError("name at least one of --udp, --daytime, --rfc868".into()).into());
         }
-        let mut listeners = Listeners::new()?;
+        let mut listeners = Listeners::new(&listener.run_as)?;
         let reuse = !listener.no_reuse_address;
         if let Some(addr) = udp {
             let service = TimeService {
@@ -125,7 +125,7 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
                 listeners.udp(addr, reuse, service, name)?;
             }
         }
-        return Ok(listeners.serve().await);
+        return listeners.serve().await;
     }
     let default_port = if args.rfc868 {
         port::RFC868
@@ -181,7 +181,7 @@ pub async fn time(args: TimeArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     if let Some(DownloadServe::Serve { listen, root, listener }) = args.serve {
-        let mut listeners = Listeners::new()?;
+        let mut listeners = Listeners::new(&listener.run_as)?;
         let service = Download::new(&root)?;
         let root = format!("root: {}", service.root().display());
         listeners.tcp(
@@ -190,7 +190,7 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
             "download",
             &root,
         )?;
-        return Ok(listeners.serve().await);
+        return listeners.serve().await;
     }
     let (Some(addr), Some(name)) = (args.addr, args.name) else {
         return Err(UsageError("usage: sockit download HOST[:PORT] NAME [-o PATH]".into()).into());

@@ -78,10 +78,10 @@ async fn serve(args: TftpServeArgs) -> anyhow::Result<ExitCode> {
     config.remap = args.map_file.as_deref().map(load_map_file).transpose()?;
     let note = tftp_note(&config);
     let root = config.root.clone();
-    let mut listeners = Listeners::new()?;
+    let mut listeners = Listeners::new(&args.run_as)?;
     listeners.tftp(args.listen, config, note)?;
     crate::outln!("serving {}", std::fs::canonicalize(&root).unwrap_or(root).display())?;
-    Ok(listeners.serve().await)
+    listeners.serve().await
 }
 
 /// Reads and checks a tftpd-hpa map file: every bad line is reported, and

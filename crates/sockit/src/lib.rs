@@ -16,6 +16,9 @@
 //! - [`sandbox`]: the only way from a peer-supplied name to the filesystem.
 //! - [`partial`]: a download's partial file beside its target, never
 //!   written through a planted link.
+//! - [`privileges`]: giving up root after binding (`--user`).
+//! - [`activation`]: listening sockets from the service manager (systemd
+//!   socket activation) and the readiness report.
 //! - [`files`]: the file service (server side) and its client.
 //! - [`web`]: the web front end: the page and an HTTP API over the file
 //!   service's store.
@@ -36,6 +39,7 @@
 //! in `sockit-proto`; this crate moves bytes between them and the world.
 #![forbid(unsafe_code)]
 
+pub mod activation;
 pub mod auth;
 pub mod bench;
 pub mod broadcast;
@@ -52,6 +56,7 @@ pub mod files;
 pub mod ipmsg;
 pub mod nc;
 pub mod partial;
+pub mod privileges;
 pub mod sandbox;
 pub mod server;
 pub mod stats;

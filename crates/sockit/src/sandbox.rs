@@ -293,9 +293,13 @@ impl Tree {
         if root.exists() && !root.is_dir() {
             return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a folder"));
         }
+        let created = !root.exists();
         std::fs::create_dir_all(root)?;
         let root_path = std::fs::canonicalize(root)?;
         let root = rustix::fs::open(&root_path, dir_flags(), Mode::empty())?;
+        if created {
+            crate::privileges::hand_over(&root);
+        }
         Ok(Self { root, root_path })
     }
 
@@ -404,9 +408,14 @@ impl Tree {
 
     /// Opens (creating) a folder of the server's own under the private
     /// folder, never following a link planted there.
+    /// Both are the server's own: a server that gives up root after
+    /// binding (`--user`) gets them.
     pub fn private_dir(&self, area: &str) -> io::Result<OwnedFd> {
         let private = open_or_make_dir(self.root.as_fd(), RESERVED_DIR, Mode::from_raw_mode(0o700))?;
-        open_or_make_dir(private.as_fd(), area, Mode::from_raw_mode(0o700))
+        crate::privileges::hand_over(&private);
+        let dir = open_or_make_dir(private.as_fd(), area, Mode::from_raw_mode(0o700))?;
+        crate::privileges::hand_over(&dir);
+        Ok(dir)
     }
 
     /// Opens `path` itself; true when it turned out to be the root.

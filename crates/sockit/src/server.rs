@@ -143,7 +143,20 @@ impl TcpServer {
         socket.bind(&addr.into()).map_err(bind_err)?;
         let backlog = i32::try_from(config.backlog).unwrap_or(i32::MAX);
         socket.listen(backlog).map_err(bind_err)?;
-        let listener = TcpListener::from_std(socket.into()).map_err(bind_err)?;
+        Self::with_listener(config, socket.into())
+    }
+
+    /// Serves on a listener the service manager bound (socket activation);
+    /// its backlog and address are the manager's.
+    pub fn from_std(config: ServerConfig, listener: std::net::TcpListener) -> Result<Self, Error> {
+        Self::with_listener(config, listener)
+    }
+
+    fn with_listener(config: ServerConfig, listener: std::net::TcpListener) -> Result<Self, Error> {
+        let addr = config.listen;
+        let bind_err = |source| Error::Bind { addr, source };
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let listener = TcpListener::from_std(listener).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         Ok(Self {
             listener,

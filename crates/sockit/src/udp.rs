@@ -45,13 +45,21 @@ impl UdpServer {
         if addr.is_ipv6() {
             socket.set_only_v6(true).map_err(bind_err)?;
         }
-        socket.set_nonblocking(true).map_err(bind_err)?;
         socket.bind(&addr.into()).map_err(bind_err)?;
-        let socket = UdpSocket::from_std(socket.into()).map_err(bind_err)?;
-        let local_addr = socket.local_addr().map_err(bind_err)?;
+        Self::from_std(socket.into())
+    }
+
+    /// Serves on a socket the service manager bound (socket activation).
+    pub fn from_std(socket: std::net::UdpSocket) -> Result<Self, Error> {
+        let addr = socket
+            .local_addr()
+            .map_err(Error::io("reading an inherited socket's address"))?;
+        let bind_err = |source| Error::Bind { addr, source };
+        socket.set_nonblocking(true).map_err(bind_err)?;
+        let socket = UdpSocket::from_std(socket).map_err(bind_err)?;
         Ok(Self {
             socket,
-            local_addr,
+            local_addr: addr,
             stats: None,
         })
     }
