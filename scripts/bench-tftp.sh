@@ -4,11 +4,15 @@
 #      blksize 512 and 1468 (lock-step: round-trip bound).
 #   2. Client and server together, windowsize 16: sockit + sockit vs
 #      atftp + atftpd, at blksize 1468 and 65464.
-# Rounds alternate the contenders (A B A B). Every process is pinned to
+#   3. sockit's --single-port mode against its usual port per transfer,
+#      with curl (lock-step) and sockit's client (windowsize 16).
+# Each round runs both contenders, and who goes first alternates from one
+# round to the next (order effects are as large as the differences). Every process is pinned to
 # the same CPU (taskset -c $CPU): on these VMs a lock-step transfer is
 # bound by cross-CPU wake-ups, and unpinned runs vary tenfold. Received
 # data goes to /dev/null so the page cache stays out of it.
-# Reports median MB/s per contender and the ratio of medians.
+# Reports median MB/s per contender, the ratio of medians, and the range
+# of the per-round ratios.
 #
 #   scripts/bench-tftp.sh [ROUNDS=5] [SIZE_MIB=64] [CPU=1]
 #
@@ -42,6 +46,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.
 pids+=($!)
 for _ in $(seq 200); do grep -q '^listening on' "$work/sockit.out" 2>/dev/null && break; sleep 0.025; done
 sockit_port=$(sed -n 's/^listening on udp 127.0.0.1:\([0-9]*\).*/\1/p' "$work/sockit.out")
+"${pin[@]}" "$sockit" tftp serve --listen 127.0.0.1:0 --root "$work/root" --single-port > "$work/single.out" 2> "$work/single.err" &
+pids+=($!)
+for _ in $(seq 200); do grep -q '^listening on' "$work/single.out" 2>/dev/null && break; sleep 0.025; done
+single_port=$(sed -n 's/^listening on udp 127.0.0.1:\([0-9]*\).*/\1/p' "$work/single.out")
 hpa_port=$(free_port)
 "${pin[@]}" in.tftpd -L -a "127.0.0.1:$hpa_port" -s -u nobody -B 65464 "$work/root" &
 pids+=($!)
@@ -68,14 +76,20 @@ compare() { # label, name A, name B, then A's and B's commands split by --
   local cmd_a=() cmd_b=()
   while [ "$1" != -- ]; do cmd_a+=("$1"); shift; done; shift
   cmd_b=("$@")
-  local ra=() rb=()
-  for _ in $(seq "$rounds"); do
-    ra+=("$(rate "${cmd_a[@]}")")
-    rb+=("$(rate "${cmd_b[@]}")")
+  local ra=() rb=() rr=() x y
+  for i in $(seq "$rounds"); do
+    if [ $((i % 2)) -eq 1 ]; then
+      x=$(rate "${cmd_a[@]}"); y=$(rate "${cmd_b[@]}")
+    else
+      y=$(rate "${cmd_b[@]}"); x=$(rate "${cmd_a[@]}")
+    fi
+    ra+=("$x"); rb+=("$y"); rr+=("$(ratio "$x" "$y")")
   done
-  local ma mb
+  local ma mb spread
   ma=$(median "${ra[@]}"); mb=$(median "${rb[@]}")
-  printf '%-34s %-22s %8s MB/s   %-22s %8s MB/s   ratio %s\n' "$label" "$a" "$ma" "$b" "$mb" "$(ratio "$ma" "$mb")"
+  spread=$(printf '%s\n' "${rr[@]}" | sort -g | sed -n '1p;$p' | paste -sd- -)
+  printf '%-34s %-22s %8s MB/s   %-22s %8s MB/s   ratio %s (rounds %s)\n' \
+    "$label" "$a" "$ma" "$b" "$mb" "$(ratio "$ma" "$mb")" "$spread"
   echo "    runs: $a ${ra[*]} | $b ${rb[*]}" >&2
 }
 
@@ -90,3 +104,11 @@ for blk in 1468 65464; do
     "${pin[@]}" "$sockit" tftp get "127.0.0.1:$sockit_port" f.bin /dev/null --blksize "$blk" --windowsize 16 -- \
     "${pin[@]}" atftp --option "blksize $blk" --option "windowsize 16" -g -r f.bin -l /dev/null 127.0.0.1 "$atftpd_port"
 done
+for blk in 512 1468; do
+  compare "single-port, curl, blksize $blk" "sockit --single-port" "sockit" \
+    "${pin[@]}" curl -sS --tftp-blksize "$blk" -o /dev/null "tftp://127.0.0.1:$single_port/f.bin" -- \
+    "${pin[@]}" curl -sS --tftp-blksize "$blk" -o /dev/null "tftp://127.0.0.1:$sockit_port/f.bin"
+done
+compare "single-port, windowsize 16, 1468" "sockit --single-port" "sockit" \
+  "${pin[@]}" "$sockit" tftp get "127.0.0.1:$single_port" f.bin /dev/null --blksize 1468 --windowsize 16 -- \
+  "${pin[@]}" "$sockit" tftp get "127.0.0.1:$sockit_port" f.bin /dev/null --blksize 1468 --windowsize 16
