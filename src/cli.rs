@@ -199,6 +199,10 @@ Text goes out as UTF-8 to peers that advertise it and as GBK to the rest (FeiQ);
     /// windowsize options, netascii, and uploads kept only when complete.
     #[command(subcommand)]
     Tftp(TftpCommand),
+    /// The teaching lab: the course's echo server in every concurrency
+    /// model, to run side by side and measure.
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// Print a shell completion script.
     #[command(after_help = "Install:
   bash:        sockit completions bash > ~/.local/share/bash-completion/completions/sockit
@@ -1433,6 +1437,50 @@ pub struct RmArgs {
     pub partial: bool,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// The echo server written in one concurrency model of the course.
+    #[command(after_help = "Models, in the order the course teaches them:
+  iterative    one client at a time
+  process      a process per connection (the socket as the child's stdin and stdout)
+  thread       a thread per connection
+  pool         a fixed pool of threads taking connections from a queue
+  nonblocking  non-blocking sockets polled in a loop
+  select       select(2); no descriptor at or above 1024
+  poll         poll(2)
+  epoll        epoll(7), level-triggered
+  epoll-et     epoll(7), edge-triggered: read until EAGAIN
+  async        tokio tasks (the course's gevent)
+
+Examples:
+  sockit lab serve --model select --listen 127.0.0.1:9000
+  sockit lab serve --model iterative     # then connect twice: the second waits")]
+    Serve(LabServeArgs),
+    /// Echo standard input to standard output: the child `process` runs per connection.
+    #[command(hide = true)]
+    EchoStdio,
+}
+
+#[derive(Debug, Args)]
+pub struct LabServeArgs {
+    /// The concurrency model.
+    #[arg(long, value_parser = parse_model)]
+    pub model: sockit::lab::Model,
+    /// Address to listen on; port 0 picks a free port (printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:7007")]
+    pub listen: SocketAddr,
+    /// Listen backlog.
+    #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG, value_parser = limits::parser::<u32>(&limits::BACKLOG))]
+    pub backlog: u32,
+}
+
+fn parse_model(s: &str) -> Result<sockit::lab::Model, String> {
+    sockit::lab::Model::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = sockit::lab::Model::ALL.iter().map(|m| m.name()).collect();
+        format!("{s}: expected one of {}", names.join(", "))
+    })
 }
 
 #[derive(Debug, Subcommand)]

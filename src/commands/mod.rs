@@ -6,6 +6,7 @@ mod broadcast;
 mod chat;
 mod files;
 mod ipmsg;
+mod lab;
 mod lifecycle;
 mod manual;
 mod nc;
@@ -42,6 +43,7 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Ipcalc(a) => netfacts::ipcalc(&a),
         Command::Resolve(a) => netfacts::resolve(&a).await,
         Command::Tftp(c) => tftp::run(c).await,
+        Command::Lab(c) => lab::run(c).await,
         Command::Chat(c) => chat::run(c).await,
         Command::Broadcast(c) => broadcast::run(c).await,
         Command::Udpchat(a) => udpchat::run(a).await,

@@ -17,6 +17,7 @@
 //! - [`partial`]: a download's partial file beside its target, never
 //!   written through a planted link.
 //! - [`privileges`]: giving up root after binding (`--user`).
+//! - [`lab`]: the teaching lab's echo server in each concurrency model.
 //! - [`activation`]: listening sockets from the service manager (systemd
 //!   socket activation) and the readiness report.
 //! - [`files`]: the file service (server side) and its client.
@@ -54,6 +55,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod ipmsg;
+pub mod lab;
 pub mod nc;
 pub mod partial;
 pub mod privileges;

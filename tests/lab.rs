@@ -1,0 +1,164 @@
+//! The teaching lab's echo servers: every model serves 50 clients at once
+//! with every byte echoed in order, and the iterative one makes the second
+//! client wait for the first.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::{KillOnDrop, Sandbox, start_listeners};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn lab_server(sandbox: &Sandbox, model: &str) -> (KillOnDrop, String) {
+    let (child, found) = start_listeners(
+        sandbox,
+        &["lab", "serve", "--model", model, "--listen", "127.0.0.1:0"],
+        1,
+    );
+    assert!(found[0].2.contains(&format!("model: {model}")), "{found:?}");
+    (KillOnDrop(child), found[0].1.clone())
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.set_write_timeout(Some(PATIENCE)).unwrap();
+    s
+}
+
+/// One client: 20 messages of different sizes and contents, each read
+/// back whole before the next goes.
+fn conversation(addr: &str, client: usize) {
+    let mut s = connect(addr);
+    for i in 0..20 {
+        let len = 1 + (client * 131 + i * 977) % 3000;
+        let message: Vec<u8> = (0..len).map(|k| (client + i * 7 + k) as u8).collect();
+        s.write_all(&message).unwrap();
+        let mut back = vec![0u8; len];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, message, "client {client}, message {i}");
+    }
+}
+
+/// 256 KiB written by one thread while another reads the echo: the
+/// server must cope with a client whose receive window fills.
+fn bulk(addr: &str) {
+    let s = connect(addr);
+    let data: Vec<u8> = (0..256 * 1024).map(|k| (k * 31 % 251) as u8).collect();
+    let mut writer = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writing = std::thread::spawn(move || writer.write_all(&sent).unwrap());
+    let mut back = vec![0u8; data.len()];
+    (&s).read_exact(&mut back).unwrap();
+    writing.join().unwrap();
+    assert!(back == data, "the bulk echo matches");
+}
+
+fn fifty_clients(model: &str) {
+    let sandbox = Sandbox::new();
+    let (_server, addr) = lab_server(&sandbox, model);
+    let clients: Vec<_> = (0..50)
+        .map(|c| {
+            let addr = addr.clone();
+            std::thread::spawn(move || conversation(&addr, c))
+        })
+        .collect();
+    bulk(&addr);
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+#[test]
+fn process_model_serves_fifty_clients() {
+    fifty_clients("process");
+}
+
+#[test]
+fn thread_model_serves_fifty_clients() {
+    fifty_clients("thread");
+}
+
+#[test]
+fn pool_model_serves_fifty_clients() {
+    fifty_clients("pool");
+}
+
+#[test]
+fn nonblocking_model_serves_fifty_clients() {
+    fifty_clients("nonblocking");
+}
+
+#[test]
+fn select_model_serves_fifty_clients() {
+    fifty_clients("select");
+}
+
+#[test]
+fn poll_model_serves_fifty_clients() {
+    fifty_clients("poll");
+}
+
+#[test]
+fn epoll_model_serves_fifty_clients() {
+    fifty_clients("epoll");
+}
+
+#[test]
+fn epoll_et_model_serves_fifty_clients() {
+    fifty_clients("epoll-et");
+}
+
+#[test]
+fn async_model_serves_fifty_clients() {
+    fifty_clients("async");
+}
+
+#[test]
+fn the_iterative_model_makes_the_second_client_wait_for_the_first() {
+    let sandbox = Sandbox::new();
+    let (_server, addr) = lab_server(&sandbox, "iterative");
+    let mut first = connect(&addr);
+    first.write_all(b"first").unwrap();
+    let mut buf = [0u8; 5];
+    first.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"first");
+    // The kernel completes the second handshake; the server does not
+    // read from it while the first client stays.
+    let mut second = connect(&addr);
+    second.write_all(b"again").unwrap();
+    second.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let waited = second.read(&mut buf);
+    assert!(
+        waited
+            .as_ref()
+            .is_err_and(|e| matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "no answer while the first client is served: {waited:?}"
+    );
+    // The first one still is.
+    first.write_all(b"still").unwrap();
+    first.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"still");
+    drop(first);
+    second.set_read_timeout(Some(PATIENCE)).unwrap();
+    second.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"again");
+}
+
+#[test]
+fn an_unknown_model_is_a_usage_error_that_lists_them() {
+    let out = Sandbox::new()
+        .cmd()
+        .args(["lab", "serve", "--model", "fork-bomb"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for model in ["iterative", "epoll-et", "async"] {
+        assert!(err.contains(model), "{err}");
+    }
+}
