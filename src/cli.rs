@@ -1458,6 +1458,20 @@ Examples:
   sockit lab serve --model select --listen 127.0.0.1:9000
   sockit lab serve --model iterative     # then connect twice: the second waits")]
     Serve(LabServeArgs),
+    /// The sticky-packet lesson: how TCP reads cut a stream of small
+    /// messages (merged, split), and how a length prefix gives them back
+    /// whole. Over loopback, in four scenes.
+    #[command(after_help = "Scenes:
+  1. messages back to back, the receiver reads late: several in one read
+  2. a pause after each message, the receiver waiting: one per read, usually
+  3. messages larger than a read: each split across reads
+  4. scene 1 with a 4-byte length before each message: every one whole
+
+Examples:
+  sockit lab sticky
+  sockit lab sticky --messages 5 --size 8 --nodelay
+  sockit lab sticky --json")]
+    Sticky(LabStickyArgs),
     /// Echo standard input to standard output: the child `process` runs per connection.
     #[command(hide = true)]
     EchoStdio,
@@ -1474,6 +1488,25 @@ pub struct LabServeArgs {
     /// Listen backlog.
     #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG, value_parser = limits::parser::<u32>(&limits::BACKLOG))]
     pub backlog: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct LabStickyArgs {
+    /// Messages the sender writes, one write each.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub messages: u16,
+    /// Bytes per message (scene 3 uses 2.5 reads' worth).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub size: u32,
+    /// Bytes each read asks for, the course's recv(1024).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1048576))]
+    pub recv_size: u32,
+    /// Set TCP_NODELAY on the sender (small writes go out at once).
+    #[arg(long)]
+    pub nodelay: bool,
+    /// One JSON object per scene.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_model(s: &str) -> Result<sockit::lab::Model, String> {

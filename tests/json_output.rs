@@ -159,6 +159,7 @@ fn every_json_line_matches_the_schema() {
     );
     lines.run(&sb, &["ipcalc", "2001:db8::1/64", "--json"], b"");
     lines.run(&sb, &["resolve", "localhost", "--json"], b"");
+    lines.run(&sb, &["lab", "sticky", "--messages", "3", "--json"], b"");
 
     // UDP listeners: a datagram each.
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();

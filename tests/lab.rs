@@ -162,3 +162,27 @@ fn an_unknown_model_is_a_usage_error_that_lists_them() {
         assert!(err.contains(model), "{err}");
     }
 }
+
+/// The sticky-packet lesson: without framing, a late receiver gets many
+/// messages in one read, and big messages split; with a length prefix,
+/// every message comes out whole.
+#[test]
+fn lab_sticky_shows_merged_messages_without_framing_and_none_with_it() {
+    let out = Sandbox::new().cmd().args(["lab", "sticky", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let scenes: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let scene = |name: &str| scenes.iter().find(|s| s["name"] == name).unwrap();
+    let merged = scene("back-to-back");
+    assert!(merged["merged"].as_u64().unwrap() >= 1, "{merged}");
+    assert!(merged["reads"].as_array().unwrap().len() < 10, "{merged}");
+    let first = &merged["reads"][0]["pieces"];
+    assert!(first.as_array().unwrap().len() >= 2, "several messages in one read");
+    let split = scene("larger-than-a-read");
+    assert_eq!(split["split"], 3, "{split}");
+    let framed = scene("length-prefixed");
+    assert_eq!(framed["decoded"], 10);
+    assert_eq!(framed["intact"], true);
+}

@@ -18,6 +18,7 @@
 //! - [`exec`]: remote exec's replies and spotting the classic raw-command client.
 //! - [`clock`]: the time services' formats (seed strftime, RFC 867, RFC 868).
 //! - [`display`]: peers' text made safe to show on a terminal.
+//! - [`lab`]: the teaching lab's logic (the sticky-packet lesson).
 //! - [`subnet`]: IPv4/IPv6 subnet maths for `ipcalc`.
 //! - [`tftp`]: TFTP packets, option negotiation, netascii and the transfer
 //!   state machine.
@@ -42,6 +43,7 @@ pub mod files;
 pub mod frame;
 pub mod hostport;
 pub mod ipmsg;
+pub mod lab;
 pub mod path;
 pub mod subnet;
 pub mod tftp;

@@ -16,6 +16,7 @@ pub mod poll;
 pub mod pool;
 pub mod process;
 pub mod select;
+pub mod sticky;
 pub mod thread;
 
 use std::io::{self, Read as _, Write as _};
