@@ -1472,6 +1472,14 @@ Examples:
   sockit lab sticky --messages 5 --size 8 --nodelay
   sockit lab sticky --json")]
     Sticky(LabStickyArgs),
+    /// Runs the same echo load against each model in turn, at growing
+    /// numbers of connections, and reports requests/s, latency, server CPU
+    /// per request, memory per idle connection and where each stops scaling.
+    #[command(after_help = "Examples:
+  sockit lab compare                                  # every model, 1-1000 connections, 3 s each
+  sockit lab compare --models select,epoll,async --connections 10,100 --duration 1
+  sockit lab compare --csv lab.csv --json")]
+    Compare(LabCompareArgs),
     /// Echo standard input to standard output: the child `process` runs per connection.
     #[command(hide = true)]
     EchoStdio,
@@ -1505,6 +1513,31 @@ pub struct LabStickyArgs {
     #[arg(long)]
     pub nodelay: bool,
     /// One JSON object per scene.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LabCompareArgs {
+    /// Models to compare, comma-separated [default: all ten].
+    #[arg(long, value_delimiter = ',', value_parser = parse_model)]
+    pub models: Vec<sockit::lab::Model>,
+    /// Connections at once, one load per value, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    pub connections: Vec<usize>,
+    /// Seconds of load at each number of connections.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub duration: f64,
+    /// Bytes per request.
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Idle connections held open to measure memory per connection.
+    #[arg(long, default_value_t = 500)]
+    pub idle: usize,
+    /// Also write the results as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// One JSON object per measurement and per model.
     #[arg(long)]
     pub json: bool,
 }

@@ -186,3 +186,82 @@ fn lab_sticky_shows_merged_messages_without_framing_and_none_with_it() {
     assert_eq!(framed["decoded"], 10);
     assert_eq!(framed["intact"], true);
 }
+
+/// A short `lab compare` over every model: the table, the CSV and the JSON
+/// agree, every model served its clients, and the iterative one is
+/// reported as stopping at its second load (it leaves clients waiting).
+#[test]
+fn lab_compare_runs_every_model_and_writes_its_table_csv_and_json() {
+    let sandbox = Sandbox::new();
+    let csv = sandbox.path("lab.csv");
+    let args = |json: bool| {
+        let mut a = vec![
+            "lab",
+            "compare",
+            "--connections",
+            "1,8",
+            "--duration",
+            "0.3",
+            "--idle",
+            "20",
+        ];
+        if json {
+            a.push("--json");
+        }
+        a
+    };
+    let out = sandbox.cmd().args(args(false)).arg("--csv").arg(&csv).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = rows.lines();
+    assert!(lines.next().unwrap().starts_with("model,connections,requests_per_sec"));
+    let records: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(records.len(), 20, "{rows}");
+    for model in [
+        "iterative",
+        "process",
+        "thread",
+        "pool",
+        "nonblocking",
+        "select",
+        "poll",
+        "epoll",
+        "epoll-et",
+        "async",
+    ] {
+        assert!(table.contains(model), "{table}");
+        for r in records.iter().filter(|r| r[0] == model) {
+            let rate: f64 = r[2].parse().unwrap();
+            assert!(rate > 0.0, "{model} served nothing: {r:?}");
+        }
+    }
+    let starved_iterative: u64 = records
+        .iter()
+        .find(|r| r[0] == "iterative" && r[1] == "8")
+        .map(|r| r[7].parse().unwrap())
+        .unwrap();
+    assert_eq!(starved_iterative, 7, "one client served, seven waiting");
+    let out = sandbox
+        .cmd()
+        .args(args(true))
+        .arg("--models")
+        .arg("iterative,epoll")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = |m: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "model" && e["model"] == m)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(summary("iterative")["stops_scaling_at"], 8);
+    assert!(summary("epoll")["rss_per_idle_connection"].is_number());
+    assert_eq!(events.iter().filter(|e| e["event"] == "measurement").count(), 4);
+}

@@ -9,13 +9,14 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use sockit::lab::{self, Model};
 
-use crate::cli::{LabCommand, LabServeArgs, LabStickyArgs};
+use crate::cli::{LabCommand, LabCompareArgs, LabServeArgs, LabStickyArgs};
 use crate::exit;
 
 pub async fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
     match command {
         LabCommand::Serve(a) => serve(a).await,
         LabCommand::Sticky(a) => sticky(a).await,
+        LabCommand::Compare(a) => compare(a).await,
         LabCommand::EchoStdio => {
             tokio::task::spawn_blocking(lab::process::echo_stdio)
                 .await
@@ -216,4 +217,265 @@ fn describe(read: &sockit_proto::lab::sticky::Read, size: usize, framed: bool) -
         parts.push(format!("… ({} in all)", read.pieces.len()));
     }
     parts.join(" ")
+}
+
+/// One load against one model.
+#[derive(Debug, serde::Serialize)]
+struct Measurement {
+    model: &'static str,
+    connections: usize,
+    requests_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+    cpu_us_per_request: Option<f64>,
+    connect_failures: u64,
+    connect_seconds: f64,
+    errors: u64,
+    /// Connections that got no echo within the duration.
+    starved: u64,
+}
+
+/// What a model came to over every load.
+#[derive(Debug, serde::Serialize)]
+struct ModelSummary {
+    model: &'static str,
+    rss_bytes: u64,
+    rss_per_idle_connection: Option<f64>,
+    idle_connections: usize,
+    /// The first load at which it did worse with more clients: under half
+    /// its best rate so far, failed connects, or nothing served.
+    stops_scaling_at: Option<usize>,
+    limit: &'static str,
+}
+
+async fn compare(args: LabCompareArgs) -> anyhow::Result<ExitCode> {
+    let models = if args.models.is_empty() {
+        Model::ALL.to_vec()
+    } else {
+        args.models.clone()
+    };
+    let program = std::env::current_exe().context("finding this program to start the models")?;
+    let duration = Duration::from_secs_f64(args.duration.clamp(0.1, 3600.0));
+    let total = (models.len() * (args.connections.len() + 1)) as u64;
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json {
+        indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr())
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut measurements = Vec::new();
+    let mut summaries = Vec::new();
+    for model in models {
+        let mut server = tokio::process::Command::new(&program)
+            .args([
+                "lab",
+                "serve",
+                "--model",
+                model.name(),
+                "--listen",
+                "127.0.0.1:0",
+                "--backlog",
+                "4096",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a model's server")?;
+        let pid = server.id().context("the model's server has no process id")?;
+        let addr = announced_addr(&mut server).await?;
+        let base_rss = lab::measure::rss_with_children(pid);
+        bar.set_message(format!("{}: {} idle connections", model.name(), args.idle));
+        let idle_rss = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let held = {
+            let idle_rss = std::sync::Arc::clone(&idle_rss);
+            sockit::bench::hold_idle(
+                addr,
+                None,
+                args.idle,
+                sockit::bench::DEFAULT_CONNECT_PARALLELISM,
+                |_| {},
+                async move {
+                    // Time for the server to accept what the kernel queued.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if let Ok(mut r) = idle_rss.lock() {
+                        *r = Some(lab::measure::rss_with_children(pid));
+                    }
+                },
+            )
+            .await
+        };
+        bar.inc(1);
+        let idle_rss = idle_rss.lock().ok().and_then(|r| *r).unwrap_or(base_rss);
+        let per_idle = (held > 0).then(|| idle_rss.saturating_sub(base_rss) as f64 / held as f64);
+        let mut rates: Vec<(usize, f64, u64)> = Vec::new();
+        for &connections in &args.connections {
+            bar.set_message(format!("{}: {connections} connections", model.name()));
+            let cpu_before = lab::measure::cpu_time(pid);
+            let report = sockit::bench::echo(sockit::bench::EchoLoad {
+                addr,
+                auth: None,
+                connections: connections.max(1),
+                duration,
+                udp: false,
+                payload: args.payload.max(1),
+                connect_parallelism: sockit::bench::DEFAULT_CONNECT_PARALLELISM,
+            })
+            .await?;
+            // The process model's children are counted once reaped.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let cpu = cpu_before
+                .zip(lab::measure::cpu_time(pid))
+                .map(|(a, b)| b.saturating_sub(a));
+            let m = Measurement {
+                model: model.name(),
+                connections,
+                requests_per_sec: report.requests_per_sec,
+                p50_us: report.p50_us,
+                p99_us: report.p99_us,
+                cpu_us_per_request: cpu
+                    .filter(|_| report.requests > 0)
+                    .map(|c| c.as_secs_f64() * 1e6 / report.requests as f64),
+                connect_failures: report.connect_failures,
+                connect_seconds: report.connect_seconds,
+                errors: report.errors,
+                starved: report.starved_connections,
+            };
+            rates.push((connections, m.requests_per_sec, m.connect_failures + m.starved));
+            if args.json {
+                crate::output::json_line(&crate::output::named("measurement", serde_json::to_value(&m)?))?;
+            }
+            measurements.push(m);
+            bar.inc(1);
+        }
+        let _ = server.kill().await;
+        let summary = ModelSummary {
+            model: model.name(),
+            rss_bytes: base_rss,
+            rss_per_idle_connection: per_idle,
+            idle_connections: held,
+            stops_scaling_at: stops_scaling_at(&rates),
+            limit: model.limit(),
+        };
+        if args.json {
+            crate::output::json_line(&crate::output::named("model", serde_json::to_value(&summary)?))?;
+        }
+        summaries.push(summary);
+    }
+    bar.finish_and_clear();
+    if let Some(path) = &args.csv {
+        std::fs::write(path, csv(&measurements, &summaries)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !args.json {
+        print_table(&measurements, &summaries)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first number of connections at which a model, given more clients,
+/// did worse: under half its best rate so far, clients failed to connect
+/// or left unserved, or no request served at all.
+fn stops_scaling_at(rates: &[(usize, f64, u64)]) -> Option<usize> {
+    let mut best = 0.0_f64;
+    for &(connections, rate, failed) in rates {
+        if rate == 0.0 || failed > 0 || rate < best / 2.0 {
+            return Some(connections);
+        }
+        best = best.max(rate);
+    }
+    None
+}
+
+/// The `listening on tcp ADDR` line a model's server prints first.
+async fn announced_addr(server: &mut tokio::process::Child) -> anyhow::Result<SocketAddr> {
+    use tokio::io::AsyncBufReadExt as _;
+    let out = server.stdout.take().context("the model's server has no output")?;
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .context("the model's server did not announce itself")??
+        .context("the model's server ended before it listened")?;
+    let addr = line.split_whitespace().nth(3).context("an unexpected announcement")?;
+    // The rest of its output is not needed, but must not block it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    addr.parse()
+        .with_context(|| format!("an unexpected address in {line:?}"))
+}
+
+fn csv(measurements: &[Measurement], summaries: &[ModelSummary]) -> String {
+    let mut out = String::from(
+        "model,connections,requests_per_sec,p50_us,p99_us,cpu_us_per_request,connect_failures,starved,errors,rss_per_idle_connection\n",
+    );
+    for m in measurements {
+        let per_idle = summaries
+            .iter()
+            .find(|s| s.model == m.model)
+            .and_then(|s| s.rss_per_idle_connection)
+            .map(|b| format!("{b:.0}"))
+            .unwrap_or_default();
+        let cpu = m.cpu_us_per_request.map(|c| format!("{c:.2}")).unwrap_or_default();
+        out.push_str(&format!(
+            "{},{},{:.0},{},{},{cpu},{},{},{},{per_idle}\n",
+            m.model, m.connections, m.requests_per_sec, m.p50_us, m.p99_us, m.connect_failures, m.starved, m.errors
+        ));
+    }
+    out
+}
+
+fn print_table(measurements: &[Measurement], summaries: &[ModelSummary]) -> anyhow::Result<()> {
+    crate::outln!(
+        "{:<12} {:>6} {:>10} {:>9} {:>9} {:>11} {:>8} {:>8}",
+        "model",
+        "conns",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "CPU µs/req",
+        "failed",
+        "starved"
+    )?;
+    for m in measurements {
+        let cpu = m
+            .cpu_us_per_request
+            .map(|c| format!("{c:.1}"))
+            .unwrap_or_else(|| "-".into());
+        crate::outln!(
+            "{:<12} {:>6} {:>10.0} {:>9} {:>9} {:>11} {:>8} {:>8}",
+            m.model,
+            m.connections,
+            m.requests_per_sec,
+            m.p50_us,
+            m.p99_us,
+            cpu,
+            m.connect_failures,
+            m.starved
+        )?;
+    }
+    crate::outln!("")?;
+    crate::outln!(
+        "{:<12} {:>10} {:>14}  {:<16} limit",
+        "model",
+        "RSS",
+        "RSS/idle conn",
+        "stops scaling at"
+    )?;
+    for s in summaries {
+        let per = s
+            .rss_per_idle_connection
+            .map(|b| crate::output::human_bytes(b as u64))
+            .unwrap_or_else(|| "-".into());
+        let stops = s
+            .stops_scaling_at
+            .map(|c| format!("{c} connections"))
+            .unwrap_or_else(|| "-".into());
+        crate::outln!(
+            "{:<12} {:>10} {:>14}  {:<16} {}",
+            s.model,
+            crate::output::human_bytes(s.rss_bytes),
+            per,
+            stops,
+            s.limit
+        )?;
+    }
+    Ok(())
 }

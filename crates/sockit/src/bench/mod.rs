@@ -51,6 +51,9 @@ pub struct EchoReport {
     pub connect_seconds: f64,
     /// Connections that could not be opened.
     pub connect_failures: u64,
+    /// Connections whose first echo did not come back within the duration:
+    /// the server left them waiting (an iterative server serves one).
+    pub starved_connections: u64,
 }
 
 /// Runs the load and reports. Every connection sends `payload` bytes and
@@ -85,6 +88,7 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
 
     let merged = Arc::new(Mutex::new(new_histogram()));
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let starved = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + load.duration;
     let started = Instant::now();
     let mut workers = Vec::with_capacity(conns.len());
@@ -92,10 +96,12 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
         let payload = payload.clone();
         let merged = merged.clone();
         let errors = errors.clone();
+        let starved = starved.clone();
         workers.push(tokio::spawn(async move {
             let mut hist = new_histogram();
             let mut conn = conn;
             let mut back = vec![0u8; payload.len().max(1)];
+            let mut served_in_time = false;
             while Instant::now() < deadline {
                 let t0 = Instant::now();
                 if conn.round_trip(&payload, &mut back).await.is_err() {
@@ -106,6 +112,10 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
                     continue;
                 }
                 let _ = hist.record(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+                served_in_time |= Instant::now() <= deadline;
+            }
+            if !served_in_time {
+                starved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             let _ = merged.lock().await.add(&hist);
         }));
@@ -129,6 +139,7 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
         max_us: hist.max(),
         connect_seconds,
         connect_failures,
+        starved_connections: starved.load(std::sync::atomic::Ordering::Relaxed),
     })
 }
 

@@ -11,6 +11,7 @@
 pub mod asynchronous;
 pub mod epoll;
 pub mod iterative;
+pub mod measure;
 pub mod nonblocking;
 pub mod poll;
 pub mod pool;

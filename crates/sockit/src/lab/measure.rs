@@ -1,0 +1,61 @@
+//! What `lab compare` reads about a server process from /proc: CPU time
+//! and resident memory, its children's included (the `process` model's
+//! work happens in them).
+
+use std::path::Path;
+use std::time::Duration;
+
+/// User plus system CPU time of `pid` and of its children that have been
+/// waited for (cutime, cstime).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields start after its ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the name: state is field 3, utime 14, stime 15, cutime 16,
+    // cstime 17 (proc(5)); here they are offset by 3.
+    let ticks: u64 = [11, 12, 13, 14]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    let hz = rustix::param::clock_ticks_per_second();
+    Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
+/// Memory of `pid` and of its live children, in bytes: the proportional
+/// set size (PSS), so pages the children share with each other (the
+/// program, the libraries) count once in all, not once per child.
+pub fn rss_with_children(pid: u32) -> u64 {
+    let mut total = rss(pid);
+    for child in children(pid) {
+        total += rss(child);
+    }
+    total
+}
+
+fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let tasks = Path::new("/proc").join(pid.to_string()).join("task");
+    let Ok(entries) = std::fs::read_dir(tasks) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
