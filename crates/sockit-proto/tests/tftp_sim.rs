@@ -286,6 +286,15 @@ fn run(
     }
 }
 
+/// The block number of every DATA put on the wire, in order.
+fn data_block_numbers(run: &Run) -> Vec<u16> {
+    run.log
+        .iter()
+        .filter(|(_, _, d)| d[1] == 3)
+        .map(|(_, _, d)| u16::from_be_bytes([d[2], d[3]]))
+        .collect()
+}
+
 fn assert_delivered(run: &Run, is_read: bool, want: &[u8]) {
     let receiver = if is_read { &run.client } else { &run.server };
     assert!(run.client.failed.is_none(), "client failed: {:?}", run.client.failed);
@@ -355,12 +364,7 @@ fn block_numbers_wrap_past_65535() {
     for is_read in [true, false] {
         let r = run(3, CLEAN, is_read, Mode::Octet, ask, &file, false);
         assert_delivered(&r, is_read, &file);
-        let data_blocks: Vec<u16> = r
-            .log
-            .iter()
-            .filter(|(_, _, d)| d[1] == 3)
-            .map(|(_, _, d)| u16::from_be_bytes([d[2], d[3]]))
-            .collect();
+        let data_blocks = data_block_numbers(&r);
         let wrap = data_blocks.iter().position(|&b| b == 65535).unwrap();
         assert_eq!(data_blocks[wrap + 1], 0, "65535 is followed by 0");
         assert_eq!(data_blocks.len(), 560_003 / 8 + 1);
@@ -386,12 +390,7 @@ fn rollover_1_when_asked_skips_block_0_after_65535() {
     for is_read in [true, false] {
         let r = run(4, CLEAN, is_read, Mode::Octet, lock_step, &file, false);
         assert_delivered(&r, is_read, &file);
-        let data_blocks: Vec<u16> = r
-            .log
-            .iter()
-            .filter(|(_, _, d)| d[1] == 3)
-            .map(|(_, _, d)| u16::from_be_bytes([d[2], d[3]]))
-            .collect();
+        let data_blocks = data_block_numbers(&r);
         let wrap = data_blocks.iter().position(|&b| b == 65535).unwrap();
         assert_eq!(data_blocks[wrap + 1], 1, "65535 is followed by 1");
         assert!(!data_blocks.contains(&0), "no DATA 0 ever");

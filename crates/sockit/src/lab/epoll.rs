@@ -71,22 +71,13 @@ pub fn serve(listener: TcpListener, edge: bool) -> io::Result<()> {
             let keep = if edge {
                 drain(conn, &mut buf)
             } else {
-                echo_once(conn, &mut buf)
+                super::echo_once(conn, &mut buf)
             };
             if !keep {
                 // Closing the socket also takes it off the interest list.
                 conns.remove(&key);
             }
         }
-    }
-}
-
-/// Level-triggered: one read, echoed; false when the client is gone.
-fn echo_once(conn: &mut TcpStream, buf: &mut [u8]) -> bool {
-    match conn.read(buf) {
-        Ok(0) => false,
-        Ok(n) => super::write_all_nonblocking(conn, buf.get(..n).unwrap_or_default()).is_ok(),
-        Err(e) => matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
     }
 }
 

@@ -128,6 +128,48 @@ pub fn echo_blocking(mut stream: TcpStream) -> io::Result<()> {
     }
 }
 
+/// One read from a ready non-blocking connection, echoed back; false when
+/// the client has gone (or stopped reading).
+pub fn echo_once(conn: &mut TcpStream, buf: &mut [u8]) -> bool {
+    match conn.read(buf) {
+        Ok(0) => false,
+        Ok(n) => write_all_nonblocking(conn, buf.get(..n).unwrap_or_default()).is_ok(),
+        Err(e) => matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
+    }
+}
+
+/// Echoes once on each connection marked ready (`ready[i]` for
+/// `conns[i]`) and drops the ones whose client left: the body of the
+/// course's select and poll loops.
+pub fn echo_ready(conns: &mut Vec<TcpStream>, ready: &[bool], buf: &mut [u8]) {
+    let mut index = 0;
+    conns.retain_mut(|conn| {
+        let is_ready = ready.get(index).copied().unwrap_or(false);
+        index += 1;
+        !is_ready || echo_once(conn, buf)
+    });
+}
+
+/// Accepts every connection waiting on a non-blocking listener, made
+/// non-blocking too; `admit` may refuse one (it is closed).
+pub fn accept_waiting(
+    listener: &TcpListener,
+    conns: &mut Vec<TcpStream>,
+    admit: impl Fn(&TcpStream) -> bool,
+) -> io::Result<()> {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) if admit(&stream) => {
+                stream.set_nonblocking(true)?;
+                conns.push(stream);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || transient(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Writes all of `data` to a non-blocking socket. When the client's
 /// receive window is full this waits (up to [`WRITE_PATIENCE`]) for room,
 /// as the course's blocking `send` would: the whole loop waits with it,

@@ -12,7 +12,7 @@
 //! Any number of descriptors, but the kernel still walks the whole list on
 //! every call, and so does the loop.
 
-use std::io::{self, Read as _};
+use std::io;
 use std::net::{TcpListener, TcpStream};
 
 use rustix::event::{PollFd, PollFlags};
@@ -30,31 +30,9 @@ pub fn serve(listener: TcpListener) -> io::Result<()> {
             let mut flags = fds.iter().map(|f| !f.revents().is_empty());
             (flags.next().unwrap_or(false), flags.collect())
         };
-        let mut index = 0;
-        conns.retain_mut(|conn| {
-            let is_ready = ready.get(index).copied().unwrap_or(false);
-            index += 1;
-            if !is_ready {
-                return true;
-            }
-            match conn.read(&mut buf) {
-                Ok(0) => false,
-                Ok(n) => super::write_all_nonblocking(conn, buf.get(..n).unwrap_or_default()).is_ok(),
-                Err(e) => matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
-            }
-        });
+        super::echo_ready(&mut conns, &ready, &mut buf);
         if listener_ready {
-            loop {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        stream.set_nonblocking(true)?;
-                        conns.push(stream);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if super::transient(&e) => break,
-                    Err(e) => return Err(e),
-                }
-            }
+            super::accept_waiting(&listener, &mut conns, |_| true)?;
         }
     }
 }

@@ -18,7 +18,7 @@
 //! so this server closes it at once and says so; the course's Python
 //! raises `ValueError: filedescriptor out of range in select()`.
 
-use std::io::{self, Read as _};
+use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -28,7 +28,7 @@ pub fn serve(listener: TcpListener) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut conns: Vec<TcpStream> = Vec::new();
     let mut buf = [0u8; super::BUF];
-    let mut refused = 0u64;
+    let refused = std::cell::Cell::new(0u64);
     loop {
         // select() rewrites the set: it is built again on every call.
         let ready: Vec<bool>;
@@ -43,41 +43,22 @@ pub fn serve(listener: TcpListener) -> io::Result<()> {
             listener_ready = readable.contains(listener.as_fd());
             ready = conns.iter().map(|c| readable.contains(c.as_fd())).collect();
         }
-        let mut index = 0;
-        conns.retain_mut(|conn| {
-            let is_ready = ready.get(index).copied().unwrap_or(false);
-            index += 1;
-            if !is_ready {
-                return true;
-            }
-            match conn.read(&mut buf) {
-                Ok(0) => false,
-                Ok(n) => super::write_all_nonblocking(conn, buf.get(..n).unwrap_or_default()).is_ok(),
-                Err(e) => matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
-            }
-        });
+        super::echo_ready(&mut conns, &ready, &mut buf);
         if listener_ready {
-            loop {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        if usize::try_from(stream.as_raw_fd()).map_or(true, |fd| fd >= FD_SETSIZE) {
-                            refused += 1;
-                            if refused.is_power_of_two() {
-                                tracing::warn!(
-                                    refused,
-                                    "select cannot watch descriptors at or above FD_SETSIZE (1024); connection closed"
-                                );
-                            }
-                            continue;
-                        }
-                        stream.set_nonblocking(true)?;
-                        conns.push(stream);
+            super::accept_waiting(&listener, &mut conns, |stream| {
+                let fits = usize::try_from(stream.as_raw_fd()).is_ok_and(|fd| fd < FD_SETSIZE);
+                if !fits {
+                    let n = refused.get() + 1;
+                    refused.set(n);
+                    if n.is_power_of_two() {
+                        tracing::warn!(
+                            refused = n,
+                            "select cannot watch descriptors at or above FD_SETSIZE (1024); connection closed"
+                        );
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if super::transient(&e) => break,
-                    Err(e) => return Err(e),
                 }
-            }
+                fits
+            })?;
         }
     }
 }
