@@ -16,6 +16,7 @@ declare -A PEERS=(
   [openssl]=openssl
   [setsid]=util-linux
   [setpriv]=util-linux
+  [script]=bsdutils
   [socat]=socat
   [ipcalc]=ipcalc
   [tftp]=tftp-hpa
@@ -31,6 +32,8 @@ declare -A PEERS=(
   [fc-list]=fontconfig
   [systemd-socket-activate]=systemd
   [systemd-analyze]=systemd
+  [tcpdump]=tcpdump
+  [tshark]=tshark
 )
 
 install_peers() {

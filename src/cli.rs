@@ -1522,9 +1522,10 @@ pub struct LabCompareArgs {
     /// Models to compare, comma-separated [default: all ten].
     #[arg(long, value_delimiter = ',', value_parser = parse_model)]
     pub models: Vec<sockit::lab::Model>,
-    /// Connections at once, one load per value, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
-    pub connections: Vec<usize>,
+    /// Connections at once, one load per value, comma-separated; `max` is
+    /// as many as the descriptor limit and the local ports allow.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,max", value_parser = parse_load)]
+    pub connections: Vec<LabLoad>,
     /// Seconds of load at each number of connections.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub duration: f64,
@@ -1537,9 +1538,44 @@ pub struct LabCompareArgs {
     /// Also write the results as CSV to FILE.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// Also draw req/s and p99 against connections, one line per model, to
+    /// FILE: SVG or PNG by its extension (repeat for both).
+    #[arg(long, value_name = "FILE", value_parser = parse_chart_path)]
+    pub chart: Vec<PathBuf>,
     /// One JSON object per measurement and per model.
     #[arg(long)]
     pub json: bool,
+}
+
+/// One load of `lab compare`: a number of connections, or the most this
+/// machine allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabLoad {
+    Connections(usize),
+    Max,
+}
+
+fn parse_load(s: &str) -> Result<LabLoad, String> {
+    match s {
+        "max" => Ok(LabLoad::Max),
+        n => match n.parse::<usize>() {
+            Ok(c @ 1..=1_000_000) => Ok(LabLoad::Connections(c)),
+            _ => Err(format!("{s}: expected a number of connections (1 to 1000000) or max")),
+        },
+    }
+}
+
+fn parse_chart_path(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("svg" | "png") => Ok(path),
+        _ => Err(format!("{s}: the chart is written as .svg or .png; name the file so")),
+    }
 }
 
 fn parse_model(s: &str) -> Result<sockit::lab::Model, String> {

@@ -2,6 +2,7 @@
 //! and no socket code live here; they are in `sockit-proto` and `sockit`.
 #![forbid(unsafe_code)]
 
+mod chart;
 mod cli;
 mod commands;
 mod config;

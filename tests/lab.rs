@@ -247,9 +247,18 @@ fn lab_compare_runs_every_model_and_writes_its_table_csv_and_json() {
         .args(args(true))
         .arg("--models")
         .arg("iterative,epoll")
+        .arg("--chart")
+        .arg(sandbox.path("lab.svg"))
+        .arg("--chart")
+        .arg(sandbox.path("lab.png"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    check_chart(
+        &sandbox.path("lab.svg"),
+        &sandbox.path("lab.png"),
+        &["iterative", "epoll"],
+    );
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -264,4 +273,132 @@ fn lab_compare_runs_every_model_and_writes_its_table_csv_and_json() {
     assert_eq!(summary("iterative")["stops_scaling_at"], 8);
     assert!(summary("epoll")["rss_per_idle_connection"].is_number());
     assert_eq!(events.iter().filter(|e| e["event"] == "measurement").count(), 4);
+}
+
+/// The chart is well-formed SVG with both panels, a labelled line per model
+/// in each, and the PNG is the same picture: its size, and each model's
+/// colour drawn in it.
+fn check_chart(svg: &std::path::Path, png: &std::path::Path, models: &[&str]) {
+    let text = std::fs::read_to_string(svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the chart is not valid XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let (width, height) = (root.attribute("width").unwrap(), root.attribute("height").unwrap());
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.text().unwrap_or_default().trim().to_owned())
+        .collect();
+    for title in ["requests per second", "p99 latency", "connections at once"] {
+        assert!(texts.iter().any(|t| t == title), "no {title:?} in {texts:?}");
+    }
+    for model in models {
+        let labels = texts.iter().filter(|t| t == model).count();
+        assert_eq!(labels, 2, "{model} is in each panel's legend once: {texts:?}");
+    }
+    let lines: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter(|n| n.attribute("points").is_some_and(|p| p.split_whitespace().count() == 2))
+        .collect();
+    assert!(lines.len() >= 2 * models.len(), "a two-point line per model and panel");
+    let colours: Vec<&str> = lines.iter().filter_map(|n| n.attribute("stroke")).collect();
+    for colour in ["#0072B2", "#D55E00"] {
+        assert!(colours.contains(&colour), "{colour} not in {colours:?}");
+    }
+
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(
+        (info.width.to_string(), info.height.to_string()),
+        (width.to_owned(), height.to_owned())
+    );
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    let has = |rgb: [u8; 3]| pixels.chunks_exact(4).any(|p| p[..3] == rgb && p[3] == 255);
+    assert!(has([0, 114, 178]) && has([213, 94, 0]), "the PNG lacks a model's line");
+}
+
+/// `--connections max` is as many clients as the descriptor limit allows
+/// (less 256 spare): under a limit of 700 that is 444, which epoll serves
+/// in full; under 1,400 it is 1,144, past select's FD_SETSIZE, where
+/// select is reported to stop scaling and epoll is not.
+#[test]
+fn lab_compare_max_follows_the_descriptor_limit() {
+    let sandbox = Sandbox::new();
+    let run = |limit: u32, models: &str| -> Vec<serde_json::Value> {
+        let out = std::process::Command::new("sh")
+            .env_clear()
+            .env("SOCKIT_LOG", "warn")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_sockit"))
+            .args([
+                "lab",
+                "compare",
+                "--models",
+                models,
+                "--connections",
+                "max",
+                "--duration",
+                "2",
+                "--idle",
+                "10",
+                "--json",
+            ])
+            .current_dir(sandbox.path(""))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let events = run(700, "epoll");
+    let m = events.iter().find(|e| e["event"] == "measurement").unwrap();
+    assert_eq!(m["connections"], 444, "{m}");
+    assert_eq!(
+        (m["connect_failures"].as_u64(), m["starved"].as_u64()),
+        (Some(0), Some(0)),
+        "{m}"
+    );
+
+    let events = run(1400, "select,epoll");
+    let stops = |model: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "model" && e["model"] == model)
+            .unwrap()["stops_scaling_at"]
+            .clone()
+    };
+    assert_eq!(stops("select"), 1144);
+    assert_eq!(stops("epoll"), serde_json::Value::Null);
+}
+
+/// On a terminal, `lab compare` shows which model and load it is on and
+/// how far it has come; through a pipe, stderr stays empty.
+#[test]
+fn lab_compare_shows_its_progress_on_a_terminal_only() {
+    if !support::peer_available("script", &["--version"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let args = "lab compare --models async --connections 1,4 --duration 0.3 --idle 5";
+    let out = std::process::Command::new("script")
+        .env_clear()
+        .env("SOCKIT_LOG", "warn")
+        .env("TERM", "xterm")
+        .args(["-qec", &format!("{} {args}", env!("CARGO_BIN_EXE_sockit")), "/dev/null"])
+        .current_dir(sandbox.path(""))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("async: 4 connections"), "{screen}");
+    assert!(screen.contains("3/3 loads"), "{screen}");
+    let out = sandbox.cmd().args(args.split(' ')).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
 }

@@ -9,7 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use sockit::lab::{self, Model};
 
-use crate::cli::{LabCommand, LabCompareArgs, LabServeArgs, LabStickyArgs};
+use crate::cli::{LabCommand, LabCompareArgs, LabLoad, LabServeArgs, LabStickyArgs};
 use crate::exit;
 
 pub async fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
@@ -246,6 +246,42 @@ struct ModelSummary {
     /// its best rate so far, failed connects, or nothing served.
     stops_scaling_at: Option<usize>,
     limit: &'static str,
+    /// A load left out because the model would not fit in memory.
+    not_run: Option<NotRun>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct NotRun {
+    connections: usize,
+    reason: String,
+}
+
+/// Descriptors kept free for everything that is not a client connection.
+const SPARE_FDS: u64 = 256;
+
+/// `max`: as many client connections as both ends can hold. The clients
+/// live in this process and the server in a child, each with the same
+/// descriptor limit; every client also takes a local port.
+fn most_connections() -> usize {
+    let fds = lab::measure::raise_fd_limit().saturating_sub(SPARE_FDS);
+    let ports = lab::measure::ephemeral_ports().saturating_sub(SPARE_FDS);
+    usize::try_from(fds.min(ports)).unwrap_or(usize::MAX).max(1)
+}
+
+/// Why `connections` clients would not fit: the idle phase measured what
+/// one costs the model, and a load that would take more than half the
+/// memory still available is not started (a process or thread per client
+/// at tens of thousands of clients).
+fn too_big(connections: usize, per_idle: Option<f64>, available: Option<u64>) -> Option<String> {
+    let needed = per_idle? * connections as f64;
+    let available = available? as f64;
+    (needed > available / 2.0).then(|| {
+        format!(
+            "not run: {connections} connections would need about {} (half of the available {} is the ceiling)",
+            crate::output::human_bytes(needed as u64),
+            crate::output::human_bytes(available as u64)
+        )
+    })
 }
 
 async fn compare(args: LabCompareArgs) -> anyhow::Result<ExitCode> {
@@ -256,9 +292,25 @@ async fn compare(args: LabCompareArgs) -> anyhow::Result<ExitCode> {
     };
     let program = std::env::current_exe().context("finding this program to start the models")?;
     let duration = Duration::from_secs_f64(args.duration.clamp(0.1, 3600.0));
-    let total = (models.len() * (args.connections.len() + 1)) as u64;
+    let most = most_connections();
+    let mut loads: Vec<usize> = args
+        .connections
+        .iter()
+        .map(|l| match l {
+            LabLoad::Connections(c) => *c,
+            LabLoad::Max => most,
+        })
+        .collect();
+    loads.dedup();
+    let total = (models.len() * (loads.len() + 1)) as u64;
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json {
-        indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr())
+        indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr()).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} loads, about {eta} left: {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        )
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -309,7 +361,13 @@ async fn compare(args: LabCompareArgs) -> anyhow::Result<ExitCode> {
         let idle_rss = idle_rss.lock().ok().and_then(|r| *r).unwrap_or(base_rss);
         let per_idle = (held > 0).then(|| idle_rss.saturating_sub(base_rss) as f64 / held as f64);
         let mut rates: Vec<(usize, f64, u64)> = Vec::new();
-        for &connections in &args.connections {
+        let mut not_run = None;
+        for &connections in &loads {
+            if let Some(reason) = too_big(connections, per_idle, lab::measure::memory_available()) {
+                not_run = Some(NotRun { connections, reason });
+                bar.inc(1);
+                continue;
+            }
             bar.set_message(format!("{}: {connections} connections", model.name()));
             let cpu_before = lab::measure::cpu_time(pid);
             let report = sockit::bench::echo(sockit::bench::EchoLoad {
@@ -354,8 +412,9 @@ async fn compare(args: LabCompareArgs) -> anyhow::Result<ExitCode> {
             rss_bytes: base_rss,
             rss_per_idle_connection: per_idle,
             idle_connections: held,
-            stops_scaling_at: stops_scaling_at(&rates),
+            stops_scaling_at: stops_scaling_at(&rates).or(not_run.as_ref().map(|n| n.connections)),
             limit: model.limit(),
+            not_run,
         };
         if args.json {
             crate::output::json_line(&crate::output::named("model", serde_json::to_value(&summary)?))?;
@@ -366,10 +425,53 @@ async fn compare(args: LabCompareArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.csv {
         std::fs::write(path, csv(&measurements, &summaries)).with_context(|| format!("writing {}", path.display()))?;
     }
+    for path in &args.chart {
+        write_chart(path, &measurements).with_context(|| format!("writing {}", path.display()))?;
+    }
     if !args.json {
         print_table(&measurements, &summaries)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Requests/s and p99 latency against connections, one line per model.
+fn write_chart(path: &std::path::Path, measurements: &[Measurement]) -> anyhow::Result<()> {
+    let lines = |value: fn(&Measurement) -> f64| -> Vec<crate::chart::Line> {
+        let mut lines: Vec<crate::chart::Line> = Vec::new();
+        for m in measurements {
+            let point = (m.connections as f64, value(m));
+            match lines.iter_mut().find(|l| l.name == m.model) {
+                Some(line) => line.points.push(point),
+                None => lines.push(crate::chart::Line {
+                    name: m.model.to_owned(),
+                    points: vec![point],
+                }),
+            }
+        }
+        lines
+    };
+    let rates = lines(|m| m.requests_per_sec);
+    let p99 = lines(|m| m.p99_us as f64);
+    let svg = crate::chart::svg(&[
+        crate::chart::Panel {
+            title: "requests per second",
+            y_label: "req/s",
+            lines: &rates,
+        },
+        crate::chart::Panel {
+            title: "p99 latency",
+            y_label: "µs",
+            lines: &p99,
+        },
+    ])?;
+    let is_png = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let bytes = if is_png {
+        crate::chart::png(&svg)?
+    } else {
+        svg.into_bytes()
+    };
+    std::fs::write(path, bytes)?;
+    Ok(())
 }
 
 /// The first number of connections at which a model, given more clients,
@@ -477,5 +579,41 @@ fn print_table(measurements: &[Measurement], summaries: &[ModelSummary]) -> anyh
             s.limit
         )?;
     }
+    for s in summaries {
+        if let Some(n) = &s.not_run {
+            crate::outln!("{}: {}", s.model, n.reason)?;
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_that_would_take_over_half_the_free_memory_is_not_run() {
+        const GIB: u64 = 1 << 30;
+        // A process per client at about 1 MiB each: 20,000 clients need
+        // about 20 GiB.
+        let per_client = Some(1024.0 * 1024.0);
+        assert!(too_big(1000, per_client, Some(16 * GIB)).is_none());
+        let reason = too_big(20_000, per_client, Some(16 * GIB)).unwrap();
+        assert!(reason.contains("20000 connections"), "{reason}");
+        assert!(too_big(20_000, per_client, Some(64 * GIB)).is_none());
+        // Unmeasured cost or unknown memory: run it.
+        assert!(too_big(20_000, None, Some(GIB)).is_none());
+        assert!(too_big(20_000, per_client, None).is_none());
+    }
+
+    #[test]
+    fn a_model_stops_scaling_where_it_halves_fails_or_serves_nothing() {
+        assert_eq!(stops_scaling_at(&[(1, 10.0, 0), (10, 50.0, 0), (100, 60.0, 0)]), None);
+        assert_eq!(
+            stops_scaling_at(&[(1, 10.0, 0), (10, 50.0, 0), (100, 20.0, 0)]),
+            Some(100)
+        );
+        assert_eq!(stops_scaling_at(&[(1, 10.0, 0), (10, 50.0, 3)]), Some(10));
+        assert_eq!(stops_scaling_at(&[(1, 0.0, 0)]), Some(1));
+    }
 }

@@ -59,3 +59,38 @@ fn children(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Descriptors this process may open, after raising the soft limit to the
+/// hard one (children, the models' servers among them, inherit it).
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.maximum.is_some() && limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Local ports the kernel hands out for outgoing connections: each client
+/// connection to one server address takes one.
+pub fn ephemeral_ports() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().filter_map(|v| v.parse::<u64>().ok());
+            Some(it.next()?..=it.next()?)
+        })
+        .map_or(28_232, |r| r.end().saturating_sub(*r.start()) + 1)
+}
+
+/// Memory the kernel says it can still give without swapping.
+pub fn memory_available() -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    })
+}
