@@ -102,7 +102,7 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "fuzz (short runs)"
-for target in frame_decoder proto_parsers; do
+for target in frame_decoder proto_parsers explain; do
   scripts/fuzz.sh "${FUZZ_SECONDS:-15}" "$target"
 done
 

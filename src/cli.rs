@@ -203,6 +203,19 @@ Text goes out as UTF-8 to peers that advertise it and as GBK to the rest (FeiQ);
     /// model, to run side by side and measure.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Read a capture (pcap or pcapng, from tcpdump or Wireshark) back as a
+    /// ladder: each TCP and UDP conversation's handshake, data and close,
+    /// and what each packet means to the protocols sockit speaks.
+    #[command(after_help = "Examples:
+  sockit lab capture -o session.pcap -- sockit put big.iso 127.0.0.1
+  sockit explain session.pcap
+  sockit explain session.pcap --json | jq 'select(.event == \"packet\")'
+  sockit explain device.pcap --decode 6969=tftp
+
+Recognised by content: the framed protocol (with or without auth), TFTP
+requests and the transfers that follow on new ports, IPMSG packets, echo.
+By port: 7 echo, 13 daytime, 37 time, 69 TFTP, 2425 IPMSG; --decode adds more.")]
+    Explain(ExplainArgs),
     /// Print a shell completion script.
     #[command(after_help = "Install:
   bash:        sockit completions bash > ~/.local/share/bash-completion/completions/sockit
@@ -1439,6 +1452,31 @@ pub struct RmArgs {
     pub client: ClientArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The capture file (pcap or pcapng).
+    pub capture: PathBuf,
+    /// Read a port as a protocol: PORT=APP, APP one of framed, tftp, ipmsg,
+    /// echo, time, daytime, raw (repeatable).
+    #[arg(long, value_name = "PORT=APP", value_parser = parse_decode_rule)]
+    pub decode: Vec<sockit_proto::explain::DecodeRule>,
+    /// One JSON object per conversation, packet and skipped frame, then
+    /// one per conversation's totals.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_decode_rule(s: &str) -> Result<sockit_proto::explain::DecodeRule, String> {
+    use sockit_proto::explain::{App, DecodeRule};
+    let names: Vec<&str> = App::NAMES.iter().map(|(n, _)| *n).collect();
+    let (port, app) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: expected PORT=APP, such as 6969=tftp"))?;
+    let port = port.parse::<u16>().map_err(|_| format!("{port}: not a port number"))?;
+    let app = App::from_name(app).ok_or_else(|| format!("{app}: expected one of {}", names.join(", ")))?;
+    Ok(DecodeRule { port, app })
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
     /// The echo server written in one concurrency model of the course.
@@ -1480,6 +1518,16 @@ Examples:
   sockit lab compare --models select,epoll,async --connections 10,100 --duration 1
   sockit lab compare --csv lab.csv --json")]
     Compare(LabCompareArgs),
+    /// Run a command while tcpdump records the traffic (loopback by
+    /// default) to a file, for `sockit explain`.
+    #[command(after_help = "Examples:
+  sockit lab capture -- sockit put 127.0.0.1 notes.txt
+  sockit explain capture.pcap
+
+  sockit lab capture -o tftp.pcap --filter udp -- tftp 127.0.0.1 -c get boot.img
+
+Needs tcpdump and the right to capture (root, or CAP_NET_RAW).")]
+    Capture(LabCaptureArgs),
     /// Echo standard input to standard output: the child `process` runs per connection.
     #[command(hide = true)]
     EchoStdio,
@@ -1496,6 +1544,26 @@ pub struct LabServeArgs {
     /// Listen backlog.
     #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG, value_parser = limits::parser::<u32>(&limits::BACKLOG))]
     pub backlog: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct LabCaptureArgs {
+    /// The capture file to write (pcap).
+    #[arg(short, long, value_name = "FILE", default_value = "capture.pcap")]
+    pub output: PathBuf,
+    /// The interface to capture on.
+    #[arg(short, long, default_value = "lo")]
+    pub interface: String,
+    /// A pcap filter, such as "tcp port 8080" (tcpdump's syntax).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Seconds to keep capturing after the command ends, for the peer's
+    /// side of the close.
+    #[arg(long, value_name = "SECS", default_value_t = 0.5)]
+    pub linger: f64,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

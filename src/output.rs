@@ -36,6 +36,53 @@ pub fn write_line(args: std::fmt::Arguments<'_>) -> io::Result<()> {
     written
 }
 
+/// Many lines to stdout through one buffer, for commands that print a
+/// line per record (`explain`): a flush per line would cost more than the
+/// work. A closed stdout is reported as for [`write_line`].
+pub struct Lines {
+    out: io::BufWriter<io::Stdout>,
+}
+
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lines")
+    }
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines {
+            out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
+        }
+    }
+}
+
+impl Lines {
+    pub fn line(&mut self, args: std::fmt::Arguments<'_>) -> io::Result<()> {
+        let written = self.out.write_fmt(args).and_then(|()| self.out.write_all(b"\n"));
+        Self::note(written)
+    }
+
+    /// One event (see [`event`]).
+    pub fn json(&mut self, v: Value) -> io::Result<()> {
+        let v = event(v);
+        self.line(format_args!("{v}"))
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        Self::note(self.out.flush())
+    }
+
+    fn note(written: io::Result<()>) -> io::Result<()> {
+        if let Err(e) = &written {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            }
+        }
+        written
+    }
+}
+
 /// `println!` that returns the write's outcome: `outln!(...)?`.
 #[macro_export]
 macro_rules! outln {

@@ -160,6 +160,10 @@ fn every_json_line_matches_the_schema() {
     lines.run(&sb, &["ipcalc", "2001:db8::1/64", "--json"], b"");
     lines.run(&sb, &["resolve", "localhost", "--json"], b"");
     lines.run(&sb, &["lab", "sticky", "--messages", "3", "--json"], b"");
+    for capture in ["tftp-window.pcap", "ipmsg.pcap"] {
+        let path = format!("{}/fuzz/seeds/explain/{capture}", env!("CARGO_MANIFEST_DIR"));
+        lines.run(&sb, &["explain", &path, "--json"], b"");
+    }
 
     // UDP listeners: a datagram each.
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -9,7 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use sockit::lab::{self, Model};
 
-use crate::cli::{LabCommand, LabCompareArgs, LabLoad, LabServeArgs, LabStickyArgs};
+use crate::cli::{LabCaptureArgs, LabCommand, LabCompareArgs, LabLoad, LabServeArgs, LabStickyArgs};
 use crate::exit;
 
 pub async fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
@@ -17,6 +17,7 @@ pub async fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::Serve(a) => serve(a).await,
         LabCommand::Sticky(a) => sticky(a).await,
         LabCommand::Compare(a) => compare(a).await,
+        LabCommand::Capture(a) => capture(a).await,
         LabCommand::EchoStdio => {
             tokio::task::spawn_blocking(lab::process::echo_stdio)
                 .await
@@ -68,6 +69,35 @@ async fn serve(args: LabServeArgs) -> anyhow::Result<ExitCode> {
         _ = interrupt.recv() => Ok(ExitCode::from(exit::INTERRUPTED)),
         _ = terminate.recv() => Ok(ExitCode::SUCCESS),
     }
+}
+
+async fn capture(args: LabCaptureArgs) -> anyhow::Result<ExitCode> {
+    let plan = lab::capture::Plan {
+        output: args.output.clone(),
+        interface: args.interface,
+        filter: args.filter.map(|f| vec![f]).unwrap_or_default(),
+        linger: Duration::from_secs_f64(args.linger.clamp(0.0, 60.0)),
+        command: args.command,
+    };
+    // The command runs in the foreground with this terminal; tcpdump and
+    // the waiting are blocking work.
+    let outcome = tokio::task::spawn_blocking(move || lab::capture::run(&plan))
+        .await
+        .context("the capture thread failed")??;
+    let packets = outcome
+        .packets
+        .map(|n| format!("{n} packets"))
+        .unwrap_or_else(|| "packets".into());
+    eprintln!(
+        "sockit: captured {packets} to {}; read them with: sockit explain {}",
+        args.output.display(),
+        args.output.display()
+    );
+    Ok(match outcome.status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::from(exit::INTERRUPTED),
+    })
 }
 
 /// A listening socket with the backlog asked for and SO_REUSEADDR, as the

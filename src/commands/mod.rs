@@ -4,6 +4,7 @@
 mod bench;
 mod broadcast;
 mod chat;
+mod explain;
 mod files;
 mod ipmsg;
 mod lab;
@@ -44,6 +45,7 @@ pub async fn run(command: Command, verbose: u8) -> anyhow::Result<ExitCode> {
         Command::Resolve(a) => netfacts::resolve(&a).await,
         Command::Tftp(c) => tftp::run(c).await,
         Command::Lab(c) => lab::run(c).await,
+        Command::Explain(a) => explain::run(a).await,
         Command::Chat(c) => chat::run(c).await,
         Command::Broadcast(c) => broadcast::run(c).await,
         Command::Udpchat(a) => udpchat::run(a).await,

@@ -15,6 +15,8 @@
 //! - [`path`]: peer-supplied names parsed into safe relative paths.
 //! - [`checksum`]: the streaming hashes that verify transfers end to end.
 //! - [`echo`]: the upper-case echo, streaming and per datagram.
+//! - [`explain`]: captures (pcap, pcapng) read back as conversations, each
+//!   packet with what it means (handshake, close, frames, TFTP, IPMSG).
 //! - [`exec`]: remote exec's replies and spotting the classic raw-command client.
 //! - [`clock`]: the time services' formats (seed strftime, RFC 867, RFC 868).
 //! - [`display`]: peers' text made safe to show on a terminal.
@@ -39,6 +41,7 @@ pub mod clock;
 pub mod display;
 pub mod echo;
 pub mod exec;
+pub mod explain;
 pub mod files;
 pub mod frame;
 pub mod hostport;

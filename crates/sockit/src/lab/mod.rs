@@ -9,6 +9,7 @@
 //! async runtime; `async` is the tokio version.
 
 pub mod asynchronous;
+pub mod capture;
 pub mod epoll;
 pub mod iterative;
 pub mod measure;
