@@ -214,7 +214,8 @@ Text goes out as UTF-8 to peers that advertise it and as GBK to the rest (FeiQ);
 
 Recognised by content: the framed protocol (with or without auth), TFTP
 requests and the transfers that follow on new ports, IPMSG packets, echo.
-By port: 7 echo, 13 daytime, 37 time, 69 TFTP, 2425 IPMSG; --decode adds more.")]
+By port: 7 and 8007 echo, 13 text (daytime), 37 time, 69 TFTP, 2425 IPMSG;
+--decode adds more.")]
     Explain(ExplainArgs),
     /// Print a shell completion script.
     #[command(after_help = "Install:
@@ -1457,7 +1458,7 @@ pub struct ExplainArgs {
     /// The capture file (pcap or pcapng).
     pub capture: PathBuf,
     /// Read a port as a protocol: PORT=APP, APP one of framed, tftp, ipmsg,
-    /// echo, time, daytime, raw (repeatable).
+    /// echo, time, text, raw (repeatable).
     #[arg(long, value_name = "PORT=APP", value_parser = parse_decode_rule)]
     pub decode: Vec<sockit_proto::explain::DecodeRule>,
     /// One JSON object per conversation, packet and skipped frame, then
@@ -1557,6 +1558,10 @@ pub struct LabCaptureArgs {
     /// A pcap filter, such as "tcp port 8080" (tcpdump's syntax).
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
+    /// The kernel's capture buffer in MiB; a small one drops packets of a
+    /// fast loopback transfer.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub buffer: u32,
     /// Seconds to keep capturing after the command ends, for the peer's
     /// side of the close.
     #[arg(long, value_name = "SECS", default_value_t = 0.5)]

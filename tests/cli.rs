@@ -535,6 +535,86 @@ fn bench_echo_reports_requests_and_latency_over_tcp_and_udp() {
     }
 }
 
+/// A server that accepts but never answers, and one that never accepts:
+/// `bench echo` ends soon after its duration either way, reporting the
+/// clients it left waiting and the connects that failed.
+#[test]
+fn bench_echo_does_not_wait_for_a_server_that_never_answers_or_accepts() {
+    let sb = Sandbox::new();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let held = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for _ in 0..8 {
+            kept.push(silent.accept().unwrap().0);
+        }
+        kept
+    });
+    let started = std::time::Instant::now();
+    let out = sb
+        .assert_cmd()
+        .args([
+            "bench",
+            "echo",
+            &addr,
+            "--connections",
+            "8",
+            "--duration",
+            "1",
+            "--json",
+            "--insecure-no-auth",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["starved_connections"], 8, "{report}");
+    assert_eq!(report["requests"], 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "it waited for replies that never came"
+    );
+    drop(held.join().unwrap());
+
+    // A backlog of one that nobody accepts from: the kernel completes a
+    // couple of handshakes and drops the other SYNs.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(1).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let out = sb
+        .assert_cmd()
+        .args([
+            "bench",
+            "echo",
+            &addr,
+            "--connections",
+            "20",
+            "--duration",
+            "1",
+            "--json",
+            "--insecure-no-auth",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    let failed = report["connect_failures"].as_u64().unwrap();
+    assert!(failed >= 10, "{report}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(40),
+        "connects were waited for without end"
+    );
+    drop(socket);
+}
+
 #[test]
 fn kept_partials_can_be_listed_and_removed_and_hostile_names_cannot_fake_lines() {
     let sb = Sandbox::new();

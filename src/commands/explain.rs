@@ -87,10 +87,11 @@ fn print_start(out: &mut Lines, s: &Start) -> std::io::Result<()> {
     } else {
         s.app_name
     };
-    out.line(format_args!(
+    let text = format!(
         "\n[{}] {} client {}  server {}  {app}{joined}",
         s.conversation, s.transport, s.client, s.server
-    ))
+    );
+    out.line(format_args!("{}", text.trim_end()))
 }
 
 /// The arrow's width: wide enough for `[FIN,PSH,ACK] 65483 B`.
@@ -112,13 +113,14 @@ fn print_line(out: &mut Lines, l: &Line) -> std::io::Result<()> {
         Some(t) => format!("seq={} win={}", t.seq, t.window),
         None => String::new(),
     };
-    out.line(format_args!(
+    let text = format!(
         "  #{:<6} {:>10.6}  [{}] {arrow} {numbers:<28} {}",
         l.number,
         l.seconds,
         l.conversation,
         meaning(&l.meaning)
-    ))
+    );
+    out.line(format_args!("{}", text.trim_end()))
 }
 
 /// What a packet means, in words; several meanings joined by "; ".
@@ -238,7 +240,12 @@ fn name(side: Side) -> &'static str {
 }
 
 fn print_summaries(out: &mut Lines, summaries: &[Summary], skipped: u64) -> std::io::Result<()> {
-    out.line(format_args!("\n{} conversations:", summaries.len()))?;
+    let noun = if summaries.len() == 1 {
+        "conversation"
+    } else {
+        "conversations"
+    };
+    out.line(format_args!("\n{} {noun}:", summaries.len()))?;
     for s in summaries {
         let frames = s
             .frames

@@ -76,6 +76,7 @@ async fn capture(args: LabCaptureArgs) -> anyhow::Result<ExitCode> {
         output: args.output.clone(),
         interface: args.interface,
         filter: args.filter.map(|f| vec![f]).unwrap_or_default(),
+        buffer_kib: args.buffer.saturating_mul(1024),
         linger: Duration::from_secs_f64(args.linger.clamp(0.0, 60.0)),
         command: args.command,
     };
@@ -93,6 +94,12 @@ async fn capture(args: LabCaptureArgs) -> anyhow::Result<ExitCode> {
         args.output.display(),
         args.output.display()
     );
+    if let Some(dropped @ 1..) = outcome.dropped {
+        eprintln!(
+            "sockit: warning: the kernel dropped {dropped} packets that tcpdump could not keep up with; \
+             the capture has gaps (a larger --buffer, or a slower transfer, helps)"
+        );
+    }
     Ok(match outcome.status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -393,7 +400,13 @@ async fn compare(args: LabCompareArgs) -> anyhow::Result<ExitCode> {
         let mut rates: Vec<(usize, f64, u64)> = Vec::new();
         let mut not_run = None;
         for &connections in &loads {
-            if let Some(reason) = too_big(connections, per_idle, lab::measure::memory_available()) {
+            let tasks = model
+                .task_per_connection()
+                .then(lab::measure::tasks_available)
+                .flatten();
+            let reason = too_big(connections, per_idle, lab::measure::memory_available())
+                .or_else(|| too_many_tasks(connections, tasks));
+            if let Some(reason) = reason {
                 not_run = Some(NotRun { connections, reason });
                 bar.inc(1);
                 continue;
@@ -617,6 +630,17 @@ fn print_table(measurements: &[Measurement], summaries: &[ModelSummary]) -> anyh
     Ok(())
 }
 
+/// Why a model with a process or thread per client cannot take
+/// `connections` of them: the system would run out of PIDs (pid_max is
+/// 32,768 on many machines), which hurts every other program too. Three
+/// quarters of what is left is the ceiling.
+fn too_many_tasks(connections: usize, available: Option<u64>) -> Option<String> {
+    let available = available?;
+    (connections as u64 > available / 4 * 3).then(|| {
+        format!("not run: {connections} connections would need as many processes or threads; the system can start {available} more")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,6 +658,14 @@ mod tests {
         // Unmeasured cost or unknown memory: run it.
         assert!(too_big(20_000, None, Some(GIB)).is_none());
         assert!(too_big(20_000, per_client, None).is_none());
+    }
+
+    #[test]
+    fn a_load_that_would_take_most_of_the_free_pids_is_not_run() {
+        assert!(too_many_tasks(1000, Some(30_000)).is_none());
+        let reason = too_many_tasks(19_744, Some(25_000)).unwrap();
+        assert!(reason.contains("the system can start 25000 more"), "{reason}");
+        assert!(too_many_tasks(19_744, None).is_none());
     }
 
     #[test]

@@ -20,8 +20,9 @@ pub enum App {
     Echo,
     /// RFC 868: 4 bytes, seconds since 1900.
     Time,
-    /// RFC 867 or the course's UDP time server: a line of text.
-    Daytime,
+    /// Lines of text: RFC 867 daytime, the course's UDP time server, a
+    /// chat room, a banner.
+    Text,
     Unknown,
 }
 
@@ -32,7 +33,7 @@ impl App {
         ("ipmsg", App::Ipmsg),
         ("echo", App::Echo),
         ("time", App::Time),
-        ("daytime", App::Daytime),
+        ("text", App::Text),
         ("raw", App::Unknown),
     ];
 
@@ -52,7 +53,7 @@ impl App {
             App::Ipmsg => "IP Messenger",
             App::Echo => "echo",
             App::Time => "time (RFC 868)",
-            App::Daytime => "daytime (text)",
+            App::Text => "text",
             App::Unknown => "data",
         }
     }
@@ -61,8 +62,10 @@ impl App {
     pub fn by_port(port: u16) -> Option<App> {
         match port {
             7 => Some(App::Echo),
-            13 => Some(App::Daytime),
+            13 => Some(App::Text),
             37 => Some(App::Time),
+            // sockit's own default echo port.
+            8007 => Some(App::Echo),
             69 => Some(App::Tftp),
             2425 => Some(App::Ipmsg),
             _ => None,

@@ -280,7 +280,7 @@ impl Explainer {
         let tcp_line = match packet.transport {
             Transport::Tcp(h) => tcp_packet(conversation, dir, h, packet.payload, captured_unix, &mut meaning),
             Transport::Udp => {
-                let requester = udp_packet(conversation, dir, packet.payload, &mut meaning);
+                let requester = udp_packet(conversation, dir, packet.payload, captured_unix, &mut meaning);
                 if requester && self.tftp_requesters.len() < MAX_TFTP_REQUESTERS {
                     self.tftp_requesters.push(packet.src);
                 }
@@ -503,7 +503,7 @@ fn stream_bytes(
             Ok(four) if dir == Side::Server => meaning.push(apps::time(four, captured_unix)),
             _ => meaning.push(Meaning::Data { bytes: fresh.len() }),
         },
-        App::Daytime if dir == Side::Server => meaning.push(apps::text(fresh)),
+        App::Text if dir == Side::Server => meaning.push(apps::text(fresh)),
         App::Echo => meaning.push(Meaning::Echo { bytes: fresh.len() }),
         _ => meaning.push(Meaning::Data { bytes: fresh.len() }),
     }
@@ -539,7 +539,7 @@ fn decide_tcp(c: &mut Conversation, dir: Side, fresh: &[u8]) {
             c.app = App::Time;
             c.decided = true;
         } else if crate::auth::is_text(fresh) {
-            c.app = App::Daytime;
+            c.app = App::Text;
             c.decided = true;
         }
         return;
@@ -556,7 +556,7 @@ fn decide_tcp(c: &mut Conversation, dir: Side, fresh: &[u8]) {
 
 /// A UDP datagram; true when it is a TFTP request (its sender's later
 /// flows are TFTP too).
-fn udp_packet(c: &mut Conversation, dir: Side, payload: &[u8], meaning: &mut Vec<Meaning>) -> bool {
+fn udp_packet(c: &mut Conversation, dir: Side, payload: &[u8], captured_unix: i64, meaning: &mut Vec<Meaning>) -> bool {
     let State::Udp(u) = &mut c.state else { return false };
     let is_request = dir == Side::Client && apps::looks_like_tftp_request(payload);
     if !c.decided {
@@ -572,7 +572,7 @@ fn udp_packet(c: &mut Conversation, dir: Side, payload: &[u8], meaning: &mut Vec
             } else if payload.len() == 4 {
                 App::Time
             } else if crate::auth::is_text(payload) {
-                App::Daytime
+                App::Text
             } else {
                 App::Unknown
             };
@@ -587,10 +587,10 @@ fn udp_packet(c: &mut Conversation, dir: Side, payload: &[u8], meaning: &mut Vec
         App::Ipmsg => apps::ipmsg(payload),
         App::Echo => Meaning::Echo { bytes: payload.len() },
         App::Time if dir == Side::Server => match <[u8; 4]>::try_from(payload) {
-            Ok(four) => apps::time(four, 0),
+            Ok(four) => apps::time(four, captured_unix),
             Err(_) => apps::text(payload),
         },
-        App::Daytime | App::Time => apps::text(payload),
+        App::Text | App::Time => apps::text(payload),
         _ => Meaning::Data { bytes: payload.len() },
     });
     c.app == App::Tftp && is_request

@@ -23,6 +23,15 @@ pub mod chat;
 pub const DEFAULT_CONNECT_PARALLELISM: usize = 200;
 /// How long a UDP request waits for its echo before counting as lost.
 const UDP_LOSS_TIMEOUT: Duration = Duration::from_millis(500);
+/// One connect (and its authentication) may take this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Opening all of a load's connections may take this long: against a
+/// server that stops accepting, connects beyond the listen backlog only
+/// retry SYNs, and the rest are counted as failed, not waited for.
+const CONNECT_PHASE_LIMIT: Duration = Duration::from_secs(30);
+/// A request still in flight when the duration ends may wait this much
+/// longer for its echo; a server that never answers is not waited for.
+const REPLY_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct EchoLoad {
@@ -64,6 +73,7 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
         .collect::<Vec<_>>()
         .into();
     let started_connect = Instant::now();
+    let phase_ends = tokio::time::Instant::now() + CONNECT_PHASE_LIMIT;
     let gate = Arc::new(Semaphore::new(load.connect_parallelism.max(1)));
     let mut opening = Vec::with_capacity(load.connections);
     for _ in 0..load.connections {
@@ -72,8 +82,15 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
         let addr = load.addr;
         let udp = load.udp;
         opening.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await.ok()?;
-            open(addr, auth.as_ref(), udp).await.ok()
+            let _permit = tokio::time::timeout_at(phase_ends, gate.acquire_owned())
+                .await
+                .ok()?
+                .ok()?;
+            let until = phase_ends.min(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+            tokio::time::timeout_at(until, open(addr, auth.as_ref(), udp))
+                .await
+                .ok()?
+                .ok()
         }));
     }
     let mut conns = Vec::with_capacity(load.connections);
@@ -90,6 +107,7 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let starved = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + load.duration;
+    let give_up = tokio::time::Instant::now() + load.duration + REPLY_GRACE;
     let started = Instant::now();
     let mut workers = Vec::with_capacity(conns.len());
     for conn in conns {
@@ -104,7 +122,10 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
             let mut served_in_time = false;
             while Instant::now() < deadline {
                 let t0 = Instant::now();
-                if conn.round_trip(&payload, &mut back).await.is_err() {
+                let Ok(done) = tokio::time::timeout_at(give_up, conn.round_trip(&payload, &mut back)).await else {
+                    break; // no echo even after the grace: left waiting
+                };
+                if done.is_err() {
                     errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if !conn.is_udp() {
                         break; // a broken TCP connection stays broken
@@ -153,14 +174,22 @@ pub async fn hold_idle(
     ready: impl FnOnce(usize),
     hold: impl std::future::Future<Output = ()>,
 ) -> usize {
+    let phase_ends = tokio::time::Instant::now() + CONNECT_PHASE_LIMIT;
     let gate = Arc::new(Semaphore::new(parallelism.max(1)));
     let mut opening = Vec::with_capacity(connections);
     for _ in 0..connections {
         let gate = gate.clone();
         let auth = auth.clone();
         opening.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await.ok()?;
-            open(addr, auth.as_ref(), false).await.ok()
+            let _permit = tokio::time::timeout_at(phase_ends, gate.acquire_owned())
+                .await
+                .ok()?
+                .ok()?;
+            let until = phase_ends.min(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+            tokio::time::timeout_at(until, open(addr, auth.as_ref(), false))
+                .await
+                .ok()?
+                .ok()
         }));
     }
     let mut held = Vec::with_capacity(connections);

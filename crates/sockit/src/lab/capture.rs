@@ -28,6 +28,9 @@ pub struct Plan {
     pub interface: String,
     /// A pcap filter expression, empty for everything.
     pub filter: Vec<String>,
+    /// The kernel's capture buffer, in KiB (tcpdump -B): loopback moves
+    /// gigabytes a second, and a small buffer drops packets.
+    pub buffer_kib: u32,
     /// Time to keep capturing after the command ends: the peer's side of
     /// the close may still be on its way.
     pub linger: Duration,
@@ -39,6 +42,9 @@ pub struct Outcome {
     pub status: ExitStatus,
     /// tcpdump's own count (`N packets captured`), when it said it.
     pub packets: Option<u64>,
+    /// Packets the kernel dropped because tcpdump fell behind: the
+    /// capture misses them.
+    pub dropped: Option<u64>,
 }
 
 /// Starts tcpdump, waits until it listens, runs the command with this
@@ -52,7 +58,10 @@ pub fn run(plan: &Plan) -> Result<Outcome, CaptureError> {
     // Immediate mode: without it, packets still in the kernel's buffer
     // when tcpdump is stopped are lost.
     tcpdump
-        .args(["-i", &plan.interface, "-n", "-U", "--immediate-mode", "-w"])
+        .args(["-i", &plan.interface, "-n", "-U", "--immediate-mode"])
+        .arg("-B")
+        .arg(plan.buffer_kib.to_string())
+        .arg("-w")
         .arg(&plan.output);
     if rustix::process::geteuid().is_root() {
         // Debian's tcpdump gives up root for the user "tcpdump", which
@@ -121,10 +130,40 @@ pub fn run(plan: &Plan) -> Result<Outcome, CaptureError> {
     // Its stderr has ended with it; every line is in the channel now.
     let _ = reader.join();
     let status = status?;
-    let packets = lines_rx.try_iter().find_map(|l| {
-        l.strip_suffix(" packets captured")
-            .or_else(|| l.strip_suffix(" packet captured"))
+    let said: Vec<String> = lines_rx.try_iter().collect();
+    Ok(Outcome {
+        status,
+        packets: tcpdump_count(&said, "captured"),
+        dropped: tcpdump_count(&said, "dropped by kernel"),
+    })
+}
+
+/// A count from tcpdump's closing words: `12 packets captured`,
+/// `1 packet dropped by kernel`.
+fn tcpdump_count(said: &[String], what: &str) -> Option<u64> {
+    said.iter().find_map(|l| {
+        l.strip_suffix(&format!(" packets {what}"))
+            .or_else(|| l.strip_suffix(&format!(" packet {what}")))
             .and_then(|n| n.trim().parse().ok())
-    });
-    Ok(Outcome { status, packets })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcpdumps_closing_counts_are_read() {
+        let said: Vec<String> = [
+            "listening on lo",
+            "21873 packets captured",
+            "22127 packets received by filter",
+            "1 packet dropped by kernel",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(tcpdump_count(&said, "captured"), Some(21873));
+        assert_eq!(tcpdump_count(&said, "dropped by kernel"), Some(1));
+        assert_eq!(tcpdump_count(&said[..1], "captured"), None);
+    }
 }

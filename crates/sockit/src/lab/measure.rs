@@ -94,3 +94,14 @@ pub fn memory_available() -> Option<u64> {
             .map(|kb| kb * 1024)
     })
 }
+
+/// Processes and threads the system can still start: the lower of
+/// kernel.pid_max and kernel.threads-max, less the tasks that exist
+/// (/proc/loadavg's running/total).
+pub fn tasks_available() -> Option<u64> {
+    let read = |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let limit = read("/proc/sys/kernel/pid_max")?.min(read("/proc/sys/kernel/threads-max")?);
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let total: u64 = loadavg.split_whitespace().nth(3)?.split_once('/')?.1.parse().ok()?;
+    Some(limit.saturating_sub(total))
+}

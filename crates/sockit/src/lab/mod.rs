@@ -97,6 +97,12 @@ impl Model {
         }
     }
 
+    /// Whether each connection costs a process or thread (a PID of the
+    /// system's limited supply).
+    pub fn task_per_connection(self) -> bool {
+        matches!(self, Model::Process | Model::Thread)
+    }
+
     /// Where the model stops scaling, as the course explains it.
     pub fn limit(self) -> &'static str {
         match self {
