@@ -17,6 +17,8 @@ pub struct Panel<'a> {
     pub title: &'a str,
     pub y_label: &'a str,
     pub lines: &'a [Line],
+    /// Where the legend covers the fewest points.
+    pub legend: SeriesLabelPosition,
 }
 
 const WIDTH: u32 = 1200;
@@ -107,7 +109,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(panel.legend.clone())
         .label_font(("sans-serif", 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))

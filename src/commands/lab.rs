@@ -500,11 +500,15 @@ fn write_chart(path: &std::path::Path, measurements: &[Measurement]) -> anyhow::
             title: "requests per second",
             y_label: "req/s",
             lines: &rates,
+            // Rates bunch at the top; the bottom right is empty.
+            legend: plotters::chart::SeriesLabelPosition::LowerRight,
         },
         crate::chart::Panel {
             title: "p99 latency",
             y_label: "µs",
             lines: &p99,
+            // Latency grows with load, leaving the top left empty.
+            legend: plotters::chart::SeriesLabelPosition::UpperLeft,
         },
     ])?;
     let is_png = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
