@@ -153,15 +153,18 @@ async fn a_link_to_the_root_does_not_reach_the_private_folder() {
     drop(s);
     let partials = srv.root.join(".sockit/partial");
     let deadline = Instant::now() + PATIENCE;
-    while std::fs::read_dir(&partials).unwrap().count() == 0 {
+    // The partial's other files can appear first; wait for the data itself.
+    let part_name = loop {
+        let found = std::fs::read_dir(&partials)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .find(|n| n.ends_with(".part"));
+        if let Some(name) = found {
+            break name;
+        }
         assert!(Instant::now() < deadline, "the partial was never kept");
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let part_name = std::fs::read_dir(&partials)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .find(|n| n.ends_with(".part"))
-        .unwrap();
+    };
 
     let mut c = srv.client().await;
     let listed = c.ls(&rel("current"), false).await.unwrap();
