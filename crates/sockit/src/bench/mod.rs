@@ -73,34 +73,14 @@ pub async fn echo(load: EchoLoad) -> Result<EchoReport, Error> {
         .collect::<Vec<_>>()
         .into();
     let started_connect = Instant::now();
-    let phase_ends = tokio::time::Instant::now() + CONNECT_PHASE_LIMIT;
-    let gate = Arc::new(Semaphore::new(load.connect_parallelism.max(1)));
-    let mut opening = Vec::with_capacity(load.connections);
-    for _ in 0..load.connections {
-        let gate = gate.clone();
-        let auth = load.auth.clone();
-        let addr = load.addr;
-        let udp = load.udp;
-        opening.push(tokio::spawn(async move {
-            let _permit = tokio::time::timeout_at(phase_ends, gate.acquire_owned())
-                .await
-                .ok()?
-                .ok()?;
-            let until = phase_ends.min(tokio::time::Instant::now() + CONNECT_TIMEOUT);
-            tokio::time::timeout_at(until, open(addr, auth.as_ref(), udp))
-                .await
-                .ok()?
-                .ok()
-        }));
-    }
-    let mut conns = Vec::with_capacity(load.connections);
-    let mut connect_failures = 0;
-    for o in opening {
-        match o.await.ok().flatten() {
-            Some(c) => conns.push(c),
-            None => connect_failures += 1,
-        }
-    }
+    let (conns, connect_failures) = open_all(
+        load.addr,
+        load.auth.as_ref(),
+        load.udp,
+        load.connections,
+        load.connect_parallelism,
+    )
+    .await;
     let connect_seconds = started_connect.elapsed().as_secs_f64();
 
     let merged = Arc::new(Mutex::new(new_histogram()));
@@ -174,30 +154,7 @@ pub async fn hold_idle(
     ready: impl FnOnce(usize),
     hold: impl std::future::Future<Output = ()>,
 ) -> usize {
-    let phase_ends = tokio::time::Instant::now() + CONNECT_PHASE_LIMIT;
-    let gate = Arc::new(Semaphore::new(parallelism.max(1)));
-    let mut opening = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let gate = gate.clone();
-        let auth = auth.clone();
-        opening.push(tokio::spawn(async move {
-            let _permit = tokio::time::timeout_at(phase_ends, gate.acquire_owned())
-                .await
-                .ok()?
-                .ok()?;
-            let until = phase_ends.min(tokio::time::Instant::now() + CONNECT_TIMEOUT);
-            tokio::time::timeout_at(until, open(addr, auth.as_ref(), false))
-                .await
-                .ok()?
-                .ok()
-        }));
-    }
-    let mut held = Vec::with_capacity(connections);
-    for o in opening {
-        if let Some(c) = o.await.ok().flatten() {
-            held.push(c);
-        }
-    }
+    let (held, _) = open_all(addr, auth.as_ref(), false, connections, parallelism).await;
     ready(held.len());
     hold.await;
     held.len()
@@ -236,6 +193,45 @@ impl Conn {
             }
         }
     }
+}
+
+/// Opens `connections` connections, `parallelism` in flight at once, each
+/// within `CONNECT_TIMEOUT` and all within `CONNECT_PHASE_LIMIT`; returns
+/// those that opened and how many did not.
+async fn open_all(
+    addr: SocketAddr,
+    auth: Option<&Auth>,
+    udp: bool,
+    connections: usize,
+    parallelism: usize,
+) -> (Vec<Conn>, u64) {
+    let phase_ends = tokio::time::Instant::now() + CONNECT_PHASE_LIMIT;
+    let gate = Arc::new(Semaphore::new(parallelism.max(1)));
+    let mut opening = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let gate = gate.clone();
+        let auth = auth.cloned();
+        opening.push(tokio::spawn(async move {
+            let _permit = tokio::time::timeout_at(phase_ends, gate.acquire_owned())
+                .await
+                .ok()?
+                .ok()?;
+            let until = phase_ends.min(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+            tokio::time::timeout_at(until, open(addr, auth.as_ref(), udp))
+                .await
+                .ok()?
+                .ok()
+        }));
+    }
+    let mut opened = Vec::with_capacity(connections);
+    let mut failures = 0;
+    for o in opening {
+        match o.await.ok().flatten() {
+            Some(c) => opened.push(c),
+            None => failures += 1,
+        }
+    }
+    (opened, failures)
 }
 
 async fn open(addr: SocketAddr, auth: Option<&Auth>, udp: bool) -> std::io::Result<Conn> {
