@@ -535,6 +535,20 @@ fn bench_echo_reports_requests_and_latency_over_tcp_and_udp() {
     }
 }
 
+/// `sockit bench echo ADDR` for one second at `connections`, its report.
+fn bench_echo_json(sb: &Sandbox, addr: &str, connections: usize) -> Value {
+    let out = sb
+        .assert_cmd()
+        .args(["bench", "echo", addr, "--duration", "1", "--json", "--insecure-no-auth"])
+        .args(["--connections", &connections.to_string()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
 /// A server that accepts but never answers, and one that never accepts:
 /// `bench echo` ends soon after its duration either way, reporting the
 /// clients it left waiting and the connects that failed.
@@ -551,25 +565,7 @@ fn bench_echo_does_not_wait_for_a_server_that_never_answers_or_accepts() {
         kept
     });
     let started = std::time::Instant::now();
-    let out = sb
-        .assert_cmd()
-        .args([
-            "bench",
-            "echo",
-            &addr,
-            "--connections",
-            "8",
-            "--duration",
-            "1",
-            "--json",
-            "--insecure-no-auth",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report: Value = serde_json::from_slice(&out).unwrap();
+    let report = bench_echo_json(&sb, &addr, 8);
     assert_eq!(report["starved_connections"], 8, "{report}");
     assert_eq!(report["requests"], 0);
     assert!(
@@ -587,25 +583,7 @@ fn bench_echo_does_not_wait_for_a_server_that_never_answers_or_accepts() {
     socket.listen(1).unwrap();
     let addr = socket.local_addr().unwrap().as_socket().unwrap().to_string();
     let started = std::time::Instant::now();
-    let out = sb
-        .assert_cmd()
-        .args([
-            "bench",
-            "echo",
-            &addr,
-            "--connections",
-            "20",
-            "--duration",
-            "1",
-            "--json",
-            "--insecure-no-auth",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report: Value = serde_json::from_slice(&out).unwrap();
+    let report = bench_echo_json(&sb, &addr, 20);
     let failed = report["connect_failures"].as_u64().unwrap();
     assert!(failed >= 10, "{report}");
     assert!(

@@ -16,16 +16,7 @@ use support::{KillOnDrop, Sandbox};
 
 /// `sockit ARGS` inside the namespace, with the sandbox's environment.
 fn sockit_in(ns: &Netns, sandbox: &Sandbox) -> Command {
-    let mut c = ns.sockit();
-    let work = sandbox.path("work");
-    std::fs::create_dir_all(&work).unwrap();
-    c.current_dir(work)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", sandbox.path("home"))
-        .env("XDG_CONFIG_HOME", sandbox.path("config"))
-        .env("SOCKIT_LOG", "warn");
-    c
+    sandbox.inside(ns.sockit())
 }
 
 /// Starts a server and returns it with the first stdout line that

@@ -55,7 +55,12 @@ impl Sandbox {
 
     /// A `sockit` command with this sandbox's environment and working folder.
     pub fn cmd(&self) -> Command {
-        let mut c = sockit();
+        self.inside(sockit())
+    }
+
+    /// `c` (sockit, or sockit under a wrapper such as `ip netns exec`) with
+    /// this sandbox's environment and working folder.
+    pub fn inside(&self, mut c: Command) -> Command {
         let work = self.path("work");
         std::fs::create_dir_all(&work).unwrap();
         c.current_dir(work)
