@@ -34,6 +34,7 @@ declare -A PEERS=(
   [systemd-analyze]=systemd
   [tcpdump]=tcpdump
   [tshark]=tshark
+  [nats-server]=nats-server
 )
 
 install_peers() {

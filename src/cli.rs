@@ -280,6 +280,7 @@ pub enum ChatCommand {
     #[command(after_help = "Examples:
   sockit chat serve --listen 127.0.0.1:7070                      # members use the default key
   sockit chat serve --listen 0.0.0.0:7070 --insecure-no-auth     # nc/ncat can join: nc HOST 7070
+  sockit chat serve --listen 0.0.0.0:7070 --bus nats://10.0.0.9:4222   # one room across servers
 
 In the room: /nick NAME, /who, /msg NICK TEXT, /me ACTION, /quit, /help.")]
     Serve(ChatServeArgs),
@@ -314,6 +315,13 @@ pub struct ChatServeArgs {
     /// disconnected.
     #[arg(long, value_name = "BYTES", default_value_t = sockit::chat::DEFAULT_MEMBER_BACKLOG, value_parser = limits::parser::<usize>(&limits::MEMBER_BACKLOG))]
     pub member_backlog: usize,
+    /// Share the room with every server on this NATS bus (JetStream on:
+    /// `nats-server -js`), e.g. nats://127.0.0.1:4222.
+    #[arg(long, value_name = "URL")]
+    pub bus: Option<String>,
+    /// The room's name on the bus.
+    #[arg(long, value_name = "NAME", requires = "bus")]
+    pub room: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -233,6 +233,13 @@ pub struct Section {
     /// browser (off unless asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assistant: Option<bool>,
+    /// chat, web: share the daemon's room with other servers over NATS
+    /// (`nats://HOST:4222`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
+    /// chat, web: the room's name on the bus (default `lobby`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
     #[serde(flatten)]
     pub settings: Settings,
 }
@@ -267,6 +274,8 @@ impl Section {
             upload_only: None,
             chat: None,
             assistant: None,
+            bus: None,
+            room: None,
             settings: Settings::default(),
         }
     }
@@ -291,9 +300,18 @@ impl Section {
                 "read_only",
                 "upload_only",
             ],
-            Kind::Web => &["listen", "root", "read_only", "upload_only", "chat", "assistant"],
+            Kind::Web => &[
+                "listen",
+                "root",
+                "read_only",
+                "upload_only",
+                "chat",
+                "assistant",
+                "bus",
+                "room",
+            ],
             Kind::Download => &["listen", "root"],
-            Kind::Chat => &["listen"],
+            Kind::Chat => &["listen", "bus", "room"],
             Kind::Broadcast => &["listen"],
             Kind::Ipmsg => &["listen", "nick", "group", "inbox"],
             // `listen` is the same address on every protocol the service
@@ -342,6 +360,8 @@ impl Section {
             ("upload_only", self.upload_only.is_some()),
             ("chat", self.chat.is_some()),
             ("assistant", self.assistant.is_some()),
+            ("bus", self.bus.is_some()),
+            ("room", self.room.is_some()),
         ];
         set.into_iter()
             .filter(|(key, present)| *present && !allowed.contains(key))

@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use sockit::chat::ChatService;
+use anyhow::Context as _;
+
+use sockit::chat::bus::Bus;
+use sockit::chat::{ChatService, Room};
 use sockit::server::ServerConfig;
 use sockit_proto::assist::text::{TextDecoder, TextEncoding};
 use sockit_proto::chat::Nick;
+use sockit_proto::chat::bus::RoomName;
 
 use super::lifecycle::Listeners;
 use super::{client_dial, server_auth, server_tls};
@@ -31,8 +35,26 @@ async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.tls = server_tls(&args.tls, args.auth.key_file.as_deref())?;
     let mut listeners = Listeners::new(&args.run_as)?;
-    listeners.tcp(config, ChatService::new(args.member_backlog), "chat", "")?;
+    let room = match &args.bus {
+        Some(bus) => room_on_bus(bus, args.room.as_deref()).await?,
+        None => Room::spawn(),
+    };
+    listeners.tcp(config, ChatService::in_room(room, args.member_backlog), "chat", "")?;
     listeners.serve().await
+}
+
+/// A room shared with every server on the bus at `url` under `room`'s name
+/// (`lobby` when not given).
+pub async fn room_on_bus(url: &str, room: Option<&str>) -> anyhow::Result<Room> {
+    let name = match room {
+        Some(name) => RoomName::parse(name).map_err(|e| UsageError(format!("room: {e}")))?,
+        None => RoomName::default(),
+    };
+    let bus = Bus::connect(url, &name)
+        .await
+        .with_context(|| format!("cannot share room {name} over {url}"))?;
+    tracing::info!(%url, room = %name, server = %bus.me(), "the chat room is shared over the bus");
+    Ok(Room::spawn_on(bus))
 }
 
 async fn join(args: ChatJoinArgs) -> anyhow::Result<ExitCode> {

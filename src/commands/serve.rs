@@ -57,6 +57,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut listeners = Listeners::new(&args.run_as)?;
     let mut stores = Stores::open(&config, listeners.stats())?;
+    stores.room = shared_room(&config).await?;
     if let Some(every) = args.stats {
         listeners.report_stats(Duration::from_secs(every));
     }
@@ -64,6 +65,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         start(section, &mut listeners, &mut stores, args.qr).await?;
     }
     listeners.serve().await
+}
+
+/// The daemon's room on a bus, when a chat or web section names one: every
+/// such section shares the one room, so they must agree on it.
+async fn shared_room(config: &Config) -> anyhow::Result<Option<sockit::chat::Room>> {
+    let mut wanted: Option<(&str, Option<&str>)> = None;
+    for section in &config.services {
+        let chats = match section.kind() {
+            Kind::Chat => true,
+            Kind::Web => section.chat.unwrap_or(true),
+            _ => false,
+        };
+        if !chats {
+            continue;
+        }
+        let this = match (&section.bus, &section.room) {
+            (Some(bus), room) => (bus.as_str(), room.as_deref()),
+            (None, Some(_)) => return Err(UsageError("`room` names a room on a bus: set `bus` too".into()).into()),
+            (None, None) => continue,
+        };
+        if wanted.is_some_and(|w| w != this) {
+            return Err(UsageError(
+                "the chat and web sections share one room: give them the same `bus` and `room`".into(),
+            )
+            .into());
+        }
+        wanted = Some(this);
+    }
+    match wanted {
+        Some((bus, room)) => Ok(Some(super::chat::room_on_bus(bus, room).await?)),
+        None => Ok(None),
+    }
 }
 
 /// `serve --print-web-url`: each web listener's address with its token.

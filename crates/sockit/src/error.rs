@@ -55,6 +55,9 @@ pub enum Error {
     ServerUnproven,
     #[error("{0}")]
     Tls(String),
+    /// The chat bus (NATS) could not be reached or refused an operation.
+    #[error("chat bus: {op}: {detail}")]
+    Bus { op: &'static str, detail: String },
     #[error("stopped: nobody reads the output any more")]
     Cancelled,
     /// A pipelined request whose reply never came: the connection broke

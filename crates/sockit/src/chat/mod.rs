@@ -13,6 +13,7 @@
 //! bytes. A member whose queue is full when the room has lines for it is
 //! told it fell behind and is disconnected; the others carry on.
 
+pub mod bus;
 pub mod client;
 pub mod member;
 pub mod queue;

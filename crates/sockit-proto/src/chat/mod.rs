@@ -15,6 +15,10 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
+pub mod bus;
+
 /// Longest line accepted from a member, in bytes (its newline excluded).
 /// Longer lines are refused whole, with an error, never cut.
 pub const MAX_LINE: usize = 4096;
@@ -25,7 +29,8 @@ pub const MAX_NICK: usize = 24;
 /// A validated nick: 1-24 characters, letters, digits and `-_.[]{}|^`,
 /// not starting with a digit or `-` (so it cannot look like a number or a
 /// flag). Unicode letters are allowed; comparison ignores case.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Nick(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +71,20 @@ impl Nick {
     /// The key two nicks collide on: `Alice` and `alice` are the same nick.
     pub fn key(&self) -> String {
         self.0.to_lowercase()
+    }
+}
+
+impl TryFrom<String> for Nick {
+    type Error = NickError;
+
+    fn try_from(text: String) -> Result<Nick, NickError> {
+        Nick::parse(&text)
+    }
+}
+
+impl From<Nick> for String {
+    fn from(nick: Nick) -> String {
+        nick.0
     }
 }
 
