@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: chat room fan-out, side by side in one run: `sockit chat serve`
-# against `ncat --broker`, fed the same load by `sockit bench chat`.
+# against `ncat --broker` and against the ceiling, a minimal relay that
+# passes whole lines to every other member and does nothing else
+# (examples/minimal_relay.rs), all fed the same load by `sockit bench chat`.
 #
 # M members join (one at a time: ncat --broker loses some of many
 # simultaneous connections, which would count against it as lost lines),
@@ -9,7 +11,7 @@
 # ladder of rates; its result is the highest deliveries/s (summed over
 # members) of a run that lost nothing, the throughput of RFC 2544: a relay
 # that drops lines cannot look fast. Reports the medians over ROUNDS and
-# their ratio.
+# their ratios.
 #
 #   scripts/bench-chat.sh [ROUNDS=3] [MEMBERS=1000] [SENDERS=10] [SECS=3] [RATES="4000 8000 16000 24000 32000 48000"]
 set -euo pipefail
@@ -21,7 +23,9 @@ secs="${4:-3}"
 rates="${5:-4000 8000 16000 24000 32000 48000}"
 
 cargo build --release --locked -q
+cargo build --release --locked -q --example minimal_relay
 sockit="$PWD/target/release/sockit"
+relay="$PWD/target/release/examples/minimal_relay"
 work="$PWD/target/bench-chat"
 rm -rf "$work"; mkdir -p "$work"
 ulimit -n "$(ulimit -Hn)"
@@ -31,10 +35,14 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-"$sockit" chat serve --listen 127.0.0.1:0 --insecure-no-auth > "$work/sockit.out" 2> "$work/sockit.err" &
+"$sockit" chat serve --listen 127.0.0.1:0 --insecure-no-auth --max-per-peer $((members + 100)) > "$work/sockit.out" 2> "$work/sockit.err" &
 pids+=($!)
 for _ in $(seq 200); do grep -q '^listening on' "$work/sockit.out" 2>/dev/null && break; sleep 0.025; done
 sockit_addr=$(sed -n 's/^listening on tcp \([^ ]*\).*/\1/p' "$work/sockit.out")
+"$relay" 127.0.0.1:0 > "$work/relay.out" &
+pids+=($!)
+for _ in $(seq 200); do grep -q '^listening on' "$work/relay.out" 2>/dev/null && break; sleep 0.025; done
+relay_addr=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/relay.out")
 ncat_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # ncat's stdin must stay open: at EOF it accepts about one connection per
 # 10 ms. A FIFO opened read-write never reaches EOF.
@@ -55,25 +63,33 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(
 
 echo "$members members, $senders senders, ${secs}s per rate, rates (lines/s): $rates"
 printf '%-6s %-14s %7s %14s %10s %10s\n' round server rate deliveries/s p99_ms missing
-s_best=(); n_best=()
+servers=(relay sockit ncat)
+declare -A best_of addr_of=([relay]="$relay_addr" [sockit]="$sockit_addr" [ncat]="127.0.0.1:$ncat_port")
+for who in "${servers[@]}"; do best_of[$who]=""; done
 for round in $(seq "$rounds"); do
-  best_s=0; best_n=0
+  declare -A best=([relay]=0 [sockit]=0 [ncat]=0)
   for rate in $rates; do
-    # Alternate which server goes first, so neither always runs on a warmer machine.
-    if (( round % 2 )); then order="sockit ncat"; else order="ncat sockit"; fi
-    for who in $order; do
-      if [ "$who" = sockit ]; then addr="$sockit_addr"; else addr="127.0.0.1:$ncat_port"; fi
-      read -r rate_got p99 missing < <(run "$addr" "$rate")
+    # Rotate which server goes first, so none always runs on a warmer machine.
+    shift_by=$(( (round - 1) % ${#servers[@]} ))
+    order=("${servers[@]:shift_by}" "${servers[@]:0:shift_by}")
+    for who in "${order[@]}"; do
+      read -r rate_got p99 missing < <(run "${addr_of[$who]}" "$rate")
       printf '%-6s %-14s %7s %14s %10s %10s\n' "$round" "$who" "$rate" "$rate_got" "$((p99 / 1000))" "$missing"
       if [ "$missing" = 0 ]; then
-        if [ "$who" = sockit ]; then best_s=$(python3 -c "print(max($best_s, $rate_got))"); else best_n=$(python3 -c "print(max($best_n, $rate_got))"); fi
+        best[$who]=$(python3 -c "print(max(${best[$who]}, $rate_got))")
       fi
     done
   done
-  s_best+=("$best_s"); n_best+=("$best_n")
+  for who in "${servers[@]}"; do best_of[$who]="${best_of[$who]} ${best[$who]}"; done
 done
 echo
 echo "highest lossless deliveries/s, median of $rounds rounds:"
-printf '  %-14s %12s   rounds: %s\n' sockit "$(median "${s_best[@]}")" "${s_best[*]}"
-printf '  %-14s %12s   rounds: %s\n' "ncat --broker" "$(median "${n_best[@]}")" "${n_best[*]}"
-python3 -c "print(f'  ratio: {$(median "${s_best[@]}") / max($(median "${n_best[@]}"), 1):.2f}x')"
+for who in "${servers[@]}"; do
+  # shellcheck disable=SC2086
+  printf '  %-14s %12s   rounds:%s\n' "$who" "$(median ${best_of[$who]})" "${best_of[$who]}"
+done
+# shellcheck disable=SC2086
+python3 -c "
+s, r, n = $(median ${best_of[sockit]}), $(median ${best_of[relay]}), $(median ${best_of[ncat]})
+print(f'  sockit / ceiling (minimal relay): {s / max(r, 1):.2f}x')
+print(f'  sockit / ncat --broker:           {s / max(n, 1):.2f}x')"

@@ -305,6 +305,10 @@ pub struct ChatServeArgs {
     /// Most members at once.
     #[arg(long, default_value_t = 4096, value_parser = limits::parser::<usize>(&limits::MAX_CONNECTIONS))]
     pub max_connections: usize,
+    /// Most members from one address at once, so one host cannot take
+    /// every place (raise it for a class behind one NAT address).
+    #[arg(long, value_name = "N", default_value_t = sockit::server::DEFAULT_MAX_PER_PEER, value_parser = limits::parser::<usize>(&limits::MAX_PER_PEER))]
+    pub max_per_peer: usize,
     /// Listen backlog.
     #[arg(long, default_value_t = sockit::server::DEFAULT_BACKLOG, value_parser = limits::parser::<u32>(&limits::BACKLOG))]
     pub backlog: u32,
@@ -1701,10 +1705,13 @@ pub enum BenchCommand {
     /// chat room, ncat --broker), S of them send, all count deliveries.
     #[command(after_help = "Examples:
   sockit bench chat 127.0.0.1:7070 --members 1000 --senders 10 --messages 200 --insecure-no-auth
-  sockit bench chat 127.0.0.1:7071 --members 1000 --insecure-no-auth --json   # an ncat --broker")]
+  sockit bench chat 127.0.0.1:7071 --members 1000 --insecure-no-auth --json   # an ncat --broker
+  sockit bench chat 127.0.0.1:7070 127.0.0.1:7080 127.0.0.1:7090 -m 999 --insecure-no-auth   # servers on one bus")]
     Chat {
-        /// The room (an IP address and port).
-        addr: SocketAddr,
+        /// The room (an IP address and port); several servers sharing one
+        /// room (--bus) take the members in turn.
+        #[arg(required = true, num_args = 1..)]
+        addrs: Vec<SocketAddr>,
         /// Members that join the room (all of them count deliveries).
         #[arg(long, short = 'm', default_value_t = 100)]
         members: usize,

@@ -144,3 +144,34 @@ fn a_config_file_runs_the_room() {
     member.read_exact(&mut welcome).unwrap();
     assert_eq!(&welcome, b"*** welcome, gue");
 }
+
+#[test]
+fn one_address_holds_at_most_max_per_peer_members() {
+    use std::io::Read as _;
+    let sandbox = Sandbox::new();
+    let args = [
+        "chat",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--insecure-no-auth",
+        "--max-per-peer",
+        "2",
+    ];
+    let (server, found) = start_listeners(&sandbox, &args, 1);
+    let _server = KillOnDrop(server);
+    let addr = found[0].1.clone();
+    let join = || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut first = [0u8; 11];
+        let n = s.read(&mut first).unwrap();
+        (s, first[..n].to_vec())
+    };
+    let (_a, welcome_a) = join();
+    let (_b, welcome_b) = join();
+    assert!(welcome_a.starts_with(b"*** welcome") && welcome_b.starts_with(b"*** welcome"));
+    // The third from the same address is closed without a place.
+    let (_c, third) = join();
+    assert!(third.is_empty(), "{}", String::from_utf8_lossy(&third));
+}

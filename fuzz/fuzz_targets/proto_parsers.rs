@@ -20,7 +20,9 @@
 //! - a message template parses or is refused, and a parsed one renders
 //!   within a bound set by its own length and its inputs;
 //! - a TFTP map file parses or is refused line by line, and its rules
-//!   applied to its own lines never yield a name past the cap.
+//!   applied to its own lines never yield a name past the cap;
+//! - a chat bus event decodes or is refused, a decoded one re-encodes to
+//!   one that decodes the same, and its lines are single lines.
 #![no_main]
 
 use chrono::{FixedOffset, TimeZone};
@@ -37,6 +39,12 @@ use sockit_proto::tftp::transfer::{Config, Transfer};
 use sockit_proto::{chat, clock, display, echo, ipmsg};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(envelope) = chat::bus::Envelope::decode(data) {
+        assert_eq!(chat::bus::Envelope::decode(&envelope.encode()).ok(), Some(envelope.clone()));
+        if let chat::bus::Event::Lines { lines } = &envelope.event {
+            assert!(lines.iter().all(|l| !l.text.contains('\n')));
+        }
+    }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(rules) = sockit_proto::tftp::remap::Rules::parse(text) {
             for line in text.lines().take(8) {

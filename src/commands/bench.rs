@@ -59,7 +59,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Chat {
-            addr,
+            addrs,
             members,
             senders,
             messages,
@@ -70,7 +70,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             auth,
         } => {
             let load = sockit::bench::chat::ChatLoad {
-                addr,
+                addrs,
                 auth: client_auth(&auth)?,
                 members,
                 senders,

@@ -31,6 +31,7 @@ async fn serve(args: ChatServeArgs) -> anyhow::Result<ExitCode> {
     let auth = server_auth(&args.auth)?;
     let mut config = ServerConfig::new(args.listen, auth);
     config.max_connections = args.max_connections;
+    config.max_per_peer = args.max_per_peer;
     config.backlog = args.backlog;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.tls = server_tls(&args.tls, args.auth.key_file.as_deref())?;

@@ -33,6 +33,29 @@ pub const BEAT_EVERY: Duration = Duration::from_secs(1);
 /// Five beats: a busy machine may delay one or two, never five.
 pub const GONE_AFTER: Duration = Duration::from_secs(5);
 
+/// A server gone with more members than this is announced in one line,
+/// not one line each: a server of 100,000 members going down would
+/// otherwise cost every other member 100,000 lines.
+pub const MAX_NAMED_LEAVES: usize = 20;
+
+/// What the room says when a server's members are gone: a line each, or,
+/// past [`MAX_NAMED_LEAVES`], one line naming the first of them.
+pub fn gone_notices(nicks: &[Nick]) -> Vec<String> {
+    if nicks.len() <= MAX_NAMED_LEAVES {
+        return nicks
+            .iter()
+            .map(|n| format!("{n} left (their server is gone)"))
+            .collect();
+    }
+    let named: Vec<&str> = nicks.iter().take(MAX_NAMED_LEAVES).map(Nick::as_str).collect();
+    vec![format!(
+        "{} members left (their server is gone): {} and {} more",
+        nicks.len(),
+        named.join(", "),
+        nicks.len() - MAX_NAMED_LEAVES
+    )]
+}
+
 /// Longest room name: it becomes a NATS subject token and a bucket name.
 pub const MAX_ROOM_NAME: usize = 32;
 
@@ -434,6 +457,28 @@ mod tests {
             Envelope::decode(&vec![b' '; MAX_EVENT + 1]),
             Err(BusError::TooBig(_))
         ));
+    }
+
+    #[test]
+    fn a_big_server_gone_is_one_line_a_small_one_a_line_each() {
+        let nicks = |n: usize| {
+            (0..n)
+                .map(|i| Nick::parse(&format!("m{i}")).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            gone_notices(&nicks(2)),
+            ["m0 left (their server is gone)", "m1 left (their server is gone)"]
+        );
+        assert_eq!(gone_notices(&nicks(MAX_NAMED_LEAVES)).len(), MAX_NAMED_LEAVES);
+        let big = gone_notices(&nicks(1000));
+        assert_eq!(big.len(), 1);
+        assert!(
+            big[0].starts_with("1000 members left (their server is gone): m0, m1, "),
+            "{}",
+            big[0]
+        );
+        assert!(big[0].ends_with(", m19 and 980 more"), "{}", big[0]);
     }
 
     #[test]

@@ -39,7 +39,8 @@ const SYNC_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct ChatLoad {
-    pub addr: SocketAddr,
+    /// The room's servers: member i joins through the i-th (in turn).
+    pub addrs: Vec<SocketAddr>,
     pub auth: Option<Auth>,
     pub members: usize,
     /// The first `senders` members send.
@@ -77,10 +78,12 @@ pub struct ChatReport {
 pub async fn chat(load: ChatLoad) -> Result<ChatReport, Error> {
     let gate = Arc::new(Semaphore::new(load.connect_parallelism.max(1)));
     let mut opening = Vec::with_capacity(load.members);
-    for _ in 0..load.members {
+    if load.addrs.is_empty() {
+        return Err(Error::Protocol("no room to join".into()));
+    }
+    for addr in load.addrs.iter().copied().cycle().take(load.members) {
         let gate = Arc::clone(&gate);
         let auth = load.auth.clone();
-        let addr = load.addr;
         opening.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
             let mut s = TcpStream::connect(addr).await?;

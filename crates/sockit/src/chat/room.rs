@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use sockit_proto::chat::bus::{BusLine, Envelope, Event, Member as BusMember};
+use sockit_proto::chat::bus::{BusLine, Envelope, Event, Member as BusMember, gone_notices};
 use sockit_proto::chat::{HELP, Input, Nick, Output};
 
 use super::bus::{Bus, ClaimError, Link};
@@ -222,9 +222,9 @@ impl State {
             Command::Tick => state.tick(),
             Command::Claimed(claimed) => state.claimed(claimed),
             Command::Gone(members) => {
-                for member in members {
-                    let line = Output::Notice(&format!("{} left (their server is gone)", member.nick)).to_string();
-                    state.deliver(format!("{line}\n"), false);
+                let nicks: Vec<Nick> = members.into_iter().map(|m| m.nick).collect();
+                for notice in gone_notices(&nicks) {
+                    state.deliver(format!("{}\n", Output::Notice(&notice)), false);
                 }
             }
         }
