@@ -345,3 +345,22 @@ fn a_bus_that_is_not_there_or_rooms_that_disagree_are_clear_errors() {
         assert!(err.contains(expected), "{expected}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_loses_the_bus_keeps_its_own_members_talking() {
+    let sb = Sandbox::new();
+    let Some(nats) = Nats::start(&sb) else { return };
+    let instance = start_instance(&sb, 0, &nats.url);
+    let mut a = Member::tcp(&instance.chat).await;
+    a.expect("welcome, guest").await;
+    let mut b = Member::web(&instance).await;
+    b.expect("welcome, guest").await;
+    a.expect(" joined").await;
+    drop(nats);
+    // Far more room batches than a NATS client buffers while it
+    // reconnects: each line waits for the one before it to arrive.
+    for k in 0..3000 {
+        a.say(&format!("local {k}")).await;
+        b.expect(&format!("> local {k}")).await;
+    }
+}

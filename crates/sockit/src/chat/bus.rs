@@ -31,6 +31,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// the bus at most, then is refused.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest wait for the bus to take one event: past it the bus counts as
+/// down for as long again, and events meanwhile are dropped.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Guest numbers tried before a join gives up: each comes from the
 /// counter, so only members who renamed themselves `guestN` collide.
 const GUEST_TRIES: usize = 8;
@@ -112,6 +116,7 @@ impl Bus {
             lines: Vec::new(),
             lines_bytes: 0,
             room: room.downgrade(),
+            down: None,
         };
         // Ask the servers already here who they have.
         link.publish(Event::Hello);
@@ -134,6 +139,8 @@ pub(crate) struct Link {
     lines: Vec<BusLine>,
     lines_bytes: usize,
     room: mpsc::WeakSender<Command>,
+    /// Since when the bus has been unreachable or stuck, if it is.
+    down: Option<std::time::Instant>,
 }
 
 /// Why a claim did not give the nick.
@@ -172,10 +179,30 @@ impl Link {
     }
 
     /// Publishes what is queued, in order. Waits while the connection's
-    /// own queue is full: the room slows down rather than lose a line.
+    /// own queue is full: the room slows down rather than lose a line. But
+    /// while the bus is unreachable, the events are dropped (their sequence
+    /// numbers spent, so the others count them as lost): the client would
+    /// hold them only until its queue filled, and then the room would
+    /// stall, with its own members unable to talk among themselves.
     pub async fn send(&mut self) {
         self.close_lines();
-        for event in std::mem::take(&mut self.outbox) {
+        let events = std::mem::take(&mut self.outbox);
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        if !connected || self.down.is_some_and(|since| since.elapsed() < PUBLISH_TIMEOUT) {
+            if self.down.is_none() {
+                tracing::warn!(
+                    "the chat bus is unreachable: this server's members talk among themselves until it is back"
+                );
+                self.down = Some(std::time::Instant::now());
+            }
+            self.seq += events.len() as u64;
+            return;
+        }
+        if self.down.take().is_some() {
+            tracing::info!("the chat bus is back");
+        }
+        let mut events = events.into_iter();
+        for event in events.by_ref() {
             self.seq += 1;
             let envelope = Envelope {
                 from: self.me().clone(),
@@ -187,10 +214,21 @@ impl Link {
                 tracing::warn!(bytes = bytes.len(), "bus event too big; not sent");
                 continue;
             }
-            if let Err(e) = self.client.publish(self.subject.clone(), Bytes::from(bytes)).await {
-                tracing::warn!(error = %e, "cannot publish to the chat bus");
+            let publish = self.client.publish(self.subject.clone(), Bytes::from(bytes));
+            match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot publish to the chat bus"),
+                Err(_) => {
+                    tracing::warn!(
+                        "the chat bus took no event for {}s; dropping events for a while",
+                        PUBLISH_TIMEOUT.as_secs()
+                    );
+                    self.down = Some(std::time::Instant::now());
+                    break;
+                }
             }
         }
+        self.seq += events.count() as u64;
     }
 
     /// Claims a fresh `guestN` for a joining member; the room hears back.
