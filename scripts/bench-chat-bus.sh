@@ -48,44 +48,10 @@ one=$(start one)
 one_bus=$(start one-bus --bus "$bus" --room solo)
 three_bus="$(start a --bus "$bus" --room trio) $(start b --bus "$bus" --room trio) $(start c --bus "$bus" --room trio)"
 
-run() { # "addrs" rate -> "deliveries/s p99_us missing"
-  local per_sender=$(( $2 * secs / senders ))
-  # shellcheck disable=SC2086
-  "$sockit" bench chat $1 --members "$members" --senders "$senders" --messages "$per_sender" \
-    --rate "$2" --drain 5 --connect-parallelism 1 --insecure-no-auth --json 2>/dev/null \
-    | python3 -c 'import json,sys; r=json.loads(sys.stdin.readline()); print("%.0f %d %d" % (r["deliveries_per_sec"], r["p99_us"], r["missing"] + r["unsynced"]))' \
-    || echo "0 0 -1"
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
-echo "$members members, $senders senders, ${secs}s per rate, rates (lines/s): $rates"
-printf '%-6s %-10s %7s %14s %10s %10s\n' round setup rate deliveries/s p99_ms missing
-setups=(one one-bus three-bus)
-declare -A best_of addr_of=([one]="$one" [one-bus]="$one_bus" [three-bus]="$three_bus")
-for who in "${setups[@]}"; do best_of[$who]=""; done
-for round in $(seq "$rounds"); do
-  declare -A best=([one]=0 [one-bus]=0 [three-bus]=0)
-  for rate in $rates; do
-    shift_by=$(( (round - 1) % ${#setups[@]} ))
-    order=("${setups[@]:shift_by}" "${setups[@]:0:shift_by}")
-    for who in "${order[@]}"; do
-      read -r rate_got p99 missing < <(run "${addr_of[$who]}" "$rate")
-      printf '%-6s %-10s %7s %14s %10s %10s\n' "$round" "$who" "$rate" "$rate_got" "$((p99 / 1000))" "$missing"
-      if [ "$missing" = 0 ]; then
-        best[$who]=$(python3 -c "print(max(${best[$who]}, $rate_got))")
-      fi
-    done
-  done
-  for who in "${setups[@]}"; do best_of[$who]="${best_of[$who]} ${best[$who]}"; done
-done
-echo
-echo "highest lossless deliveries/s, median of $rounds rounds:"
-for who in "${setups[@]}"; do
-  # shellcheck disable=SC2086
-  printf '  %-10s %12s   rounds:%s\n' "$who" "$(median ${best_of[$who]})" "${best_of[$who]}"
-done
-# shellcheck disable=SC2086
+# shellcheck source=scripts/bench-chat-ladder.sh
+. scripts/bench-chat-ladder.sh
+chat_ladder one "$one" one-bus "$one_bus" three-bus "$three_bus"
 python3 -c "
-o, ob, t = $(median ${best_of[one]}), $(median ${best_of[one-bus]}), $(median ${best_of[three-bus]})
-print(f'  one server on the bus / one alone:   {ob / max(o, 1):.2f}x')
+o, ob, t = ${median_of[one]}, ${median_of[one-bus]}, ${median_of[three-bus]}
+print(f'  one server on the bus / one alone:    {ob / max(o, 1):.2f}x')
 print(f'  three servers on the bus / one alone: {t / max(o, 1):.2f}x')"

@@ -52,44 +52,10 @@ ncat -l --broker --max-conns $((members + 100)) 127.0.0.1 "$ncat_port" <&3 > /de
 pids+=($!)
 for _ in $(seq 200); do ss -ltn "sport = :$ncat_port" | grep -q LISTEN && break; sleep 0.025; done
 
-run() { # addr rate -> "deliveries/s p99_us missing"
-  local per_sender=$(( $2 * secs / senders ))
-  "$sockit" bench chat "$1" --members "$members" --senders "$senders" --messages "$per_sender" \
-    --rate "$2" --drain 5 --connect-parallelism 1 --insecure-no-auth --json 2>/dev/null \
-    | python3 -c 'import json,sys; r=json.loads(sys.stdin.readline()); print("%.0f %d %d" % (r["deliveries_per_sec"], r["p99_us"], r["missing"] + r["unsynced"]))' \
-    || echo "0 0 -1"
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
-echo "$members members, $senders senders, ${secs}s per rate, rates (lines/s): $rates"
-printf '%-6s %-14s %7s %14s %10s %10s\n' round server rate deliveries/s p99_ms missing
-servers=(relay sockit ncat)
-declare -A best_of addr_of=([relay]="$relay_addr" [sockit]="$sockit_addr" [ncat]="127.0.0.1:$ncat_port")
-for who in "${servers[@]}"; do best_of[$who]=""; done
-for round in $(seq "$rounds"); do
-  declare -A best=([relay]=0 [sockit]=0 [ncat]=0)
-  for rate in $rates; do
-    # Rotate which server goes first, so none always runs on a warmer machine.
-    shift_by=$(( (round - 1) % ${#servers[@]} ))
-    order=("${servers[@]:shift_by}" "${servers[@]:0:shift_by}")
-    for who in "${order[@]}"; do
-      read -r rate_got p99 missing < <(run "${addr_of[$who]}" "$rate")
-      printf '%-6s %-14s %7s %14s %10s %10s\n' "$round" "$who" "$rate" "$rate_got" "$((p99 / 1000))" "$missing"
-      if [ "$missing" = 0 ]; then
-        best[$who]=$(python3 -c "print(max(${best[$who]}, $rate_got))")
-      fi
-    done
-  done
-  for who in "${servers[@]}"; do best_of[$who]="${best_of[$who]} ${best[$who]}"; done
-done
-echo
-echo "highest lossless deliveries/s, median of $rounds rounds:"
-for who in "${servers[@]}"; do
-  # shellcheck disable=SC2086
-  printf '  %-14s %12s   rounds:%s\n' "$who" "$(median ${best_of[$who]})" "${best_of[$who]}"
-done
-# shellcheck disable=SC2086
+# shellcheck source=scripts/bench-chat-ladder.sh
+. scripts/bench-chat-ladder.sh
+chat_ladder relay "$relay_addr" sockit "$sockit_addr" ncat "127.0.0.1:$ncat_port"
 python3 -c "
-s, r, n = $(median ${best_of[sockit]}), $(median ${best_of[relay]}), $(median ${best_of[ncat]})
+s, r, n = ${median_of[sockit]}, ${median_of[relay]}, ${median_of[ncat]}
 print(f'  sockit / ceiling (minimal relay): {s / max(r, 1):.2f}x')
 print(f'  sockit / ncat --broker:           {s / max(n, 1):.2f}x')"
