@@ -23,6 +23,27 @@ pub struct Config {
     pub defaults: Settings,
     #[serde(default, rename = "service")]
     pub services: Vec<Section>,
+    /// The object store behind any `root = "s3://bucket/prefix"`. Unset
+    /// keys come from the usual `AWS_*` environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreSection>,
+}
+
+/// `[store]`: where the S3-compatible store is, and who sockit is to it.
+/// The secret is read from a file, so the config itself can be shown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_http: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
 }
 
 /// Auth and limits: in `[defaults]` and in any service.
@@ -464,6 +485,7 @@ impl Config {
         Config {
             defaults: Settings::default(),
             services,
+            store: self.store.clone(),
         }
     }
 

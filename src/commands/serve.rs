@@ -12,7 +12,8 @@ use sockit::echo::Echo;
 use sockit::exec::{DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT, ExecLimits};
 use std::sync::Arc;
 
-use sockit::files::{Access, FileService, FileServiceConfig, FileStore};
+use sockit::files::object::{ObjectRoot, StoreConfig};
+use sockit::files::{Access, FileService, FileServiceConfig, FileStore, ObjectFileService};
 use sockit::server::{
     DEFAULT_BACKLOG, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_PEER, DEFAULT_MIN_RATE, DEFAULT_REQUEST_TIMEOUT, ServerConfig,
@@ -20,6 +21,7 @@ use sockit::server::{
 use sockit::tftp::server::TftpConfig;
 use sockit::tls::Acceptor;
 use sockit::web::{WebConfig, WebService};
+use sockit_proto::files::object::StoreUrl;
 use sockit_proto::frame::{DEFAULT_MAX_HEADER_LEN, FrameLimits};
 use sockit_proto::tftp::options::Rollover;
 
@@ -132,6 +134,8 @@ struct Stores {
     by_root: Vec<(std::path::PathBuf, Arc<FileStore>)>,
     room: Option<sockit::chat::Room>,
     stats: sockit::stats::Stats,
+    /// Where the `s3://` roots are, and who sockit is to the store.
+    store: StoreConfig,
 }
 
 impl Stores {
@@ -142,11 +146,21 @@ impl Stores {
             by_root: Vec::new(),
             room: None,
             stats,
+            store: store_config(config.store.as_ref())?,
         };
         for section in config.services.iter().filter(|s| s.kind() == Kind::Files) {
-            stores.for_section(section, || files_config(section))?;
+            if store_url(section)?.is_none() {
+                stores.for_section(section, || files_config(section))?;
+            }
         }
         Ok(stores)
+    }
+
+    /// Connects to an object-store root and proves it answers.
+    async fn object_root(&self, url: &StoreUrl) -> anyhow::Result<Arc<ObjectRoot>> {
+        let root = ObjectRoot::open(url, &self.store)?;
+        root.check().await?;
+        Ok(root)
     }
 
     /// The daemon's chat room, opened on first use.
@@ -188,6 +202,41 @@ fn access_of(section: &Section) -> Access {
         (_, Some(true)) => Access::UploadOnly,
         _ => Access::ReadWrite,
     }
+}
+
+/// The section's root when it is an object store (`s3://bucket/prefix`).
+fn store_url(section: &Section) -> anyhow::Result<Option<StoreUrl>> {
+    let Some(root) = section.root.as_ref().and_then(|r| r.to_str()) else {
+        return Ok(None);
+    };
+    if !StoreUrl::is_store(root) {
+        return Ok(None);
+    }
+    let url = StoreUrl::parse(root).map_err(|e| UsageError(format!("root {root}: {e}")))?;
+    Ok(Some(url))
+}
+
+/// `[store]` as the driver takes it; its secret read from its file.
+fn store_config(section: Option<&config::StoreSection>) -> anyhow::Result<StoreConfig> {
+    let Some(s) = section else {
+        return Ok(StoreConfig::default());
+    };
+    let secret_access_key = match &s.secret_access_key_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("cannot read secret_access_key_file {}: {e}", path.display())))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    Ok(StoreConfig {
+        endpoint: s.endpoint.clone(),
+        region: s.region.clone(),
+        access_key_id: s.access_key_id.clone(),
+        secret_access_key,
+        allow_http: s.allow_http,
+    })
 }
 
 /// A files service's store settings, from its section.
@@ -343,7 +392,10 @@ fn from_flags(args: &ServeArgs) -> Config {
         tls_key: args.tls.tls_key.clone(),
     };
     let mut services = Vec::new();
-    if !args.no_web {
+    // The page serves local folders only, so an object-store root runs
+    // without it.
+    let on_store = args.root.to_str().is_some_and(StoreUrl::is_store);
+    if !args.no_web && !on_store {
         // The page over the same folder, with the same key and TLS.
         let mut web = Section::new(Kind::Web);
         web.listen = Some(args.web.unwrap_or_else(|| {
@@ -362,6 +414,7 @@ fn from_flags(args: &ServeArgs) -> Config {
     Config {
         defaults: Settings::default(),
         services,
+        store: None,
     }
 }
 
@@ -419,6 +472,18 @@ fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -
 async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores, qr: bool) -> anyhow::Result<()> {
     let s = &section.settings;
     let reuse = s.reuse_address.unwrap_or(true);
+    if section.kind() != Kind::Files && store_url(section)?.is_some() {
+        return Err(UsageError(format!(
+            "the {} service serves a local folder; an s3:// root is for the files service{}",
+            format!("{:?}", section.kind()).to_lowercase(),
+            if section.kind() == Kind::Web {
+                " (the page over an object store is not built yet: serve with --no-web)"
+            } else {
+                ""
+            }
+        ))
+        .into());
+    }
     match section.kind() {
         Kind::Broadcast => start_broadcast(section, listeners)?,
         Kind::Ipmsg => start_ipmsg(section, listeners).await?,
@@ -434,6 +499,21 @@ async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores
                      commands; use a key, or listen on a loopback address"
                 ))
                 .into());
+            }
+            if let Some(url) = store_url(section)? {
+                if allow_exec {
+                    return Err(UsageError(format!(
+                        "refusing allow_exec on {url}: an object store has no folder to run commands in"
+                    ))
+                    .into());
+                }
+                let mut files = files_config(section);
+                files.stats = listeners.stats();
+                let details = format!("root: {url}{}", access_note(files.access));
+                let service = ObjectFileService::new(stores.object_root(&url).await?, files);
+                let config = server_config(listen, s, auth)?;
+                listeners.tcp(config, service, "files", &details)?;
+                return Ok(());
             }
             let service = FileService::on(stores.for_section(section, || files_config(section))?);
             let shown_root = service.root().display().to_string();

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 pub mod nats;
 pub mod ncat;
 pub mod netns;
+pub mod s3;
 pub mod tftp;
 pub mod web;
 

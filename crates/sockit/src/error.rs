@@ -58,6 +58,10 @@ pub enum Error {
     /// The chat bus (NATS) could not be reached or refused an operation.
     #[error("chat bus: {op}: {detail}")]
     Bus { op: &'static str, detail: String },
+    /// The object store behind a `s3://` root could not be reached or
+    /// refused an operation.
+    #[error("object store: {op}: {detail}")]
+    Store { op: &'static str, detail: String },
     #[error("stopped: nobody reads the output any more")]
     Cancelled,
     /// A pipelined request whose reply never came: the connection broke

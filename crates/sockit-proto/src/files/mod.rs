@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::frame::{FrameError, Header, size_field};
 use crate::path::{PathError, RelPath};
 
+pub mod object;
 mod reply;
 pub use reply::{ExecReply, MAX_ERROR_MESSAGE, MalformedReply, Reply, ReplyTo};
 
@@ -55,6 +56,10 @@ pub enum Request {
     /// whole file's hash, computed by the client while it sent.
     Commit {
         xxh3: String,
+        /// With a resumed upload: the XXH3-128 of the bytes sent after the
+        /// offset, for a server that cannot hash the prefix it kept (an
+        /// object store's unfinished parts cannot be read back).
+        tail_xxh3: Option<String>,
     },
     /// Run a command (only where the server allows exec).
     Exec(crate::exec::Command),
@@ -283,6 +288,7 @@ impl Request {
             },
             "commit" => Self::Commit {
                 xxh3: str_field(h, "xxh3")?.to_ascii_lowercase(),
+                tail_xxh3: opt_str_field(h, "tail_xxh3")?.map(str::to_ascii_lowercase),
             },
             "exec" => Self::Exec(exec_command(h)?),
             other => return Err(RequestError::UnknownCommand(truncate(other, 64))),
@@ -353,9 +359,12 @@ impl Request {
                 put("cmd", "mkdir".into());
                 put("path", path.to_string().into());
             }
-            Self::Commit { xxh3 } => {
+            Self::Commit { xxh3, tail_xxh3 } => {
                 put("cmd", "commit".into());
                 put("xxh3", xxh3.clone().into());
+                if let Some(tail) = tail_xxh3 {
+                    put("tail_xxh3", tail.clone().into());
+                }
             }
             Self::Exec(crate::exec::Command::Shell(line)) => {
                 put("cmd", "exec".into());
@@ -491,7 +500,14 @@ mod tests {
                 recursive: true,
             },
             Request::Mkdir { path: p("d/e") },
-            Request::Commit { xxh3: "0123".into() },
+            Request::Commit {
+                xxh3: "0123".into(),
+                tail_xxh3: None,
+            },
+            Request::Commit {
+                xxh3: "0123".into(),
+                tail_xxh3: Some("45".into()),
+            },
             Request::Exec(crate::exec::Command::Shell("ls -l | wc -l".into())),
             Request::Exec(crate::exec::Command::Argv(vec!["echo".into(), "a b".into()])),
         ];
@@ -571,7 +587,7 @@ mod tests {
                     0 => {
                         send(Request::Put(Put { path, filesize: body.len() as u64, offset: 0, md5: None,
                             trailer: true, prefix_xxh3: None }), body);
-                        send(Request::Commit { xxh3: "ab".into() }, &[]);
+                        send(Request::Commit { xxh3: "ab".into(), tail_xxh3: None }, &[]);
                     }
                     1 => send(Request::Get { path, offset: 0 }, &[]),
                     2 => send(Request::Stat { path }, &[]),

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use sockit_proto::checksum::StreamHash;
 use sockit_proto::exec::{Command as ExecCommand, Outcome as ExecResult};
 use sockit_proto::files::{Entry, ErrorCode, Put, Reply, ReplyTo, Request};
 use sockit_proto::frame::{FrameEvent, FrameLimits, Header};
@@ -259,8 +260,15 @@ impl FileClient {
         });
         self.send(&put).await?;
         progress.begin(&remote.to_string(), filesize, offset);
-        let xxh3 = self.stream_body(reader, local, progress).await?;
-        self.send(&Request::Commit { xxh3: xxh3.clone() }).await?;
+        // A resumed upload also proves the bytes it sends on their own, for
+        // a server that cannot hash the prefix it kept (an object store).
+        let mut tail = (offset > 0).then(StreamHash::new);
+        let xxh3 = self.stream_body(reader, local, progress, tail.as_mut()).await?;
+        let commit = Request::Commit {
+            xxh3: xxh3.clone(),
+            tail_xxh3: tail.map(|t| t.hex()),
+        };
+        self.send(&commit).await?;
         let reply = self.reply(ReplyTo::Put).await;
         progress.end();
         if !matches!(reply?, Reply::Stored { xxh3: theirs, .. } if theirs == xxh3) {
@@ -294,7 +302,7 @@ impl FileClient {
         self.conn.write_header(&header).await?;
         progress.begin(remote_name, filesize, 0);
         let reader = DiskReader::spawn(file, 0, filesize);
-        let xxh3 = self.stream_body(reader, local, progress).await?;
+        let xxh3 = self.stream_body(reader, local, progress, None).await?;
         self.conn.shutdown().await?;
         progress.end();
         Ok(Transfer {
@@ -375,9 +383,13 @@ impl FileClient {
         mut reader: DiskReader,
         local: &Path,
         progress: &mut dyn Progress,
+        mut tail: Option<&mut StreamHash>,
     ) -> Result<String, Error> {
         while let Some(chunk) = reader.next().await {
             let chunk = chunk.map_err(Error::file("reading", local))?;
+            if let Some(tail) = tail.as_deref_mut() {
+                tail.update(&chunk);
+            }
             self.conn.write_all(&chunk).await?;
             progress.advance(chunk.len() as u64);
             if progress.cancelled() {

@@ -216,7 +216,7 @@ impl FileService {
 
         let claimed = if put.trailer {
             match read_commit(conn).await {
-                Ok(xxh3) => Some(xxh3),
+                Ok((xxh3, _)) => Some(xxh3),
                 Err(e) => {
                     // The whole body is in: keep it for a resume, which
                     // will send nothing but the proof and the commit.
@@ -276,7 +276,7 @@ impl FileService {
         };
         let claimed = match broke {
             Some(e) => Err(e),
-            None if put.trailer => read_commit(conn).await.map(Some),
+            None if put.trailer => read_commit(conn).await.map(|(xxh3, _)| Some(xxh3)),
             None => Ok(None),
         };
         match claimed {
@@ -742,11 +742,17 @@ impl Service for FileService {
     }
 }
 
-async fn write_reply<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, reply: &Answer) -> Result<(), Error> {
+pub(super) async fn write_reply<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConn<S>,
+    reply: &Answer,
+) -> Result<(), Error> {
     conn.write_header(&reply.to_header()).await
 }
 
-async fn send_refusal<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, r: &Refusal) -> Result<(), Error> {
+pub(super) async fn send_refusal<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConn<S>,
+    r: &Refusal,
+) -> Result<(), Error> {
     write_reply(conn, &Answer::refused(r.code, &r.message)).await?;
     conn.flush().await
 }
@@ -864,19 +870,26 @@ impl Ahead {
 }
 
 /// The commit trailer after a verified upload's body: the client's XXH3.
-async fn read_commit<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>) -> Result<String, Error> {
+/// The upload's trailer: the whole file's XXH3 and, after a resume, that
+/// of the bytes sent.
+pub(super) async fn read_commit<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConn<S>,
+) -> Result<(String, Option<String>), Error> {
     let (header, body_len) = conn.expect_header("sending the upload's checksum").await?;
     match Request::from_header(&header) {
-        Ok(Request::Commit { xxh3 }) if body_len == 0 => {
+        Ok(Request::Commit { xxh3, tail_xxh3 }) if body_len == 0 => {
             conn.skip_body().await?;
-            Ok(xxh3)
+            Ok((xxh3, tail_xxh3))
         }
         _ => Err(Error::Protocol("expected a commit after the upload".into())),
     }
 }
 
 /// Reads and drops a refused upload's body and trailer.
-async fn discard_upload<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, put: &Put) -> Result<(), Error> {
+pub(super) async fn discard_upload<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConn<S>,
+    put: &Put,
+) -> Result<(), Error> {
     conn.skip_body().await?;
     if put.trailer {
         conn.expect_header("sending the upload's checksum").await?;
@@ -887,7 +900,7 @@ async fn discard_upload<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn
 
 /// What a request does to the served folder, for the access mode. Exec is
 /// its own switch (`--allow-exec`), so it counts as a read here.
-fn operation_of(request: &Request) -> Operation {
+pub(super) fn operation_of(request: &Request) -> Operation {
     match request {
         Request::Put(_) | Request::Resume { .. } | Request::Commit { .. } => Operation::Upload,
         Request::Rm { .. } | Request::Mkdir { .. } | Request::RmPartial { .. } => Operation::Change,

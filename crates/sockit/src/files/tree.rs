@@ -435,7 +435,14 @@ async fn send_uploads<W: AsyncWrite + Unpin>(
                 let put = put_request(&target, data.len() as u64, 0, None);
                 encode_header(&put.to_header(), &mut batch.out);
                 batch.out.extend_from_slice(&data);
-                encode_header(&Request::Commit { xxh3: xxh3.clone() }.to_header(), &mut batch.out);
+                encode_header(
+                    &Request::Commit {
+                        xxh3: xxh3.clone(),
+                        tail_xxh3: None,
+                    }
+                    .to_header(),
+                    &mut batch.out,
+                );
                 batch.bytes += data.len() as u64;
                 batch.records.push(Awaited::File {
                     target,
@@ -558,10 +565,15 @@ async fn stream_file<W: AsyncWrite + Unpin>(
     conn.write_header(&put.to_header())
         .await
         .map_err(StreamError::Connection)?;
+    // As `FileClient::put`: a resumed body is also proven on its own.
+    let mut tail = (offset > 0).then(StreamHash::new);
     while let Some(chunk) = reader.next().await {
         // A read error mid-body breaks the promised size: the connection
         // must end, as a server's would.
         let chunk = chunk.map_err(|e| StreamError::Connection(Error::file("reading", source)(e)))?;
+        if let Some(tail) = tail.as_mut() {
+            tail.update(&chunk);
+        }
         conn.write_all(&chunk).await.map_err(StreamError::Connection)?;
         progress.with(|p| p.advance(chunk.len() as u64));
         reader.recycle(chunk);
@@ -570,7 +582,11 @@ async fn stream_file<W: AsyncWrite + Unpin>(
         .finish()
         .await
         .map_err(|e| StreamError::Connection(Error::file("reading", source)(e)))?;
-    conn.write_header(&Request::Commit { xxh3: xxh3.clone() }.to_header())
+    let commit = Request::Commit {
+        xxh3: xxh3.clone(),
+        tail_xxh3: tail.map(|t| t.hex()),
+    };
+    conn.write_header(&commit.to_header())
         .await
         .map_err(StreamError::Connection)?;
     Ok((filesize, xxh3))

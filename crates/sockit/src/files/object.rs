@@ -1,0 +1,928 @@
+//! The served folder on an S3-compatible object store (`--root
+//! s3://bucket/prefix`), through the `object_store` crate. The rules (keys,
+//! parts, the resume manifest) are in `sockit_proto::files::object`; this is
+//! the driver that runs them against a store.
+//!
+//! Folders are key prefixes. `mkdir` leaves a zero-byte marker object
+//! ([`FOLDER_MARKER`]) so an empty folder exists; listings hide it. An
+//! upload is a multipart upload of its final key, completed only after the
+//! whole file arrived and matched its hash, so nothing is visible under its
+//! name before that. Recursive removal deletes object by object and is not
+//! atomic: a failure reports how many went first.
+
+use std::collections::{BTreeSet, HashSet};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt as _, TryStreamExt as _};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::{Path as Key, PathPart};
+use object_store::{
+    ClientConfigKey, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions,
+    PutPayload, RetryConfig,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use sockit_proto::checksum::{Md5Hash, StreamHash};
+use sockit_proto::files::object::{Manifest, PartPlan, StoreUrl, manifest_dir, manifest_name};
+use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put};
+use sockit_proto::path::{RESERVED_DIR, RelPath};
+
+use super::listing::ListingLimits;
+use super::staging::KeptPartial;
+use super::store::Refusal;
+use crate::Error;
+
+/// The zero-byte object that makes an empty folder exist.
+pub const FOLDER_MARKER: &str = ".sockit-folder";
+/// Each request to the store, retries included, ends by then: long
+/// enough for a 16 MiB part at 64 KiB/s.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A download reads the object in ranges of this size, a few ahead of
+/// the one being sent.
+pub const READ_RANGE: u64 = 8 << 20;
+const READS_AHEAD: usize = 3;
+/// Parts of one upload being sent to the store at once.
+const PARTS_IN_FLIGHT: usize = 3;
+/// Part buffers in memory across the whole server (16 MiB each): a bound
+/// on what uploads and downloads hold, however many run.
+pub const BUFFERS: usize = 32;
+
+/// Where the store is and who we are to it. Credentials come from the
+/// usual `AWS_*` environment variables or the config file, never argv.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    /// `http://127.0.0.1:8014` for a local S3 server; unset for AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Plain HTTP to the endpoint (a store on loopback).
+    pub allow_http: Option<bool>,
+}
+
+/// The served folder on an object store.
+#[derive(Debug)]
+pub struct ObjectRoot {
+    store: Arc<AmazonS3>,
+    url: StoreUrl,
+    base: Key,
+    uploading: Mutex<HashSet<RelPath>>,
+    buffers: Arc<Semaphore>,
+}
+
+/// The right to upload one path on this server; released on drop. Two
+/// servers may still race on one name: the last to complete wins whole.
+#[derive(Debug)]
+pub struct UploadClaim {
+    root: Arc<ObjectRoot>,
+    path: RelPath,
+}
+
+impl Drop for UploadClaim {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.root.uploading.lock() {
+            set.remove(&self.path);
+        }
+    }
+}
+
+impl ObjectRoot {
+    /// Connects to the store. The environment's `AWS_*` settings apply
+    /// first, the config's over them.
+    pub fn open(url: &StoreUrl, config: &StoreConfig) -> Result<Arc<Self>, Error> {
+        // Exactly one TLS provider is built in; reqwest needs it named.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Set key by key: replacing the client options would drop what the
+        // environment put there (AWS_ALLOW_HTTP among them).
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&url.bucket)
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                format!("{}s", STORE_TIMEOUT.as_secs()),
+            )
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
+            .with_retry(RetryConfig {
+                max_retries: 2,
+                retry_timeout: STORE_TIMEOUT,
+                ..RetryConfig::default()
+            });
+        let endpoint = config
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+        if let Some(e) = endpoint.or_else(|| std::env::var("AWS_ENDPOINT").ok()) {
+            // object_store panics on a URI it cannot sign; say so instead.
+            let bad = |why: &str| Error::Store {
+                op: "connect",
+                detail: format!("endpoint {e:?}: {why}"),
+            };
+            let parsed = url::Url::parse(&e).map_err(|err| bad(&err.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(bad("must be http:// or https:// and name a host"));
+            }
+            builder = builder.with_endpoint(parsed.as_str().trim_end_matches('/'));
+        }
+        if let Some(r) = &config.region {
+            builder = builder.with_region(r);
+        }
+        if let Some(k) = &config.access_key_id {
+            builder = builder.with_access_key_id(k);
+        }
+        if let Some(s) = &config.secret_access_key {
+            builder = builder.with_secret_access_key(s);
+        }
+        if let Some(h) = config.allow_http {
+            builder = builder.with_allow_http(h);
+        }
+        let store = builder.build().map_err(|e| Error::Store {
+            op: "connect",
+            detail: e.to_string(),
+        })?;
+        Ok(Arc::new(Self {
+            store: Arc::new(store),
+            url: url.clone(),
+            base: Key::from(url.prefix.as_str()),
+            uploading: Mutex::new(HashSet::new()),
+            buffers: Arc::new(Semaphore::new(BUFFERS)),
+        }))
+    }
+
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    /// Proves the bucket answers (a listing of the private prefix), so a
+    /// wrong endpoint or key fails at start, not at the first request.
+    pub async fn check(&self) -> Result<(), Error> {
+        self.store
+            .list_with_delimiter(Some(&self.uploads_dir()))
+            .await
+            .map(drop)
+            .map_err(|e| Error::Store {
+                op: "list the bucket",
+                detail: e.to_string(),
+            })
+    }
+
+    /// The key of a path a peer named. Each segment is percent-encoded
+    /// where S3 advises against a character, so every name round-trips.
+    fn key(&self, path: &RelPath) -> Key {
+        path.components()
+            .fold(self.base.clone(), |key, part| key.join(PathPart::from(part)))
+    }
+
+    /// Where the manifests of kept uploads are.
+    fn uploads_dir(&self) -> Key {
+        manifest_dir()
+            .iter()
+            .fold(self.base.clone(), |key, part| key.join(*part))
+    }
+
+    fn manifest_key(&self, path: &RelPath) -> Key {
+        self.uploads_dir().join(manifest_name(path))
+    }
+
+    /// A name as the peer sees it: the key's segments after `under`,
+    /// decoded. `None` for what is not ours to show (the private prefix,
+    /// folder markers, a key that is not valid UTF-8 once decoded).
+    fn name_under(&self, under: &Key, key: &Key) -> Option<String> {
+        let parts: Vec<String> = key
+            .prefix_match(under)?
+            .map(|p| {
+                percent_encoding::percent_decode_str(p.as_ref())
+                    .decode_utf8()
+                    .map(|s| s.into_owned())
+            })
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let hidden = parts.last().is_some_and(|p| p == FOLDER_MARKER)
+            || (*under == self.base && parts.first().is_some_and(|p| p == RESERVED_DIR));
+        (!parts.is_empty() && !hidden).then(|| parts.join("/"))
+    }
+
+    /// Refuses the one name an object root reserves.
+    pub fn check_name(path: &RelPath) -> Result<(), Refusal> {
+        if path.components().any(|c| c == FOLDER_MARKER) {
+            return Err(Refusal::new(ErrorCode::BadPath, "that name is reserved"));
+        }
+        Ok(())
+    }
+
+    /// What a path is: a file (an object), a folder (a prefix with
+    /// something under it, or a marker), or nothing.
+    pub async fn stat(&self, path: &RelPath) -> Result<Entry, Refusal> {
+        Self::check_name(path)?;
+        let name = path.to_string();
+        if path.is_root() {
+            return Ok(folder_entry(name, 0));
+        }
+        // The folder check goes first: some stores (s3s-fs) answer a HEAD
+        // of a key that is also a prefix with an error, not a 404.
+        let key = self.key(path);
+        if let Some(mtime) = self.folder_time(&key).await? {
+            return Ok(folder_entry(name, mtime));
+        }
+        match self.store.head(&key).await {
+            Ok(meta) => Ok(file_entry(name, &meta)),
+            Err(e) => Err(store_refusal(&e)),
+        }
+    }
+
+    /// When something is stored under `key/`: the time of the first.
+    async fn folder_time(&self, key: &Key) -> Result<Option<i64>, Refusal> {
+        match self.store.list(Some(key)).next().await {
+            Some(Ok(meta)) => Ok(Some(meta.last_modified.timestamp())),
+            Some(Err(e)) => Err(store_refusal(&e)),
+            None => Ok(None),
+        }
+    }
+
+    /// The entries under a folder, as the local listing gives them: names
+    /// relative to it, folders before their contents when recursive.
+    /// Bounded like a local listing.
+    pub async fn list(&self, path: &RelPath, recursive: bool, limits: ListingLimits) -> Result<Vec<Entry>, Refusal> {
+        let folder = self.stat(path).await?;
+        if folder.kind != EntryKind::Dir {
+            return Err(Refusal::new(ErrorCode::NotADirectory, "not a folder"));
+        }
+        let base = self.key(path);
+        let mut entries = Vec::new();
+        let too_many = || Refusal::new(ErrorCode::TooLarge, "listing larger than the server's limit");
+        if recursive {
+            let mut folders = BTreeSet::new();
+            let mut objects = self.store.list(Some(&base));
+            while let Some(meta) = objects.next().await {
+                let meta = meta.map_err(|e| store_refusal(&e))?;
+                let Some(name) = self.name_under(&base, &meta.location).or_else(|| {
+                    // A marker still makes its folder exist.
+                    let parent = meta.location.parent()?;
+                    (meta.location.filename() == Some(FOLDER_MARKER) && parent != base)
+                        .then(|| self.name_under(&base, &parent))
+                        .flatten()
+                        .map(|n| format!("{n}/"))
+                }) else {
+                    continue;
+                };
+                let (name, is_marker) = match name.strip_suffix('/') {
+                    Some(n) => (n.to_owned(), true),
+                    None => (name, false),
+                };
+                // Every folder on the way to a name is an entry of its own.
+                let mut at = 0;
+                while let Some(slash) = name[at..].find('/').map(|i| i + at) {
+                    if folders.insert(name[..slash].to_owned()) {
+                        entries.push(folder_entry(name[..slash].to_owned(), meta.last_modified.timestamp()));
+                    }
+                    at = slash + 1;
+                }
+                if is_marker {
+                    if folders.insert(name.clone()) {
+                        entries.push(folder_entry(name, meta.last_modified.timestamp()));
+                    }
+                } else {
+                    entries.push(file_entry(name, &meta));
+                }
+                if entries.len() > limits.max_entries {
+                    return Err(too_many());
+                }
+            }
+        } else {
+            let listed = self
+                .store
+                .list_with_delimiter(Some(&base))
+                .await
+                .map_err(|e| store_refusal(&e))?;
+            for prefix in &listed.common_prefixes {
+                if let Some(name) = self.name_under(&base, prefix) {
+                    entries.push(folder_entry(name, 0));
+                }
+            }
+            for meta in &listed.objects {
+                if let Some(name) = self.name_under(&base, &meta.location) {
+                    entries.push(file_entry(name, meta));
+                }
+            }
+            if entries.len() > limits.max_entries {
+                return Err(too_many());
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Opens a download from `offset`: the object's size, and its bytes
+    /// from `from` on (a prefix to hash, or the body), read in ranges a few
+    /// ahead. Every range asks for the same ETag, so an object replaced
+    /// mid-download fails instead of mixing two versions.
+    pub async fn open_read(&self, path: &RelPath) -> Result<ObjectReader, Refusal> {
+        Self::check_name(path)?;
+        let key = self.key(path);
+        let meta = match self.store.head(&key).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                return Err(match self.folder_time(&key).await {
+                    Ok(Some(_)) => Refusal::new(ErrorCode::IsADirectory, "is a folder"),
+                    _ => store_refusal(&e),
+                });
+            }
+        };
+        Ok(ObjectReader {
+            store: Arc::clone(&self.store),
+            buffers: Arc::clone(&self.buffers),
+            key,
+            size: meta.size,
+            e_tag: meta.e_tag,
+        })
+    }
+
+    /// Claims `path` for an upload on this server.
+    pub fn claim(self: &Arc<Self>, path: &RelPath) -> Option<UploadClaim> {
+        let mut set = self.uploading.lock().ok()?;
+        set.insert(path.clone()).then(|| UploadClaim {
+            root: Arc::clone(self),
+            path: path.clone(),
+        })
+    }
+
+    async fn manifest(&self, path: &RelPath) -> Result<Option<Manifest>, Refusal> {
+        match self.store.get(&self.manifest_key(path)).await {
+            Ok(got) => {
+                let bytes = got.bytes().await.map_err(|e| store_refusal(&e))?;
+                Ok(Manifest::decode(&bytes).ok())
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_refusal(&e)),
+        }
+    }
+
+    async fn write_manifest(&self, path: &RelPath, manifest: &Manifest) -> Result<(), Refusal> {
+        let payload = PutPayload::from(manifest.encode());
+        self.store
+            .put(&self.manifest_key(path), payload)
+            .await
+            .map(drop)
+            .map_err(|e| store_refusal(&e))
+    }
+
+    /// Abandons an upload's parts and its manifest (best effort: a store
+    /// that fails now leaves them for its own lifecycle rules).
+    async fn drop_upload(&self, key: &Key, path: &RelPath, upload_id: &str) {
+        if let Err(e) = self.store.abort_multipart(key, &upload_id.to_owned()).await {
+            tracing::info!(path = %path, error = %e, "cannot abort a multipart upload");
+        }
+        let _ = self.store.delete(&self.manifest_key(path)).await;
+    }
+
+    /// Where a resume of `path` (of `filesize` bytes) continues: the bytes
+    /// its kept parts hold, or 0.
+    pub async fn kept_len(&self, path: &RelPath, filesize: u64) -> Result<u64, Refusal> {
+        Self::check_name(path)?;
+        Ok(match self.manifest(path).await? {
+            Some(m) if m.filesize == filesize => m.offset(),
+            _ => 0,
+        })
+    }
+
+    /// Starts (or, at an offset, continues) an upload. A resume must prove
+    /// its prefix against the manifest before a byte is taken.
+    /// `replace` false (a drop box) refuses a name that exists.
+    pub async fn begin_upload(
+        self: &Arc<Self>,
+        put: &Put,
+        claim: UploadClaim,
+        replace: bool,
+    ) -> Result<ObjectUpload, Refusal> {
+        Self::check_name(&put.path)?;
+        if put.offset > 0 && !put.trailer {
+            return Err(Refusal::new(
+                ErrorCode::BadRequest,
+                "an upload that resumes at an offset must ask for \"verify\"",
+            ));
+        }
+        let plan = PartPlan::for_size(put.filesize)
+            .ok_or_else(|| Refusal::new(ErrorCode::TooLarge, "file too large for the object store"))?;
+        let key = self.key(&put.path);
+        if self.folder_time(&key).await?.is_some() {
+            return Err(Refusal::new(ErrorCode::IsADirectory, "is a folder"));
+        }
+        let kept = self.manifest(&put.path).await?;
+        let mut upload = ObjectUpload {
+            root: Arc::clone(self),
+            key,
+            plan,
+            put: put.clone(),
+            _claim: claim,
+            replace,
+            upload_id: None,
+            etags: Vec::new(),
+            next_part: 0,
+            resumed: false,
+            sending: JoinSet::new(),
+            buffer: Vec::new(),
+            permit: None,
+            hash: StreamHash::new(),
+            tail: None,
+            md5: put.md5.is_some().then(Md5Hash::new),
+            boundaries: Vec::new(),
+            received: put.offset,
+            kept: None,
+            done: false,
+        };
+        if put.offset == 0 {
+            if let Some(old) = kept {
+                // A fresh upload replaces what an earlier one kept.
+                upload.root.drop_upload(&upload.key, &put.path, &old.upload_id).await;
+            }
+            if plan.parts() > 1 {
+                let id = self
+                    .store
+                    .create_multipart(&upload.key)
+                    .await
+                    .map_err(|e| store_refusal(&e))?;
+                upload.upload_id = Some(id.clone());
+                let manifest = Manifest {
+                    upload_id: id,
+                    filesize: put.filesize,
+                    part_size: plan.part_size,
+                    etags: Vec::new(),
+                    prefix_xxh3: StreamHash::new().hex(),
+                    started: unix_now(),
+                };
+                // Written at once, so an upload whose server dies is still
+                // found (to resume from nothing, or to sweep).
+                self.write_manifest(&put.path, &manifest).await?;
+                upload.kept = Some(manifest);
+            }
+            return Ok(upload);
+        }
+        let manifest = kept
+            .filter(|m| m.filesize == put.filesize && m.offset() == put.offset)
+            .ok_or_else(|| Refusal::new(ErrorCode::BadRequest, "offset does not match the kept partial upload"))?;
+        if put.prefix_xxh3.as_deref() != Some(manifest.prefix_xxh3.as_str()) {
+            return Err(Refusal::new(
+                ErrorCode::ChecksumMismatch,
+                "the kept partial upload is not the start of this file",
+            ));
+        }
+        upload.upload_id = Some(manifest.upload_id.clone());
+        upload.etags = manifest.etags.clone();
+        upload.next_part = manifest.etags.len();
+        upload.resumed = true;
+        upload.tail = Some(StreamHash::new());
+        upload.kept = Some(manifest);
+        Ok(upload)
+    }
+
+    /// The kept partial uploads, from their manifests.
+    pub async fn partials(&self) -> Result<Vec<KeptPartial>, Refusal> {
+        let dir = self.uploads_dir();
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| store_refusal(&e))?;
+        let mut kept = Vec::new();
+        for meta in metas {
+            let Some(path) = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+                .and_then(unhex)
+                .and_then(|p| RelPath::parse(&p).ok())
+            else {
+                continue;
+            };
+            if let Some(m) = self.manifest(&path).await? {
+                kept.push(KeptPartial {
+                    path: path.to_string(),
+                    size: m.offset(),
+                    filesize: m.filesize,
+                    mtime: meta.last_modified.timestamp(),
+                });
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Abandons a kept partial upload; false when there was none.
+    pub async fn remove_partial(&self, path: &RelPath) -> Result<bool, Refusal> {
+        match self.manifest(path).await? {
+            Some(m) => {
+                self.drop_upload(&self.key(path), path, &m.upload_id).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Makes a folder and those above it: a marker object in each that is
+    /// not there yet. A file in the way is refused.
+    pub async fn make_dirs(&self, path: &RelPath) -> Result<(), Refusal> {
+        Self::check_name(path)?;
+        let mut at = RelPath::root();
+        for part in path.components() {
+            at = at
+                .join(part)
+                .map_err(|_| Refusal::new(ErrorCode::BadPath, "bad folder name"))?;
+            match self.stat(&at).await {
+                Ok(e) if e.kind == EntryKind::Dir => continue,
+                Ok(_) => return Err(Refusal::new(ErrorCode::AlreadyExists, "a file is in the way")),
+                Err(r) if r.code == ErrorCode::NotFound => {}
+                Err(r) => return Err(r),
+            }
+            let marker = self.key(&at).join(FOLDER_MARKER);
+            self.store
+                .put(&marker, PutPayload::new())
+                .await
+                .map_err(|e| store_refusal(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a file, an empty folder, or with `recursive` everything
+    /// under a folder, one object at a time. Not atomic: on a failure the
+    /// refusal says how many objects went first.
+    pub async fn remove(&self, path: &RelPath, recursive: bool) -> Result<(), Refusal> {
+        Self::check_name(path)?;
+        if path.is_root() {
+            return Err(Refusal::new(ErrorCode::PermissionDenied, "the root cannot be removed"));
+        }
+        let entry = self.stat(path).await?;
+        let key = self.key(path);
+        if entry.kind == EntryKind::File {
+            return self.store.delete(&key).await.map_err(|e| store_refusal(&e));
+        }
+        let under: Vec<Key> = self
+            .store
+            .list(Some(&key))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| store_refusal(&e))?;
+        let only_marker = under
+            .iter()
+            .all(|k| k.filename() == Some(FOLDER_MARKER) && k.parent() == Some(key.clone()));
+        if !recursive && !only_marker {
+            return Err(Refusal::new(ErrorCode::NotEmpty, "folder is not empty"));
+        }
+        let total = under.len();
+        for (done, k) in under.into_iter().enumerate() {
+            if let Err(e) = self.store.delete(&k).await {
+                let r = store_refusal(&e);
+                return Err(Refusal::new(
+                    r.code,
+                    format!(
+                        "{} ({done} of {total} objects removed before it; removal is not atomic)",
+                        r.message
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A download's source: the object's size, and its bytes by range.
+#[derive(Debug)]
+pub struct ObjectReader {
+    store: Arc<AmazonS3>,
+    buffers: Arc<Semaphore>,
+    key: Key,
+    pub size: u64,
+    e_tag: Option<String>,
+}
+
+impl ObjectReader {
+    /// The bytes in `range`, in order, read [`READ_RANGE`] at a time with
+    /// a few ranges in flight.
+    pub fn bytes(&self, range: Range<u64>) -> BoxStream<'static, Result<Bytes, Refusal>> {
+        let (start, end) = (range.start, range.end);
+        let pieces = (start..end).step_by(usize::try_from(READ_RANGE).unwrap_or(usize::MAX));
+        let (store, key, e_tag, buffers) = (
+            Arc::clone(&self.store),
+            self.key.clone(),
+            self.e_tag.clone(),
+            Arc::clone(&self.buffers),
+        );
+        stream::iter(pieces)
+            .map(move |from| {
+                let (store, key, e_tag, buffers) =
+                    (Arc::clone(&store), key.clone(), e_tag.clone(), Arc::clone(&buffers));
+                let to = (from + READ_RANGE).min(end);
+                async move {
+                    let _permit = buffers.acquire_owned().await;
+                    let options = GetOptions {
+                        range: Some(GetRange::Bounded(from..to)),
+                        if_match: e_tag,
+                        ..GetOptions::default()
+                    };
+                    let got = store.get_opts(&key, options).await.map_err(|e| store_refusal(&e))?;
+                    let bytes = got.bytes().await.map_err(|e| store_refusal(&e))?;
+                    if bytes.len() as u64 == to - from {
+                        Ok(bytes)
+                    } else {
+                        Err(Refusal::new(ErrorCode::Io, "the object changed during the download"))
+                    }
+                }
+            })
+            .buffered(READS_AHEAD)
+            .boxed()
+    }
+}
+
+/// One upload in progress: its parts go to the store as they fill, a few
+/// at a time, while the next one is received.
+#[derive(Debug)]
+pub struct ObjectUpload {
+    root: Arc<ObjectRoot>,
+    key: Key,
+    plan: PartPlan,
+    put: Put,
+    _claim: UploadClaim,
+    replace: bool,
+    /// `None` for a file of one part: it is stored with a single put.
+    upload_id: Option<String>,
+    /// ETags of the parts stored, in order (a resume starts with the kept).
+    etags: Vec<String>,
+    next_part: usize,
+    resumed: bool,
+    sending: JoinSet<(usize, Result<PartId, Refusal>)>,
+    buffer: Vec<u8>,
+    permit: Option<OwnedSemaphorePermit>,
+    hash: StreamHash,
+    /// With a resume: the hash of just the bytes received now.
+    tail: Option<StreamHash>,
+    md5: Option<Md5Hash>,
+    /// The whole-file hash at the end of each part sent, for a manifest.
+    boundaries: Vec<String>,
+    received: u64,
+    kept: Option<Manifest>,
+    done: bool,
+}
+
+impl ObjectUpload {
+    /// Takes the next bytes of the body.
+    pub async fn write(&mut self, mut chunk: &[u8]) -> Result<(), Refusal> {
+        while !chunk.is_empty() {
+            if self.permit.is_none() {
+                self.permit = Some(
+                    Arc::clone(&self.root.buffers)
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Refusal::new(ErrorCode::Busy, "the server is shutting down"))?,
+                );
+                let want = usize::try_from(self.plan.part_len(self.next_part as u64)).unwrap_or(0);
+                self.buffer.reserve_exact(want);
+            }
+            let room = self.plan.part_size - self.received % self.plan.part_size;
+            let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            let (now, rest) = chunk.split_at(take);
+            self.hash.update(now);
+            if let Some(t) = &mut self.tail {
+                t.update(now);
+            }
+            if let Some(m) = &mut self.md5 {
+                m.update(now);
+            }
+            self.buffer.extend_from_slice(now);
+            self.received += take as u64;
+            chunk = rest;
+            if self.received % self.plan.part_size == 0 && self.received < self.plan.filesize {
+                self.send_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the buffered part (a multipart upload's; never the last of a
+    /// single-part file), waiting first if too many are in flight.
+    async fn send_part(&mut self) -> Result<(), Refusal> {
+        let Some(id) = self.upload_id.clone() else {
+            return Ok(());
+        };
+        while self.sending.len() >= PARTS_IN_FLIGHT {
+            self.collect_one().await?;
+        }
+        let index = self.next_part;
+        self.next_part += 1;
+        self.boundaries.push(self.hash.hex());
+        let data = Bytes::from(std::mem::take(&mut self.buffer));
+        let permit = self.permit.take();
+        let (store, key) = (Arc::clone(&self.root.store), self.key.clone());
+        self.sending.spawn(async move {
+            let sent = store
+                .put_part(&key, &id, index, PutPayload::from(data))
+                .await
+                .map_err(|e| store_refusal(&e));
+            drop(permit);
+            (index, sent)
+        });
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> Result<(), Refusal> {
+        let Some(joined) = self.sending.join_next().await else {
+            return Ok(());
+        };
+        let (index, sent) = joined.map_err(|_| Refusal::new(ErrorCode::Io, "a part upload failed"))?;
+        let part = sent?;
+        if self.etags.len() <= index {
+            self.etags.resize(index + 1, String::new());
+        }
+        if let Some(slot) = self.etags.get_mut(index) {
+            *slot = part.content_id;
+        }
+        Ok(())
+    }
+
+    /// Checks what arrived against the client's claims and completes the
+    /// upload, which makes it visible whole. The stored file's XXH3.
+    pub async fn finish(mut self, claimed: Option<String>, tail_claimed: Option<String>) -> Result<String, Refusal> {
+        if self.received != self.plan.filesize {
+            return Err(Refusal::new(ErrorCode::BadRequest, "the upload ended early"));
+        }
+        let ours = self.hash.hex();
+        let stored = match &self.tail {
+            None => {
+                if let Some(c) = claimed.as_ref().filter(|c| **c != ours) {
+                    return Err(Refusal::new(
+                        ErrorCode::ChecksumMismatch,
+                        format!("xxh3 mismatch: client sent {c}, server received {ours}"),
+                    ));
+                }
+                ours
+            }
+            // Resumed: the prefix was proven against the manifest, the
+            // rest is proven here; the whole file is then the client's.
+            Some(tail) => {
+                let tail = tail.hex();
+                match (tail_claimed, claimed) {
+                    (Some(t), Some(whole)) if t == tail => whole,
+                    (Some(t), _) => {
+                        return Err(Refusal::new(
+                            ErrorCode::ChecksumMismatch,
+                            format!("xxh3 mismatch after the offset: client sent {t}, server received {tail}"),
+                        ));
+                    }
+                    _ => {
+                        return Err(Refusal::new(
+                            ErrorCode::BadRequest,
+                            "a resumed upload to an object store must send tail_xxh3 in its commit",
+                        ));
+                    }
+                }
+            }
+        };
+        if let (Some(claimed), Some(md5)) = (&self.put.md5, self.md5.take()) {
+            let md5 = md5.hex();
+            if *claimed != md5 {
+                return Err(Refusal::new(
+                    ErrorCode::ChecksumMismatch,
+                    format!("md5 mismatch: header says {claimed}, server received {md5}"),
+                ));
+            }
+        }
+        match self.upload_id.clone() {
+            None => {
+                let data = Bytes::from(std::mem::take(&mut self.buffer));
+                let mode = if self.replace {
+                    PutMode::Overwrite
+                } else {
+                    PutMode::Create
+                };
+                let options = PutOptions {
+                    mode,
+                    ..PutOptions::default()
+                };
+                self.root
+                    .store
+                    .put_opts(&self.key, PutPayload::from(data), options)
+                    .await
+                    .map_err(|e| store_refusal(&e))?;
+            }
+            Some(id) => {
+                self.send_part().await?;
+                while !self.sending.is_empty() {
+                    self.collect_one().await?;
+                }
+                // S3 completes without a condition: a drop box checks
+                // first, which leaves a window for a racing upload.
+                if !self.replace && self.root.store.head(&self.key).await.is_ok() {
+                    return Err(Refusal::new(ErrorCode::AlreadyExists, "already exists"));
+                }
+                let parts = self.etags.iter().map(|e| PartId { content_id: e.clone() }).collect();
+                self.root
+                    .store
+                    .complete_multipart(&self.key, &id, parts)
+                    .await
+                    .map_err(|e| store_refusal(&e))?;
+                let _ = self.root.store.delete(&self.root.manifest_key(&self.put.path)).await;
+            }
+        }
+        self.done = true;
+        Ok(stored)
+    }
+
+    /// Keeps an interrupted `verify` upload for a resume: the parts stored
+    /// from the start, in a manifest with the hash of what they hold. A
+    /// resumed upload keeps the manifest it continued (its own new parts
+    /// are sent again next time: only the first server hashed from 0).
+    pub async fn keep(mut self) {
+        while !self.sending.is_empty() {
+            if self.collect_one().await.is_err() {
+                break;
+            }
+        }
+        let Some(id) = self.upload_id.clone() else { return };
+        if !self.put.trailer {
+            self.root.drop_upload(&self.key, &self.put.path, &id).await;
+            self.done = true;
+            return;
+        }
+        self.done = true;
+        if self.resumed {
+            return;
+        }
+        let stored = self.etags.iter().take_while(|e| !e.is_empty()).count();
+        let (Some(mut manifest), Some(hash)) = (
+            self.kept.take(),
+            stored.checked_sub(1).and_then(|i| self.boundaries.get(i)),
+        ) else {
+            return;
+        };
+        manifest.etags = self.etags.get(..stored).unwrap_or_default().to_vec();
+        manifest.prefix_xxh3 = hash.clone();
+        if let Err(r) = self.root.write_manifest(&self.put.path, &manifest).await {
+            tracing::info!(path = %self.put.path, error = %r.message, "cannot keep an interrupted upload");
+        }
+    }
+}
+
+impl Drop for ObjectUpload {
+    /// Refused or abandoned without `finish` or `keep`: its parts are
+    /// aborted in the background.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let (Some(id), Ok(rt)) = (self.upload_id.clone(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let (root, key, path) = (Arc::clone(&self.root), self.key.clone(), self.put.path.clone());
+        self.sending.abort_all();
+        rt.spawn(async move { root.drop_upload(&key, &path, &id).await });
+    }
+}
+
+fn folder_entry(path: String, mtime: i64) -> Entry {
+    Entry {
+        path,
+        kind: EntryKind::Dir,
+        size: 0,
+        mtime,
+    }
+}
+
+fn file_entry(path: String, meta: &ObjectMeta) -> Entry {
+    Entry {
+        path,
+        kind: EntryKind::File,
+        size: meta.size,
+        mtime: meta.last_modified.timestamp(),
+    }
+}
+
+/// The one mapping from store errors to wire errors; the store's own text
+/// (which names the bucket and endpoint) goes to the log only.
+pub fn store_refusal(e: &object_store::Error) -> Refusal {
+    match e {
+        object_store::Error::NotFound { .. } => Refusal::new(ErrorCode::NotFound, "no such file or folder"),
+        object_store::Error::AlreadyExists { .. } => Refusal::new(ErrorCode::AlreadyExists, "already exists"),
+        object_store::Error::Precondition { .. } => {
+            Refusal::new(ErrorCode::Busy, "the file changed meanwhile; try again")
+        }
+        e => {
+            tracing::warn!(error = %e, "object store error");
+            Refusal::new(ErrorCode::Io, "object store error")
+        }
+    }
+}
+
+fn unhex(s: &str) -> Option<String> {
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
