@@ -68,6 +68,7 @@ pub enum Command {
   sockit serve --read-only                      # share, take nothing
   sockit serve --upload-only                    # a drop box: upload, nothing listed
   sockit serve --listen 0.0.0.0:9000 --root /srv/drop --key-file ~/.sockit-key
+  sockit serve --root s3://company-drop/files   # on S3 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY...)
   sockit serve --auth-digest md5                # the classic course programs' HMAC-MD5 clients
   sockit serve --listen 127.0.0.1:0 --insecure-no-auth   # the classic course programs' plain clients
   sockit serve --print-config > sockit.toml     # a starting point for --config
@@ -1007,7 +1008,9 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed on the first line).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Folder to serve; created if missing.
+    /// Folder to serve; created if missing. Or s3://BUCKET/PREFIX: an
+    /// S3-compatible object store (credentials from the AWS_* environment
+    /// variables; the web page stays off).
     #[arg(long, default_value = "sockit-data")]
     pub root: PathBuf,
     /// Address of the web page and its HTTP API, over the same folder;

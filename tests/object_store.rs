@@ -195,15 +195,19 @@ fn interrupted_put(addr: &str, name: &str, file: &[u8], sent: usize) {
 }
 
 /// The kept uploads as `server` lists them, once one shows `want`. The
-/// server that saw the connection drop writes its manifest as it notices;
-/// this asks until then (bounded: 30 s).
+/// server receiving an upload records each part in the store's manifest
+/// as the store acknowledges it; this asks until then (bounded: 30 s).
 fn kept_upload(sandbox: &Sandbox, server: &Server, want: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let kept = ok(client(sandbox, server, &["ls", "--partials", "--json"]));
-        if kept.contains(want) || std::time::Instant::now() > deadline {
+        if kept.contains(want) {
             return kept;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no kept upload with {want} in {kept}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -242,6 +246,39 @@ fn an_upload_interrupted_on_one_server_resumes_through_another_and_is_invisible_
     assert_eq!(sha256(&stored(&s3, "big.bin")), sha256(&local));
     // The manifest is gone with the upload done.
     assert!(!ok(client(&sandbox, &a, &["ls", "--partials", "--json"])).contains("big.bin"));
+}
+
+#[test]
+fn an_upload_survives_its_server_being_killed_and_resumes_through_another() {
+    let sandbox = Sandbox::new();
+    let Some(s3) = S3::start(&sandbox) else { return };
+    let a = serve(&sandbox, &s3, &[]);
+    let b = serve(&sandbox, &s3, &[]);
+    let file = data(9, (40 << 20) + 17);
+    let local = sandbox.path("crash.bin");
+    write(&local, &file);
+    // Two whole parts reach A, and the connection stays open: A records
+    // its progress in the store as parts land, not only when it sees the
+    // end of the stream.
+    let mut conn = TcpStream::connect(&a.addr).unwrap();
+    let header = serde_json::json!({"cmd": "put", "filename": "crash.bin", "filesize": file.len(), "verify": "xxh3"});
+    let raw = serde_json::to_vec(&header).unwrap();
+    conn.write_all(&(raw.len() as u32).to_le_bytes()).unwrap();
+    conn.write_all(&raw).unwrap();
+    conn.write_all(&file[..(32 << 20) + 5]).unwrap();
+    let kept = kept_upload(&sandbox, &b, "\"size\":16777216");
+    assert!(kept.contains("crash.bin"), "{kept}");
+    // Then A dies without a word (SIGKILL) with the upload open.
+    assert!(!a.signal("KILL").success());
+    drop(conn);
+    assert!(!stored(&s3, "crash.bin").exists());
+    let out = ok(client(
+        &sandbox,
+        &b,
+        &["put", "--resume", local.to_str().unwrap(), "crash.bin"],
+    ));
+    assert!(out.contains("resumed at"), "{out}");
+    assert_eq!(sha256(&stored(&s3, "crash.bin")), sha256(&local));
 }
 
 #[test]

@@ -339,6 +339,11 @@ impl ObjectRoot {
         })
     }
 
+    /// Whether an upload of `path` runs on this server.
+    pub fn is_uploading(&self, path: &RelPath) -> bool {
+        self.uploading.lock().is_ok_and(|set| set.contains(path))
+    }
+
     /// Claims `path` for an upload on this server.
     pub fn claim(self: &Arc<Self>, path: &RelPath) -> Option<UploadClaim> {
         let mut set = self.uploading.lock().ok()?;
@@ -418,7 +423,7 @@ impl ObjectRoot {
             _claim: claim,
             replace,
             upload_id: None,
-            etags: Vec::new(),
+            ledger: Arc::default(),
             next_part: 0,
             resumed: false,
             sending: JoinSet::new(),
@@ -427,9 +432,7 @@ impl ObjectRoot {
             hash: StreamHash::new(),
             tail: None,
             md5: put.md5.is_some().then(Md5Hash::new),
-            boundaries: Vec::new(),
             received: put.offset,
-            kept: None,
             done: false,
         };
         if put.offset == 0 {
@@ -455,7 +458,9 @@ impl ObjectRoot {
                 // Written at once, so an upload whose server dies is still
                 // found (to resume from nothing, or to sweep).
                 self.write_manifest(&put.path, &manifest).await?;
-                upload.kept = Some(manifest);
+                if put.trailer {
+                    upload.ledger.lock().await.manifest = Some(manifest);
+                }
             }
             return Ok(upload);
         }
@@ -469,11 +474,10 @@ impl ObjectRoot {
             ));
         }
         upload.upload_id = Some(manifest.upload_id.clone());
-        upload.etags = manifest.etags.clone();
         upload.next_part = manifest.etags.len();
+        upload.ledger.lock().await.etags = manifest.etags.clone();
         upload.resumed = true;
         upload.tail = Some(StreamHash::new());
-        upload.kept = Some(manifest);
         Ok(upload)
     }
 
@@ -647,22 +651,66 @@ pub struct ObjectUpload {
     replace: bool,
     /// `None` for a file of one part: it is stored with a single put.
     upload_id: Option<String>,
-    /// ETags of the parts stored, in order (a resume starts with the kept).
-    etags: Vec<String>,
+    /// What the store acknowledged, shared with the part tasks.
+    ledger: Arc<tokio::sync::Mutex<Ledger>>,
     next_part: usize,
     resumed: bool,
-    sending: JoinSet<(usize, Result<PartId, Refusal>)>,
+    sending: JoinSet<Result<(), Refusal>>,
     buffer: Vec<u8>,
     permit: Option<OwnedSemaphorePermit>,
     hash: StreamHash,
     /// With a resume: the hash of just the bytes received now.
     tail: Option<StreamHash>,
     md5: Option<Md5Hash>,
-    /// The whole-file hash at the end of each part sent, for a manifest.
-    boundaries: Vec<String>,
     received: u64,
-    kept: Option<Manifest>,
     done: bool,
+}
+
+/// An upload's parts as the store acknowledged them, and the manifest
+/// that records them. Each part's task enters its ETag as the store
+/// answers, so progress is recorded even while the client is silent.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// ETags by part index (a resume starts with the kept ones); empty
+    /// where a part is still in flight.
+    etags: Vec<String>,
+    /// The whole-file hash at the end of each part sent, by index.
+    boundaries: Vec<String>,
+    /// `Some` for a fresh `verify` upload: its manifest, kept up to date.
+    /// A resumed upload records nothing new (its server did not hash the
+    /// file from 0), so its next resume starts where this one did.
+    manifest: Option<Manifest>,
+}
+
+impl Ledger {
+    fn stored_from_start(&self) -> usize {
+        self.etags.iter().take_while(|e| !e.is_empty()).count()
+    }
+
+    /// Enters a stored part, and writes the manifest when the parts
+    /// stored from the start grew. The lock is held across the write, so
+    /// manifests reach the store in order.
+    async fn stored(&mut self, index: usize, etag: String, root: &ObjectRoot, path: &RelPath) {
+        if self.etags.len() <= index {
+            self.etags.resize(index + 1, String::new());
+        }
+        if let Some(slot) = self.etags.get_mut(index) {
+            *slot = etag;
+        }
+        let stored = self.stored_from_start();
+        let hash = stored.checked_sub(1).and_then(|i| self.boundaries.get(i)).cloned();
+        let (Some(manifest), Some(hash)) = (self.manifest.as_mut(), hash) else {
+            return;
+        };
+        if stored <= manifest.etags.len() {
+            return;
+        }
+        manifest.etags = self.etags.get(..stored).unwrap_or_default().to_vec();
+        manifest.prefix_xxh3 = hash;
+        if let Err(r) = root.write_manifest(path, manifest).await {
+            tracing::info!(path = %path, error = %r.message, "cannot record an upload's progress");
+        }
+    }
 }
 
 impl ObjectUpload {
@@ -710,34 +758,39 @@ impl ObjectUpload {
         }
         let index = self.next_part;
         self.next_part += 1;
-        self.boundaries.push(self.hash.hex());
+        {
+            let mut ledger = self.ledger.lock().await;
+            if ledger.boundaries.len() <= index {
+                ledger.boundaries.resize(index + 1, String::new());
+            }
+            if let Some(slot) = ledger.boundaries.get_mut(index) {
+                *slot = self.hash.hex();
+            }
+        }
         let data = Bytes::from(std::mem::take(&mut self.buffer));
         let permit = self.permit.take();
-        let (store, key) = (Arc::clone(&self.root.store), self.key.clone());
+        let (root, key, path, ledger) = (
+            Arc::clone(&self.root),
+            self.key.clone(),
+            self.put.path.clone(),
+            Arc::clone(&self.ledger),
+        );
         self.sending.spawn(async move {
-            let sent = store
-                .put_part(&key, &id, index, PutPayload::from(data))
-                .await
-                .map_err(|e| store_refusal(&e));
+            let sent = root.store.put_part(&key, &id, index, PutPayload::from(data)).await;
             drop(permit);
-            (index, sent)
+            let part = sent.map_err(|e| store_refusal(&e))?;
+            ledger.lock().await.stored(index, part.content_id, &root, &path).await;
+            Ok(())
         });
         Ok(())
     }
 
     async fn collect_one(&mut self) -> Result<(), Refusal> {
-        let Some(joined) = self.sending.join_next().await else {
-            return Ok(());
-        };
-        let (index, sent) = joined.map_err(|_| Refusal::new(ErrorCode::Io, "a part upload failed"))?;
-        let part = sent?;
-        if self.etags.len() <= index {
-            self.etags.resize(index + 1, String::new());
+        match self.sending.join_next().await {
+            None => Ok(()),
+            Some(Ok(sent)) => sent,
+            Some(Err(_)) => Err(Refusal::new(ErrorCode::Io, "a part upload failed")),
         }
-        if let Some(slot) = self.etags.get_mut(index) {
-            *slot = part.content_id;
-        }
-        Ok(())
     }
 
     /// Checks what arrived against the client's claims and completes the
@@ -815,7 +868,14 @@ impl ObjectUpload {
                 if !self.replace && self.root.store.head(&self.key).await.is_ok() {
                     return Err(Refusal::new(ErrorCode::AlreadyExists, "already exists"));
                 }
-                let parts = self.etags.iter().map(|e| PartId { content_id: e.clone() }).collect();
+                let parts = self
+                    .ledger
+                    .lock()
+                    .await
+                    .etags
+                    .iter()
+                    .map(|e| PartId { content_id: e.clone() })
+                    .collect();
                 self.root
                     .store
                     .complete_multipart(&self.key, &id, parts)
@@ -828,10 +888,11 @@ impl ObjectUpload {
         Ok(stored)
     }
 
-    /// Keeps an interrupted `verify` upload for a resume: the parts stored
-    /// from the start, in a manifest with the hash of what they hold. A
-    /// resumed upload keeps the manifest it continued (its own new parts
-    /// are sent again next time: only the first server hashed from 0).
+    /// Keeps an interrupted `verify` upload for a resume: its manifest
+    /// brought up to the parts stored from the start, once those in flight
+    /// land. A resumed upload keeps the manifest it continued (its own new
+    /// parts are sent again next time: only the first server hashed from
+    /// 0). Without `verify` there is no resume, so the parts are aborted.
     pub async fn keep(mut self) {
         while !self.sending.is_empty() {
             if self.collect_one().await.is_err() {
@@ -839,26 +900,9 @@ impl ObjectUpload {
             }
         }
         let Some(id) = self.upload_id.clone() else { return };
+        self.done = true;
         if !self.put.trailer {
             self.root.drop_upload(&self.key, &self.put.path, &id).await;
-            self.done = true;
-            return;
-        }
-        self.done = true;
-        if self.resumed {
-            return;
-        }
-        let stored = self.etags.iter().take_while(|e| !e.is_empty()).count();
-        let (Some(mut manifest), Some(hash)) = (
-            self.kept.take(),
-            stored.checked_sub(1).and_then(|i| self.boundaries.get(i)),
-        ) else {
-            return;
-        };
-        manifest.etags = self.etags.get(..stored).unwrap_or_default().to_vec();
-        manifest.prefix_xxh3 = hash.clone();
-        if let Err(r) = self.root.write_manifest(&self.put.path, &manifest).await {
-            tracing::info!(path = %self.put.path, error = %r.message, "cannot keep an interrupted upload");
         }
     }
 }

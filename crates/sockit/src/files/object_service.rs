@@ -18,8 +18,10 @@ use sockit_proto::path::RelPath;
 
 use super::object::ObjectRoot;
 use super::service::{
-    CLASSIC_PAUSE, MAX_RAW_COMMAND, discard_upload, operation_of, read_commit, send_refusal, write_reply,
+    CLASSIC_PAUSE, MAX_RAW_COMMAND, Reply, discard_upload, done, operation_of, partials, read_commit, resume,
+    send_refusal, stat, write_page, write_reply,
 };
+use super::storage::Storage;
 use super::store::{Access, FileServiceConfig, Refusal};
 use crate::Error;
 use crate::conn::{FramedConn, Pace};
@@ -27,8 +29,6 @@ use crate::server::{ConnContext, Service};
 
 /// Bytes of listing JSON per page, as the local listing sends.
 const PAGE_BYTES: usize = 64 * 1024;
-
-type Reply = Result<(), Refusal>;
 
 /// The framed protocol's server over an object store.
 #[derive(Debug)]
@@ -76,31 +76,12 @@ impl ObjectFileService {
                 conn.skip_body().await?;
                 self.ls(conn, &path, recursive).await?
             }
-            Request::Resume { path, filesize } => match self.root.kept_len(&path, filesize).await {
-                Ok(offset) => write_reply(conn, &Answer::ResumeAt { offset }).await.map(Ok)?,
-                Err(r) => Err(r),
-            },
-            Request::Stat { path } => match self.root.stat(&path).await {
-                Ok(entry) => write_reply(conn, &Answer::Stat(entry)).await.map(Ok)?,
-                Err(r) => Err(r),
-            },
-            Request::Rm { path, recursive } => done(conn, self.root.remove(&path, recursive).await).await?,
-            Request::Mkdir { path } => done(conn, self.root.make_dirs(&path).await).await?,
-            Request::Partials => match self.root.partials().await {
-                Ok(kept) => {
-                    let body = serde_json::to_vec(&kept).map_err(|e| Error::Protocol(e.to_string()))?;
-                    write_page(conn, &body, false).await.map(Ok)?
-                }
-                Err(r) => Err(r),
-            },
-            Request::RmPartial { path } => {
-                let removed = match self.root.remove_partial(&path).await {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(Refusal::new(ErrorCode::NotFound, "no kept partial upload of that file")),
-                    Err(r) => Err(r),
-                };
-                done(conn, removed).await?
-            }
+            Request::Resume { path, filesize } => resume(&*self.root, conn, &path, filesize).await?,
+            Request::Stat { path } => stat(&*self.root, conn, &path).await?,
+            Request::Rm { path, recursive } => done(conn, Storage::remove(&*self.root, &path, recursive).await).await?,
+            Request::Mkdir { path } => done(conn, Storage::make_dirs(&*self.root, &path).await).await?,
+            Request::Partials => partials(&*self.root, conn).await?,
+            Request::RmPartial { path } => done(conn, Storage::remove_partial(&*self.root, &path).await).await?,
             Request::Commit { .. } => Err(Refusal::new(ErrorCode::BadRequest, "commit without an upload")),
             Request::Exec(_) => Err(exec_off()),
         };
@@ -304,26 +285,6 @@ fn exec_off() -> Refusal {
         ErrorCode::PermissionDenied,
         "remote exec is disabled on this server (its root is an object store)",
     )
-}
-
-async fn done<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut FramedConn<S>, outcome: Reply) -> Result<Reply, Error> {
-    if outcome.is_ok() {
-        write_reply(conn, &Answer::Done).await?;
-    }
-    Ok(outcome)
-}
-
-async fn write_page<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut FramedConn<S>,
-    body: &[u8],
-    more: bool,
-) -> Result<(), Error> {
-    let header = Answer::Page {
-        len: body.len() as u64,
-        more,
-    };
-    write_reply(conn, &header).await?;
-    conn.write_all(body).await
 }
 
 impl Service for ObjectFileService {

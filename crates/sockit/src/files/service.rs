@@ -28,8 +28,9 @@ use sockit_proto::files::{ErrorCode, ExecReply, Put, Reply as Answer, Request};
 use sockit_proto::frame::{FrameEvent, encode_header, header_bytes};
 use sockit_proto::path::RelPath;
 
-use super::listing::{Listing, entry_of};
+use super::listing::Listing;
 use super::staging::Claim;
+use super::storage::Storage;
 use super::store::{FileServiceConfig, FileStore, Operation, Refusal, WholeUpload, refusal};
 use crate::Error;
 use crate::conn::{FramedConn, Pace};
@@ -56,7 +57,7 @@ pub struct FileService {
     store: Arc<FileStore>,
 }
 
-type Reply = Result<(), Refusal>;
+pub(super) type Reply = Result<(), Refusal>;
 
 /// Bodies up to this size are uploaded and downloaded whole, in memory,
 /// with one trip to the blocking pool and no thread of their own; larger
@@ -113,27 +114,12 @@ impl FileService {
                 Ok(()) => return Ok(()),
                 Err(r) => Err(r),
             },
-            Request::Resume { path, filesize } => self.resume(conn, &path, filesize).await?,
-            Request::Stat { path } => self.stat(conn, &path).await?,
-            Request::Rm { path, recursive } => {
-                let removed = self.store.sandbox.run(move |t| t.remove(&path, recursive)).await;
-                self.answer(conn, removed.map_err(Refusal::from)).await?
-            }
-            Request::Mkdir { path } => {
-                let made = self.store.sandbox.run(move |t| t.make_dirs(&path)).await;
-                self.answer(conn, made.map_err(Refusal::from)).await?
-            }
-            Request::Partials => self.partials(conn).await?,
-            Request::RmPartial { path } => {
-                let staging = self.store.staging.clone();
-                let removed = self.store.sandbox.run(move |_| Ok(staging.remove(&path)?)).await;
-                let removed = match removed {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(Refusal::new(ErrorCode::NotFound, "no kept partial upload of that file")),
-                    Err(e) => Err(e.into()),
-                };
-                self.answer(conn, removed).await?
-            }
+            Request::Resume { path, filesize } => resume(&*self.store, conn, &path, filesize).await?,
+            Request::Stat { path } => stat(&*self.store, conn, &path).await?,
+            Request::Rm { path, recursive } => done(conn, self.store.remove(&path, recursive).await).await?,
+            Request::Mkdir { path } => done(conn, self.store.make_dirs(&path).await).await?,
+            Request::Partials => partials(&*self.store, conn).await?,
+            Request::RmPartial { path } => done(conn, self.store.remove_partial(&path).await).await?,
             Request::Commit { .. } => Err(Refusal::new(ErrorCode::BadRequest, "commit without an upload")),
             Request::Exec(command) => self.exec(conn, &command).await?,
         };
@@ -142,18 +128,6 @@ impl FileService {
             send_refusal(conn, &r).await?;
         }
         Ok(())
-    }
-
-    /// Sends `{"status":"ok"}` for a success; a refusal is the caller's.
-    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        conn: &mut FramedConn<S>,
-        outcome: Reply,
-    ) -> Result<Reply, Error> {
-        if outcome.is_ok() {
-            write_reply(conn, &Answer::Done).await?;
-        }
-        Ok(outcome)
     }
 
     async fn put<S: AsyncRead + AsyncWrite + Unpin>(
@@ -565,32 +539,6 @@ impl FileService {
         conn.write_all(body).await
     }
 
-    async fn resume<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        conn: &mut FramedConn<S>,
-        path: &RelPath,
-        filesize: u64,
-    ) -> Result<Reply, Error> {
-        let Some(claim) = self.store.staging.claim(path) else {
-            return Ok(Err(Refusal::new(
-                ErrorCode::Busy,
-                "an upload of this file is already running",
-            )));
-        };
-        let staging = self.store.staging.clone();
-        let offset = match self
-            .store
-            .sandbox
-            .run(move |_| Ok(staging.kept_len(&claim, filesize)))
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(e.into())),
-        };
-        write_reply(conn, &Answer::ResumeAt { offset }).await?;
-        Ok(Ok(()))
-    }
-
     /// Streams a listing in pages: `{"status":"ok","data_size":N,"more":true}`
     /// and N bytes (a JSON array) per page, the last without `more`. A
     /// listing that outgrows its caps ends with an error frame instead.
@@ -629,46 +577,11 @@ impl FileService {
                 Ok((_, Err(e))) => return Ok(Err(e.into())),
                 Err(e) => return Ok(Err(e.into())),
             };
-            let header = Answer::Page {
-                len: page.len() as u64,
-                more: !done,
-            };
-            write_reply(conn, &header).await?;
-            conn.write_all(&page).await?;
+            write_page(conn, &page, !done).await?;
             if done {
                 return Ok(Ok(()));
             }
         }
-    }
-
-    async fn stat<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        conn: &mut FramedConn<S>,
-        path: &RelPath,
-    ) -> Result<Reply, Error> {
-        let stat = match self.store.sandbox.stat(path).await {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e.into())),
-        };
-        write_reply(conn, &Answer::Stat(entry_of(path.to_string(), &stat))).await?;
-        Ok(Ok(()))
-    }
-
-    /// The kept partial uploads, as one JSON array.
-    async fn partials<S: AsyncRead + AsyncWrite + Unpin>(&self, conn: &mut FramedConn<S>) -> Result<Reply, Error> {
-        let staging = self.store.staging.clone();
-        let kept = match self.store.sandbox.run(move |_| Ok(staging.list()?)).await {
-            Ok(k) => k,
-            Err(e) => return Ok(Err(e.into())),
-        };
-        let body = serde_json::to_vec(&kept).map_err(|e| Error::Protocol(e.to_string()))?;
-        let page = Answer::Page {
-            len: body.len() as u64,
-            more: false,
-        };
-        write_reply(conn, &page).await?;
-        conn.write_all(&body).await?;
-        Ok(Ok(()))
     }
 }
 
@@ -740,6 +653,69 @@ impl Service for FileService {
             }
         }
     }
+}
+
+/// Sends `{"status":"ok"}` for a success; a refusal is the caller's.
+pub(super) async fn done<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConn<S>,
+    outcome: Reply,
+) -> Result<Reply, Error> {
+    if outcome.is_ok() {
+        write_reply(conn, &Answer::Done).await?;
+    }
+    Ok(outcome)
+}
+
+/// `resume`: where an interrupted upload continues.
+pub(super) async fn resume<S: AsyncRead + AsyncWrite + Unpin>(
+    storage: &impl Storage,
+    conn: &mut FramedConn<S>,
+    path: &RelPath,
+    filesize: u64,
+) -> Result<Reply, Error> {
+    Ok(match storage.kept_len(path, filesize).await {
+        Ok(offset) => Ok(write_reply(conn, &Answer::ResumeAt { offset }).await?),
+        Err(r) => Err(r),
+    })
+}
+
+pub(super) async fn stat<S: AsyncRead + AsyncWrite + Unpin>(
+    storage: &impl Storage,
+    conn: &mut FramedConn<S>,
+    path: &RelPath,
+) -> Result<Reply, Error> {
+    Ok(match storage.stat(path).await {
+        Ok(entry) => Ok(write_reply(conn, &Answer::Stat(entry)).await?),
+        Err(r) => Err(r),
+    })
+}
+
+/// The kept partial uploads, as one JSON array.
+pub(super) async fn partials<S: AsyncRead + AsyncWrite + Unpin>(
+    storage: &impl Storage,
+    conn: &mut FramedConn<S>,
+) -> Result<Reply, Error> {
+    let kept = match storage.partials().await {
+        Ok(k) => k,
+        Err(r) => return Ok(Err(r)),
+    };
+    let body = serde_json::to_vec(&kept).map_err(|e| Error::Protocol(e.to_string()))?;
+    write_page(conn, &body, false).await?;
+    Ok(Ok(()))
+}
+
+/// One page of JSON: `{"status":"ok","data_size":N[,"more":true]}` and N bytes.
+pub(super) async fn write_page<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConn<S>,
+    body: &[u8],
+    more: bool,
+) -> Result<(), Error> {
+    let header = Answer::Page {
+        len: body.len() as u64,
+        more,
+    };
+    write_reply(conn, &header).await?;
+    conn.write_all(body).await
 }
 
 pub(super) async fn write_reply<S: AsyncRead + AsyncWrite + Unpin>(

@@ -26,8 +26,8 @@ use sockit_proto::web::{ByteRange, PathRequest, Rename, Stored};
 use super::State;
 use super::reply::{ApiError, ApiResult};
 use crate::disk::DiskReader;
-use crate::files::Operation;
 use crate::files::listing::Listing;
+use crate::files::{Operation, Storage as _};
 
 #[derive(Debug, Deserialize)]
 pub struct PathQuery {
@@ -88,7 +88,7 @@ pub async fn ls(state: State, Query(q): Query<PathQuery>) -> ApiResult<Json<Vec<
 pub async fn mkdir(state: State, Json(req): Json<PathRequest>) -> ApiResult<StatusCode> {
     state.store.allow(Operation::Change)?;
     let path = rel(&req.path)?;
-    state.store.sandbox().run(move |t| t.make_dirs(&path)).await?;
+    state.store.make_dirs(&path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -113,7 +113,7 @@ pub async fn delete(state: State, Path(path): Path<String>, Query(q): Query<File
 async fn remove(state: &State, name: &str, recursive: bool) -> ApiResult<StatusCode> {
     state.store.allow(Operation::Change)?;
     let path = rel(name)?;
-    state.store.sandbox().run(move |t| t.remove(&path, recursive)).await?;
+    state.store.remove(&path, recursive).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
