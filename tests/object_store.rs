@@ -180,6 +180,49 @@ fn put_get_ls_stat_mkdir_rm_round_trip_through_the_store() {
     assert!(exec.contains("disabled"), "{exec}");
 }
 
+#[test]
+fn the_course_notes_client_uploads_and_downloads_through_the_store() {
+    let sandbox = Sandbox::new();
+    let Some(s3) = S3::start(&sandbox) else { return };
+    if !support::peer_available("python3", &["--version"]) {
+        return;
+    }
+    let server = serve(&sandbox, &s3, &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/seed_client.py");
+    let (host, port) = server.addr.rsplit_once(':').unwrap();
+    // A text file sent line by line, and one of two parts: the classic
+    // header (no verify), one after the other on one connection.
+    let text: Vec<u8> = (0..5000)
+        .flat_map(|i| format!("line {i} 你好\n").into_bytes())
+        .collect();
+    write(&sandbox.path("seed/a.txt"), &text);
+    write(&sandbox.path("seed/b.bin"), &data(4, (20 << 20) + 9));
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([host, port])
+        .args([sandbox.path("seed/a.txt"), sandbox.path("seed/b.bin")])
+        .arg("--read-replies")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let replies = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(replies.matches("\"status\": \"ok\"").count(), 2, "{replies}");
+    assert_eq!(std::fs::read(stored(&s3, "a.txt")).unwrap(), text);
+    assert_eq!(sha256(&stored(&s3, "b.bin")), sha256(&sandbox.path("seed/b.bin")));
+    let status = std::process::Command::new("python3")
+        .arg(script)
+        .args([host, port, "b.bin", "--get-into"])
+        .arg(sandbox.path("seed/back.bin"))
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        sha256(&sandbox.path("seed/back.bin")),
+        sha256(&sandbox.path("seed/b.bin"))
+    );
+}
+
 /// Sends `put` for a file of `filesize` bytes and `sent` of its bytes,
 /// then drops the connection, as a client whose link died would.
 fn interrupted_put(addr: &str, name: &str, file: &[u8], sent: usize) {
@@ -266,7 +309,7 @@ fn an_upload_survives_its_server_being_killed_and_resumes_through_another() {
     conn.write_all(&(raw.len() as u32).to_le_bytes()).unwrap();
     conn.write_all(&raw).unwrap();
     conn.write_all(&file[..(32 << 20) + 5]).unwrap();
-    let kept = kept_upload(&sandbox, &b, "\"size\":16777216");
+    let kept = kept_upload(&sandbox, &b, "\"size\":33554432");
     assert!(kept.contains("crash.bin"), "{kept}");
     // Then A dies without a word (SIGKILL) with the upload open.
     assert!(!a.signal("KILL").success());
@@ -301,6 +344,41 @@ fn a_kept_upload_of_another_file_is_never_mixed_into_this_one() {
     ));
     assert!(!out.contains("resumed at"), "{out}");
     assert_eq!(sha256(&stored(&s3, "same.bin")), sha256(&local));
+}
+
+#[test]
+fn kept_uploads_past_their_age_are_swept_and_younger_ones_stay() {
+    let sandbox = Sandbox::new();
+    let Some(s3) = S3::start(&sandbox) else { return };
+    let server = serve(&sandbox, &s3, &[]);
+    let file = data(3, (20 << 20) + 1);
+    interrupted_put(&server.addr, "old.bin", &file, (16 << 20) + 3);
+    kept_upload(&sandbox, &server, "\"size\":16777216");
+    let config = sockit::files::object::StoreConfig {
+        endpoint: Some(s3.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(support::s3::ACCESS_KEY.into()),
+        secret_access_key: Some(support::s3::SECRET_KEY.into()),
+        allow_http: Some(true),
+    };
+    let url = sockit_proto::files::object::StoreUrl::parse(&format!("s3://bucket/{PREFIX}")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let root = rt
+        .block_on(async { sockit::files::object::ObjectRoot::open(&url, &config) })
+        .unwrap();
+    assert_eq!(rt.block_on(root.sweep(Duration::from_secs(3600))), 0);
+    assert!(ok(client(&sandbox, &server, &["ls", "--partials", "--json"])).contains("old.bin"));
+    assert_eq!(rt.block_on(root.sweep(Duration::ZERO)), 1);
+    assert!(!ok(client(&sandbox, &server, &["ls", "--partials", "--json"])).contains("old.bin"));
+    // Its parts went with it: a resume now starts over.
+    let local = sandbox.path("old.bin");
+    write(&local, &file);
+    let out = ok(client(
+        &sandbox,
+        &server,
+        &["put", "--resume", local.to_str().unwrap(), "old.bin"],
+    ));
+    assert!(!out.contains("resumed at"), "{out}");
 }
 
 #[test]

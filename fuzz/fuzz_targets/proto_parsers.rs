@@ -22,7 +22,11 @@
 //! - a TFTP map file parses or is refused line by line, and its rules
 //!   applied to its own lines never yield a name past the cap;
 //! - a chat bus event decodes or is refused, a decoded one re-encodes to
-//!   one that decodes the same, and its lines are single lines.
+//!   one that decodes the same, and its lines are single lines;
+//! - an object-store upload manifest decodes or is refused, and a decoded
+//!   one round-trips and leaves room for its last part (its resume offset
+//!   is below its size, or 0); a store URL parses or is refused, and a
+//!   parsed one displays back to a URL that parses the same.
 #![no_main]
 
 use chrono::{FixedOffset, TimeZone};
@@ -36,9 +40,18 @@ use sockit_proto::subnet::Net;
 use sockit_proto::tftp::options::{Ask, Settings};
 use sockit_proto::tftp::packet::{self as tftp_packet, Mode, Packet};
 use sockit_proto::tftp::transfer::{Config, Transfer};
-use sockit_proto::{chat, clock, display, echo, ipmsg};
+use sockit_proto::{chat, clock, display, echo, files, ipmsg};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(manifest) = files::object::Manifest::decode(data) {
+        assert_eq!(files::object::Manifest::decode(&manifest.encode()).ok(), Some(manifest.clone()));
+        assert!(manifest.offset() == 0 || manifest.offset() < manifest.filesize);
+    }
+    if let Ok(url) = std::str::from_utf8(data).map(files::object::StoreUrl::parse) {
+        if let Ok(url) = url {
+            assert_eq!(files::object::StoreUrl::parse(&url.to_string()), Ok(url));
+        }
+    }
     if let Ok(envelope) = chat::bus::Envelope::decode(data) {
         assert_eq!(chat::bus::Envelope::decode(&envelope.encode()).ok(), Some(envelope.clone()));
         if let chat::bus::Event::Lines { lines } = &envelope.event {

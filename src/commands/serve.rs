@@ -160,6 +160,20 @@ impl Stores {
     async fn object_root(&self, url: &StoreUrl) -> anyhow::Result<Arc<ObjectRoot>> {
         let root = ObjectRoot::open(url, &self.store)?;
         root.check().await?;
+        // Kept uploads nobody resumed go after the same 7 days as a local
+        // folder's partials: at start, then hourly.
+        let sweeper = Arc::downgrade(&root);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let Some(root) = sweeper.upgrade() else { return };
+                let swept = root.sweep(sockit::files::service::DEFAULT_PARTIAL_MAX_AGE).await;
+                if swept > 0 {
+                    tracing::info!(swept, "abandoned kept uploads past their age");
+                }
+            }
+        });
         Ok(root)
     }
 

@@ -513,6 +513,29 @@ impl ObjectRoot {
         Ok(kept)
     }
 
+    /// Abandons the kept uploads older than `max_age` (by their manifest's
+    /// start), as the local staging drops old partials. Best effort: what
+    /// the store refuses now stays for the next sweep (or the bucket's own
+    /// lifecycle rule). The number abandoned.
+    pub async fn sweep(&self, max_age: Duration) -> usize {
+        let Ok(kept) = self.partials().await else { return 0 };
+        let cutoff = unix_now().saturating_sub(max_age.as_secs());
+        let mut swept = 0;
+        for partial in kept {
+            let Ok(path) = RelPath::parse(&partial.path) else {
+                continue;
+            };
+            let Ok(Some(m)) = self.manifest(&path).await else {
+                continue;
+            };
+            if m.started <= cutoff && !self.is_uploading(&path) {
+                self.drop_upload(&self.key(&path), &path, &m.upload_id).await;
+                swept += 1;
+            }
+        }
+        swept
+    }
+
     /// Abandons a kept partial upload; false when there was none.
     pub async fn remove_partial(&self, path: &RelPath) -> Result<bool, Refusal> {
         match self.manifest(path).await? {
