@@ -71,6 +71,19 @@ fn data(seed: u8, len: usize) -> Vec<u8> {
     out
 }
 
+/// The paths of `ls --json`'s entries.
+fn listed(json_lines: &str) -> Vec<String> {
+    json_lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Where s3s-fs keeps an object's bytes.
 fn stored(s3: &S3, key: &str) -> std::path::PathBuf {
     s3.dir.join("bucket").join(PREFIX).join(key)
@@ -136,15 +149,7 @@ fn put_get_ls_stat_mkdir_rm_round_trip_through_the_store() {
         &["put", "-r", tree.to_str().unwrap(), "a/tree"],
     ));
     let listing = ok(client(&sandbox, &server, &["ls", "--json", "-r", "a"]));
-    let names: Vec<String> = listing
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let names = listed(&listing);
     for want in ["b", "b/empty", "tree", "tree/one.txt", "tree/deep", "tree/deep/two.txt"] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
@@ -223,9 +228,9 @@ fn the_course_notes_client_uploads_and_downloads_through_the_store() {
     );
 }
 
-/// Sends `put` for a file of `filesize` bytes and `sent` of its bytes,
-/// then drops the connection, as a client whose link died would.
-fn interrupted_put(addr: &str, name: &str, file: &[u8], sent: usize) {
+/// Sends a `verify` put of `file` and the first `sent` of its bytes, and
+/// leaves the connection open: a client whose link is about to die.
+fn partial_put(addr: &str, name: &str, file: &[u8], sent: usize) -> TcpStream {
     let mut conn = TcpStream::connect(addr).unwrap();
     conn.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
     let header = serde_json::json!({"cmd": "put", "filename": name, "filesize": file.len(), "verify": "xxh3"});
@@ -234,7 +239,12 @@ fn interrupted_put(addr: &str, name: &str, file: &[u8], sent: usize) {
     conn.write_all(&raw).unwrap();
     conn.write_all(&file[..sent]).unwrap();
     conn.flush().unwrap();
-    drop(conn);
+    conn
+}
+
+/// The same, then the connection drops, as when the link dies.
+fn interrupted_put(addr: &str, name: &str, file: &[u8], sent: usize) {
+    drop(partial_put(addr, name, file, sent));
 }
 
 /// The kept uploads as `server` lists them, once one shows `want`. The
@@ -303,12 +313,7 @@ fn an_upload_survives_its_server_being_killed_and_resumes_through_another() {
     // Two whole parts reach A, and the connection stays open: A records
     // its progress in the store as parts land, not only when it sees the
     // end of the stream.
-    let mut conn = TcpStream::connect(&a.addr).unwrap();
-    let header = serde_json::json!({"cmd": "put", "filename": "crash.bin", "filesize": file.len(), "verify": "xxh3"});
-    let raw = serde_json::to_vec(&header).unwrap();
-    conn.write_all(&(raw.len() as u32).to_le_bytes()).unwrap();
-    conn.write_all(&raw).unwrap();
-    conn.write_all(&file[..(32 << 20) + 5]).unwrap();
+    let conn = partial_put(&a.addr, "crash.bin", &file, (32 << 20) + 5);
     let kept = kept_upload(&sandbox, &b, "\"size\":33554432");
     assert!(kept.contains("crash.bin"), "{kept}");
     // Then A dies without a word (SIGKILL) with the upload open.
@@ -416,15 +421,7 @@ fn hostile_names_round_trip_exactly_and_stay_under_the_prefix() {
         assert_eq!(std::fs::read(&back).unwrap(), bytes, "{name}");
     }
     let listing = ok(client(&sandbox, &server, &["ls", "--json", "-r"]));
-    let listed: Vec<String> = listing
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let listed = listed(&listing);
     for name in names.iter().filter(|n| !n.contains('\\')) {
         assert!(listed.iter().any(|l| l == name), "{name} missing from {listed:?}");
     }

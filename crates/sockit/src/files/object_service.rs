@@ -18,8 +18,8 @@ use sockit_proto::path::RelPath;
 
 use super::object::ObjectRoot;
 use super::service::{
-    CLASSIC_PAUSE, MAX_RAW_COMMAND, Reply, discard_upload, done, operation_of, partials, read_commit, resume,
-    send_refusal, stat, write_page, write_reply,
+    CLASSIC_PAUSE, MAX_RAW_COMMAND, Reply, discard_upload, done, operation_of, partials, read_commit, refuse_request,
+    resume, send_refusal, stat, write_page, write_reply,
 };
 use super::storage::Storage;
 use super::store::{Access, FileServiceConfig, Refusal};
@@ -55,16 +55,7 @@ impl ObjectFileService {
         peer: std::net::SocketAddr,
     ) -> Result<(), Error> {
         if let Err(r) = self.config.access.check(operation_of(&request)) {
-            return match request {
-                Request::Put(put) => {
-                    send_refusal(conn, &r).await?;
-                    discard_upload(conn, &put).await
-                }
-                _ => {
-                    conn.skip_body().await?;
-                    send_refusal(conn, &r).await
-                }
-            };
+            return refuse_request(conn, request, &r).await;
         }
         let outcome = match request {
             Request::Put(put) => return self.put(conn, put, peer).await,

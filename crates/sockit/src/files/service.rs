@@ -92,16 +92,7 @@ impl FileService {
         peer: std::net::SocketAddr,
     ) -> Result<(), Error> {
         if let Err(r) = self.store.allow(operation_of(&request)) {
-            return match request {
-                Request::Put(put) => {
-                    send_refusal(conn, &r).await?;
-                    discard_upload(conn, &put).await
-                }
-                _ => {
-                    conn.skip_body().await?;
-                    send_refusal(conn, &r).await
-                }
-            };
+            return refuse_request(conn, request, &r).await;
         }
         let outcome = match request {
             Request::Put(put) => return self.put(conn, put, peer).await,
@@ -653,6 +644,21 @@ impl Service for FileService {
             }
         }
     }
+}
+
+/// Answers a request the access mode does not allow. Its body (and an
+/// upload's commit) is read and dropped, so the connection stays in step.
+pub(super) async fn refuse_request<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut FramedConn<S>,
+    request: Request,
+    r: &Refusal,
+) -> Result<(), Error> {
+    if let Request::Put(put) = request {
+        send_refusal(conn, r).await?;
+        return discard_upload(conn, &put).await;
+    }
+    conn.skip_body().await?;
+    send_refusal(conn, r).await
 }
 
 /// Sends `{"status":"ok"}` for a success; a refusal is the caller's.
