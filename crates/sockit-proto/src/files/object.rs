@@ -98,10 +98,16 @@ pub fn manifest_dir() -> [&'static str; 2] {
     [RESERVED_DIR, "uploads"]
 }
 
-/// The manifest's name for an upload of `path`: the hex of its bytes, so
-/// one flat folder holds every upload and no name needs escaping.
+/// The manifest's name for an upload of `path`: the SHA-256 of the path,
+/// so one flat folder holds every upload, no name needs escaping, and a
+/// long path still makes a short key (S3 keys end at 1,024 bytes). The
+/// path itself is inside the manifest, and checked on reading.
 pub fn manifest_name(path: &RelPath) -> String {
-    format!("{}.json", crate::checksum::hex(path.to_string().as_bytes()))
+    use sha2::Digest as _;
+    format!(
+        "{}.json",
+        crate::checksum::hex(&sha2::Sha256::digest(path.to_string().as_bytes()))
+    )
 }
 
 /// How an upload of `filesize` bytes is cut into parts: equal parts of
@@ -138,11 +144,10 @@ impl PartPlan {
         self.filesize.saturating_sub(start).min(self.part_size)
     }
 
-    /// Where the upload continues once `done` parts are stored: never at
-    /// the end, so a resume always sends the last part and completes.
-    pub fn resume_offset(&self, done: u64) -> u64 {
-        let kept = done.min(self.parts() - 1);
-        kept * self.part_size
+    /// How many parts a manifest may record: all but the last, so a
+    /// resume always sends the last part and completes.
+    pub fn keepable_parts(&self) -> u64 {
+        self.parts() - 1
     }
 }
 
@@ -151,6 +156,8 @@ impl PartPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The path uploaded (its name is only a hash of it).
+    pub path: String,
     /// The store's id of the multipart upload.
     pub upload_id: String,
     pub filesize: u64,
@@ -200,7 +207,10 @@ impl Manifest {
         if m.part_size < MIN_PART || m.part_size < plan.part_size {
             return Err(ManifestError::Invalid("part size"));
         }
-        if m.etags.len() as u64 >= m.plan().parts() {
+        if RelPath::parse(&m.path).is_err() {
+            return Err(ManifestError::Invalid("path"));
+        }
+        if m.etags.len() as u64 > m.plan().keepable_parts() {
             return Err(ManifestError::Invalid("more parts than the file leaves room for"));
         }
         if m.upload_id.is_empty() || m.upload_id.len() > MAX_UPLOAD_ID {
@@ -248,15 +258,16 @@ mod tests {
         let huge = PartPlan::for_size(1 << 40).unwrap();
         assert!(huge.parts() <= MAX_PARTS && huge.part_size % (1 << 20) == 0);
         assert!(PartPlan::for_size(MAX_OBJECT + 1).is_none());
-        // A resume never starts past the last part's start.
-        assert_eq!(p.resume_offset(2), 32 << 20);
-        assert_eq!(p.resume_offset(3), 32 << 20);
+        // A manifest never records the last part.
+        assert_eq!(p.keepable_parts(), 2);
         let exact = PartPlan::for_size(32 << 20).unwrap();
-        assert_eq!(exact.resume_offset(2), 16 << 20);
+        assert_eq!(exact.keepable_parts(), 1);
+        assert_eq!(empty.keepable_parts(), 0);
     }
 
     fn manifest() -> Manifest {
         Manifest {
+            path: "a/b.bin".into(),
             upload_id: "abc".into(),
             filesize: 40 << 20,
             part_size: PART,
@@ -280,6 +291,8 @@ mod tests {
         assert!(bad(|m| m.etags = vec!["x".into(); 3]).is_err());
         assert!(bad(|m| m.etags = vec![String::new()]).is_err());
         assert!(bad(|m| m.upload_id.clear()).is_err());
+        assert!(bad(|m| m.path = "../x".into()).is_err());
+        assert!(bad(|m| m.etags = vec!["x".into(); 2]).is_ok());
         assert!(bad(|m| m.prefix_xxh3 = "zz".into()).is_err());
         assert!(bad(|m| m.filesize = MAX_OBJECT + 1).is_err());
         assert!(Manifest::decode(b"{}").is_err());
@@ -291,6 +304,8 @@ mod tests {
     fn manifest_names_are_flat() {
         let name = manifest_name(&RelPath::parse("a/b c").unwrap());
         assert!(!name.contains('/') && name.ends_with(".json"));
+        let long = RelPath::parse(&"x/".repeat(1500)).unwrap();
+        assert_eq!(manifest_name(&long).len(), 64 + 5);
         assert_ne!(name, manifest_name(&RelPath::parse("a/b d").unwrap()));
     }
 }

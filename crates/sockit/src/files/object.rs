@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use sockit_proto::checksum::{Md5Hash, StreamHash};
-use sockit_proto::files::object::{Manifest, PartPlan, StoreUrl, manifest_dir, manifest_name};
+use sockit_proto::files::object::{MAX_MANIFEST, Manifest, PART, PartPlan, StoreUrl, manifest_dir, manifest_name};
 use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put};
 use sockit_proto::path::{RESERVED_DIR, RelPath};
 
@@ -353,8 +353,17 @@ impl ObjectRoot {
         })
     }
 
+    /// The manifest of a kept upload of `path`, if one names it.
     async fn manifest(&self, path: &RelPath) -> Result<Option<Manifest>, Refusal> {
-        match self.store.get(&self.manifest_key(path)).await {
+        let read = self.read_manifest(&self.manifest_key(path)).await?;
+        Ok(read.filter(|m| m.path == path.to_string()))
+    }
+
+    /// A manifest object, decoded; `None` when absent or not one of ours
+    /// (too large, or not what `Manifest::decode` accepts).
+    async fn read_manifest(&self, key: &Key) -> Result<Option<Manifest>, Refusal> {
+        match self.store.get(key).await {
+            Ok(got) if got.meta.size > MAX_MANIFEST as u64 => Ok(None),
             Ok(got) => {
                 let bytes = got.bytes().await.map_err(|e| store_refusal(&e))?;
                 Ok(Manifest::decode(&bytes).ok())
@@ -379,7 +388,12 @@ impl ObjectRoot {
         if let Err(e) = self.store.abort_multipart(key, &upload_id.to_owned()).await {
             tracing::info!(path = %path, error = %e, "cannot abort a multipart upload");
         }
-        let _ = self.store.delete(&self.manifest_key(path)).await;
+        // Only its own: a newer upload of the name may have written one.
+        if let Ok(Some(m)) = self.manifest(path).await {
+            if m.upload_id == upload_id {
+                let _ = self.store.delete(&self.manifest_key(path)).await;
+            }
+        }
     }
 
     /// Where a resume of `path` (of `filesize` bytes) continues: the bytes
@@ -408,6 +422,14 @@ impl ObjectRoot {
                 "an upload that resumes at an offset must ask for \"verify\"",
             ));
         }
+        if put.offset > 0 && put.md5.is_some() {
+            // The header's MD5 is of the whole file, and no server can
+            // read the kept parts back to hash them.
+            return Err(Refusal::new(
+                ErrorCode::BadRequest,
+                "an object store cannot check md5 on a resumed upload; resume with verify alone",
+            ));
+        }
         let plan = PartPlan::for_size(put.filesize)
             .ok_or_else(|| Refusal::new(ErrorCode::TooLarge, "file too large for the object store"))?;
         let key = self.key(&put.path);
@@ -420,7 +442,7 @@ impl ObjectRoot {
             key,
             plan,
             put: put.clone(),
-            _claim: claim,
+            claim: Some(claim),
             replace,
             upload_id: None,
             ledger: Arc::default(),
@@ -448,6 +470,7 @@ impl ObjectRoot {
                     .map_err(|e| store_refusal(&e))?;
                 upload.upload_id = Some(id.clone());
                 let manifest = Manifest {
+                    path: put.path.to_string(),
                     upload_id: id,
                     filesize: put.filesize,
                     part_size: plan.part_size,
@@ -459,7 +482,9 @@ impl ObjectRoot {
                 // found (to resume from nothing, or to sweep).
                 self.write_manifest(&put.path, &manifest).await?;
                 if put.trailer {
-                    upload.ledger.lock().await.manifest = Some(manifest);
+                    let mut ledger = upload.ledger.lock().await;
+                    ledger.keepable = usize::try_from(plan.keepable_parts()).unwrap_or(usize::MAX);
+                    ledger.manifest = Some(manifest);
                 }
             }
             return Ok(upload);
@@ -473,6 +498,9 @@ impl ObjectRoot {
                 "the kept partial upload is not the start of this file",
             ));
         }
+        // Rewritten as it is, so its age (the sweep's clock) starts again.
+        self.write_manifest(&put.path, &manifest).await?;
+        upload.plan = manifest.plan();
         upload.upload_id = Some(manifest.upload_id.clone());
         upload.next_part = manifest.etags.len();
         upload.ledger.lock().await.etags = manifest.etags.clone();
@@ -492,18 +520,9 @@ impl ObjectRoot {
             .map_err(|e| store_refusal(&e))?;
         let mut kept = Vec::new();
         for meta in metas {
-            let Some(path) = meta
-                .location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-                .and_then(unhex)
-                .and_then(|p| RelPath::parse(&p).ok())
-            else {
-                continue;
-            };
-            if let Some(m) = self.manifest(&path).await? {
+            if let Some(m) = self.read_manifest(&meta.location).await? {
                 kept.push(KeptPartial {
-                    path: path.to_string(),
+                    path: m.path.clone(),
                     size: m.offset(),
                     filesize: m.filesize,
                     mtime: meta.last_modified.timestamp(),
@@ -513,24 +532,29 @@ impl ObjectRoot {
         Ok(kept)
     }
 
-    /// Abandons the kept uploads older than `max_age` (by their manifest's
-    /// start), as the local staging drops old partials. Best effort: what
-    /// the store refuses now stays for the next sweep (or the bucket's own
-    /// lifecycle rule). The number abandoned.
+    /// Abandons the kept uploads whose manifest was last written more than
+    /// `max_age` ago (a running upload rewrites it with every part, a
+    /// resume when it starts), as the local staging drops old partials. An
+    /// old manifest that is not one of ours goes too. Best effort: what the
+    /// store refuses now stays for the next sweep. The number abandoned.
     pub async fn sweep(&self, max_age: Duration) -> usize {
-        let Ok(kept) = self.partials().await else { return 0 };
-        let cutoff = unix_now().saturating_sub(max_age.as_secs());
+        let listed: Result<Vec<ObjectMeta>, _> = self.store.list(Some(&self.uploads_dir())).try_collect().await;
+        let Ok(metas) = listed else { return 0 };
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
         let mut swept = 0;
-        for partial in kept {
-            let Ok(path) = RelPath::parse(&partial.path) else {
-                continue;
-            };
-            let Ok(Some(m)) = self.manifest(&path).await else {
-                continue;
-            };
-            if m.started <= cutoff && !self.is_uploading(&path) {
-                self.drop_upload(&self.key(&path), &path, &m.upload_id).await;
-                swept += 1;
+        for meta in metas.into_iter().filter(|m| m.last_modified <= cutoff) {
+            match self.read_manifest(&meta.location).await {
+                Ok(Some(m)) => {
+                    let Ok(path) = RelPath::parse(&m.path) else { continue };
+                    if !self.is_uploading(&path) {
+                        self.drop_upload(&self.key(&path), &path, &m.upload_id).await;
+                        swept += 1;
+                    }
+                }
+                Ok(None) => {
+                    let _ = self.store.delete(&meta.location).await;
+                }
+                Err(_) => {}
             }
         }
         swept
@@ -626,8 +650,10 @@ pub struct ObjectReader {
 
 impl ObjectReader {
     /// The bytes in `range`, in order, read [`READ_RANGE`] at a time with
-    /// a few ranges in flight.
-    pub fn bytes(&self, range: Range<u64>) -> BoxStream<'static, Result<Bytes, Refusal>> {
+    /// a few ranges in flight. Each piece holds its buffer permit until the
+    /// caller drops it (once sent), so reads count against the server's
+    /// buffers for as long as they are held.
+    pub fn bytes(&self, range: Range<u64>) -> BoxStream<'static, Result<Piece, Refusal>> {
         let (start, end) = (range.start, range.end);
         let pieces = (start..end).step_by(usize::try_from(READ_RANGE).unwrap_or(usize::MAX));
         let (store, key, e_tag, buffers) = (
@@ -640,9 +666,12 @@ impl ObjectReader {
             .map(move |from| {
                 let (store, key, e_tag, buffers) =
                     (Arc::clone(&store), key.clone(), e_tag.clone(), Arc::clone(&buffers));
-                let to = (from + READ_RANGE).min(end);
+                let to = from.saturating_add(READ_RANGE).min(end);
                 async move {
-                    let _permit = buffers.acquire_owned().await;
+                    let permit = buffers
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Refusal::new(ErrorCode::Busy, "the server is shutting down"))?;
                     let options = GetOptions {
                         range: Some(GetRange::Bounded(from..to)),
                         if_match: e_tag,
@@ -651,7 +680,7 @@ impl ObjectReader {
                     let got = store.get_opts(&key, options).await.map_err(|e| store_refusal(&e))?;
                     let bytes = got.bytes().await.map_err(|e| store_refusal(&e))?;
                     if bytes.len() as u64 == to - from {
-                        Ok(bytes)
+                        Ok(Piece { bytes, _permit: permit })
                     } else {
                         Err(Refusal::new(ErrorCode::Io, "the object changed during the download"))
                     }
@@ -662,6 +691,13 @@ impl ObjectReader {
     }
 }
 
+/// Bytes read from the store, holding their share of the server's buffers.
+#[derive(Debug)]
+pub struct Piece {
+    pub bytes: Bytes,
+    _permit: OwnedSemaphorePermit,
+}
+
 /// One upload in progress: its parts go to the store as they fill, a few
 /// at a time, while the next one is received.
 #[derive(Debug)]
@@ -670,7 +706,8 @@ pub struct ObjectUpload {
     key: Key,
     plan: PartPlan,
     put: Put,
-    _claim: UploadClaim,
+    /// Held until the upload is done with, its abort included.
+    claim: Option<UploadClaim>,
     replace: bool,
     /// `None` for a file of one part: it is stored with a single put.
     upload_id: Option<String>,
@@ -703,11 +740,15 @@ struct Ledger {
     /// A resumed upload records nothing new (its server did not hash the
     /// file from 0), so its next resume starts where this one did.
     manifest: Option<Manifest>,
+    /// The most parts a manifest records: all but the last, which is only
+    /// ever sent by the upload that completes.
+    keepable: usize,
 }
 
 impl Ledger {
     fn stored_from_start(&self) -> usize {
-        self.etags.iter().take_while(|e| !e.is_empty()).count()
+        let stored = self.etags.iter().take_while(|e| !e.is_empty()).count();
+        stored.min(self.keepable)
     }
 
     /// Enters a stored part, and writes the manifest when the parts
@@ -741,9 +782,12 @@ impl ObjectUpload {
     pub async fn write(&mut self, mut chunk: &[u8]) -> Result<(), Refusal> {
         while !chunk.is_empty() {
             if self.permit.is_none() {
+                // A buffer takes one permit per 16 MiB it may hold (a part
+                // is larger for a file past 160 GiB), all of them at most.
+                let permits = self.plan.part_size.div_ceil(PART).min(BUFFERS as u64);
                 self.permit = Some(
                     Arc::clone(&self.root.buffers)
-                        .acquire_owned()
+                        .acquire_many_owned(u32::try_from(permits).unwrap_or(1))
                         .await
                         .map_err(|_| Refusal::new(ErrorCode::Busy, "the server is shutting down"))?,
                 );
@@ -941,8 +985,16 @@ impl Drop for ObjectUpload {
             return;
         };
         let (root, key, path) = (Arc::clone(&self.root), self.key.clone(), self.put.path.clone());
-        self.sending.abort_all();
-        rt.spawn(async move { root.drop_upload(&key, &path, &id).await });
+        let claim = self.claim.take();
+        let mut sending = std::mem::take(&mut self.sending);
+        sending.abort_all();
+        rt.spawn(async move {
+            // The parts' tasks end first, so none of them records the
+            // upload in a manifest after it is gone.
+            while sending.join_next().await.is_some() {}
+            root.drop_upload(&key, &path, &id).await;
+            drop(claim);
+        });
     }
 }
 
@@ -978,14 +1030,6 @@ pub fn store_refusal(e: &object_store::Error) -> Refusal {
             Refusal::new(ErrorCode::Io, "object store error")
         }
     }
-}
-
-fn unhex(s: &str) -> Option<String> {
-    let bytes = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
 }
 
 fn unix_now() -> u64 {

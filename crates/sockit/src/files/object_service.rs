@@ -195,7 +195,7 @@ impl ObjectFileService {
         let mut prefix = reader.bytes(0..offset);
         while let Some(piece) = prefix.next().await {
             match piece {
-                Ok(bytes) => hash.update(&bytes),
+                Ok(piece) => hash.update(&piece.bytes),
                 Err(r) => return Ok(Err(r)),
             }
         }
@@ -215,10 +215,10 @@ impl ObjectFileService {
         while let Some(piece) = body.next().await {
             // The promised size can no longer be kept: the only honest
             // signal left is to cut the connection.
-            let bytes = piece.map_err(|r| Error::Protocol(format!("reading {path}: {}", r.message)))?;
-            hash.update(&bytes);
-            conn.write_all(&bytes).await?;
-            shown.advance(bytes.len());
+            let piece = piece.map_err(|r| Error::Protocol(format!("reading {path}: {}", r.message)))?;
+            hash.update(&piece.bytes);
+            conn.write_all(&piece.bytes).await?;
+            shown.advance(piece.bytes.len());
         }
         write_reply(conn, &Answer::Sent { xxh3: hash.hex() }).await?;
         conn.flush().await?;
