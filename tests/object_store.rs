@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+use sockit::files::object::ObjectRoot;
+use sockit::files::staging::PartialLimits;
 use support::s3::S3;
-use support::{Sandbox, Server, write};
+use support::web::{Reply, Web};
+use support::{Sandbox, Server, peer_available, write};
 
 const PREFIX: &str = "team/drop";
 
@@ -26,10 +29,23 @@ fn serve(sandbox: &Sandbox, s3: &S3, extra: &[&str]) -> Server {
     let mut cmd = sandbox.cmd();
     cmd.envs(s3.env())
         .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--insecure-no-auth"])
+        .args(["--listen", "127.0.0.1:0", "--insecure-no-auth", "--no-web"])
         .args(["--root", &format!("s3://bucket/{PREFIX}")])
         .args(extra);
     Server::start_cmd(&mut cmd)
+}
+
+/// A zero-configuration `sockit serve` on the store: the files service
+/// and the page, with a key.
+fn serve_with_page(sandbox: &Sandbox, s3: &S3) -> (Server, Web) {
+    let mut cmd = sandbox.cmd();
+    cmd.envs(s3.env())
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--root", &format!("s3://bucket/{PREFIX}")]);
+    let server = Server::start_announcing(&mut cmd, true);
+    let web = Web::of(&server);
+    (server, web)
 }
 
 /// Runs the sockit client against `server` and returns its output.
@@ -359,21 +375,12 @@ fn kept_uploads_past_their_age_are_swept_and_younger_ones_stay() {
     let file = data(3, (20 << 20) + 1);
     interrupted_put(&server.addr, "old.bin", &file, (16 << 20) + 3);
     kept_upload(&sandbox, &server, "\"size\":16777216");
-    let config = sockit::files::object::StoreConfig {
-        endpoint: Some(s3.endpoint.clone()),
-        region: Some("us-east-1".into()),
-        access_key_id: Some(support::s3::ACCESS_KEY.into()),
-        secret_access_key: Some(support::s3::SECRET_KEY.into()),
-        allow_http: Some(true),
-    };
-    let url = sockit_proto::files::object::StoreUrl::parse(&format!("s3://bucket/{PREFIX}")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let root = rt
-        .block_on(async { sockit::files::object::ObjectRoot::open(&url, &config) })
-        .unwrap();
-    assert_eq!(rt.block_on(root.sweep(Duration::from_secs(3600))), 0);
+    let hour = bounded(&rt, &s3, |l| l.max_age = Duration::from_secs(3600));
+    assert_eq!(rt.block_on(hour.sweep(true)), 0);
     assert!(ok(client(&sandbox, &server, &["ls", "--partials", "--json"])).contains("old.bin"));
-    assert_eq!(rt.block_on(root.sweep(Duration::ZERO)), 1);
+    let now = bounded(&rt, &s3, |l| l.max_age = Duration::ZERO);
+    assert_eq!(rt.block_on(now.sweep(true)), 1);
     assert!(!ok(client(&sandbox, &server, &["ls", "--partials", "--json"])).contains("old.bin"));
     // Its parts went with it: a resume now starts over.
     let local = sandbox.path("old.bin");
@@ -384,6 +391,83 @@ fn kept_uploads_past_their_age_are_swept_and_younger_ones_stay() {
         &["put", "--resume", local.to_str().unwrap(), "old.bin"],
     ));
     assert!(!out.contains("resumed at"), "{out}");
+}
+
+/// The store as the library opens it, with bounds on kept uploads.
+fn bounded(
+    rt: &tokio::runtime::Runtime,
+    s3: &S3,
+    bounds: impl FnOnce(&mut PartialLimits),
+) -> std::sync::Arc<ObjectRoot> {
+    let config = sockit::files::object::StoreConfig {
+        endpoint: Some(s3.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some(support::s3::ACCESS_KEY.into()),
+        secret_access_key: Some(support::s3::SECRET_KEY.into()),
+        allow_http: Some(true),
+    };
+    let url = sockit_proto::files::object::StoreUrl::parse(&format!("s3://bucket/{PREFIX}")).unwrap();
+    let mut limits = PartialLimits::default();
+    bounds(&mut limits);
+    rt.block_on(async { ObjectRoot::open(&url, &config, limits) }).unwrap()
+}
+
+/// Keeps an interrupted `verify` upload of `name` holding one 16 MiB part,
+/// through the library, as a broken connection would.
+async fn keep_one_part(root: &std::sync::Arc<ObjectRoot>, name: &str, seed: u8) {
+    let path = sockit_proto::path::RelPath::parse(name).unwrap();
+    let put = sockit_proto::files::Put {
+        path: path.clone(),
+        filesize: 20 << 20,
+        offset: 0,
+        md5: None,
+        trailer: true,
+        prefix_xxh3: None,
+    };
+    let mut upload = root.begin_upload(&put, root.claim(&path).unwrap(), true).await.unwrap();
+    upload.write(&data(seed, (16 << 20) + 1)).await.unwrap();
+    upload.keep().await;
+}
+
+fn kept_names(rt: &tokio::runtime::Runtime, root: &ObjectRoot) -> Vec<String> {
+    let mut names: Vec<String> = rt
+        .block_on(root.partials())
+        .unwrap()
+        .into_iter()
+        .map(|p| p.path)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn kept_uploads_past_the_count_or_bytes_bound_go_oldest_first() {
+    let sandbox = Sandbox::new();
+    let Some(s3) = S3::start(&sandbox) else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // At most two: the third kept drops the oldest at once.
+    let two = bounded(&rt, &s3, |l| l.max_count = 2);
+    for (i, name) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
+        rt.block_on(keep_one_part(&two, name, i as u8));
+    }
+    assert_eq!(kept_names(&rt, &two), ["b.bin", "c.bin"]);
+    // At most 20 MiB of parts: the sweep keeps only the newest 16 MiB.
+    let bytes = bounded(&rt, &s3, |l| l.max_bytes = 20 << 20);
+    assert_eq!(
+        rt.block_on(bytes.sweep(false)),
+        0,
+        "bytes are counted by the full sweep"
+    );
+    assert_eq!(rt.block_on(bytes.sweep(true)), 1);
+    assert_eq!(kept_names(&rt, &bytes), ["c.bin"]);
+    // An upload running here is neither counted nor dropped.
+    let path = sockit_proto::path::RelPath::parse("c.bin").unwrap();
+    let none = bounded(&rt, &s3, |l| l.max_count = 0);
+    let claim = none.claim(&path).unwrap();
+    assert_eq!(rt.block_on(none.sweep(true)), 0);
+    drop(claim);
+    assert_eq!(rt.block_on(none.sweep(true)), 1);
+    assert_eq!(kept_names(&rt, &none), Vec::<String>::new());
 }
 
 #[test]
@@ -515,12 +599,12 @@ fn a_wrong_key_or_a_bad_root_fails_at_start_with_a_clear_error() {
     assert!(!status.success() && err.contains("object store"), "{err}");
     let (status, err) = run(s3.env(), "s3://Not_A_Bucket");
     assert!(!status.success() && err.contains("bucket name"), "{err}");
-    // The page does not serve an object store yet: a config asking for it
-    // is refused, naming the way out.
-    let config = sandbox.path("web.toml");
+    // The download service (the course's one-shot sender) serves a local
+    // folder only: a config putting it on a store is refused, saying so.
+    let config = sandbox.path("download.toml");
     write(
         &config,
-        b"[[service]]\nkind = \"web\"\nlisten = \"127.0.0.1:0\"\ninsecure_no_auth = true\nroot = \"s3://bucket/x\"\n",
+        b"[[service]]\nkind = \"download\"\nlisten = \"127.0.0.1:0\"\ninsecure_no_auth = true\nroot = \"s3://bucket/x\"\n",
     );
     let out = sandbox
         .cmd()
@@ -529,5 +613,241 @@ fn a_wrong_key_or_a_bad_root_fails_at_start_with_a_clear_error() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("--no-web"), "{err}");
+    assert!(!out.status.success() && err.contains("serves a local folder"), "{err}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// A JSON POST to the page's API.
+fn post(web: &Web, path: &str, body: &str) -> Reply {
+    web.authed(&["-H", "Content-Type: application/json", "-d", body], path)
+}
+
+/// The names `/api/ls` lists in a folder.
+fn page_names(web: &Web, folder: &str) -> Vec<String> {
+    let r = web.authed(&[], &format!("/api/ls?path={folder}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut names: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_page_lists_downloads_uploads_renames_and_zips_on_the_store() {
+    if !peer_available("curl", &["--version"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let Some(s3) = S3::start(&sandbox) else { return };
+    let (_server, web) = serve_with_page(&sandbox, &s3);
+
+    // curl -T: three parts, stored whole, visible only once complete.
+    let big = data(7, (40 << 20) + 5);
+    let local = sandbox.path("big.bin");
+    write(&local, &big);
+    let r = web.authed(&["-T", local.to_str().unwrap()], "/files/in/big.bin");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["size"], big.len());
+    assert_eq!(std::fs::read(stored(&s3, "in/big.bin")).unwrap(), big);
+    // A body shorter than announced stores nothing.
+    let r = web.authed(
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Length: 10",
+            "--data-binary",
+            "short",
+            "--max-time",
+            "5",
+        ],
+        "/files/in/short.bin",
+    );
+    assert_ne!(r.status, 201, "{}", r.text());
+    assert!(!stored(&s3, "in/short.bin").exists());
+
+    // Whole, a range (from the store's ranged reads), and HEAD.
+    let r = web.authed(&[], "/files/in/big.bin");
+    assert_eq!(r.status, 200);
+    assert_eq!(sha256_hex(&r.body), sha256_hex(&big));
+    let etag = r.header("etag").unwrap().to_owned();
+    let from = (16 << 20) - 10;
+    let range = format!("Range: bytes={from}-{}", from + 99);
+    let r = web.authed(&["-H", &range], "/files/in/big.bin");
+    assert_eq!(r.status, 206, "{}", r.text());
+    assert_eq!(r.body, big[from..from + 100]);
+    assert_eq!(
+        r.header("content-range").unwrap(),
+        format!("bytes {from}-{}/{}", from + 99, big.len())
+    );
+    // If-Range with a tag of another version gets the whole file.
+    let r = web.authed(&["-H", &range, "-H", "If-Range: \"other\"", "-I"], "/files/in/big.bin");
+    assert_eq!(r.status, 200);
+    let r = web.authed(
+        &["-H", &range, "-H", &format!("If-Range: {etag}"), "-I"],
+        "/files/in/big.bin",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(web.authed(&[], "/files/in").status, 409, "a folder is not downloaded");
+    assert_eq!(web.authed(&[], "/files/nothing.bin").status, 404);
+
+    // Folders: mkdir, listing, rename of a file and of a folder.
+    assert_eq!(post(&web, "/api/mkdir", r#"{"path":"in/sub/deep"}"#).status, 204);
+    write(&sandbox.path("small.txt"), b"small");
+    let small = sandbox.path("small.txt");
+    let r = web.authed(&["-T", small.to_str().unwrap()], "/files/in/sub/small.txt");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(page_names(&web, "in"), ["big.bin", "sub"]);
+    assert_eq!(page_names(&web, "in/sub"), ["deep", "small.txt"]);
+    let r = post(&web, "/api/rename", r#"{"from":"in/big.bin","to":"in/sub"}"#);
+    assert_eq!(r.status, 409, "never over an existing name: {}", r.text());
+    let r = post(&web, "/api/rename", r#"{"from":"in","to":"in/sub/inside"}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = post(&web, "/api/rename", r#"{"from":"in/sub","to":"in/moved"}"#);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(page_names(&web, "in"), ["big.bin", "moved"]);
+    assert_eq!(page_names(&web, "in/moved"), ["deep", "small.txt"]);
+    assert_eq!(std::fs::read(stored(&s3, "in/moved/small.txt")).unwrap(), b"small");
+    assert!(!stored(&s3, "in/sub/small.txt").exists());
+    let r = post(
+        &web,
+        "/api/rename",
+        r#"{"from":"in/moved/small.txt","to":"in/renamed.txt"}"#,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(web.authed(&[], "/files/in/renamed.txt").body, b"small");
+
+    // The folder as one .zip, read back by Python's zipfile.
+    let r = web.authed(&[], "/api/zip?path=in");
+    assert_eq!(r.status, 200, "{}", r.text());
+    std::fs::write(sandbox.path("in.zip"), &r.body).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, zipfile, hashlib\nz = zipfile.ZipFile(sys.argv[1])\nfor i in sorted(z.infolist(), key=lambda i: i.filename): print(i.filename, hashlib.sha256(z.read(i)).hexdigest())",
+        )
+        .arg(sandbox.path("in.zip"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let want = format!(
+        "in/ {empty}\nin/big.bin {}\nin/moved/ {empty}\nin/moved/deep/ {empty}\nin/renamed.txt {}\n",
+        sha256_hex(&big),
+        sha256_hex(b"small"),
+        empty = sha256_hex(b""),
+    );
+    assert_eq!(listing, want, "{}", String::from_utf8_lossy(&out.stderr));
+
+    // rm: a non-empty folder only with recursive.
+    assert_eq!(post(&web, "/api/rm", r#"{"path":"in"}"#).status, 409);
+    assert_eq!(post(&web, "/api/rm", r#"{"path":"in","recursive":true}"#).status, 204);
+    assert_eq!(page_names(&web, ""), Vec::<String>::new());
+}
+
+/// A chunk sent as the page sends it.
+fn page_chunk(web: &Web, sandbox: &Sandbox, path: &str, offset: usize, bytes: &[u8]) -> Reply {
+    let file = sandbox.path("chunk.bin");
+    std::fs::write(&file, bytes).unwrap();
+    let data = format!("@{}", file.display());
+    let sha = format!("X-Sockit-Sha256: {}", sha256_hex(bytes));
+    web.authed(
+        &["-X", "PUT", "--data-binary", &data, "-H", &sha],
+        &format!("/api/upload/chunk?path={path}&offset={offset}"),
+    )
+}
+
+fn page_open(web: &Web, path: &str, size: usize, restart: bool) -> serde_json::Value {
+    let r = post(
+        web,
+        "/api/upload/open",
+        &format!(r#"{{"path":"{path}","size":{size},"restart":{restart}}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+#[test]
+fn a_page_upload_left_on_one_server_resumes_through_another() {
+    if !peer_available("curl", &["--version"]) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let Some(s3) = S3::start(&sandbox) else { return };
+    const MIB: usize = 1 << 20;
+    let file = data(9, 40 * MIB + 777);
+    let chunk = |i: usize| &file[i * MIB..((i + 1) * MIB).min(file.len())];
+    let name = "up/page.bin";
+
+    let (a, web_a) = serve_with_page(&sandbox, &s3);
+    assert_eq!(page_open(&web_a, name, file.len(), false)["offset"], 0);
+    // A damaged chunk is refused and nothing of it is taken.
+    let mut damaged = chunk(0).to_vec();
+    damaged[5] ^= 1;
+    let sha = format!("X-Sockit-Sha256: {}", sha256_hex(chunk(0)));
+    std::fs::write(sandbox.path("bad.bin"), &damaged).unwrap();
+    let bad = format!("@{}", sandbox.path("bad.bin").display());
+    let r = web_a.authed(
+        &["-X", "PUT", "--data-binary", &bad, "-H", &sha],
+        &format!("/api/upload/chunk?path={name}&offset=0"),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    // 1 MiB chunks are gathered into 16 MiB parts: 20 sent, one part full.
+    for i in 0..20 {
+        let r = page_chunk(&web_a, &sandbox, name, i * MIB, chunk(i));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["offset"], (i + 1) * MIB);
+    }
+    assert!(!stored(&s3, name).exists(), "nothing visible before the end");
+    // The server stops: what the store acknowledged is kept, in the store.
+    assert!(a.signal("TERM").success());
+
+    let (_b, web_b) = serve_with_page(&sandbox, &s3);
+    let state = page_open(&web_b, name, file.len(), false);
+    assert_eq!(state["offset"], 16 * MIB, "{state}");
+    assert_eq!(state["tail_len"], MIB);
+    assert_eq!(state["tail_sha256"], sha256_hex(chunk(15)), "the kept part's last MiB");
+    let r = page_chunk(&web_b, &sandbox, name, 0, chunk(0));
+    assert_eq!(r.status, 409, "{}", r.text());
+    let mut last = None;
+    for i in 16..41 {
+        let r = page_chunk(&web_b, &sandbox, name, i * MIB, chunk(i));
+        assert_eq!(r.status, 200, "{}", r.text());
+        last = Some(r.json());
+    }
+    let last = last.unwrap();
+    assert_eq!(last["done"], true, "{last}");
+    assert_eq!(sha256(&stored(&s3, name)), Sha256::digest(&file).to_vec());
+    let r = web_b.authed(&[], &format!("/files/{name}"));
+    assert_eq!(sha256_hex(&r.body), sha256_hex(&file));
+    assert_eq!(kept_uploads(&s3), 0, "the manifest goes with the upload");
+
+    // A restart drops what was kept; cancel drops an open upload.
+    let small = data(3, 20 * MIB);
+    assert_eq!(page_open(&web_b, "up/again.bin", small.len(), false)["offset"], 0);
+    for i in 0..17 {
+        let part = &small[i * MIB..(i + 1) * MIB];
+        assert_eq!(page_chunk(&web_b, &sandbox, "up/again.bin", i * MIB, part).status, 200);
+    }
+    let r = post(&web_b, "/api/upload/cancel", r#"{"path":"up/again.bin"}"#);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(page_open(&web_b, "up/again.bin", small.len(), false)["offset"], 0);
+}
+
+/// Manifests of kept uploads in the store.
+fn kept_uploads(s3: &S3) -> usize {
+    std::fs::read_dir(s3.dir.join("bucket").join(PREFIX).join(".sockit/uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }

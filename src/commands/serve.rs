@@ -13,6 +13,8 @@ use sockit::exec::{DEFAULT_EXEC_TIMEOUT, DEFAULT_MAX_OUTPUT, ExecLimits};
 use std::sync::Arc;
 
 use sockit::files::object::{ObjectRoot, StoreConfig};
+use sockit::files::staging::PartialLimits;
+use sockit::files::storage::ServedRoot;
 use sockit::files::{Access, FileService, FileServiceConfig, FileStore, ObjectFileService};
 use sockit::server::{
     DEFAULT_BACKLOG, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -132,6 +134,9 @@ fn print_web_urls(config: &Config, qr: bool) -> anyhow::Result<ExitCode> {
 /// TCP members and browsers alike.
 struct Stores {
     by_root: Vec<(std::path::PathBuf, Arc<FileStore>)>,
+    /// One per `s3://` root, shared like a folder's store: an upload
+    /// through one front end is a conflict in the other.
+    by_url: Vec<(StoreUrl, Arc<ObjectRoot>)>,
     room: Option<sockit::chat::Room>,
     stats: sockit::stats::Stats,
     /// Where the `s3://` roots are, and who sockit is to the store.
@@ -144,6 +149,7 @@ impl Stores {
     fn open(config: &Config, stats: sockit::stats::Stats) -> anyhow::Result<Self> {
         let mut stores = Self {
             by_root: Vec::new(),
+            by_url: Vec::new(),
             room: None,
             stats,
             store: store_config(config.store.as_ref())?,
@@ -156,21 +162,27 @@ impl Stores {
         Ok(stores)
     }
 
-    /// Connects to an object-store root and proves it answers.
-    async fn object_root(&self, url: &StoreUrl) -> anyhow::Result<Arc<ObjectRoot>> {
-        let root = ObjectRoot::open(url, &self.store)?;
+    /// The object-store root at `url`: the one already connected, or a
+    /// new connection with these bounds on kept uploads, proven to answer.
+    async fn object_root(&mut self, url: &StoreUrl, limits: PartialLimits) -> anyhow::Result<Arc<ObjectRoot>> {
+        if let Some((_, root)) = self.by_url.iter().find(|(u, _)| u == url) {
+            return Ok(Arc::clone(root));
+        }
+        let root = ObjectRoot::open(url, &self.store, limits)?;
         root.check().await?;
-        // Kept uploads nobody resumed go after the same 7 days as a local
-        // folder's partials: at start, then hourly.
+        self.by_url.push((url.clone(), Arc::clone(&root)));
+        // Kept uploads go by the same bounds as a local folder's partials
+        // (7 days, 1,000, 16 GiB): at start, then hourly, and the count
+        // each time an upload is kept.
         let sweeper = Arc::downgrade(&root);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 every.tick().await;
                 let Some(root) = sweeper.upgrade() else { return };
-                let swept = root.sweep(sockit::files::service::DEFAULT_PARTIAL_MAX_AGE).await;
+                let swept = root.sweep(true).await;
                 if swept > 0 {
-                    tracing::info!(swept, "abandoned kept uploads past their age");
+                    tracing::info!(swept, "abandoned kept uploads past their bounds");
                 }
             }
         });
@@ -406,10 +418,7 @@ fn from_flags(args: &ServeArgs) -> Config {
         tls_key: args.tls.tls_key.clone(),
     };
     let mut services = Vec::new();
-    // The page serves local folders only, so an object-store root runs
-    // without it.
-    let on_store = args.root.to_str().is_some_and(StoreUrl::is_store);
-    if !args.no_web && !on_store {
+    if !args.no_web {
         // The page over the same folder, with the same key and TLS.
         let mut web = Section::new(Kind::Web);
         web.listen = Some(args.web.unwrap_or_else(|| {
@@ -486,15 +495,10 @@ fn server_config(addr: std::net::SocketAddr, s: &Settings, auth: Option<Auth>) -
 async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores, qr: bool) -> anyhow::Result<()> {
     let s = &section.settings;
     let reuse = s.reuse_address.unwrap_or(true);
-    if section.kind() != Kind::Files && store_url(section)?.is_some() {
+    if !matches!(section.kind(), Kind::Files | Kind::Web) && store_url(section)?.is_some() {
         return Err(UsageError(format!(
-            "the {} service serves a local folder; an s3:// root is for the files service{}",
+            "the {} service serves a local folder; an s3:// root is for the files and web services",
             format!("{:?}", section.kind()).to_lowercase(),
-            if section.kind() == Kind::Web {
-                " (the page over an object store is not built yet: serve with --no-web)"
-            } else {
-                ""
-            }
         ))
         .into());
     }
@@ -524,7 +528,8 @@ async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores
                 let mut files = files_config(section);
                 files.stats = listeners.stats();
                 let details = format!("root: {url}{}", access_note(files.access));
-                let service = ObjectFileService::new(stores.object_root(&url).await?, files);
+                let root = stores.object_root(&url, files.partials).await?;
+                let service = ObjectFileService::new(root, files);
                 let config = server_config(listen, s, auth)?;
                 listeners.tcp(config, service, "files", &details)?;
                 return Ok(());
@@ -543,13 +548,24 @@ async fn start(section: &Section, listeners: &mut Listeners, stores: &mut Stores
             let listen = section
                 .listen
                 .ok_or_else(|| UsageError("a web service needs `listen`".into()))?;
-            let store = stores.for_section(section, || {
+            let files_of = || {
                 let mut files = FileServiceConfig::new(section.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()));
                 files.access = access_of(section);
                 files
-            })?;
+            };
+            let store = match store_url(section)? {
+                Some(url) => {
+                    let mut config = files_of();
+                    config.stats = listeners.stats();
+                    ServedRoot::Object {
+                        root: stores.object_root(&url, config.partials).await?,
+                        config: Arc::new(config),
+                    }
+                }
+                None => ServedRoot::Local(stores.for_section(section, files_of)?),
+            };
             let key = auth_of(s)?.map(|a| a.key);
-            let details = format!("root: {}{}", store.root().display(), access_note(store.config().access));
+            let details = format!("root: {}{}", store.shown(), access_note(store.config().access));
             // The web has its own login; the framed handshake is off.
             let config = server_config(listen, s, None)?;
             let mut web = WebConfig::new(key.clone());

@@ -381,8 +381,11 @@ async function uploadOne(item) {
     if (stored.done) {
       item.bar.value = item.bar.max;
       const from = item.resumedFrom ? `, resumed at ${formatBytes(item.resumedFrom)}` : "";
-      setStatus(item, `done, xxh3 ${stored.xxh3}${from}`, "done");
-      item.row.dataset.xxh3 = stored.xxh3;
+      // A resume on an object store has no whole-file hash: the server
+      // holds only the parts it stored, each chunk checked by SHA-256.
+      const hash = stored.xxh3 ? `xxh3 ${stored.xxh3}` : "every chunk checked";
+      setStatus(item, `done, ${hash}${from}`, "done");
+      if (stored.xxh3) item.row.dataset.xxh3 = stored.xxh3;
       return;
     }
   }

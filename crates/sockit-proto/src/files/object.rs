@@ -18,6 +18,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::path::{RESERVED_DIR, RelPath};
+#[cfg(doc)]
+use crate::web::TAIL_PROOF;
 
 /// The smallest part an S3 multipart upload accepts (all but the last).
 pub const MIN_PART: u64 = 5 << 20;
@@ -166,6 +168,11 @@ pub struct Manifest {
     pub etags: Vec<String>,
     /// XXH3-128 (hex) of the bytes the finished parts hold.
     pub prefix_xxh3: String,
+    /// SHA-256 (hex) of the last [`TAIL_PROOF`] bytes the finished parts
+    /// hold: what the page compares with its own file before it resumes.
+    /// Absent before the first part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_sha256: Option<String>,
     /// Unix seconds when the upload started, to sweep abandoned ones.
     pub started: u64,
 }
@@ -219,12 +226,18 @@ impl Manifest {
         if m.etags.iter().any(|e| e.is_empty() || e.len() > MAX_ETAG) {
             return Err(ManifestError::Invalid("etag"));
         }
-        let hash_ok = m.prefix_xxh3.len() == 32 && m.prefix_xxh3.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hash_ok {
+        if !is_hex(&m.prefix_xxh3, 32) {
             return Err(ManifestError::Invalid("prefix hash"));
+        }
+        if m.tail_sha256.as_ref().is_some_and(|t| !is_hex(t, 64)) {
+            return Err(ManifestError::Invalid("tail hash"));
         }
         Ok(m)
     }
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -273,6 +286,7 @@ mod tests {
             part_size: PART,
             etags: vec!["\"e1\"".into()],
             prefix_xxh3: "0123456789abcdef0123456789abcdef".into(),
+            tail_sha256: Some("ab".repeat(32)),
             started: 1,
         }
     }
@@ -294,6 +308,11 @@ mod tests {
         assert!(bad(|m| m.path = "../x".into()).is_err());
         assert!(bad(|m| m.etags = vec!["x".into(); 2]).is_ok());
         assert!(bad(|m| m.prefix_xxh3 = "zz".into()).is_err());
+        assert!(bad(|m| m.tail_sha256 = Some("ab".into())).is_err());
+        assert!(
+            bad(|m| m.tail_sha256 = None).is_ok(),
+            "a manifest before its first part has none"
+        );
         assert!(bad(|m| m.filesize = MAX_OBJECT + 1).is_err());
         assert!(Manifest::decode(b"{}").is_err());
         assert!(Manifest::decode(b"\xff").is_err());

@@ -11,6 +11,7 @@
 //! atomic: a failure reports how many went first.
 
 use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt as _, TryStreamExt as _};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::list::{PaginatedListOptions, PaginatedListStore as _};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::{Path as Key, PathPart};
 use object_store::{
@@ -27,13 +29,16 @@ use object_store::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use sockit_proto::checksum::{Md5Hash, StreamHash};
+use sha2::{Digest as _, Sha256};
+
+use sockit_proto::checksum::{Md5Hash, StreamHash, hex};
 use sockit_proto::files::object::{MAX_MANIFEST, Manifest, PART, PartPlan, StoreUrl, manifest_dir, manifest_name};
 use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put};
 use sockit_proto::path::{RESERVED_DIR, RelPath};
+use sockit_proto::web::TAIL_PROOF;
 
 use super::listing::ListingLimits;
-use super::staging::KeptPartial;
+use super::staging::{KeptPartial, PartialLimits};
 use super::store::Refusal;
 use crate::Error;
 
@@ -46,6 +51,8 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(300);
 /// the one being sent.
 pub const READ_RANGE: u64 = 8 << 20;
 const READS_AHEAD: usize = 3;
+/// Keys held at once while a folder is removed or renamed.
+const KEYS_PER_BATCH: usize = 1000;
 /// Parts of one upload being sent to the store at once.
 const PARTS_IN_FLIGHT: usize = 3;
 /// Part buffers in memory across the whole server (16 MiB each): a bound
@@ -73,6 +80,8 @@ pub struct ObjectRoot {
     base: Key,
     uploading: Mutex<HashSet<RelPath>>,
     buffers: Arc<Semaphore>,
+    /// The bounds on kept uploads, as on a local folder.
+    limits: PartialLimits,
 }
 
 /// The right to upload one path on this server; released on drop. Two
@@ -94,7 +103,7 @@ impl Drop for UploadClaim {
 impl ObjectRoot {
     /// Connects to the store. The environment's `AWS_*` settings apply
     /// first, the config's over them.
-    pub fn open(url: &StoreUrl, config: &StoreConfig) -> Result<Arc<Self>, Error> {
+    pub fn open(url: &StoreUrl, config: &StoreConfig, limits: PartialLimits) -> Result<Arc<Self>, Error> {
         // Exactly one TLS provider is built in; reqwest needs it named.
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Set key by key: replacing the client options would drop what the
@@ -149,6 +158,7 @@ impl ObjectRoot {
             base: Key::from(url.prefix.as_str()),
             uploading: Mutex::new(HashSet::new()),
             buffers: Arc::new(Semaphore::new(BUFFERS)),
+            limits,
         }))
     }
 
@@ -292,23 +302,42 @@ impl ObjectRoot {
                 }
             }
         } else {
-            let listed = self
-                .store
-                .list_with_delimiter(Some(&base))
-                .await
-                .map_err(|e| store_refusal(&e))?;
-            for prefix in &listed.common_prefixes {
-                if let Some(name) = self.name_under(&base, prefix) {
-                    entries.push(folder_entry(name, 0));
+            // Page by page, so a huge folder is refused at the limit rather
+            // than gathered whole first.
+            let prefix = if base.as_ref().is_empty() {
+                String::new()
+            } else {
+                format!("{base}{}", object_store::path::DELIMITER)
+            };
+            let mut token = None;
+            loop {
+                let options = PaginatedListOptions {
+                    delimiter: Some(object_store::path::DELIMITER.into()),
+                    page_token: token,
+                    ..PaginatedListOptions::default()
+                };
+                let page = self
+                    .store
+                    .list_paginated(Some(&prefix), options)
+                    .await
+                    .map_err(|e| store_refusal(&e))?;
+                for key in &page.result.common_prefixes {
+                    if let Some(name) = self.name_under(&base, key) {
+                        entries.push(folder_entry(name, 0));
+                    }
                 }
-            }
-            for meta in &listed.objects {
-                if let Some(name) = self.name_under(&base, &meta.location) {
-                    entries.push(file_entry(name, meta));
+                for meta in &page.result.objects {
+                    if let Some(name) = self.name_under(&base, &meta.location) {
+                        entries.push(file_entry(name, meta));
+                    }
                 }
-            }
-            if entries.len() > limits.max_entries {
-                return Err(too_many());
+                if entries.len() > limits.max_entries {
+                    return Err(too_many());
+                }
+                token = page.page_token;
+                if token.is_none() {
+                    break;
+                }
             }
         }
         Ok(entries)
@@ -335,6 +364,7 @@ impl ObjectRoot {
             buffers: Arc::clone(&self.buffers),
             key,
             size: meta.size,
+            mtime: meta.last_modified.timestamp(),
             e_tag: meta.e_tag,
         })
     }
@@ -399,11 +429,13 @@ impl ObjectRoot {
     /// Where a resume of `path` (of `filesize` bytes) continues: the bytes
     /// its kept parts hold, or 0.
     pub async fn kept_len(&self, path: &RelPath, filesize: u64) -> Result<u64, Refusal> {
+        Ok(self.kept(path, filesize).await?.map_or(0, |m| m.offset()))
+    }
+
+    /// The kept upload of `path` at `filesize` bytes, if there is one.
+    pub async fn kept(&self, path: &RelPath, filesize: u64) -> Result<Option<Manifest>, Refusal> {
         Self::check_name(path)?;
-        Ok(match self.manifest(path).await? {
-            Some(m) if m.filesize == filesize => m.offset(),
-            _ => 0,
-        })
+        Ok(self.manifest(path).await?.filter(|m| m.filesize == filesize))
     }
 
     /// Starts (or, at an offset, continues) an upload. A resume must prove
@@ -476,6 +508,7 @@ impl ObjectRoot {
                     part_size: plan.part_size,
                     etags: Vec::new(),
                     prefix_xxh3: StreamHash::new().hex(),
+                    tail_sha256: None,
                     started: unix_now(),
                 };
                 // Written at once, so an upload whose server dies is still
@@ -532,29 +565,55 @@ impl ObjectRoot {
         Ok(kept)
     }
 
-    /// Abandons the kept uploads whose manifest was last written more than
-    /// `max_age` ago (a running upload rewrites it with every part, a
-    /// resume when it starts), as the local staging drops old partials. An
-    /// old manifest that is not one of ours goes too. Best effort: what the
-    /// store refuses now stays for the next sweep. The number abandoned.
-    pub async fn sweep(&self, max_age: Duration) -> usize {
+    /// Applies the bounds on kept uploads, as the local staging does:
+    /// newest first, a kept upload goes when its manifest was last written
+    /// more than `max_age` ago (a running upload rewrites it with every
+    /// part, a resume when it starts), or when it would pass `max_count`,
+    /// or (with `count_bytes`, which reads every manifest) `max_bytes` of
+    /// stored parts. Uploads running on this server are neither counted
+    /// nor touched. An old manifest that is not one of ours goes too. Best
+    /// effort: what the store refuses now stays for the next sweep. The
+    /// number abandoned.
+    pub async fn sweep(&self, count_bytes: bool) -> usize {
         let listed: Result<Vec<ObjectMeta>, _> = self.store.list(Some(&self.uploads_dir())).try_collect().await;
-        let Ok(metas) = listed else { return 0 };
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
-        let mut swept = 0;
-        for meta in metas.into_iter().filter(|m| m.last_modified <= cutoff) {
-            match self.read_manifest(&meta.location).await {
-                Ok(Some(m)) => {
-                    let Ok(path) = RelPath::parse(&m.path) else { continue };
-                    if !self.is_uploading(&path) {
-                        self.drop_upload(&self.key(&path), &path, &m.upload_id).await;
-                        swept += 1;
-                    }
-                }
+        let Ok(mut metas) = listed else { return 0 };
+        metas.sort_by_key(|m| std::cmp::Reverse(m.last_modified));
+        let limits = self.limits;
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(limits.max_age).unwrap_or(chrono::Duration::MAX);
+        let running: HashSet<String> = self
+            .uploading
+            .lock()
+            .map(|set| set.iter().map(manifest_name).collect())
+            .unwrap_or_default();
+        let (mut count, mut bytes, mut swept) = (0usize, 0u64, 0);
+        for meta in metas {
+            if meta.location.filename().is_some_and(|n| running.contains(n)) {
+                continue;
+            }
+            let too_old = meta.last_modified <= cutoff;
+            if !too_old && !count_bytes && count < limits.max_count {
+                count += 1;
+                continue;
+            }
+            let m = match self.read_manifest(&meta.location).await {
+                Ok(Some(m)) => m,
                 Ok(None) => {
-                    let _ = self.store.delete(&meta.location).await;
+                    if too_old {
+                        let _ = self.store.delete(&meta.location).await;
+                    }
+                    continue;
                 }
-                Err(_) => {}
+                Err(_) => continue,
+            };
+            let Ok(path) = RelPath::parse(&m.path) else { continue };
+            let fits = count < limits.max_count && bytes.saturating_add(m.offset()) <= limits.max_bytes;
+            if too_old || !fits {
+                tracing::info!(%path, size = m.offset(), "abandoning a kept upload (age, count or bytes bound)");
+                self.drop_upload(&self.key(&path), &path, &m.upload_id).await;
+                swept += 1;
+            } else {
+                count += 1;
+                bytes += m.offset();
             }
         }
         swept
@@ -608,33 +667,123 @@ impl ObjectRoot {
         if entry.kind == EntryKind::File {
             return self.store.delete(&key).await.map_err(|e| store_refusal(&e));
         }
-        let under: Vec<Key> = self
-            .store
-            .list(Some(&key))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await
-            .map_err(|e| store_refusal(&e))?;
-        let only_marker = under
+        let first = self.batch_under(&key, 2).await?;
+        let only_marker = first
             .iter()
             .all(|k| k.filename() == Some(FOLDER_MARKER) && k.parent() == Some(key.clone()));
         if !recursive && !only_marker {
             return Err(Refusal::new(ErrorCode::NotEmpty, "folder is not empty"));
         }
-        let total = under.len();
-        for (done, k) in under.into_iter().enumerate() {
-            if let Err(e) = self.store.delete(&k).await {
-                let r = store_refusal(&e);
-                return Err(Refusal::new(
-                    r.code,
-                    format!(
-                        "{} ({done} of {total} objects removed before it; removal is not atomic)",
-                        r.message
-                    ),
-                ));
+        let mut removed = 0;
+        let mut batches = Batches::default();
+        while let Some(batch) = batches.next(self, &key).await? {
+            for k in batch {
+                self.store.delete(&k).await.map_err(|e| {
+                    let r = store_refusal(&e);
+                    Refusal::new(
+                        r.code,
+                        format!(
+                            "{} ({removed} objects removed before it; removal is not atomic)",
+                            r.message
+                        ),
+                    )
+                })?;
+                removed += 1;
             }
         }
         Ok(())
+    }
+
+    /// Renames a file (copy, then delete), or a folder object by object.
+    /// Never over an existing name. A folder's rename is not atomic: on a
+    /// failure the refusal says how many objects moved first.
+    pub async fn rename(&self, from: &RelPath, to: &RelPath) -> Result<(), Refusal> {
+        Self::check_name(from)?;
+        Self::check_name(to)?;
+        if from.is_root() || to.is_root() {
+            return Err(Refusal::new(ErrorCode::PermissionDenied, "the root cannot be renamed"));
+        }
+        let inside = to.components().count() > from.components().count()
+            && from.components().zip(to.components()).all(|(a, b)| a == b);
+        if inside || from == to {
+            return Err(Refusal::new(ErrorCode::BadRequest, "a folder cannot move into itself"));
+        }
+        if self.is_uploading(from) || self.is_uploading(to) {
+            return Err(Refusal::new(ErrorCode::Busy, "an upload of this file is running"));
+        }
+        let entry = self.stat(from).await?;
+        match self.stat(to).await {
+            Ok(_) => return Err(Refusal::new(ErrorCode::AlreadyExists, "already exists")),
+            Err(r) if r.code == ErrorCode::NotFound => {}
+            Err(r) => return Err(r),
+        }
+        if self.stat(&to.parent()).await?.kind != EntryKind::Dir {
+            return Err(Refusal::new(ErrorCode::NotADirectory, "not a folder"));
+        }
+        let (src, dst) = (self.key(from), self.key(to));
+        if entry.kind == EntryKind::File {
+            return self.move_object(&src, &src, &dst).await;
+        }
+        let mut moved = 0;
+        let mut batches = Batches::default();
+        while let Some(batch) = batches.next(self, &src).await? {
+            for k in batch {
+                self.move_object(&k, &src, &dst).await.map_err(|r| {
+                    Refusal::new(
+                        r.code,
+                        format!(
+                            "{} ({moved} objects moved before it; a folder's rename is not atomic)",
+                            r.message
+                        ),
+                    )
+                })?;
+                moved += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `key` (under `src`) to the same place under `dst`.
+    async fn move_object(&self, key: &Key, src: &Key, dst: &Key) -> Result<(), Refusal> {
+        let rest: Vec<PathPart<'static>> = key
+            .prefix_match(src)
+            .map(|parts| parts.map(|p| PathPart::from(p.as_ref().to_owned())).collect())
+            .unwrap_or_default();
+        let target = rest.into_iter().fold(dst.clone(), |k, part| k.join(part));
+        self.store.copy(key, &target).await.map_err(|e| store_refusal(&e))?;
+        self.store.delete(key).await.map_err(|e| store_refusal(&e))
+    }
+
+    /// Up to `n` keys under `key/`.
+    async fn batch_under(&self, key: &Key, n: usize) -> Result<Vec<Key>, Refusal> {
+        self.store
+            .list(Some(key))
+            .take(n)
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| store_refusal(&e))
+    }
+}
+
+/// The keys under a prefix, a batch at a time, for work that takes each
+/// away (a delete, a move): a folder of any size costs one batch of memory.
+#[derive(Debug, Default)]
+struct Batches {
+    last: Option<Key>,
+}
+
+impl Batches {
+    async fn next(&mut self, root: &ObjectRoot, key: &Key) -> Result<Option<Vec<Key>>, Refusal> {
+        let batch = root.batch_under(key, KEYS_PER_BATCH).await?;
+        let Some(head) = batch.first().cloned() else {
+            return Ok(None);
+        };
+        if self.last.as_ref() == Some(&head) {
+            return Err(Refusal::new(ErrorCode::Io, "the store still lists what was taken away"));
+        }
+        self.last = Some(head);
+        Ok(Some(batch))
     }
 }
 
@@ -645,10 +794,17 @@ pub struct ObjectReader {
     buffers: Arc<Semaphore>,
     key: Key,
     pub size: u64,
+    /// Unix seconds of the last write.
+    pub mtime: i64,
     e_tag: Option<String>,
 }
 
 impl ObjectReader {
+    /// The store's tag for this version of the object.
+    pub fn e_tag(&self) -> Option<&str> {
+        self.e_tag.as_deref()
+    }
+
     /// The bytes in `range`, in order, read [`READ_RANGE`] at a time with
     /// a few ranges in flight. Each piece holds its buffer permit until the
     /// caller drops it (once sent), so reads count against the server's
@@ -736,6 +892,8 @@ struct Ledger {
     etags: Vec<String>,
     /// The whole-file hash at the end of each part sent, by index.
     boundaries: Vec<String>,
+    /// The SHA-256 of each sent part's last [`TAIL_PROOF`] bytes, by index.
+    tails: Vec<String>,
     /// `Some` for a fresh `verify` upload: its manifest, kept up to date.
     /// A resumed upload records nothing new (its server did not hash the
     /// file from 0), so its next resume starts where this one did.
@@ -755,14 +913,10 @@ impl Ledger {
     /// stored from the start grew. The lock is held across the write, so
     /// manifests reach the store in order.
     async fn stored(&mut self, index: usize, etag: String, root: &ObjectRoot, path: &RelPath) {
-        if self.etags.len() <= index {
-            self.etags.resize(index + 1, String::new());
-        }
-        if let Some(slot) = self.etags.get_mut(index) {
-            *slot = etag;
-        }
+        set_at(&mut self.etags, index, etag);
         let stored = self.stored_from_start();
-        let hash = stored.checked_sub(1).and_then(|i| self.boundaries.get(i)).cloned();
+        let last = stored.checked_sub(1);
+        let hash = last.and_then(|i| self.boundaries.get(i)).cloned();
         let (Some(manifest), Some(hash)) = (self.manifest.as_mut(), hash) else {
             return;
         };
@@ -771,6 +925,7 @@ impl Ledger {
         }
         manifest.etags = self.etags.get(..stored).unwrap_or_default().to_vec();
         manifest.prefix_xxh3 = hash;
+        manifest.tail_sha256 = last.and_then(|i| self.tails.get(i)).cloned();
         if let Err(r) = root.write_manifest(path, manifest).await {
             tracing::info!(path = %path, error = %r.message, "cannot record an upload's progress");
         }
@@ -825,16 +980,20 @@ impl ObjectUpload {
         }
         let index = self.next_part;
         self.next_part += 1;
+        let data = Bytes::from(std::mem::take(&mut self.buffer));
         {
             let mut ledger = self.ledger.lock().await;
-            if ledger.boundaries.len() <= index {
-                ledger.boundaries.resize(index + 1, String::new());
-            }
-            if let Some(slot) = ledger.boundaries.get_mut(index) {
-                *slot = self.hash.hex();
+            if ledger.manifest.is_some() {
+                // Parts are 5 MiB at least, so a part holds the whole proof.
+                let proof = data
+                    .len()
+                    .saturating_sub(usize::try_from(TAIL_PROOF).unwrap_or(usize::MAX));
+                let tail = hex(&Sha256::digest(data.get(proof..).unwrap_or_default()));
+                set_at(&mut ledger.tails, index, tail);
+                let hash = self.hash.hex();
+                set_at(&mut ledger.boundaries, index, hash);
             }
         }
-        let data = Bytes::from(std::mem::take(&mut self.buffer));
         let permit = self.permit.take();
         let (root, key, path, ledger) = (
             Arc::clone(&self.root),
@@ -860,12 +1019,27 @@ impl ObjectUpload {
         }
     }
 
-    /// Checks what arrived against the client's claims and completes the
-    /// upload, which makes it visible whole. The stored file's XXH3.
-    pub async fn finish(mut self, claimed: Option<String>, tail_claimed: Option<String>) -> Result<String, Refusal> {
+    /// Completes an upload whose sender proved it piece by piece (the
+    /// page: a SHA-256 per chunk, and its own check of the kept tail before
+    /// it resumed). The stored file's XXH3 when this server saw all of it.
+    pub async fn finish_proven(mut self) -> Result<Option<String>, Refusal> {
+        self.check_length()?;
+        let whole = self.tail.is_none().then(|| self.hash.hex());
+        self.complete().await?;
+        Ok(whole)
+    }
+
+    fn check_length(&self) -> Result<(), Refusal> {
         if self.received != self.plan.filesize {
             return Err(Refusal::new(ErrorCode::BadRequest, "the upload ended early"));
         }
+        Ok(())
+    }
+
+    /// Checks what arrived against the client's claims and completes the
+    /// upload, which makes it visible whole. The stored file's XXH3.
+    pub async fn finish(mut self, claimed: Option<String>, tail_claimed: Option<String>) -> Result<String, Refusal> {
+        self.check_length()?;
         let ours = self.hash.hex();
         let stored = match &self.tail {
             None => {
@@ -907,6 +1081,12 @@ impl ObjectUpload {
                 ));
             }
         }
+        self.complete().await?;
+        Ok(stored)
+    }
+
+    /// Sends what is left and makes the object visible.
+    async fn complete(&mut self) -> Result<(), Refusal> {
         match self.upload_id.clone() {
             None => {
                 let data = Bytes::from(std::mem::take(&mut self.buffer));
@@ -952,7 +1132,7 @@ impl ObjectUpload {
             }
         }
         self.done = true;
-        Ok(stored)
+        Ok(())
     }
 
     /// Keeps an interrupted `verify` upload for a resume: its manifest
@@ -970,31 +1150,64 @@ impl ObjectUpload {
         self.done = true;
         if !self.put.trailer {
             self.root.drop_upload(&self.key, &self.put.path, &id).await;
+            return;
         }
+        // Kept: it counts against the bounds now, so the claim goes first.
+        drop(self.claim.take());
+        self.root.sweep(false).await;
     }
 }
 
-impl Drop for ObjectUpload {
-    /// Refused or abandoned without `finish` or `keep`: its parts are
-    /// aborted in the background.
-    fn drop(&mut self) {
-        if self.done {
-            return;
+impl ObjectUpload {
+    /// Abandons the upload and its parts now (a cancel): when this returns
+    /// the name is free for the next upload.
+    pub async fn abort(mut self) {
+        if let Some(abort) = self.abandon() {
+            abort.await;
         }
-        let (Some(id), Ok(rt)) = (self.upload_id.clone(), tokio::runtime::Handle::try_current()) else {
-            return;
-        };
+    }
+
+    /// What abandoning the upload takes, unless it is done with: its part
+    /// tasks end first (so none records the upload in a manifest after it
+    /// is gone), then its parts and manifest go, then its claim.
+    fn abandon(&mut self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        if self.done {
+            return None;
+        }
+        self.done = true;
+        let id = self.upload_id.clone()?;
         let (root, key, path) = (Arc::clone(&self.root), self.key.clone(), self.put.path.clone());
         let claim = self.claim.take();
         let mut sending = std::mem::take(&mut self.sending);
         sending.abort_all();
-        rt.spawn(async move {
-            // The parts' tasks end first, so none of them records the
-            // upload in a manifest after it is gone.
+        Some(async move {
             while sending.join_next().await.is_some() {}
             root.drop_upload(&key, &path, &id).await;
             drop(claim);
-        });
+        })
+    }
+}
+
+impl Drop for ObjectUpload {
+    /// Refused or abandoned without `finish`, `keep` or `abort`: its parts
+    /// are aborted in the background.
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if let Some(abort) = self.abandon() {
+            rt.spawn(abort);
+        }
+    }
+}
+
+/// Sets `list[index]`, growing the list as needed.
+fn set_at(list: &mut Vec<String>, index: usize, value: String) {
+    if list.len() <= index {
+        list.resize(index + 1, String::new());
+    }
+    if let Some(slot) = list.get_mut(index) {
+        *slot = value;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The file API: listings, downloads with byte ranges, streamed uploads
-//! (`curl -T`), and folder changes, all through the shared [`FileStore`]
-//! (its Sandbox, staging and access mode).
+//! (`curl -T`), and folder changes, all through the shared [`ServedRoot`]:
+//! a local folder (its Sandbox, staging and access mode) or an object
+//! store.
 //!
 //! A file is always served so that the browser cannot run it as part of
 //! the page: `Content-Security-Policy: sandbox`, `nosniff`, and as an
@@ -19,15 +20,16 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 
-use sockit_proto::files::{Entry, ErrorCode, Put};
+use sockit_proto::files::{Entry, EntryKind, ErrorCode, Put};
 use sockit_proto::path::RelPath;
 use sockit_proto::web::{ByteRange, PathRequest, Rename, Stored};
 
 use super::State;
 use super::reply::{ApiError, ApiResult};
 use crate::disk::DiskReader;
-use crate::files::listing::Listing;
-use crate::files::{Operation, Storage as _};
+use crate::files::object::{ObjectReader, ObjectRoot, Piece};
+use crate::files::storage::ServedRoot;
+use crate::files::{Access, FileStore, Operation, Refusal, Storage as _};
 
 #[derive(Debug, Deserialize)]
 pub struct PathQuery {
@@ -57,30 +59,7 @@ fn rel_dir(name: &str) -> ApiResult<RelPath> {
 pub async fn ls(state: State, Query(q): Query<PathQuery>) -> ApiResult<Json<Vec<Entry>>> {
     state.store.allow(Operation::Read)?;
     let base = rel_dir(&q.path)?;
-    let limits = state.store.config().listing;
-    let entries = state
-        .store
-        .sandbox()
-        .run(move |tree| {
-            let mut listing = match Listing::open(tree, &base, false, limits) {
-                Ok(l) => l,
-                Err(e) => return Ok(Err(e)),
-            };
-            let mut entries = Vec::new();
-            loop {
-                match listing.next_page(tree) {
-                    Ok((page, done)) => {
-                        entries.extend(serde_json::from_slice::<Vec<Entry>>(&page).unwrap_or_default());
-                        if done {
-                            return Ok(Ok(entries));
-                        }
-                    }
-                    Err(e) => return Ok(Err(e)),
-                }
-            }
-        })
-        .await?
-        .map_err(crate::files::Refusal::from)?;
+    let entries = state.store.list(&base, state.store.config().listing).await?;
     Ok(Json(entries))
 }
 
@@ -128,23 +107,15 @@ pub async fn download(
 ) -> ApiResult<Response> {
     state.store.allow(Operation::Read)?;
     let path = rel(&name)?;
-    let (file, size, mtime) = state
-        .store
-        .sandbox()
-        .run(move |tree| {
-            let (file, size) = tree.open_file(&path)?;
-            let meta = file.metadata()?;
-            Ok((file, size, (meta.mtime(), meta.mtime_nsec())))
-        })
-        .await?;
-    let etag = format!("\"{size:x}-{:x}.{:x}\"", mtime.0, mtime.1);
+    let source = Source::open(&state.store, &path).await?;
+    let (size, mtime, etag) = (source.size, source.mtime, source.etag.clone());
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     // If-Range: a range of a file that changed since would splice two
     // versions; send the whole new one instead.
     let if_range_ok = headers
         .get(header::IF_RANGE)
         .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v == etag || v == http_date(mtime.0));
+        .is_none_or(|v| v == etag || v == http_date(mtime));
     let range = if if_range_ok {
         ByteRange::parse(range_header, size)
     } else {
@@ -171,14 +142,14 @@ pub async fn download(
             .config()
             .stats
             .transfer("web download", &name, Some(peer.0), Some(size), start);
-        body_of(file, start, len, shown)
+        source.body(start, len, shown)
     };
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_LENGTH, len)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, &etag)
-        .header(header::LAST_MODIFIED, http_date(mtime.0))
+        .header(header::LAST_MODIFIED, http_date(mtime))
         .header(header::CACHE_CONTROL, "no-cache")
         .header(header::CONTENT_SECURITY_POLICY, "sandbox");
     if status == StatusCode::PARTIAL_CONTENT {
@@ -212,8 +183,7 @@ pub async fn zip(
 ) -> ApiResult<Response> {
     state.store.allow(Operation::Read)?;
     let base = rel_dir(&q.path)?;
-    let stat = state.store.sandbox().stat(&base).await?;
-    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Directory {
+    if state.store.stat(&base).await?.kind != EntryKind::Dir {
         return Err(ApiError::new(ErrorCode::NotADirectory, "not a folder"));
     }
     let top = if base.is_root() {
@@ -227,13 +197,13 @@ pub async fn zip(
         .config()
         .stats
         .transfer("zip", &file_name, Some(peer.0), None, 0);
-    let body = super::archive::zip_body(
-        Arc::clone(state.store.sandbox().tree()),
-        base,
-        top,
-        state.store.config().listing,
-        shown,
-    );
+    let folder = match &state.store {
+        ServedRoot::Local(store) => super::archive::Folder::Local(Arc::clone(store.sandbox().tree())),
+        ServedRoot::Object { root, .. } => {
+            super::archive::Folder::Object(Arc::clone(root), tokio::runtime::Handle::current())
+        }
+    };
+    let body = super::archive::zip_body(folder, base, top, state.store.config().listing, shown);
     Response::builder()
         .header(header::CONTENT_TYPE, "application/zip")
         .header(
@@ -246,17 +216,93 @@ pub async fn zip(
         .map_err(|e| ApiError::new(ErrorCode::Io, format!("cannot build the response: {e}")))
 }
 
-fn body_of(file: File, start: u64, len: u64, shown: crate::stats::Transfer) -> Body {
-    let reader = DiskReader::range(file, start, len);
-    // The transfer stays listed until the body is done or dropped.
-    let chunks = futures_util::stream::unfold((reader, shown), |(mut reader, shown)| async move {
-        let chunk = reader.next().await?;
-        if let Ok(c) = &chunk {
-            shown.advance(c.len());
+/// A file to download, from either kind of root.
+struct Source {
+    from: From,
+    size: u64,
+    /// Unix seconds.
+    mtime: i64,
+    etag: String,
+}
+
+enum From {
+    File(File),
+    Object(ObjectReader),
+}
+
+impl Source {
+    async fn open(root: &ServedRoot, path: &RelPath) -> Result<Self, Refusal> {
+        match root {
+            ServedRoot::Local(store) => {
+                let path = path.clone();
+                let (file, size, (secs, nsecs)) = store
+                    .sandbox()
+                    .run(move |tree| {
+                        let (file, size) = tree.open_file(&path)?;
+                        let meta = file.metadata()?;
+                        Ok((file, size, (meta.mtime(), meta.mtime_nsec())))
+                    })
+                    .await?;
+                Ok(Self {
+                    from: From::File(file),
+                    size,
+                    mtime: secs,
+                    etag: format!("\"{size:x}-{secs:x}.{nsecs:x}\""),
+                })
+            }
+            ServedRoot::Object { root, .. } => {
+                let reader = root.open_read(path).await?;
+                let (size, mtime) = (reader.size, reader.mtime);
+                // The store's own tag names this version; HTTP wants it quoted.
+                let etag = match reader.e_tag() {
+                    Some(t) if t.starts_with('"') => t.to_owned(),
+                    Some(t) => format!("\"{t}\""),
+                    None => format!("\"{size:x}-{mtime:x}\""),
+                };
+                Ok(Self {
+                    from: From::Object(reader),
+                    size,
+                    mtime,
+                    etag,
+                })
+            }
         }
-        Some((chunk.map(Bytes::from), (reader, shown)))
-    });
-    Body::from_stream(chunks)
+    }
+
+    /// `len` bytes from `start`; the transfer stays listed until the body
+    /// is done or dropped.
+    fn body(self, start: u64, len: u64, shown: crate::stats::Transfer) -> Body {
+        match self.from {
+            From::File(file) => {
+                let reader = DiskReader::range(file, start, len);
+                let chunks = futures_util::stream::unfold((reader, shown), |(mut reader, shown)| async move {
+                    let chunk = reader.next().await?;
+                    if let Ok(c) = &chunk {
+                        shown.advance(c.len());
+                    }
+                    Some((chunk.map(Bytes::from), (reader, shown)))
+                });
+                Body::from_stream(chunks)
+            }
+            From::Object(reader) => {
+                let pieces = reader.bytes(start..start + len);
+                // Each piece is held (and its buffer counted) until hyper
+                // asks for the next, that is, until it was written out.
+                let held: Option<Piece> = None;
+                let chunks = futures_util::stream::unfold((pieces, held, shown), |(mut pieces, _, shown)| async move {
+                    match pieces.next().await? {
+                        Ok(piece) => {
+                            shown.advance(piece.bytes.len());
+                            let bytes = piece.bytes.clone();
+                            Some((Ok(bytes), (pieces, Some(piece), shown)))
+                        }
+                        Err(r) => Some((Err(std::io::Error::other(r.message)), (pieces, None, shown))),
+                    }
+                });
+                Body::from_stream(chunks)
+            }
+        }
+    }
 }
 
 /// `PUT /files/PATH` (`curl -T FILE URL`): the body, streamed into the
@@ -285,13 +331,34 @@ pub async fn upload(
         trailer: false,
         prefix_xxh3: None,
     };
-    let (upload, mut writer) = state.store.prepare_upload(&put).await?;
     let shown = state
         .store
         .config()
         .stats
         .transfer("web upload", &name, Some(peer.0), Some(size), 0);
-    let mut stream = body.into_data_stream();
+    let stream = body.into_data_stream();
+    let xxh3 = match &state.store {
+        ServedRoot::Local(store) => put_local(store, &put, stream, shown).await?,
+        ServedRoot::Object { root, config } => put_object(root, config.access, &put, stream, shown).await?,
+    };
+    tracing::info!(%path, size, "web upload stored");
+    let stored = Stored {
+        path: path.to_string(),
+        size,
+        xxh3,
+    };
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// The body into the local staging, committed whole or not at all.
+async fn put_local(
+    store: &FileStore,
+    put: &Put,
+    mut stream: axum::body::BodyDataStream,
+    shown: crate::stats::Transfer,
+) -> ApiResult<String> {
+    let (path, size) = (&put.path, put.filesize);
+    let (upload, mut writer) = store.prepare_upload(put).await?;
     let mut received = 0u64;
     let mut writing = true;
     // HTTP frames are tens of KiB: gathered into batches of BATCH bytes,
@@ -322,18 +389,45 @@ pub async fn upload(
     }
     let written = writer.finish().await;
     if received != size {
-        return Err(ApiError::bad_request(format!(
-            "{received} bytes arrived of the {size} announced"
-        )));
+        return Err(short_body(received, size));
     }
-    let xxh3 = state.store.finish_upload(&put, upload, written, None).await?;
-    tracing::info!(%path, size, "web upload stored");
-    let stored = Stored {
-        path: path.to_string(),
-        size,
-        xxh3,
-    };
-    Ok((StatusCode::CREATED, Json(stored)).into_response())
+    Ok(store.finish_upload(put, upload, written, None).await?)
+}
+
+/// The body as a multipart upload, completed only once all of it arrived.
+async fn put_object(
+    root: &std::sync::Arc<ObjectRoot>,
+    access: Access,
+    put: &Put,
+    mut stream: axum::body::BodyDataStream,
+    shown: crate::stats::Transfer,
+) -> ApiResult<String> {
+    let claim = root
+        .claim(&put.path)
+        .ok_or_else(|| ApiError::new(ErrorCode::Busy, "an upload of this file is already running"))?;
+    // Dropped unfinished, the upload's parts are aborted.
+    let mut upload = root.begin_upload(put, claim, access != Access::UploadOnly).await?;
+    let mut received = 0u64;
+    while let Some(frame) = stream.next().await {
+        let Ok(bytes) = frame else {
+            tracing::info!(path = %put.path, "web upload interrupted");
+            return Err(ApiError::bad_request("the upload broke off"));
+        };
+        received += bytes.len() as u64;
+        if received > put.filesize {
+            return Err(short_body(received, put.filesize));
+        }
+        shown.advance(bytes.len());
+        upload.write(&bytes).await?;
+    }
+    if received != put.filesize {
+        return Err(short_body(received, put.filesize));
+    }
+    Ok(upload.finish(None, None).await?)
+}
+
+fn short_body(received: u64, size: u64) -> ApiError {
+    ApiError::bad_request(format!("{received} bytes arrived of the {size} announced"))
 }
 
 /// Bytes of an upload's body handed to the disk thread at once: the

@@ -1,5 +1,5 @@
 //! The web front end (docs/protocol.md §11): an HTTP/1.1 listener that
-//! serves the page and a JSON API over the same [`FileStore`] as the
+//! serves the page and a JSON API over the same [`ServedRoot`] as the
 //! framed file service.
 //!
 //! It runs inside the one server skeleton ([`crate::server`]) like every
@@ -37,7 +37,7 @@ use tracing::Instrument as _;
 use sockit_proto::auth::Key;
 
 use crate::Error;
-use crate::files::FileStore;
+use crate::files::storage::ServedRoot;
 use crate::server::{ConnContext, Service};
 
 pub use session::web_url;
@@ -92,7 +92,7 @@ impl WebConfig {
 #[derive(Debug)]
 struct AppState {
     config: WebConfig,
-    store: Arc<FileStore>,
+    store: ServedRoot,
     uploads: uploads::Uploads,
     /// Cancelled at shutdown: WebSocket members (which outlive their HTTP
     /// connection) say goodbye and leave.
@@ -113,7 +113,7 @@ pub struct WebService {
 }
 
 impl WebService {
-    pub fn new(config: WebConfig, store: Arc<FileStore>) -> Self {
+    pub fn new(config: WebConfig, store: ServedRoot) -> Self {
         let uploads = uploads::Uploads::new(config.max_uploads, config.upload_idle);
         let state = Arc::new(AppState {
             config,

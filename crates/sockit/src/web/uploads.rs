@@ -8,6 +8,12 @@
 //! size continues from it: after a reload, or a server restart. The page
 //! continues a kept partial only when its last bytes (up to
 //! [`TAIL_PROOF`]) hash like the same range of its own file.
+//!
+//! On an object store the chunks feed a multipart upload, which gathers
+//! them into parts (the page's chunks are smaller than S3's smallest
+//! part). What is kept is the parts the store acknowledged, recorded in
+//! the upload's manifest with the SHA-256 of their last bytes, so the
+//! resume works the same from any server that shares the store.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,8 +36,10 @@ use super::State;
 use super::files::rel;
 use super::reply::{ApiError, ApiResult};
 use crate::disk::DiskWriter;
+use crate::files::object::{ObjectRoot, ObjectUpload};
 use crate::files::staging::Upload;
-use crate::files::{FileStore, Operation};
+use crate::files::storage::ServedRoot;
+use crate::files::{Access, FileStore, Operation, Refusal, Storage as _};
 
 /// How long an open upload waits for its next chunk before it is kept as
 /// a partial and its slot freed: a chunk takes well under a second on a
@@ -60,16 +68,33 @@ pub struct ChunkQuery {
     pub offset: u64,
 }
 
+/// Where an open upload's bytes go.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per open upload (64 at most), held in its slot between chunks"
+)]
+enum Sink {
+    /// The staging's partial, behind its writer thread.
+    Local {
+        upload: Upload,
+        writer: DiskWriter,
+    },
+    Object(ObjectUpload),
+}
+
 /// One upload between its chunks.
 #[derive(Debug)]
 struct Open {
     put: Put,
-    upload: Upload,
-    writer: DiskWriter,
+    sink: Sink,
     offset: u64,
     /// The last bytes held (at least TAIL_PROOF of them, when there are
     /// that many), for the resume check.
     tail: VecDeque<Bytes>,
+    /// What a kept upload on an object store proved at its offset (its
+    /// bytes are in the store, not here).
+    kept_proof: Option<UploadState>,
     touched: Instant,
     /// Listed on the dashboard while open.
     shown: crate::stats::Transfer,
@@ -77,6 +102,9 @@ struct Open {
 
 impl Open {
     fn state(&self) -> UploadState {
+        if let Some(proof) = self.kept_proof.as_ref().filter(|p| p.offset == self.offset) {
+            return proof.clone();
+        }
         let want = TAIL_PROOF.min(self.offset);
         if want == 0 {
             return UploadState {
@@ -109,9 +137,45 @@ impl Open {
 
     /// Keeps what was written for a later resume (or drops it, and with it
     /// the partial, if the disk failed).
-    async fn keep(self, store: &FileStore) {
-        if self.writer.finish().await.is_ok() {
-            store.keep(self.upload).await;
+    async fn keep(self, root: &ServedRoot) {
+        match (self.sink, root) {
+            (Sink::Local { upload, writer }, ServedRoot::Local(store)) => {
+                if writer.finish().await.is_ok() {
+                    store.keep(upload).await;
+                }
+            }
+            (Sink::Object(upload), _) => upload.keep().await,
+            (Sink::Local { .. }, ServedRoot::Object { .. }) => {}
+        }
+    }
+
+    /// Drops the upload and what it holds, done when the name is free.
+    async fn discard(self) {
+        match self.sink {
+            Sink::Local { .. } => {}
+            Sink::Object(upload) => upload.abort().await,
+        }
+    }
+
+    /// Takes the next chunk; false when it could not be stored.
+    async fn write(&mut self, chunk: Bytes) -> Result<(), Option<Refusal>> {
+        match &mut self.sink {
+            Sink::Local { writer, .. } => writer.write(chunk).await.then_some(()).ok_or(None),
+            Sink::Object(upload) => upload.write(&chunk).await.map_err(Some),
+        }
+    }
+
+    /// Stores the whole file: its XXH3 when this server saw all of it.
+    async fn finish(self, root: &ServedRoot) -> Result<Option<String>, Refusal> {
+        match (self.sink, root) {
+            (Sink::Local { upload, writer }, ServedRoot::Local(store)) => {
+                let done = writer.finish().await;
+                Ok(Some(store.finish_upload(&self.put, upload, done, None).await?))
+            }
+            (Sink::Object(upload), _) => upload.finish_proven().await,
+            (Sink::Local { .. }, ServedRoot::Object { .. }) => {
+                Err(Refusal::new(ErrorCode::Io, "the upload's root changed"))
+            }
         }
     }
 }
@@ -168,16 +232,16 @@ impl Uploads {
     }
 
     /// Keeps and frees every upload idle past the deadline.
-    pub async fn keep_idle(&self, store: &FileStore) {
+    pub async fn keep_idle(&self, store: &ServedRoot) {
         self.keep_where(store, |open| open.touched.elapsed() >= self.idle).await;
     }
 
     /// Keeps every open upload (shutdown).
-    pub async fn keep_all(&self, store: &FileStore) {
+    pub async fn keep_all(&self, store: &ServedRoot) {
         self.keep_where(store, |_| true).await;
     }
 
-    async fn keep_where(&self, store: &FileStore, due: impl Fn(&Open) -> bool) {
+    async fn keep_where(&self, store: &ServedRoot, due: impl Fn(&Open) -> bool) {
         let slots: Vec<(RelPath, Slot)> = self.slots().iter().map(|(p, s)| (p.clone(), Arc::clone(s))).collect();
         for (path, slot) in slots {
             // A slot in use is not idle.
@@ -214,9 +278,32 @@ pub async fn open(
     // Another size (another file of that name) or a restart: what is open
     // goes, and with it its partial.
     if let Some(open) = guard.take() {
-        drop(open);
+        open.discard().await;
     }
-    match start(&state.store, &path, req.size, req.restart, peer.0).await {
+    let started = match &state.store {
+        ServedRoot::Local(store) => start(store, &path, req.size, req.restart).await,
+        ServedRoot::Object { root, config } => start_object(root, config.access, &path, req.size, req.restart).await,
+    };
+    let stats = &state.store.config().stats;
+    let started = started.map(|(put, sink, tail, proof)| {
+        let shown = stats.transfer(
+            "web upload",
+            &path.to_string(),
+            Some(peer.0),
+            Some(req.size),
+            put.offset,
+        );
+        Open {
+            offset: put.offset,
+            put,
+            sink,
+            tail,
+            kept_proof: proof,
+            touched: Instant::now(),
+            shown,
+        }
+    });
+    match started {
         Ok(open) => {
             let answer = open.state();
             *guard = Some(open);
@@ -232,13 +319,7 @@ pub async fn open(
 
 /// Opens the upload: from the kept partial when there is one of this size
 /// (and no restart), else from nothing.
-async fn start(
-    store: &FileStore,
-    path: &RelPath,
-    size: u64,
-    restart: bool,
-    peer: std::net::SocketAddr,
-) -> ApiResult<Open> {
+async fn start(store: &FileStore, path: &RelPath, size: u64, restart: bool) -> ApiResult<Started> {
     let claim = store
         .staging()
         .claim(path)
@@ -270,19 +351,54 @@ async fn start(
         prefix_xxh3: None,
     };
     let (upload, writer) = store.prepare_upload(&put).await?;
-    let shown = store
-        .config()
-        .stats
-        .transfer("web upload", &path.to_string(), Some(peer), Some(size), kept);
-    Ok(Open {
-        shown,
+    Ok((
         put,
-        upload,
-        writer,
-        offset: kept,
-        tail: VecDeque::from([Bytes::from(tail)]),
-        touched: Instant::now(),
-    })
+        Sink::Local { upload, writer },
+        VecDeque::from([Bytes::from(tail)]),
+        None,
+    ))
+}
+
+/// An upload as opened: where it goes, the tail it holds (local) or what
+/// its kept parts proved (object store).
+type Started = (Put, Sink, VecDeque<Bytes>, Option<UploadState>);
+
+/// Opens the upload on an object store: from the kept multipart upload
+/// when there is one of this size that recorded its tail (and no
+/// restart), else from nothing.
+async fn start_object(
+    root: &Arc<ObjectRoot>,
+    access: Access,
+    path: &RelPath,
+    size: u64,
+    restart: bool,
+) -> ApiResult<Started> {
+    let claim = root
+        .claim(path)
+        .ok_or_else(|| ApiError::new(ErrorCode::Busy, "an upload of this file is already running"))?;
+    let mut kept = root.kept(path, size).await?;
+    // A kept upload that recorded no tail cannot be proven to the page.
+    let unprovable = kept.as_ref().is_some_and(|m| m.offset() > 0 && m.tail_sha256.is_none());
+    if (restart || unprovable) && kept.take().is_some() {
+        root.remove_partial(path).await?;
+    }
+    let offset = kept.as_ref().map_or(0, |m| m.offset());
+    let put = Put {
+        path: path.clone(),
+        filesize: size,
+        offset,
+        md5: None,
+        trailer: true,
+        // The page proves the prefix itself, against the kept tail.
+        prefix_xxh3: kept.as_ref().map(|m| m.prefix_xxh3.clone()),
+    };
+    let proof = kept.filter(|m| m.offset() > 0).map(|m| UploadState {
+        offset: m.offset(),
+        tail_len: TAIL_PROOF.min(m.offset()),
+        tail_sha256: m.tail_sha256,
+    });
+    let upload = root.begin_upload(&put, claim, access != Access::UploadOnly).await?;
+    Ok((put, Sink::Object(upload), VecDeque::new(), proof))
 }
 
 /// `PUT /api/upload/chunk?path=P&offset=O`: the next chunk, checked, then
@@ -337,25 +453,28 @@ pub async fn chunk(
         }
     }
     open.touched = Instant::now();
-    let written = open.writer.write(body.clone()).await;
-    if written {
+    let written = open.write(body.clone()).await;
+    if written.is_ok() {
         open.shown.advance(body.len());
         open.offset += len;
         open.remember(body);
     }
-    if !written || open.offset == size {
+    if written.is_err() || open.offset == size {
         let Some(open) = guard.take() else {
             return Err(not_open());
         };
         drop(guard);
         state.uploads.forget(&path, &slot);
-        let done = open.writer.finish().await;
-        let xxh3 = state.store.finish_upload(&open.put, open.upload, done, None).await?;
+        if let Err(Some(refused)) = written {
+            open.discard().await;
+            return Err(refused.into());
+        }
+        let xxh3 = open.finish(&state.store).await?;
         tracing::info!(%path, size, "web upload stored");
         return Ok(Json(ChunkStored {
             offset: size,
             done: true,
-            xxh3: Some(xxh3),
+            xxh3,
         }));
     }
     Ok(Json(ChunkStored {
@@ -371,11 +490,14 @@ pub async fn cancel(state: State, Json(req): Json<PathRequest>) -> ApiResult<axu
     let path = rel(&req.path)?;
     if let Some(slot) = state.uploads.existing(&path) {
         let mut guard = slot.lock().await;
-        drop(guard.take());
+        if let Some(open) = guard.take() {
+            open.discard().await;
+        }
         drop(guard);
         state.uploads.forget(&path, &slot);
     }
-    let staging = state.store.staging().clone();
-    state.store.sandbox().run(move |_| Ok(staging.remove(&path)?)).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    match state.store.remove_partial(&path).await {
+        Err(r) if r.code != ErrorCode::NotFound => Err(r.into()),
+        _ => Ok(axum::http::StatusCode::NO_CONTENT),
+    }
 }
