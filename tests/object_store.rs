@@ -440,18 +440,52 @@ fn kept_names(rt: &tokio::runtime::Runtime, root: &ObjectRoot) -> Vec<String> {
     names
 }
 
+/// Makes the manifest of the kept upload of `name` look last written
+/// `minutes` ago, as if its upload had stopped then.
+fn age_manifest(s3: &S3, name: &str, minutes: u64) {
+    let hash: String = Sha256::digest(name.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let file = s3
+        .dir
+        .join("bucket")
+        .join(PREFIX)
+        .join(format!(".sockit/uploads/{hash}.json"));
+    let then = std::time::SystemTime::now() - Duration::from_secs(minutes * 60);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .set_modified(then)
+        .unwrap();
+}
+
 #[test]
 fn kept_uploads_past_the_count_or_bytes_bound_go_oldest_first() {
     let sandbox = Sandbox::new();
     let Some(s3) = S3::start(&sandbox) else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // At most two: the third kept drops the oldest at once.
+    // At most two: keeping a third drops the oldest at once. Each stopped
+    // a while ago, so none may be running on another server.
     let two = bounded(&rt, &s3, |l| l.max_count = 2);
     for (i, name) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
+        if i == 2 {
+            age_manifest(&s3, "a.bin", 60);
+            age_manifest(&s3, "b.bin", 50);
+        }
         rt.block_on(keep_one_part(&two, name, i as u8));
     }
     assert_eq!(kept_names(&rt, &two), ["b.bin", "c.bin"]);
+    // A manifest written in the last minutes may belong to an upload
+    // running elsewhere: counted, never dropped for the bounds.
+    let none = bounded(&rt, &s3, |l| l.max_count = 0);
+    assert_eq!(rt.block_on(none.sweep(true)), 1, "only b, which stopped long ago");
+    assert_eq!(kept_names(&rt, &none), ["c.bin"]);
     // At most 20 MiB of parts: the sweep keeps only the newest 16 MiB.
+    rt.block_on(keep_one_part(&two, "d.bin", 4));
+    age_manifest(&s3, "c.bin", 40);
+    age_manifest(&s3, "d.bin", 30);
     let bytes = bounded(&rt, &s3, |l| l.max_bytes = 20 << 20);
     assert_eq!(
         rt.block_on(bytes.sweep(false)),
@@ -459,10 +493,9 @@ fn kept_uploads_past_the_count_or_bytes_bound_go_oldest_first() {
         "bytes are counted by the full sweep"
     );
     assert_eq!(rt.block_on(bytes.sweep(true)), 1);
-    assert_eq!(kept_names(&rt, &bytes), ["c.bin"]);
+    assert_eq!(kept_names(&rt, &bytes), ["d.bin"]);
     // An upload running here is neither counted nor dropped.
-    let path = sockit_proto::path::RelPath::parse("c.bin").unwrap();
-    let none = bounded(&rt, &s3, |l| l.max_count = 0);
+    let path = sockit_proto::path::RelPath::parse("d.bin").unwrap();
     let claim = none.claim(&path).unwrap();
     assert_eq!(rt.block_on(none.sweep(true)), 0);
     drop(claim);

@@ -15,6 +15,7 @@ use browser::{Browser, PATIENCE};
 use support::web::Web;
 // browser.rs reaches KillOnDrop and peer_available through `super::`.
 use support::ncat::NcMember;
+use support::s3::S3;
 use support::{KillOnDrop, Sandbox, Server, peer_available, write};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -190,6 +191,84 @@ async fn an_upload_cut_by_a_restart_resumes_from_the_servers_offset() {
     assert!(!resumed_at.starts_with("0 B"), "{done}");
     let stored = std::fs::read(sb.path("work/sockit-data/big.bin")).unwrap();
     assert_eq!(sha256(&stored), sha256(&big));
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_an_object_store_the_page_uploads_and_resumes_from_the_parts_the_store_holds() {
+    if !Browser::available() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let Some(s3) = S3::start(&sb) else { return };
+    let serve = |listen: &str, web: &str| {
+        let mut cmd = sb.cmd();
+        cmd.envs(s3.env())
+            .args(["serve", "--root", "s3://bucket/drop", "--listen", listen, "--web", web]);
+        Server::start_announcing(&mut cmd, true)
+    };
+    let srv = serve("127.0.0.1:0", "127.0.0.1:0");
+    let (files_addr, web_url) = (srv.addr.clone(), srv.web_url.clone().unwrap());
+    let web_addr = Web::from_url(&web_url).base.trim_start_matches("http://").to_owned();
+    // Many 16 MiB parts, so the page is still sending when the server stops.
+    let big: Vec<u8> = (0..160u32 << 20 >> 2)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    write(&sb.path("pick/big.bin"), &big);
+    write(&sb.path("pick/small.txt"), b"small");
+    sb.assert_cmd().args(["mkdir", &files_addr, "docs"]).assert().success();
+    let browser = Browser::start(&sb.path("downloads")).await;
+    browser.goto(&web_url).await;
+    // A folder on a store is a prefix, with no time of its own: none shown.
+    let cells = browser.wait_for("#entries tr[data-name=\"docs\"]").await;
+    let modified = cells.find(fantoccini::Locator::Css("td:nth-child(3)")).await.unwrap();
+    assert_eq!(modified.text().await.unwrap(), "");
+    browser.pick("#pick-files", &[&sb.path("pick/small.txt")]).await;
+    transfer_state(&browser, "small.txt", "done").await;
+    browser.wait_for("#entries tr[data-name=\"small.txt\"]").await;
+    browser.pick("#pick-files", &[&sb.path("pick/big.bin")]).await;
+
+    // Stop the server once the store acknowledged a part: its manifest
+    // then names one.
+    let manifests = s3.dir.join("bucket/drop/.sockit/uploads");
+    let started = Instant::now();
+    loop {
+        let recorded = std::fs::read_dir(&manifests)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|m| m.contains("\"etags\":[\"")))
+            })
+            .unwrap_or(false);
+        if recorded {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "no part was ever stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(srv.signal("TERM").success());
+    transfer_state(&browser, "big.bin", "failed").await;
+
+    // A server on the same addresses (any server on the store would do)
+    // continues from the parts the store holds.
+    let _srv = serve(&files_addr, &web_addr);
+    browser.pick("#pick-files", &[&sb.path("pick/big.bin")]).await;
+    let done = transfer_state(&browser, "big.bin", "done").await;
+    assert!(done.contains("every chunk checked"), "{done}");
+    let resumed_at = done
+        .split("resumed at ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("not resumed: {done}"));
+    assert!(!resumed_at.starts_with("0 B"), "{done}");
+    let stored = std::fs::read(s3.dir.join("bucket/drop/big.bin")).unwrap();
+    assert_eq!(sha256(&stored), sha256(&big));
+    // Downloaded back through the page's link: ranged reads of the store.
+    browser
+        .wait_for("#entries tr[data-name=\"big.bin\"] a")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(sha256(&browser.downloaded("big.bin").await), sha256(&big));
     browser.close().await;
 }
 

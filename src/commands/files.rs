@@ -309,7 +309,17 @@ fn print_entry(e: &Entry, json: bool) -> std::io::Result<()> {
         EntryKind::File => ("-", path.into_owned()),
         EntryKind::Other => ("p", path.into_owned()),
     };
-    crate::outln!("{kind} {:>10}  {}  {name}", e.size, format_time(e.mtime))
+    crate::outln!("{kind} {:>10}  {}  {name}", e.size, shown_time(e.mtime))
+}
+
+/// An entry's time as `ls` shows it; 0 is one the server does not know
+/// (an object store's folder), shown as `-` in the same width.
+fn shown_time(mtime: i64) -> String {
+    if mtime == 0 {
+        format!("{:<16}", "-")
+    } else {
+        format_time(mtime)
+    }
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC, from Unix seconds (no time-zone database needed).
@@ -331,12 +341,18 @@ fn format_time(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_time;
+    use super::{format_time, shown_time};
 
     #[test]
     fn times_format_as_utc_dates() {
         assert_eq!(format_time(0), "1970-01-01 00:00");
         assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
         assert_eq!(format_time(1_795_650_000), "2026-11-25 23:40");
+    }
+
+    #[test]
+    fn an_unknown_time_is_a_dash_in_the_same_width() {
+        assert_eq!(shown_time(0), "-               ");
+        assert_eq!(shown_time(0).len(), shown_time(1_795_650_000).len());
     }
 }

@@ -200,7 +200,8 @@ function entryRow(e) {
   size.textContent = e.type === "dir" ? "" : formatBytes(e.size);
   size.title = e.type === "dir" ? "" : e.size + " bytes";
   const mtime = document.createElement("td");
-  mtime.textContent = new Date(e.mtime * 1000).toLocaleString();
+  // 0: the server does not know (an object store's folder has no time).
+  mtime.textContent = e.mtime ? new Date(e.mtime * 1000).toLocaleString() : "";
   const actions = document.createElement("td");
   actions.className = "actions";
   if (e.type === "dir") {

@@ -56,8 +56,18 @@ const KEYS_PER_BATCH: usize = 1000;
 /// Parts of one upload being sent to the store at once.
 const PARTS_IN_FLIGHT: usize = 3;
 /// Part buffers in memory across the whole server (16 MiB each): a bound
-/// on what uploads and downloads hold, however many run.
+/// on what uploads hold, however many run.
 pub const BUFFERS: usize = 32;
+/// Ranges read ahead across the whole server (8 MiB each), for downloads.
+/// Their own pool: downloads a client stopped reading hold theirs until
+/// the idle deadline, and must not stall uploads meanwhile.
+pub const READ_BUFFERS: usize = 32;
+/// A kept upload whose manifest was written this recently may still be
+/// running on another server (a running one writes it with every part):
+/// the count and byte bounds count it but never abandon it.
+pub const LIVE_WINDOW: Duration = Duration::from_secs(600);
+/// S3 copies at most this much in one request; a rename is a copy.
+const MAX_COPY: u64 = 5 << 30;
 
 /// Where the store is and who we are to it. Credentials come from the
 /// usual `AWS_*` environment variables or the config file, never argv.
@@ -80,6 +90,7 @@ pub struct ObjectRoot {
     base: Key,
     uploading: Mutex<HashSet<RelPath>>,
     buffers: Arc<Semaphore>,
+    read_buffers: Arc<Semaphore>,
     /// The bounds on kept uploads, as on a local folder.
     limits: PartialLimits,
 }
@@ -158,6 +169,7 @@ impl ObjectRoot {
             base: Key::from(url.prefix.as_str()),
             uploading: Mutex::new(HashSet::new()),
             buffers: Arc::new(Semaphore::new(BUFFERS)),
+            read_buffers: Arc::new(Semaphore::new(READ_BUFFERS)),
             limits,
         }))
     }
@@ -361,7 +373,7 @@ impl ObjectRoot {
         };
         Ok(ObjectReader {
             store: Arc::clone(&self.store),
-            buffers: Arc::clone(&self.buffers),
+            buffers: Arc::clone(&self.read_buffers),
             key,
             size: meta.size,
             mtime: meta.last_modified.timestamp(),
@@ -488,6 +500,7 @@ impl ObjectRoot {
             md5: put.md5.is_some().then(Md5Hash::new),
             received: put.offset,
             done: false,
+            buffer_wait: None,
         };
         if put.offset == 0 {
             if let Some(old) = kept {
@@ -571,7 +584,9 @@ impl ObjectRoot {
     /// part, a resume when it starts), or when it would pass `max_count`,
     /// or (with `count_bytes`, which reads every manifest) `max_bytes` of
     /// stored parts. Uploads running on this server are neither counted
-    /// nor touched. An old manifest that is not one of ours goes too. Best
+    /// nor touched; one written within [`LIVE_WINDOW`] (perhaps running on
+    /// another server) is counted but never abandoned for the count or
+    /// the bytes. An old manifest that is not one of ours goes too. Best
     /// effort: what the store refuses now stays for the next sweep. The
     /// number abandoned.
     pub async fn sweep(&self, count_bytes: bool) -> usize {
@@ -585,13 +600,15 @@ impl ObjectRoot {
             .lock()
             .map(|set| set.iter().map(manifest_name).collect())
             .unwrap_or_default();
+        let live_since = chrono::Utc::now() - chrono::Duration::from_std(LIVE_WINDOW).unwrap_or(chrono::Duration::MAX);
         let (mut count, mut bytes, mut swept) = (0usize, 0u64, 0);
         for meta in metas {
             if meta.location.filename().is_some_and(|n| running.contains(n)) {
                 continue;
             }
             let too_old = meta.last_modified <= cutoff;
-            if !too_old && !count_bytes && count < limits.max_count {
+            let live = meta.last_modified > live_since;
+            if !too_old && !count_bytes && (live || count < limits.max_count) {
                 count += 1;
                 continue;
             }
@@ -606,8 +623,9 @@ impl ObjectRoot {
                 Err(_) => continue,
             };
             let Ok(path) = RelPath::parse(&m.path) else { continue };
-            let fits = count < limits.max_count && bytes.saturating_add(m.offset()) <= limits.max_bytes;
-            if too_old || !fits {
+            let fits = live || (count < limits.max_count && bytes.saturating_add(m.offset()) <= limits.max_bytes);
+            // Claimed here since the listing: a resume began; leave it.
+            if (too_old || !fits) && !self.is_uploading(&path) {
                 tracing::info!(%path, size = m.offset(), "abandoning a kept upload (age, count or bytes bound)");
                 self.drop_upload(&self.key(&path), &path, &m.upload_id).await;
                 swept += 1;
@@ -670,15 +688,15 @@ impl ObjectRoot {
         let first = self.batch_under(&key, 2).await?;
         let only_marker = first
             .iter()
-            .all(|k| k.filename() == Some(FOLDER_MARKER) && k.parent() == Some(key.clone()));
+            .all(|m| m.location.filename() == Some(FOLDER_MARKER) && m.location.parent() == Some(key.clone()));
         if !recursive && !only_marker {
             return Err(Refusal::new(ErrorCode::NotEmpty, "folder is not empty"));
         }
         let mut removed = 0;
         let mut batches = Batches::default();
         while let Some(batch) = batches.next(self, &key).await? {
-            for k in batch {
-                self.store.delete(&k).await.map_err(|e| {
+            for meta in batch {
+                self.store.delete(&meta.location).await.map_err(|e| {
                     let r = store_refusal(&e);
                     Refusal::new(
                         r.code,
@@ -705,7 +723,7 @@ impl ObjectRoot {
         }
         let inside = to.components().count() > from.components().count()
             && from.components().zip(to.components()).all(|(a, b)| a == b);
-        if inside || from == to {
+        if inside {
             return Err(Refusal::new(ErrorCode::BadRequest, "a folder cannot move into itself"));
         }
         if self.is_uploading(from) || self.is_uploading(to) {
@@ -722,29 +740,37 @@ impl ObjectRoot {
         }
         let (src, dst) = (self.key(from), self.key(to));
         if entry.kind == EntryKind::File {
-            return self.move_object(&src, &src, &dst).await;
+            return self.move_object(&src, entry.size, &src, &dst).await;
         }
         let mut moved = 0;
         let mut batches = Batches::default();
         while let Some(batch) = batches.next(self, &src).await? {
-            for k in batch {
-                self.move_object(&k, &src, &dst).await.map_err(|r| {
-                    Refusal::new(
-                        r.code,
-                        format!(
-                            "{} ({moved} objects moved before it; a folder's rename is not atomic)",
-                            r.message
-                        ),
-                    )
-                })?;
+            for meta in batch {
+                self.move_object(&meta.location, meta.size, &src, &dst)
+                    .await
+                    .map_err(|r| {
+                        Refusal::new(
+                            r.code,
+                            format!(
+                                "{} ({moved} objects moved before it; a folder's rename is not atomic)",
+                                r.message
+                            ),
+                        )
+                    })?;
                 moved += 1;
             }
         }
         Ok(())
     }
 
-    /// Moves `key` (under `src`) to the same place under `dst`.
-    async fn move_object(&self, key: &Key, src: &Key, dst: &Key) -> Result<(), Refusal> {
+    /// Moves `key` (under `src`, `size` bytes) to the same place under `dst`.
+    async fn move_object(&self, key: &Key, size: u64, src: &Key, dst: &Key) -> Result<(), Refusal> {
+        if size > MAX_COPY {
+            return Err(Refusal::new(
+                ErrorCode::TooLarge,
+                "an object store renames by copying, and copies at most 5 GiB at once; download and upload it instead",
+            ));
+        }
         let rest: Vec<PathPart<'static>> = key
             .prefix_match(src)
             .map(|parts| parts.map(|p| PathPart::from(p.as_ref().to_owned())).collect())
@@ -754,12 +780,11 @@ impl ObjectRoot {
         self.store.delete(key).await.map_err(|e| store_refusal(&e))
     }
 
-    /// Up to `n` keys under `key/`.
-    async fn batch_under(&self, key: &Key, n: usize) -> Result<Vec<Key>, Refusal> {
+    /// Up to `n` objects under `key/`.
+    async fn batch_under(&self, key: &Key, n: usize) -> Result<Vec<ObjectMeta>, Refusal> {
         self.store
             .list(Some(key))
             .take(n)
-            .map_ok(|m| m.location)
             .try_collect()
             .await
             .map_err(|e| store_refusal(&e))
@@ -774,9 +799,9 @@ struct Batches {
 }
 
 impl Batches {
-    async fn next(&mut self, root: &ObjectRoot, key: &Key) -> Result<Option<Vec<Key>>, Refusal> {
+    async fn next(&mut self, root: &ObjectRoot, key: &Key) -> Result<Option<Vec<ObjectMeta>>, Refusal> {
         let batch = root.batch_under(key, KEYS_PER_BATCH).await?;
-        let Some(head) = batch.first().cloned() else {
+        let Some(head) = batch.first().map(|m| m.location.clone()) else {
             return Ok(None);
         };
         if self.last.as_ref() == Some(&head) {
@@ -880,6 +905,8 @@ pub struct ObjectUpload {
     md5: Option<Md5Hash>,
     received: u64,
     done: bool,
+    /// How long a part buffer is waited for; `None`: as long as it takes.
+    buffer_wait: Option<Duration>,
 }
 
 /// An upload's parts as the store acknowledged them, and the manifest
@@ -933,6 +960,13 @@ impl Ledger {
 }
 
 impl ObjectUpload {
+    /// Gives up with `busy` when a part buffer is not free within `wait`,
+    /// for a sender that holds other shared resources meanwhile (the
+    /// page's chunk slots). The upload is then only fit to keep.
+    pub fn wait_for_buffers_at_most(&mut self, wait: Duration) {
+        self.buffer_wait = Some(wait);
+    }
+
     /// Takes the next bytes of the body.
     pub async fn write(&mut self, mut chunk: &[u8]) -> Result<(), Refusal> {
         while !chunk.is_empty() {
@@ -940,12 +974,14 @@ impl ObjectUpload {
                 // A buffer takes one permit per 16 MiB it may hold (a part
                 // is larger for a file past 160 GiB), all of them at most.
                 let permits = self.plan.part_size.div_ceil(PART).min(BUFFERS as u64);
-                self.permit = Some(
-                    Arc::clone(&self.root.buffers)
-                        .acquire_many_owned(u32::try_from(permits).unwrap_or(1))
-                        .await
-                        .map_err(|_| Refusal::new(ErrorCode::Busy, "the server is shutting down"))?,
-                );
+                let acquire = Arc::clone(&self.root.buffers).acquire_many_owned(u32::try_from(permits).unwrap_or(1));
+                let acquired = match self.buffer_wait {
+                    None => acquire.await,
+                    Some(wait) => tokio::time::timeout(wait, acquire).await.map_err(|_| {
+                        Refusal::new(ErrorCode::Busy, "the server's upload buffers are all in use; try again")
+                    })?,
+                };
+                self.permit = Some(acquired.map_err(|_| Refusal::new(ErrorCode::Busy, "the server is shutting down"))?);
                 let want = usize::try_from(self.plan.part_len(self.next_part as u64)).unwrap_or(0);
                 self.buffer.reserve_exact(want);
             }

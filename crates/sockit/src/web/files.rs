@@ -218,14 +218,14 @@ pub async fn zip(
 
 /// A file to download, from either kind of root.
 struct Source {
-    from: From,
+    origin: Origin,
     size: u64,
     /// Unix seconds.
     mtime: i64,
     etag: String,
 }
 
-enum From {
+enum Origin {
     File(File),
     Object(ObjectReader),
 }
@@ -244,7 +244,7 @@ impl Source {
                     })
                     .await?;
                 Ok(Self {
-                    from: From::File(file),
+                    origin: Origin::File(file),
                     size,
                     mtime: secs,
                     etag: format!("\"{size:x}-{secs:x}.{nsecs:x}\""),
@@ -255,12 +255,12 @@ impl Source {
                 let (size, mtime) = (reader.size, reader.mtime);
                 // The store's own tag names this version; HTTP wants it quoted.
                 let etag = match reader.e_tag() {
-                    Some(t) if t.starts_with('"') => t.to_owned(),
+                    Some(t) if t.starts_with('"') || t.starts_with("W/\"") => t.to_owned(),
                     Some(t) => format!("\"{t}\""),
                     None => format!("\"{size:x}-{mtime:x}\""),
                 };
                 Ok(Self {
-                    from: From::Object(reader),
+                    origin: Origin::Object(reader),
                     size,
                     mtime,
                     etag,
@@ -272,8 +272,8 @@ impl Source {
     /// `len` bytes from `start`; the transfer stays listed until the body
     /// is done or dropped.
     fn body(self, start: u64, len: u64, shown: crate::stats::Transfer) -> Body {
-        match self.from {
-            From::File(file) => {
+        match self.origin {
+            Origin::File(file) => {
                 let reader = DiskReader::range(file, start, len);
                 let chunks = futures_util::stream::unfold((reader, shown), |(mut reader, shown)| async move {
                     let chunk = reader.next().await?;
@@ -284,7 +284,7 @@ impl Source {
                 });
                 Body::from_stream(chunks)
             }
-            From::Object(reader) => {
+            Origin::Object(reader) => {
                 let pieces = reader.bytes(start..start + len);
                 // Each piece is held (and its buffer counted) until hyper
                 // asks for the next, that is, until it was written out.

@@ -49,6 +49,9 @@ pub const DEFAULT_UPLOAD_IDLE: Duration = Duration::from_secs(60);
 /// MAX_CHUNK, 16 MiB) until its hash is checked, so this bounds that memory
 /// at 128 MiB; more senders wait their turn.
 const CHUNKS_AT_ONCE: usize = 8;
+/// How long a chunk waits for a part buffer on an object store before it
+/// is refused `busy` (and its upload kept for the page's retry).
+const BUFFER_WAIT: Duration = Duration::from_secs(10);
 /// The header carrying a chunk's SHA-256 (lowercase hex).
 pub const CHUNK_SHA256_HEADER: &str = "x-sockit-sha256";
 
@@ -98,6 +101,10 @@ struct Open {
     touched: Instant,
     /// Listed on the dashboard while open.
     shown: crate::stats::Transfer,
+    /// A write began and has not ended: its request was dropped midway
+    /// (the client went), so what the sink holds is unknown past the
+    /// last whole chunk. Such an upload is only kept, never continued.
+    writing: bool,
 }
 
 impl Open {
@@ -159,10 +166,13 @@ impl Open {
 
     /// Takes the next chunk; false when it could not be stored.
     async fn write(&mut self, chunk: Bytes) -> Result<(), Option<Refusal>> {
-        match &mut self.sink {
+        self.writing = true;
+        let written = match &mut self.sink {
             Sink::Local { writer, .. } => writer.write(chunk).await.then_some(()).ok_or(None),
             Sink::Object(upload) => upload.write(&chunk).await.map_err(Some),
-        }
+        };
+        self.writing = false;
+        written
     }
 
     /// Stores the whole file: its XXH3 when this server saw all of it.
@@ -269,6 +279,12 @@ pub async fn open(
     let path = rel(&req.path)?;
     let slot = state.uploads.slot(&path)?;
     let mut guard = slot.lock().await;
+    if guard.as_ref().is_some_and(|open| open.writing) {
+        // Cut off mid-write: kept as it stands, then opened from that.
+        if let Some(open) = guard.take() {
+            open.keep(&state.store).await;
+        }
+    }
     if let Some(open) = guard.as_mut() {
         if open.put.filesize == req.size && !req.restart {
             open.touched = Instant::now();
@@ -301,6 +317,7 @@ pub async fn open(
             kept_proof: proof,
             touched: Instant::now(),
             shown,
+            writing: false,
         }
     });
     match started {
@@ -397,7 +414,10 @@ async fn start_object(
         tail_len: TAIL_PROOF.min(m.offset()),
         tail_sha256: m.tail_sha256,
     });
-    let upload = root.begin_upload(&put, claim, access != Access::UploadOnly).await?;
+    let mut upload = root.begin_upload(&put, claim, access != Access::UploadOnly).await?;
+    // A chunk waiting for a part buffer holds one of the few chunk slots;
+    // past this it gives up, so the uploads holding buffers can go on.
+    upload.wait_for_buffers_at_most(BUFFER_WAIT);
     Ok((put, Sink::Object(upload), VecDeque::new(), proof))
 }
 
@@ -429,6 +449,16 @@ pub async fn chunk(
     let not_open = || ApiError::new(ErrorCode::Busy, "this upload is not open; open it again");
     let slot = state.uploads.existing(&path).ok_or_else(not_open)?;
     let mut guard = slot.lock().await;
+    if guard.as_ref().is_some_and(|open| open.writing) {
+        // A write cut off midway: the upload is kept, and the page opens it
+        // again to learn where it stands.
+        if let Some(open) = guard.take() {
+            open.keep(&state.store).await;
+        }
+        drop(guard);
+        state.uploads.forget(&path, &slot);
+        return Err(not_open());
+    }
     let open = guard.as_mut().ok_or_else(not_open)?;
     if q.offset != open.offset {
         return Err(ApiError::new(
@@ -466,7 +496,9 @@ pub async fn chunk(
         drop(guard);
         state.uploads.forget(&path, &slot);
         if let Err(Some(refused)) = written {
-            open.discard().await;
+            // The store failed, or its buffers stayed busy: what it
+            // acknowledged is kept for the page's next try.
+            open.keep(&state.store).await;
             return Err(refused.into());
         }
         let xxh3 = open.finish(&state.store).await?;
