@@ -173,6 +173,10 @@ pub struct Manifest {
     /// Absent before the first part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail_sha256: Option<String>,
+    /// Which server process last wrote it (a random id): the one that
+    /// knows whether the upload still runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
     /// Unix seconds when the upload started, to sweep abandoned ones.
     pub started: u64,
 }
@@ -232,6 +236,9 @@ impl Manifest {
         if m.tail_sha256.as_ref().is_some_and(|t| !is_hex(t, 64)) {
             return Err(ManifestError::Invalid("tail hash"));
         }
+        if m.writer.as_ref().is_some_and(|w| !is_hex(w, 32)) {
+            return Err(ManifestError::Invalid("writer"));
+        }
         Ok(m)
     }
 }
@@ -287,6 +294,7 @@ mod tests {
             etags: vec!["\"e1\"".into()],
             prefix_xxh3: "0123456789abcdef0123456789abcdef".into(),
             tail_sha256: Some("ab".repeat(32)),
+            writer: Some("cd".repeat(16)),
             started: 1,
         }
     }
@@ -313,6 +321,7 @@ mod tests {
             bad(|m| m.tail_sha256 = None).is_ok(),
             "a manifest before its first part has none"
         );
+        assert!(bad(|m| m.writer = Some("server-1".into())).is_err());
         assert!(bad(|m| m.filesize = MAX_OBJECT + 1).is_err());
         assert!(Manifest::decode(b"{}").is_err());
         assert!(Manifest::decode(b"\xff").is_err());

@@ -62,9 +62,9 @@ pub const BUFFERS: usize = 32;
 /// Their own pool: downloads a client stopped reading hold theirs until
 /// the idle deadline, and must not stall uploads meanwhile.
 pub const READ_BUFFERS: usize = 32;
-/// A kept upload whose manifest was written this recently may still be
-/// running on another server (a running one writes it with every part):
-/// the count and byte bounds count it but never abandon it.
+/// A kept upload whose manifest another server wrote this recently may
+/// still be running there (a running one writes it with every part): the
+/// count and byte bounds count it but never abandon it.
 pub const LIVE_WINDOW: Duration = Duration::from_secs(600);
 /// S3 copies at most this much in one request; a rename is a copy.
 const MAX_COPY: u64 = 5 << 30;
@@ -93,6 +93,9 @@ pub struct ObjectRoot {
     read_buffers: Arc<Semaphore>,
     /// The bounds on kept uploads, as on a local folder.
     limits: PartialLimits,
+    /// This process among the servers on the store, as its manifests name
+    /// it: a kept upload it wrote and does not run is certainly stopped.
+    id: String,
 }
 
 /// The right to upload one path on this server; released on drop. Two
@@ -171,6 +174,11 @@ impl ObjectRoot {
             buffers: Arc::new(Semaphore::new(BUFFERS)),
             read_buffers: Arc::new(Semaphore::new(READ_BUFFERS)),
             limits,
+            id: {
+                let mut id = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
+                hex(&id)
+            },
         }))
     }
 
@@ -522,6 +530,7 @@ impl ObjectRoot {
                     etags: Vec::new(),
                     prefix_xxh3: StreamHash::new().hex(),
                     tail_sha256: None,
+                    writer: Some(self.id.clone()),
                     started: unix_now(),
                 };
                 // Written at once, so an upload whose server dies is still
@@ -544,7 +553,12 @@ impl ObjectRoot {
                 "the kept partial upload is not the start of this file",
             ));
         }
-        // Rewritten as it is, so its age (the sweep's clock) starts again.
+        // Rewritten, so its age (the sweep's clock) starts again, naming
+        // this server as the one running it.
+        let manifest = Manifest {
+            writer: Some(self.id.clone()),
+            ..manifest
+        };
         self.write_manifest(&put.path, &manifest).await?;
         upload.plan = manifest.plan();
         upload.upload_id = Some(manifest.upload_id.clone());
@@ -584,9 +598,9 @@ impl ObjectRoot {
     /// part, a resume when it starts), or when it would pass `max_count`,
     /// or (with `count_bytes`, which reads every manifest) `max_bytes` of
     /// stored parts. Uploads running on this server are neither counted
-    /// nor touched; one written within [`LIVE_WINDOW`] (perhaps running on
-    /// another server) is counted but never abandoned for the count or
-    /// the bytes. An old manifest that is not one of ours goes too. Best
+    /// nor touched; one another server wrote within [`LIVE_WINDOW`]
+    /// (perhaps running there) is counted but never abandoned for the
+    /// count or the bytes. An old manifest that is not one of ours goes too. Best
     /// effort: what the store refuses now stays for the next sweep. The
     /// number abandoned.
     pub async fn sweep(&self, count_bytes: bool) -> usize {
@@ -607,8 +621,8 @@ impl ObjectRoot {
                 continue;
             }
             let too_old = meta.last_modified <= cutoff;
-            let live = meta.last_modified > live_since;
-            if !too_old && !count_bytes && (live || count < limits.max_count) {
+            let recent = meta.last_modified > live_since;
+            if !too_old && !count_bytes && count < limits.max_count {
                 count += 1;
                 continue;
             }
@@ -623,6 +637,8 @@ impl ObjectRoot {
                 Err(_) => continue,
             };
             let Ok(path) = RelPath::parse(&m.path) else { continue };
+            // Written lately by another server: it may be running there.
+            let live = recent && m.writer.as_deref() != Some(self.id.as_str());
             let fits = live || (count < limits.max_count && bytes.saturating_add(m.offset()) <= limits.max_bytes);
             // Claimed here since the listing: a resume began; leave it.
             if (too_old || !fits) && !self.is_uploading(&path) {
