@@ -1010,7 +1010,7 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     /// Folder to serve; created if missing. Or s3://BUCKET/PREFIX: an
     /// S3-compatible object store (credentials from the AWS_* environment
-    /// variables; the web page stays off).
+    /// variables or the config's [store]).
     #[arg(long, default_value = "sockit-data")]
     pub root: PathBuf,
     /// Address of the web page and its HTTP API, over the same folder;
