@@ -180,7 +180,7 @@ impl WebService {
         if let Some(desk) = &self.state.config.assistant {
             desk.close_all();
         }
-        self.state.uploads.keep_all(&self.state.store).await;
+        self.state.uploads.keep_all().await;
     }
 
     /// Keeps (and frees) uploads left idle, every half idle period; runs
@@ -189,7 +189,7 @@ impl WebService {
         let every = (self.state.config.upload_idle / 2).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(every).await;
-            self.state.uploads.keep_idle(&self.state.store).await;
+            self.state.uploads.keep_idle().await;
         }
     }
 }

@@ -80,6 +80,7 @@ pub struct ChunkQuery {
 enum Sink {
     /// The staging's partial, behind its writer thread.
     Local {
+        store: Arc<FileStore>,
         upload: Upload,
         writer: DiskWriter,
     },
@@ -144,15 +145,14 @@ impl Open {
 
     /// Keeps what was written for a later resume (or drops it, and with it
     /// the partial, if the disk failed).
-    async fn keep(self, root: &ServedRoot) {
-        match (self.sink, root) {
-            (Sink::Local { upload, writer }, ServedRoot::Local(store)) => {
+    async fn keep(self) {
+        match self.sink {
+            Sink::Local { store, upload, writer } => {
                 if writer.finish().await.is_ok() {
                     store.keep(upload).await;
                 }
             }
-            (Sink::Object(upload), _) => upload.keep().await,
-            (Sink::Local { .. }, ServedRoot::Object { .. }) => {}
+            Sink::Object(upload) => upload.keep().await,
         }
     }
 
@@ -164,7 +164,8 @@ impl Open {
         }
     }
 
-    /// Takes the next chunk; false when it could not be stored.
+    /// Takes the next chunk. `Err(Some)`: the store refused it; `Err(None)`:
+    /// the disk write failed, and finishing reports why.
     async fn write(&mut self, chunk: Bytes) -> Result<(), Option<Refusal>> {
         self.writing = true;
         let written = match &mut self.sink {
@@ -176,16 +177,13 @@ impl Open {
     }
 
     /// Stores the whole file: its XXH3 when this server saw all of it.
-    async fn finish(self, root: &ServedRoot) -> Result<Option<String>, Refusal> {
-        match (self.sink, root) {
-            (Sink::Local { upload, writer }, ServedRoot::Local(store)) => {
+    async fn finish(self) -> Result<Option<String>, Refusal> {
+        match self.sink {
+            Sink::Local { store, upload, writer } => {
                 let done = writer.finish().await;
                 Ok(Some(store.finish_upload(&self.put, upload, done, None).await?))
             }
-            (Sink::Object(upload), _) => upload.finish_proven().await,
-            (Sink::Local { .. }, ServedRoot::Object { .. }) => {
-                Err(Refusal::new(ErrorCode::Io, "the upload's root changed"))
-            }
+            Sink::Object(upload) => upload.finish_proven().await,
         }
     }
 }
@@ -242,16 +240,16 @@ impl Uploads {
     }
 
     /// Keeps and frees every upload idle past the deadline.
-    pub async fn keep_idle(&self, store: &ServedRoot) {
-        self.keep_where(store, |open| open.touched.elapsed() >= self.idle).await;
+    pub async fn keep_idle(&self) {
+        self.keep_where(|open| open.touched.elapsed() >= self.idle).await;
     }
 
     /// Keeps every open upload (shutdown).
-    pub async fn keep_all(&self, store: &ServedRoot) {
-        self.keep_where(store, |_| true).await;
+    pub async fn keep_all(&self) {
+        self.keep_where(|_| true).await;
     }
 
-    async fn keep_where(&self, store: &ServedRoot, due: impl Fn(&Open) -> bool) {
+    async fn keep_where(&self, due: impl Fn(&Open) -> bool) {
         let slots: Vec<(RelPath, Slot)> = self.slots().iter().map(|(p, s)| (p.clone(), Arc::clone(s))).collect();
         for (path, slot) in slots {
             // A slot in use is not idle.
@@ -259,7 +257,7 @@ impl Uploads {
             if guard.as_ref().is_none_or(&due) {
                 if let Some(open) = guard.take() {
                     tracing::info!(%path, offset = open.offset, "web upload idle: kept for a resume");
-                    open.keep(store).await;
+                    open.keep().await;
                 }
                 drop(guard);
                 self.forget(&path, &slot);
@@ -282,7 +280,7 @@ pub async fn open(
     if guard.as_ref().is_some_and(|open| open.writing) {
         // Cut off mid-write: kept as it stands, then opened from that.
         if let Some(open) = guard.take() {
-            open.keep(&state.store).await;
+            open.keep().await;
         }
     }
     if let Some(open) = guard.as_mut() {
@@ -336,7 +334,7 @@ pub async fn open(
 
 /// Opens the upload: from the kept partial when there is one of this size
 /// (and no restart), else from nothing.
-async fn start(store: &FileStore, path: &RelPath, size: u64, restart: bool) -> ApiResult<Started> {
+async fn start(store: &Arc<FileStore>, path: &RelPath, size: u64, restart: bool) -> ApiResult<Started> {
     let claim = store
         .staging()
         .claim(path)
@@ -370,7 +368,11 @@ async fn start(store: &FileStore, path: &RelPath, size: u64, restart: bool) -> A
     let (upload, writer) = store.prepare_upload(&put).await?;
     Ok((
         put,
-        Sink::Local { upload, writer },
+        Sink::Local {
+            store: Arc::clone(store),
+            upload,
+            writer,
+        },
         VecDeque::from([Bytes::from(tail)]),
         None,
     ))
@@ -453,7 +455,7 @@ pub async fn chunk(
         // A write cut off midway: the upload is kept, and the page opens it
         // again to learn where it stands.
         if let Some(open) = guard.take() {
-            open.keep(&state.store).await;
+            open.keep().await;
         }
         drop(guard);
         state.uploads.forget(&path, &slot);
@@ -498,10 +500,10 @@ pub async fn chunk(
         if let Err(Some(refused)) = written {
             // The store failed, or its buffers stayed busy: what it
             // acknowledged is kept for the page's next try.
-            open.keep(&state.store).await;
+            open.keep().await;
             return Err(refused.into());
         }
-        let xxh3 = open.finish(&state.store).await?;
+        let xxh3 = open.finish().await?;
         tracing::info!(%path, size, "web upload stored");
         return Ok(Json(ChunkStored {
             offset: size,
