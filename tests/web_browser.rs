@@ -226,6 +226,7 @@ async fn on_an_object_store_the_page_uploads_and_resumes_from_the_parts_the_stor
     browser.pick("#pick-files", &[&sb.path("pick/small.txt")]).await;
     transfer_state(&browser, "small.txt", "done").await;
     browser.wait_for("#entries tr[data-name=\"small.txt\"]").await;
+    assert_clean_console(&browser).await;
     browser.pick("#pick-files", &[&sb.path("pick/big.bin")]).await;
 
     // Stop the server once the store acknowledged a part: its manifest
@@ -269,6 +270,14 @@ async fn on_an_object_store_the_page_uploads_and_resumes_from_the_parts_the_stor
         .await
         .unwrap();
     assert_eq!(sha256(&browser.downloaded("big.bin").await), sha256(&big));
+    // The requests the outage failed are logged; nothing else is.
+    let errors: Vec<String> = browser
+        .console_errors()
+        .await
+        .into_iter()
+        .filter(|e| !e.contains("Failed to load resource"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
 }
 
