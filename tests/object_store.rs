@@ -443,15 +443,13 @@ fn kept_names(rt: &tokio::runtime::Runtime, root: &ObjectRoot) -> Vec<String> {
 /// Makes the manifest of the kept upload of `name` look last written
 /// `minutes` ago, as if its upload had stopped then.
 fn age_manifest(s3: &S3, name: &str, minutes: u64) {
-    let hash: String = Sha256::digest(name.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let manifest = sockit_proto::files::object::manifest_name(&sockit_proto::path::RelPath::parse(name).unwrap());
     let file = s3
         .dir
         .join("bucket")
         .join(PREFIX)
-        .join(format!(".sockit/uploads/{hash}.json"));
+        .join(".sockit/uploads")
+        .join(manifest);
     let then = std::time::SystemTime::now() - Duration::from_secs(minutes * 60);
     std::fs::File::options()
         .write(true)
